@@ -1,0 +1,43 @@
+//! The `saas-api` binary: `cargo run -p saas-api`.
+
+use std::process::ExitCode;
+
+use saas_api::{app, server, settings::Settings};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(settings.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, addr = %settings.addr, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "listening on http://{addr}"),
+        Err(error) => tracing::warn!(%error, "listening, address unknown"),
+    }
+
+    match server::serve(listener, app::router()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

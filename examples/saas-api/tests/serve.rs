@@ -1,0 +1,33 @@
+//! The binary serves `GET /healthz` on loopback and stops cleanly on SIGTERM.
+
+mod common;
+
+use std::time::Duration;
+
+#[tokio::test]
+async fn serves_healthz_and_stops_on_sigterm() {
+    let mut app = common::start(common::command());
+
+    let reply = common::get(&app.url("/healthz")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(&reply.body[..], b"ok");
+
+    let status = app.terminate(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    let output = app.drain_output().join("\n");
+    assert!(output.contains("SIGTERM received"), "{output}");
+    assert!(output.contains("server stopped"), "{output}");
+}
+
+#[test]
+fn invalid_listen_address_fails_before_listening() {
+    let output = common::command()
+        .env("SAAS_SERVER__ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("SAAS_SERVER__ADDR"), "{text}");
+    assert!(!text.contains("listening on"), "{text}");
+}
