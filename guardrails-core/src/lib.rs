@@ -32,6 +32,7 @@
 //!
 //! - `axum`: implements `axum_core::response::IntoResponse` for [`Problem`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod body;
 pub mod future;

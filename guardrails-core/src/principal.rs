@@ -316,7 +316,9 @@ impl PrincipalBuilder {
 
     /// Adds one custom claim.
     pub fn claim(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
-        self.inner.claims.insert(name.into().into_owned(), value.into());
+        self.inner
+            .claims
+            .insert(name.into().into_owned(), value.into());
         self
     }
 

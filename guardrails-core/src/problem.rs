@@ -217,7 +217,9 @@ pub enum ExtensionError {
     },
     /// The name does not follow RFC 9457 section 3.2: an ASCII letter, then at
     /// least two ASCII letters, digits or underscores.
-    #[error("`{name}` is not a valid extension member name (ASCII letter, then at least two ASCII letters, digits or `_`)")]
+    #[error(
+        "`{name}` is not a valid extension member name (ASCII letter, then at least two ASCII letters, digits or `_`)"
+    )]
     InvalidName {
         /// The rejected name.
         name: String,
@@ -505,7 +507,12 @@ mod tests {
             let err = Problem::new(ProblemType::NOT_FOUND)
                 .with_extension(name, 1)
                 .unwrap_err();
-            assert_eq!(err, ExtensionError::Reserved { name: name.to_owned() });
+            assert_eq!(
+                err,
+                ExtensionError::Reserved {
+                    name: name.to_owned()
+                }
+            );
         }
     }
 

@@ -46,18 +46,20 @@ where
             let mut response = Problem::new(ProblemType::FORBIDDEN)
                 .with_detail("x-allowed is missing")
                 .into_http_response();
-            Rejection::new(RejectionCategory::Authorization, "missing_header", ProblemType::FORBIDDEN)
-                .insert_into(response.extensions_mut());
+            Rejection::new(
+                RejectionCategory::Authorization,
+                "missing_header",
+                ProblemType::FORBIDDEN,
+            )
+            .insert_into(response.extensions_mut());
             ResponseFuture::ready(response)
         }
     }
 }
 
-fn stack() -> impl Service<
-    Request<Full<Bytes>>,
-    Response = Response<GuardBody<Full<Bytes>>>,
-    Error = Infallible,
-> + Clone {
+fn stack()
+-> impl Service<Request<Full<Bytes>>, Response = Response<GuardBody<Full<Bytes>>>, Error = Infallible>
++ Clone {
     ServiceBuilder::new()
         .layer(RequireHeaderLayer)
         .service(service_fn(|req: Request<Full<Bytes>>| async move {
@@ -87,7 +89,10 @@ async fn rejects_with_a_problem_and_a_rejection_extension() {
     let req = Request::new(Full::new(Bytes::from_static(b"payload")));
     let response = stack().oneshot(req).await.unwrap();
     assert_eq!(response.status(), 403);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     assert!(!response.body().is_inner());
     let why = *response.extensions().get::<Rejection>().unwrap();
     assert_eq!(why.category(), RejectionCategory::Authorization);
@@ -106,8 +111,13 @@ async fn inner_errors_pass_through_unchanged() {
     struct Boom;
     let svc = ServiceBuilder::new()
         .layer(RequireHeaderLayer)
-        .service(service_fn(|_req: Request<()>| async { Err::<Response<Full<Bytes>>, _>(Boom) }));
-    let req = Request::builder().header("x-allowed", "yes").body(()).unwrap();
+        .service(service_fn(|_req: Request<()>| async {
+            Err::<Response<Full<Bytes>>, _>(Boom)
+        }));
+    let req = Request::builder()
+        .header("x-allowed", "yes")
+        .body(())
+        .unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap_err(), Boom);
 }
 

@@ -1,9 +1,9 @@
 //! `Problem` on the wire, member by member against RFC 9457.
 
 use bytes::Bytes;
-use guardrails_core::{Problem, ProblemType, Violation, PROBLEM_JSON};
+use guardrails_core::{PROBLEM_JSON, Problem, ProblemType, Violation};
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn body_json(problem: &Problem) -> serde_json::Map<String, Value> {
     match serde_json::from_slice(&problem.to_json()).unwrap() {
@@ -31,8 +31,16 @@ fn members_have_rfc_9457_names_and_types() {
     let problem = Problem::new(ProblemType::VALIDATION_FAILED)
         .with_detail("2 fields are invalid")
         .with_instance("urn:request:abc")
-        .with_violation(Violation::new("/lines/0/quantity", "range.max", "must be at most 10000"))
-        .with_violation(Violation::new("/currency", "pattern", "must be three upper-case letters"));
+        .with_violation(Violation::new(
+            "/lines/0/quantity",
+            "range.max",
+            "must be at most 10000",
+        ))
+        .with_violation(Violation::new(
+            "/currency",
+            "pattern",
+            "must be three upper-case letters",
+        ));
     let map = body_json(&problem);
 
     let keys: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -90,7 +98,14 @@ fn server_errors_disclose_nothing_internal() {
         .with_instance("urn:request:42");
     let body = problem.to_json();
     let text = std::str::from_utf8(&body).unwrap();
-    for leaked in ["db-primary", "stack trace", "SELECT", "errors", "detail", "sql"] {
+    for leaked in [
+        "db-primary",
+        "stack trace",
+        "SELECT",
+        "errors",
+        "detail",
+        "sql",
+    ] {
         assert!(!text.contains(leaked), "{leaked} leaked in {text}");
     }
     let map = body_json(&problem);
@@ -99,7 +114,9 @@ fn server_errors_disclose_nothing_internal() {
     assert_eq!(keys, ["instance", "status", "title", "type"]);
 
     for kind in [ProblemType::AUDIT_UNAVAILABLE, ProblemType::AUDIT_FAILED] {
-        let text = Problem::new(kind).with_detail("disk /var/audit full").to_json();
+        let text = Problem::new(kind)
+            .with_detail("disk /var/audit full")
+            .to_json();
         assert!(!std::str::from_utf8(&text).unwrap().contains("disk"));
     }
 }
@@ -126,7 +143,8 @@ fn missing_type_reads_as_about_blank() {
 
 #[test]
 fn strings_are_json_escaped() {
-    let problem = Problem::new(ProblemType::MALFORMED_BODY).with_detail("quote \" and\nnewline </script>");
+    let problem =
+        Problem::new(ProblemType::MALFORMED_BODY).with_detail("quote \" and\nnewline </script>");
     let back: Value = serde_json::from_slice(&problem.to_json()).unwrap();
     assert_eq!(back["detail"], "quote \" and\nnewline </script>");
 }

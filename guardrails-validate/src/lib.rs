@@ -6,3 +6,4 @@
 //!
 //! It is being built; see the workspace README for its status.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

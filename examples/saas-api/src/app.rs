@@ -3,9 +3,32 @@
 use axum::Router;
 use axum::routing::get;
 
+use crate::invoices::{self, Store};
+
 /// Builds the application router.
-pub fn router() -> Router {
+///
+/// Only public routes are mounted until authentication protects the rest:
+/// the invoice routes ([`invoice_routes`]) are never served unauthenticated.
+pub fn router(_store: Store) -> Router {
     Router::new().route("/healthz", get(healthz))
+}
+
+/// The tenant-scoped invoice routes, without any guard.
+///
+/// Every guard (authentication, tenant boundary, validation, audit) is
+/// applied by [`router`]; this function exists so tests can reach the
+/// handlers with a `Principal` of their own.
+pub fn invoice_routes(store: Store) -> Router {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/invoices",
+            get(invoices::list).post(invoices::create),
+        )
+        .route(
+            "/v1/tenants/{tenant}/invoices/{id}",
+            get(invoices::get).delete(invoices::delete),
+        )
+        .with_state(store)
 }
 
 /// `GET /healthz`: public liveness probe.
@@ -17,21 +40,31 @@ async fn healthz() -> &'static str {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     #[tokio::test]
     async fn healthz_answers_ok() {
-        let response = router()
-            .oneshot(
-                axum::http::Request::get("/healthz")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+        let response = router(Store::default())
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn invoice_routes_are_not_served_without_authentication() {
+        let response = router(Store::default())
+            .oneshot(
+                Request::get("/v1/tenants/acme/invoices")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_ne!(response.status(), 200);
     }
 }

@@ -8,5 +8,6 @@
 //! described in the workspace README.
 
 pub mod app;
+pub mod invoices;
 pub mod server;
 pub mod settings;

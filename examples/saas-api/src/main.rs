@@ -21,10 +21,10 @@ async fn main() -> ExitCode {
         }
     };
 
-    let listener = match tokio::net::TcpListener::bind(settings.addr).await {
+    let listener = match tokio::net::TcpListener::bind(settings.server.addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(%error, addr = %settings.addr, "cannot listen");
+            tracing::error!(%error, addr = %settings.server.addr, "cannot listen");
             return ExitCode::FAILURE;
         }
     };
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
         Err(error) => tracing::warn!(%error, "listening, address unknown"),
     }
 
-    match server::serve(listener, app::router()).await {
+    match server::serve(listener, app::router(saas_api::invoices::Store::default())).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -38,6 +38,7 @@ pub fn command() -> Command {
 }
 
 /// Starts `cmd` and waits until it logs the address it listens on.
+#[allow(clippy::zombie_processes, reason = "`App` waits for the child when dropped")]
 pub fn start(mut cmd: Command) -> App {
     let mut child = cmd.spawn().expect("spawn saas-api");
     let (tx, lines) = mpsc::channel();
@@ -69,7 +70,10 @@ pub fn start(mut cmd: Command) -> App {
         }
     }
     let _ = child.kill();
-    panic!("saas-api did not start listening; output:\n{}", seen.join("\n"));
+    panic!(
+        "saas-api did not start listening; output:\n{}",
+        seen.join("\n")
+    );
 }
 
 impl App {
@@ -85,7 +89,10 @@ impl App {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "saas-api did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "saas-api did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,0 +1,219 @@
+//! The invoices domain: types, an in-memory store, and the handlers.
+//!
+//! Handlers trust what the layers in front of them established: the tenant
+//! in the path has been checked against the caller's tenant, and bodies have
+//! been validated. A handler only ever touches the tenant in its path, so an
+//! invoice of another tenant is indistinguishable from an absent one (404).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use guardrails_core::{Problem, ProblemType};
+use serde::{Deserialize, Serialize};
+
+/// One invoice line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Line {
+    /// What was sold (1..=200 characters).
+    pub description: String,
+    /// How many (1..=10000).
+    pub quantity: u32,
+    /// Price of one, in cents (0..=100000000).
+    pub unit_price_cents: u64,
+}
+
+/// The body of `POST /v1/tenants/{tenant}/invoices`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewInvoice {
+    /// Who is billed (an email address).
+    pub customer_email: String,
+    /// ISO 4217 code: three upper-case letters.
+    pub currency: String,
+    /// Due date, `YYYY-MM-DD`.
+    pub due_date: String,
+    /// 1..=100 lines.
+    pub lines: Vec<Line>,
+    /// Optional note, at most 1000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+/// A stored invoice.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invoice {
+    /// Server-assigned id (UUIDv7).
+    pub id: String,
+    /// The tenant that owns it.
+    pub tenant: String,
+    /// Who is billed.
+    pub customer_email: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Due date, `YYYY-MM-DD`.
+    pub due_date: String,
+    /// The lines.
+    pub lines: Vec<Line>,
+    /// Optional note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+    /// Sum of quantity × unit price, in cents.
+    pub total_cents: u64,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// In-memory invoice store, keyed by tenant then id.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    inner: Arc<RwLock<BTreeMap<String, BTreeMap<String, Invoice>>>>,
+}
+
+impl Store {
+    /// Every invoice of `tenant`, oldest first (ids are time-ordered).
+    pub fn list(&self, tenant: &str) -> Vec<Invoice> {
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(tenant)
+            .map(|invoices| invoices.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The invoice `id` of `tenant`.
+    pub fn get(&self, tenant: &str, id: &str) -> Option<Invoice> {
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(tenant)?.get(id).cloned()
+    }
+
+    /// Stores a new invoice for `tenant` and returns it.
+    pub fn create(&self, tenant: &str, new: NewInvoice) -> Invoice {
+        let total_cents = new
+            .lines
+            .iter()
+            .map(|l| u64::from(l.quantity).saturating_mul(l.unit_price_cents))
+            .fold(0u64, u64::saturating_add);
+        let created_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let invoice = Invoice {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant: tenant.to_owned(),
+            customer_email: new.customer_email,
+            currency: new.currency,
+            due_date: new.due_date,
+            lines: new.lines,
+            memo: new.memo,
+            total_cents,
+            created_at,
+        };
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(tenant.to_owned())
+            .or_default()
+            .insert(invoice.id.clone(), invoice.clone());
+        invoice
+    }
+
+    /// Removes the invoice `id` of `tenant`; returns it if it existed.
+    pub fn delete(&self, tenant: &str, id: &str) -> Option<Invoice> {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get_mut(tenant)?.remove(id)
+    }
+}
+
+fn not_found() -> Problem {
+    Problem::new(ProblemType::NOT_FOUND).with_detail("no such invoice")
+}
+
+/// `GET /v1/tenants/{tenant}/invoices`
+pub async fn list(State(store): State<Store>, Path(tenant): Path<String>) -> Json<Vec<Invoice>> {
+    Json(store.list(&tenant))
+}
+
+/// `POST /v1/tenants/{tenant}/invoices`
+pub async fn create(
+    State(store): State<Store>,
+    Path(tenant): Path<String>,
+    Json(new): Json<NewInvoice>,
+) -> (StatusCode, Json<Invoice>) {
+    (StatusCode::CREATED, Json(store.create(&tenant, new)))
+}
+
+/// `GET /v1/tenants/{tenant}/invoices/{id}`
+///
+/// # Errors
+///
+/// 404 when the invoice does not exist in this tenant.
+pub async fn get(
+    State(store): State<Store>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<Invoice>, Problem> {
+    store.get(&tenant, &id).map(Json).ok_or_else(not_found)
+}
+
+/// `DELETE /v1/tenants/{tenant}/invoices/{id}`
+///
+/// # Errors
+///
+/// 404 when the invoice does not exist in this tenant.
+pub async fn delete(
+    State(store): State<Store>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    store
+        .delete(&tenant, &id)
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_invoice() -> NewInvoice {
+        NewInvoice {
+            customer_email: "billing@example.com".into(),
+            currency: "EUR".into(),
+            due_date: "2026-12-31".into(),
+            lines: vec![
+                Line {
+                    description: "Seats".into(),
+                    quantity: 3,
+                    unit_price_cents: 1500,
+                },
+                Line {
+                    description: "Support".into(),
+                    quantity: 1,
+                    unit_price_cents: 9900,
+                },
+            ],
+            memo: None,
+        }
+    }
+
+    #[test]
+    fn store_keeps_tenants_apart() {
+        let store = Store::default();
+        let a = store.create("acme", new_invoice());
+        assert_eq!(a.total_cents, 3 * 1500 + 9900);
+        assert_eq!(store.get("acme", &a.id), Some(a.clone()));
+        assert_eq!(store.get("globex", &a.id), None);
+        assert!(store.delete("globex", &a.id).is_none());
+        assert_eq!(store.list("acme"), vec![a.clone()]);
+        assert!(store.list("globex").is_empty());
+        assert_eq!(store.delete("acme", &a.id), Some(a));
+        assert!(store.list("acme").is_empty());
+    }
+}
