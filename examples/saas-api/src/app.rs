@@ -7,10 +7,13 @@ use crate::invoices::{self, Store};
 
 /// Builds the application router.
 ///
+/// `GET /healthz` and `GET /metrics` are public.
 /// Only public routes are mounted until authentication protects the rest:
 /// the invoice routes ([`invoice_routes`]) are never served unauthenticated.
 pub fn router(_store: Store) -> Router {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::render))
 }
 
 /// The tenant-scoped invoice routes, without any guard.

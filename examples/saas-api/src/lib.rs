@@ -8,6 +8,8 @@
 //! described in the workspace README.
 
 pub mod app;
+pub mod cli;
 pub mod invoices;
+pub mod metrics;
 pub mod server;
 pub mod settings;

@@ -2,11 +2,14 @@
 
 use std::process::ExitCode;
 
-use saas_api::{app, server, settings::Settings};
+use clap::Parser;
+use saas_api::cli::{Cli, Command};
+use saas_api::{app, metrics, server, settings::Settings};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -21,6 +24,17 @@ async fn main() -> ExitCode {
         }
     };
 
+    match cli.command {
+        None => serve(settings).await,
+        Some(Command::Config { json: _ }) => {
+            println!("{settings:#?}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    metrics::install();
     let listener = match tokio::net::TcpListener::bind(settings.server.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -33,7 +47,8 @@ async fn main() -> ExitCode {
         Err(error) => tracing::warn!(%error, "listening, address unknown"),
     }
 
-    match server::serve(listener, app::router(saas_api::invoices::Store::default())).await {
+    let store = saas_api::invoices::Store::default();
+    match server::serve(listener, app::router(store)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

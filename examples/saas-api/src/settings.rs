@@ -22,6 +22,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_ISSUER: &str = "saas-api-dev";
 /// The default audience tokens must carry.
 pub const DEFAULT_AUDIENCE: &str = "saas-api";
+/// The HS256 secret of development tokens. Public by design: it only ever
+/// signs tokens in the `development` environment.
+pub const DEVELOPMENT_HS256_SECRET: &str = "saas-api-development-secret-do-not-use-in-production";
 /// The default audit file.
 pub const DEFAULT_AUDIT_PATH: &str = "var/audit.jsonl";
 
@@ -98,14 +101,18 @@ impl Settings {
             key: "SAAS_SERVER__ADDR",
             problem: "is not a socket address such as 127.0.0.1:3000",
         })?;
+        let environment = var("SAAS_ENV").unwrap_or_else(|| "development".to_owned());
+        let hs256_secret = var("SAAS_AUTH__HS256_SECRET")
+            .or_else(|| (environment == "development").then(|| DEVELOPMENT_HS256_SECRET.to_owned()))
+            .map(SecretString::from);
         Ok(Self {
-            environment: var("SAAS_ENV").unwrap_or_else(|| "development".to_owned()),
+            environment,
             server: ServerSettings { addr },
             auth: AuthSettings {
                 issuer: var("SAAS_AUTH__ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
                 audience: var("SAAS_AUTH__AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
                 jwks_url: var("SAAS_AUTH__JWKS_URL"),
-                hs256_secret: var("SAAS_AUTH__HS256_SECRET").map(SecretString::from),
+                hs256_secret,
             },
             audit: AuditSettings {
                 path: var("SAAS_AUDIT__PATH")

@@ -12,6 +12,15 @@ async fn serves_healthz_and_stops_on_sigterm() {
     assert_eq!(reply.status, 200);
     assert_eq!(&reply.body[..], b"ok");
 
+    let metrics = common::get(&app.url("/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+
     let status = app.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
     let output = app.drain_output().join("\n");

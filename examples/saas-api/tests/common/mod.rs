@@ -38,7 +38,10 @@ pub fn command() -> Command {
 }
 
 /// Starts `cmd` and waits until it logs the address it listens on.
-#[allow(clippy::zombie_processes, reason = "`App` waits for the child when dropped")]
+#[allow(
+    clippy::zombie_processes,
+    reason = "`App` waits for the child when dropped"
+)]
 pub fn start(mut cmd: Command) -> App {
     let mut child = cmd.spawn().expect("spawn saas-api");
     let (tx, lines) = mpsc::channel();
