@@ -1,0 +1,469 @@
+//! The single-pass structural pre-scan of a JSON document.
+//!
+//! [`prescan`] walks the bytes once, before any deserialization, and rejects
+//! what a well-formed document may still carry to hurt a server: a byte order
+//! mark, invalid UTF-8, nesting deeper than the limit, over-long strings or
+//! numbers, arrays or objects with too many entries, duplicate object keys,
+//! lone UTF-16 surrogates in `\u` escapes, and (unless allowed) `\u0000`.
+//!
+//! It allocates nothing per token: one frame stack sized by the depth limit,
+//! and key slices per object for the duplicate check (decoded only for keys
+//! that contain escapes; hashed only in objects of more than 16 members).
+//! It does not check JSON syntax: what it cannot make sense of it leaves to
+//! the parser, which reports the error with its position.
+//!
+//! ```
+//! use guardrails_validate::Config;
+//! use guardrails_validate::scan::{prescan, ScanErrorKind};
+//!
+//! let config = Config::default();
+//! assert!(prescan(br#"{"a":[1,2,{"b":"c"}]}"#, &config).is_ok());
+//! let err = prescan(br#"{"a":1,"a":2}"#, &config).unwrap_err();
+//! assert_eq!(err.kind(), ScanErrorKind::DuplicateKey);
+//! assert_eq!(err.offset(), 7);
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::Config;
+
+/// What the pre-scan rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScanErrorKind {
+    /// The document starts with a UTF-8 byte order mark.
+    Bom,
+    /// The document is not valid UTF-8.
+    InvalidUtf8,
+    /// Arrays and objects nest deeper than the limit.
+    DepthExceeded,
+    /// A string is longer than the limit.
+    StringTooLong,
+    /// A number literal is longer than the limit.
+    NumberTooLong,
+    /// An array has more items than the limit.
+    TooManyItems,
+    /// An object has more members than the limit.
+    TooManyMembers,
+    /// An object has the same key twice.
+    DuplicateKey,
+    /// A `\u` escape is a UTF-16 surrogate without its pair.
+    LoneSurrogate,
+    /// A string contains `\u0000`.
+    NulCharacter,
+}
+
+impl ScanErrorKind {
+    /// The stable violation code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Bom => "bom",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::DepthExceeded => "depth_exceeded",
+            Self::StringTooLong => "string_too_long",
+            Self::NumberTooLong => "number_too_long",
+            Self::TooManyItems => "too_many_items",
+            Self::TooManyMembers => "too_many_members",
+            Self::DuplicateKey => "duplicate_key",
+            Self::LoneSurrogate => "lone_surrogate",
+            Self::NulCharacter => "nul_character",
+        }
+    }
+}
+
+/// A pre-scan rejection: what, and at which byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanError {
+    kind: ScanErrorKind,
+    offset: usize,
+}
+
+impl ScanError {
+    /// What was rejected.
+    pub fn kind(&self) -> ScanErrorKind {
+        self.kind
+    }
+
+    /// The byte offset where the offending token starts.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.kind.code(), self.offset)
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Objects with more members than this use a hash set for the duplicate
+/// check; smaller ones compare linearly, which is faster.
+const LINEAR_KEYS: usize = 16;
+
+struct Frame<'a> {
+    is_object: bool,
+    expect_key: bool,
+    count: usize,
+    keys_start: usize,
+    set: Option<HashSet<Cow<'a, [u8]>>>,
+}
+
+/// Scans `bytes` under `config`'s structural limits; see the
+/// [module documentation](self).
+///
+/// # Errors
+///
+/// [`ScanError`] with the kind and the byte offset of the first rejected
+/// token.
+pub fn prescan(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
+    prescan_str(bytes, config).map(|_| ())
+}
+
+/// [`prescan`], returning the document as the UTF-8 text it was checked to be.
+pub(crate) fn prescan_str<'a>(bytes: &'a [u8], config: &Config) -> Result<&'a str, ScanError> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(ScanError {
+            kind: ScanErrorKind::Bom,
+            offset: 0,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| ScanError {
+        kind: ScanErrorKind::InvalidUtf8,
+        offset: e.valid_up_to(),
+    })?;
+    structure(bytes, config)?;
+    Ok(text)
+}
+
+fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
+    let err = |kind, offset| Err(ScanError { kind, offset });
+    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(config.max_depth.min(64) + 1);
+    let mut keys: Vec<Cow<'_, [u8]>> = Vec::new();
+    let len = bytes.len();
+    let mut i = 0;
+    while i < len {
+        let c = bytes[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
+            b'"' => {
+                let start = i;
+                let Some(s) = scan_string(bytes, i + 1, config.allow_nul)? else {
+                    return Ok(()); // unterminated: the parser reports it
+                };
+                if s.end - (i + 1) > config.max_string_bytes {
+                    return err(ScanErrorKind::StringTooLong, start);
+                }
+                match stack.last_mut() {
+                    Some(frame) if frame.is_object && frame.expect_key => {
+                        frame.expect_key = false;
+                        frame.count += 1;
+                        if frame.count > config.max_object_members {
+                            return err(ScanErrorKind::TooManyMembers, start);
+                        }
+                        let raw = &bytes[i + 1..s.end];
+                        let key = if s.escaped {
+                            Cow::Owned(unescape(raw))
+                        } else {
+                            Cow::Borrowed(raw)
+                        };
+                        if !insert_key(frame, &mut keys, key) {
+                            return err(ScanErrorKind::DuplicateKey, start);
+                        }
+                    }
+                    Some(frame) if !frame.is_object => {
+                        frame.count += 1;
+                        if frame.count > config.max_array_len {
+                            return err(ScanErrorKind::TooManyItems, start);
+                        }
+                    }
+                    Some(_) => {}
+                    None => {}
+                }
+                i = s.end + 1;
+            }
+            b'{' | b'[' => {
+                if stack.len() >= config.max_depth {
+                    return err(ScanErrorKind::DepthExceeded, i);
+                }
+                if let Some(frame) = stack.last_mut()
+                    && !frame.is_object
+                {
+                    frame.count += 1;
+                    if frame.count > config.max_array_len {
+                        return err(ScanErrorKind::TooManyItems, i);
+                    }
+                }
+                let is_object = c == b'{';
+                stack.push(Frame {
+                    is_object,
+                    expect_key: is_object,
+                    count: 0,
+                    keys_start: keys.len(),
+                    set: None,
+                });
+                i += 1;
+            }
+            b'}' | b']' => {
+                let Some(frame) = stack.pop() else {
+                    return Ok(());
+                };
+                keys.truncate(frame.keys_start);
+                i += 1;
+            }
+            b',' => {
+                if let Some(frame) = stack.last_mut() {
+                    frame.expect_key = frame.is_object;
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < len && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                if i - start > config.max_number_len {
+                    return err(ScanErrorKind::NumberTooLong, start);
+                }
+                if let Some(frame) = stack.last_mut()
+                    && !frame.is_object
+                {
+                    frame.count += 1;
+                    if frame.count > config.max_array_len {
+                        return err(ScanErrorKind::TooManyItems, start);
+                    }
+                }
+            }
+            b't' | b'f' | b'n' => {
+                let start = i;
+                while i < len && bytes[i].is_ascii_lowercase() {
+                    i += 1;
+                }
+                if let Some(frame) = stack.last_mut()
+                    && !frame.is_object
+                {
+                    frame.count += 1;
+                    if frame.count > config.max_array_len {
+                        return err(ScanErrorKind::TooManyItems, start);
+                    }
+                }
+            }
+            // Anything else is a syntax error: the parser reports it.
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+struct StringEnd {
+    /// Offset of the closing quote.
+    end: usize,
+    escaped: bool,
+}
+
+/// Finds the end of the string whose content starts at `from`, checking
+/// `\u` escapes. `Ok(None)` when the string is not terminated or an escape is
+/// malformed (the parser reports those).
+fn scan_string(bytes: &[u8], from: usize, allow_nul: bool) -> Result<Option<StringEnd>, ScanError> {
+    let mut j = from;
+    let mut escaped = false;
+    loop {
+        let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[j..]) else {
+            return Ok(None);
+        };
+        j += k;
+        if bytes[j] == b'"' {
+            return Ok(Some(StringEnd { end: j, escaped }));
+        }
+        escaped = true;
+        match bytes.get(j + 1) {
+            Some(b'u') => {
+                let Some(cp) = hex4(bytes, j + 2) else {
+                    return Ok(None);
+                };
+                if (0xD800..0xDC00).contains(&cp) {
+                    let low = if bytes.get(j + 6) == Some(&b'\\') && bytes.get(j + 7) == Some(&b'u')
+                    {
+                        hex4(bytes, j + 8)
+                    } else {
+                        None
+                    };
+                    match low {
+                        Some(low) if (0xDC00..0xE000).contains(&low) => j += 12,
+                        _ => {
+                            return Err(ScanError {
+                                kind: ScanErrorKind::LoneSurrogate,
+                                offset: j,
+                            });
+                        }
+                    }
+                } else if (0xDC00..0xE000).contains(&cp) {
+                    return Err(ScanError {
+                        kind: ScanErrorKind::LoneSurrogate,
+                        offset: j,
+                    });
+                } else if cp == 0 && !allow_nul {
+                    return Err(ScanError {
+                        kind: ScanErrorKind::NulCharacter,
+                        offset: j,
+                    });
+                } else {
+                    j += 6;
+                }
+            }
+            Some(_) => j += 2,
+            None => return Ok(None),
+        }
+    }
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let mut v = 0u32;
+    for &d in digits {
+        let n = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        v = v * 16 + u32::from(n);
+    }
+    Some(v)
+}
+
+/// Decodes the escapes of a key (valid escapes only matter: an invalid one is
+/// a syntax error the parser reports), so that `"a"` and `"\u0061"` compare
+/// equal.
+fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] != b'\\' {
+            out.push(raw[i]);
+            i += 1;
+            continue;
+        }
+        match raw.get(i + 1) {
+            Some(b'u') => {
+                let hi = hex4(raw, i + 2).unwrap_or(0xFFFD);
+                let (cp, used) = if (0xD800..0xDC00).contains(&hi) {
+                    let lo = hex4(raw, i + 8).unwrap_or(0xDC00);
+                    (0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF), 12)
+                } else {
+                    (hi, 6)
+                };
+                let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                i += used;
+            }
+            Some(&e) => {
+                out.push(match e {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'b' => 0x08,
+                    b'f' => 0x0C,
+                    other => other,
+                });
+                i += 2;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// Records `key` in the current object; `false` if it is already there.
+fn insert_key<'a>(frame: &mut Frame<'a>, keys: &mut Vec<Cow<'a, [u8]>>, key: Cow<'a, [u8]>) -> bool {
+    if let Some(set) = &mut frame.set {
+        return set.insert(key);
+    }
+    let current = &keys[frame.keys_start..];
+    if current.contains(&key) {
+        return false;
+    }
+    if current.len() >= LINEAR_KEYS {
+        let mut set: HashSet<Cow<'a, [u8]>> = keys.drain(frame.keys_start..).collect();
+        set.insert(key);
+        frame.set = Some(set);
+    } else {
+        keys.push(key);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(doc: &[u8]) -> Option<ScanErrorKind> {
+        prescan(doc, &Config::default()).err().map(|e| e.kind())
+    }
+
+    #[test]
+    fn accepts_ordinary_documents() {
+        for doc in [
+            &br#"{"a":1,"b":[true,false,null,-1.5e3,"x\"y"],"c":{"a":1}}"#[..],
+            b"[]",
+            b"\"\\ud83d\\ude00\"",
+            b"  42 ",
+            br#"{"a":{"b":1},"b":{"b":2}}"#,
+        ] {
+            assert_eq!(kind(doc), None, "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn rejects_each_kind() {
+        let cases: &[(&[u8], ScanErrorKind)] = &[
+            (b"\xEF\xBB\xBF{}", ScanErrorKind::Bom),
+            (b"[\"\xff\"]", ScanErrorKind::InvalidUtf8),
+            (br#"{"a":1,"a":2}"#, ScanErrorKind::DuplicateKey),
+            (br#"{"a":1,"\u0061":2}"#, ScanErrorKind::DuplicateKey),
+            (br#"["\ud800"]"#, ScanErrorKind::LoneSurrogate),
+            (br#"["\udc00\ud800"]"#, ScanErrorKind::LoneSurrogate),
+            (br#"["a\u0000"]"#, ScanErrorKind::NulCharacter),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(kind(doc), Some(*want), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let config = Config::default()
+            .max_depth(3)
+            .max_string_bytes(4)
+            .max_array_len(2)
+            .max_object_members(2)
+            .max_number_len(3);
+        let check = |doc: &[u8]| prescan(doc, &config).err().map(|e| e.kind());
+        assert_eq!(check(b"[[[]]]"), None);
+        assert_eq!(check(b"[[[[]]]]"), Some(ScanErrorKind::DepthExceeded));
+        assert_eq!(check(br#"["abcde"]"#), Some(ScanErrorKind::StringTooLong));
+        assert_eq!(check(b"[1,2,3]"), Some(ScanErrorKind::TooManyItems));
+        assert_eq!(check(br#"{"a":1,"b":2,"c":3}"#), Some(ScanErrorKind::TooManyMembers));
+        assert_eq!(check(b"[1234]"), Some(ScanErrorKind::NumberTooLong));
+    }
+
+    #[test]
+    fn large_objects_switch_to_hashing() {
+        let mut doc = String::from("{");
+        for i in 0..100 {
+            doc.push_str(&format!("\"k{i}\":{i},"));
+        }
+        doc.push_str("\"k57\":0}");
+        let err = prescan(doc.as_bytes(), &Config::default()).unwrap_err();
+        assert_eq!(err.kind(), ScanErrorKind::DuplicateKey);
+        assert_eq!(&doc[err.offset()..err.offset() + 5], "\"k57\"");
+        doc.truncate(doc.len() - 9);
+        doc.push('}');
+        assert!(prescan(doc.as_bytes(), &Config::default()).is_ok());
+    }
+}
