@@ -5,7 +5,22 @@
 //! boundaries (scopes, roles, tenant) in front of an inner service, answering
 //! every rejection with an RFC 9457 problem and an RFC 6750
 //! `WWW-Authenticate` header.
-//!
-//! It is being built; see the workspace README for its status.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod api_key;
+pub mod authenticator;
+pub mod cache;
+pub mod credential;
+mod crypto;
+pub mod error;
+pub mod jwt;
+pub mod layer;
+pub mod require;
+pub mod respond;
+
+pub use authenticator::{Authenticator, BoxAuthFuture, JwtOrApiKey, Verdict};
+pub use cache::TokenCacheConfig;
+pub use credential::{Bearer, Cookie, Credential, CredentialSource, HeaderSource, InsecureQuery};
+pub use crypto::{backend as crypto_backend, install_crypto_provider};
+pub use error::AuthError;

@@ -1,0 +1,160 @@
+//! The claims of a verified token, read with duplicate detection.
+//!
+//! `serde_json` silently keeps the last of two members with the same name, so
+//! `{"sub":"alice","sub":"admin"}` would read as `admin` here and as `alice`
+//! in another parser. The [`Claims`] deserializer refuses any payload that
+//! names a claim twice.
+
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// The message of the error raised on a duplicate claim; mapped to
+/// [`AuthError::DuplicateClaim`](crate::AuthError::DuplicateClaim).
+pub(crate) const DUPLICATE_CLAIM: &str = "duplicate claim";
+
+/// The registered and app claims this crate reads, as raw JSON values (their
+/// types are checked after signature verification), plus every other claim.
+#[derive(Debug, Default)]
+pub(crate) struct Claims {
+    pub(crate) sub: Option<Value>,
+    pub(crate) iss: Option<Value>,
+    pub(crate) aud: Option<Value>,
+    pub(crate) exp: Option<Value>,
+    pub(crate) nbf: Option<Value>,
+    pub(crate) iat: Option<Value>,
+    pub(crate) jti: Option<Value>,
+    pub(crate) scope: Option<Value>,
+    pub(crate) scp: Option<Value>,
+    pub(crate) roles: Option<Value>,
+    pub(crate) tenant: Option<Value>,
+    pub(crate) extra: Map<String, Value>,
+}
+
+impl<'de> de::Deserialize<'de> for Claims {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
+}
+
+struct ClaimsVisitor;
+
+fn set<E: de::Error>(slot: &mut Option<Value>, value: Value) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        return Err(E::custom(DUPLICATE_CLAIM));
+    }
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = Claims;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JWT claims object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+        let mut c = Claims::default();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let value: Value = map.next_value()?;
+            let slot = match &*name {
+                "sub" => &mut c.sub,
+                "iss" => &mut c.iss,
+                "aud" => &mut c.aud,
+                "exp" => &mut c.exp,
+                "nbf" => &mut c.nbf,
+                "iat" => &mut c.iat,
+                "jti" => &mut c.jti,
+                "scope" => &mut c.scope,
+                "scp" => &mut c.scp,
+                "roles" => &mut c.roles,
+                "tenant" => &mut c.tenant,
+                _ => {
+                    if c.extra.insert(name.into_owned(), value).is_some() {
+                        return Err(de::Error::custom(DUPLICATE_CLAIM));
+                    }
+                    continue;
+                }
+            };
+            set(slot, value)?;
+        }
+        Ok(c)
+    }
+}
+
+/// A NumericDate (RFC 7519): a non-negative number of seconds, possibly fractional.
+pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1.0e15)
+                .map(|f| f as u64)
+        }),
+        _ => None,
+    }
+}
+
+/// A string, or `None` when the value is not one.
+pub(crate) fn string(value: &Value) -> Option<&str> {
+    value.as_str()
+}
+
+/// An array of strings (or one string, split on spaces when `split`), or
+/// `None` when the value has another shape.
+pub(crate) fn strings(value: &Value, split: bool) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) if split => Some(
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_refused_for_every_claim() {
+        for name in ["sub", "iss", "aud", "exp", "scope", "tenant", "roles", "custom"] {
+            let json = format!(r#"{{"{name}":"a","x":1,"{name}":"b"}}"#);
+            let err = serde_json::from_str::<Claims>(&json).unwrap_err();
+            assert!(err.to_string().starts_with(DUPLICATE_CLAIM), "{name}: {err}");
+        }
+        let ok: Claims = serde_json::from_str(r#"{"sub":"a","plan":{"x":1},"n":2}"#).unwrap();
+        assert_eq!(ok.sub, Some(Value::from("a")));
+        assert_eq!(ok.extra.len(), 2);
+    }
+
+    #[test]
+    fn escaped_names_are_still_duplicates() {
+        // "s\u0075b" is "sub": a parser comparing raw bytes would miss it.
+        let err = serde_json::from_str::<Claims>(r#"{"sub":"a","s\u0075b":"b"}"#).unwrap_err();
+        assert!(err.to_string().starts_with(DUPLICATE_CLAIM));
+    }
+
+    #[test]
+    fn numeric_dates() {
+        assert_eq!(numeric_date(&Value::from(10)), Some(10));
+        assert_eq!(numeric_date(&serde_json::json!(10.7)), Some(10));
+        assert_eq!(numeric_date(&Value::from(-1)), None);
+        assert_eq!(numeric_date(&Value::from("10")), None);
+    }
+
+    #[test]
+    fn string_lists() {
+        assert_eq!(
+            strings(&Value::from("a  b"), true),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(strings(&serde_json::json!(["a", 1]), false), None);
+        assert_eq!(strings(&Value::from(1), false), None);
+    }
+}

@@ -1,0 +1,891 @@
+//! JSON Web Token verification: issuers, keys, strict validation.
+//!
+//! A [`JwtVerifier`] trusts one or more [`Issuer`]s. Each issuer has its own
+//! keys (static, or a JWKS URL, or OpenID Connect discovery), its own
+//! audiences and algorithm allow-list, so a key of one issuer can never
+//! verify a token that claims another.
+//!
+//! Validation is strict by default and runs in this order:
+//!
+//! 1. the token is exactly three base64url segments, under the credential cap;
+//! 2. the JOSE header is parsed here, not trusted to jsonwebtoken: `alg`
+//!    `none` in any case, unknown `crit`, `jku`/`x5u`/`jwk`/`x5c`, a `kid`
+//!    that is too long or has odd characters, duplicate members, an
+//!    unexpected `typ` — all rejected before any key is touched;
+//! 3. the issuer is chosen by `iss` (when there are several), the key by exact
+//!    `kid`, and the header `alg` must be allowed by the issuer and equal the
+//!    key's own `alg`, for a key of the right type (no RS256→HS256 confusion);
+//! 4. jsonwebtoken verifies the signature and `exp`, `nbf`, `iss`, `aud`, all
+//!    required (`set_required_spec_claims`) and all checked;
+//! 5. the claims are read with duplicate detection; `iat` in the future,
+//!    `sub` missing, or `scope`/`roles`/`tenant` of the wrong type reject the
+//!    token.
+//!
+//! # Example
+//!
+//! ```
+//! use guardrails_auth::jwt::{Issuer, JwtVerifier};
+//! use jsonwebtoken::{encode, EncodingKey, Header};
+//! use secrecy::SecretString;
+//!
+//! let secret = SecretString::from("an HS256 secret of at least 32 bytes!");
+//! let verifier = JwtVerifier::builder()
+//!     .issuer(Issuer::builder("https://id.example.com")
+//!         .audience("invoices")
+//!         .hs256_secret(&secret)
+//!         .unwrap()
+//!         .build()
+//!         .unwrap())
+//!     .build()
+//!     .unwrap();
+//!
+//! let now = jsonwebtoken::get_current_timestamp();
+//! let claims = serde_json::json!({
+//!     "sub": "alice", "iss": "https://id.example.com", "aud": "invoices",
+//!     "exp": now + 600, "scope": "invoices:read", "tenant": "acme",
+//! });
+//! let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(b"an HS256 secret of at least 32 bytes!")).unwrap();
+//!
+//! let principal = verifier.verify(&token).unwrap();
+//! assert_eq!(principal.subject(), "alice");
+//! assert_eq!(principal.tenant(), Some("acme"));
+//! assert!(principal.has_scope("invoices:read"));
+//! ```
+
+pub(crate) mod claims;
+pub(crate) mod header;
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub mod jwks;
+pub mod keys;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use guardrails_core::{AuthMethod, Principal};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use secrecy::SecretString;
+
+pub use header::{MAX_HEADER_LEN, MAX_KID_LEN};
+#[cfg(feature = "jwks")]
+pub use jwks::JwksConfig;
+pub use keys::{KeyError, KeySet, VerifyingKey};
+
+use crate::authenticator::{Authenticator, BoxAuthFuture, Verdict};
+use crate::cache::{TokenCache, TokenCacheConfig, token_hash};
+use crate::{AuthError, Credential};
+
+/// The default leeway for `exp`, `nbf` and `iat`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The largest leeway a builder accepts: 5 minutes.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The asymmetric algorithms a JWKS issuer accepts unless told otherwise.
+/// HMAC is never accepted from a key set fetched over the network by default.
+pub const DEFAULT_JWKS_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// A configuration error of an issuer or verifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The issuer identifier is empty.
+    #[error("issuer identifier is empty")]
+    EmptyIssuer,
+    /// The issuer has no audience: tokens for any service would be accepted.
+    #[error("issuer {issuer:?} has no audience")]
+    NoAudience {
+        /// The issuer.
+        issuer: String,
+    },
+    /// The issuer has neither static keys nor a JWKS source.
+    #[error("issuer {issuer:?} has no keys")]
+    NoKeys {
+        /// The issuer.
+        issuer: String,
+    },
+    /// The algorithm allow-list is empty.
+    #[error("issuer {issuer:?} allows no algorithm")]
+    NoAlgorithms {
+        /// The issuer.
+        issuer: String,
+    },
+    /// The leeway is larger than [`MAX_LEEWAY`].
+    #[error("leeway of {secs} s is larger than the maximum of 300 s")]
+    LeewayTooLarge {
+        /// The leeway asked for, in seconds.
+        secs: u64,
+    },
+    /// Two issuers with the same identifier.
+    #[error("issuer {issuer:?} is configured twice")]
+    DuplicateIssuer {
+        /// The issuer.
+        issuer: String,
+    },
+    /// The verifier has no issuer.
+    #[error("no issuer configured")]
+    NoIssuer,
+    /// A key could not be built.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A JWKS or discovery URL is not `https` (see `insecure_allow_http`), or
+    /// is not a valid URL.
+    #[error("{what} URL must be an absolute https URL")]
+    InsecureUrl {
+        /// Which URL.
+        what: &'static str,
+    },
+    /// The JWKS client could not be set up (TLS roots).
+    #[error("cannot set up the JWKS client")]
+    Client,
+}
+
+#[derive(Clone)]
+enum KeySource {
+    Static(Arc<KeySet>),
+    #[cfg(feature = "jwks")]
+    Jwks(Arc<jwks::JwksCache>),
+}
+
+/// A trusted issuer: its identifier, audiences, keys and rules.
+///
+/// Build it with [`Issuer::builder`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<IssuerInner>,
+}
+
+struct IssuerInner {
+    iss: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    keys: KeySource,
+    validations: Vec<(Algorithm, Validation)>,
+    leeway: u64,
+    typ: Option<String>,
+    tenant_claim: String,
+    roles_claim: String,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &*self.inner;
+        f.debug_struct("Issuer")
+            .field("iss", &i.iss)
+            .field("audiences", &i.audiences)
+            .field("algorithms", &i.algorithms)
+            .field(
+                "keys",
+                &match &i.keys {
+                    KeySource::Static(k) => format!("{} static", k.len()),
+                    #[cfg(feature = "jwks")]
+                    KeySource::Jwks(_) => "jwks".to_owned(),
+                },
+            )
+            .field("leeway", &i.leeway)
+            .field("typ", &i.typ)
+            .finish()
+    }
+}
+
+/// Builds an [`Issuer`].
+#[must_use]
+pub struct IssuerBuilder {
+    iss: String,
+    audiences: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    keys: KeySet,
+    #[cfg(feature = "jwks")]
+    jwks: Option<JwksConfig>,
+    leeway: Duration,
+    typ: Option<String>,
+    tenant_claim: String,
+    roles_claim: String,
+}
+
+impl fmt::Debug for IssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerBuilder")
+            .field("iss", &self.iss)
+            .field("audiences", &self.audiences)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// Starts an issuer whose tokens carry `iss` exactly equal to `iss`.
+    pub fn builder(iss: impl Into<String>) -> IssuerBuilder {
+        IssuerBuilder {
+            iss: iss.into(),
+            audiences: Vec::new(),
+            algorithms: None,
+            keys: KeySet::new(),
+            #[cfg(feature = "jwks")]
+            jwks: None,
+            leeway: DEFAULT_LEEWAY,
+            typ: None,
+            tenant_claim: "tenant".to_owned(),
+            roles_claim: "roles".to_owned(),
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn iss(&self) -> &str {
+        &self.inner.iss
+    }
+
+    /// The current key set (for a JWKS issuer, the last good one fetched).
+    pub fn keys(&self) -> Arc<KeySet> {
+        match &self.inner.keys {
+            KeySource::Static(k) => Arc::clone(k),
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(c) => c.keys(),
+        }
+    }
+
+    /// Statistics of the JWKS cache, `None` for static keys.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    pub fn jwks_stats(&self) -> Option<jwks::JwksStats> {
+        match &self.inner.keys {
+            KeySource::Static(_) => None,
+            KeySource::Jwks(c) => Some(c.stats()),
+        }
+    }
+
+    /// Fetches the JWKS now (and the discovery document first, when used).
+    /// Useful at start-up, so the first request does not wait.
+    ///
+    /// # Errors
+    ///
+    /// [`jwks::FetchError`] when the fetch fails; the last good keys stay.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    pub async fn refresh(&self) -> Result<(), jwks::FetchError> {
+        match &self.inner.keys {
+            KeySource::Static(_) => Ok(()),
+            KeySource::Jwks(c) => c.refresh(jwks::Trigger::Manual).await,
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        match &self.inner.keys {
+            KeySource::Static(_) => 0,
+            #[cfg(feature = "jwks")]
+            KeySource::Jwks(c) => c.epoch(),
+        }
+    }
+
+    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
+        self.inner
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+    }
+}
+
+impl IssuerBuilder {
+    /// Adds an accepted audience; at least one is required.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Adds a static verification key.
+    pub fn key(mut self, key: VerifyingKey) -> Self {
+        self.keys = std::mem::take(&mut self.keys).with(key);
+        self
+    }
+
+    /// Adds an HS256 key from a secret (at least 32 bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::ShortSecret`] for a short secret.
+    pub fn hs256_secret(self, secret: &SecretString) -> Result<Self, KeyError> {
+        let key = VerifyingKey::hmac(&keys::hmac_secret(secret), Algorithm::HS256)?;
+        Ok(self.key(key))
+    }
+
+    /// Fetches keys from a JWKS URL or by OpenID Connect discovery.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+    pub fn jwks(mut self, config: JwksConfig) -> Self {
+        self.jwks = Some(config);
+        self
+    }
+
+    /// Sets the algorithm allow-list. By default: the algorithms of the static
+    /// keys, or [`DEFAULT_JWKS_ALGORITHMS`] for a JWKS issuer.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Sets the clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s,
+    /// at most 5 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires the `typ` header to be `typ` (compared case-insensitively,
+    /// with or without the `application/` prefix), for example `at+jwt` for
+    /// RFC 9068 access tokens.
+    pub fn require_typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// The claim holding the tenant (default `tenant`).
+    pub fn tenant_claim(mut self, claim: impl Into<String>) -> Self {
+        self.tenant_claim = claim.into();
+        self
+    }
+
+    /// The claim holding the roles (default `roles`).
+    pub fn roles_claim(mut self, claim: impl Into<String>) -> Self {
+        self.roles_claim = claim.into();
+        self
+    }
+
+    /// The issuer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the issuer is empty, has no audience, no keys, no
+    /// algorithm, a leeway above 5 minutes, or an insecure JWKS URL.
+    pub fn build(self) -> Result<Issuer, ConfigError> {
+        crate::crypto::ensure_provider();
+        if self.iss.is_empty() {
+            return Err(ConfigError::EmptyIssuer);
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::NoAudience { issuer: self.iss });
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge {
+                secs: self.leeway.as_secs(),
+            });
+        }
+        #[cfg(feature = "jwks")]
+        let is_jwks = self.jwks.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let is_jwks = false;
+        if !is_jwks && self.keys.is_empty() {
+            return Err(ConfigError::NoKeys { issuer: self.iss });
+        }
+        let algorithms = match self.algorithms {
+            Some(a) => a,
+            None if is_jwks => DEFAULT_JWKS_ALGORITHMS.to_vec(),
+            None => {
+                let mut a: Vec<Algorithm> = Vec::new();
+                for key in self.keys_iter() {
+                    if let Some(alg) = key.algorithm()
+                        && !a.contains(&alg)
+                    {
+                        a.push(alg);
+                    }
+                }
+                a
+            }
+        };
+        if algorithms.is_empty() {
+            return Err(ConfigError::NoAlgorithms { issuer: self.iss });
+        }
+        let leeway = self.leeway.as_secs();
+        let validations = algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                v.set_issuer(&[&self.iss]);
+                v.set_audience(&self.audiences);
+                v.leeway = leeway;
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.validate_aud = true;
+                (alg, v)
+            })
+            .collect();
+        let keys = {
+            #[cfg(feature = "jwks")]
+            {
+                match self.jwks {
+                    Some(config) => KeySource::Jwks(jwks::JwksCache::new(
+                        config,
+                        &self.iss,
+                        algorithms.clone(),
+                        self.keys,
+                    )?),
+                    None if self.keys.is_empty() => {
+                        return Err(ConfigError::NoKeys { issuer: self.iss });
+                    }
+                    None => KeySource::Static(Arc::new(self.keys)),
+                }
+            }
+            #[cfg(not(feature = "jwks"))]
+            {
+                if self.keys.is_empty() {
+                    return Err(ConfigError::NoKeys { issuer: self.iss });
+                }
+                KeySource::Static(Arc::new(self.keys))
+            }
+        };
+        Ok(Issuer {
+            inner: Arc::new(IssuerInner {
+                iss: self.iss,
+                audiences: self.audiences,
+                algorithms,
+                keys,
+                validations,
+                leeway,
+                typ: self.typ,
+                tenant_claim: self.tenant_claim,
+                roles_claim: self.roles_claim,
+            }),
+        })
+    }
+
+    fn keys_iter(&self) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.iter()
+    }
+}
+
+/// Verifies JWTs for one or more issuers; see the [module documentation](self).
+///
+/// Cheap to clone (one reference count). Implements [`Authenticator`] for
+/// [`AuthLayer`](crate::AuthLayer).
+#[derive(Clone)]
+pub struct JwtVerifier {
+    inner: Arc<VerifierInner>,
+}
+
+struct VerifierInner {
+    issuers: Vec<Issuer>,
+    cache: Option<TokenCache>,
+    max_leeway: u64,
+}
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuers", &self.inner.issuers)
+            .field("cache", &self.inner.cache.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`JwtVerifier`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct JwtVerifierBuilder {
+    issuers: Vec<Issuer>,
+    cache: Option<TokenCacheConfig>,
+}
+
+impl JwtVerifierBuilder {
+    /// Trusts `issuer`.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Turns on the verified-token cache (see [`crate::cache`]).
+    pub fn cache(mut self, config: TokenCacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
+
+    /// The verifier. With a tokio runtime running, JWKS issuers start their
+    /// background refresh (and their first fetch) now.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoIssuer`] or [`ConfigError::DuplicateIssuer`].
+    pub fn build(self) -> Result<JwtVerifier, ConfigError> {
+        crate::crypto::ensure_provider();
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        for (i, a) in self.issuers.iter().enumerate() {
+            if self.issuers[..i].iter().any(|b| b.iss() == a.iss()) {
+                return Err(ConfigError::DuplicateIssuer {
+                    issuer: a.iss().to_owned(),
+                });
+            }
+        }
+        #[cfg(feature = "jwks")]
+        for issuer in &self.issuers {
+            if let KeySource::Jwks(c) = &issuer.inner.keys {
+                c.start_background_refresh();
+            }
+        }
+        let max_leeway = self
+            .issuers
+            .iter()
+            .map(|i| i.inner.leeway)
+            .max()
+            .unwrap_or(0);
+        Ok(JwtVerifier {
+            inner: Arc::new(VerifierInner {
+                issuers: self.issuers,
+                cache: self.cache.map(TokenCache::new),
+                max_leeway,
+            }),
+        })
+    }
+}
+
+enum Step {
+    Done(Result<Principal, AuthError>),
+    #[cfg(feature = "jwks")]
+    Refetch(Arc<jwks::JwksCache>),
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::UntrustedIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
+        ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidSubject => AuthError::InvalidClaim,
+        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmKeyMismatch,
+        ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
+            AuthError::AlgorithmNotAllowed
+        }
+        ErrorKind::Json(e) if e.to_string().starts_with(claims::DUPLICATE_CLAIM) => {
+            AuthError::DuplicateClaim
+        }
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => AuthError::MalformedClaims,
+        ErrorKind::Base64(_) | ErrorKind::InvalidToken => AuthError::Malformed,
+        _ => AuthError::BadSignature,
+    }
+}
+
+fn typ_matches(expected: &str, got: &str) -> bool {
+    let strip = |s: &str| -> String {
+        let lower = s.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    strip(expected) == strip(got)
+}
+
+impl JwtVerifier {
+    /// Starts a verifier.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder::default()
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.inner.issuers
+    }
+
+    /// Verifies `token` with the keys at hand, without fetching: an unknown
+    /// `kid` of a JWKS issuer is [`AuthError::UnknownKey`] here, while the
+    /// [`Authenticator`] implementation may refetch the key set first.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError`] that rejects the token.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        match self.step(token, false) {
+            Step::Done(r) => r,
+            #[cfg(feature = "jwks")]
+            Step::Refetch(_) => Err(AuthError::UnknownKey),
+        }
+    }
+
+    /// Cache statistics `(hits, misses)`, `None` without a cache.
+    pub fn cache_stats(&self) -> Option<(u64, u64)> {
+        self.inner.cache.as_ref().map(TokenCache::stats)
+    }
+
+    /// The number of entries in the verified-token cache (0 without one).
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    /// Empties the verified-token cache.
+    pub fn clear_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner
+            .issuers
+            .iter()
+            .fold(0u64, |acc, i| acc.wrapping_add(i.epoch()))
+    }
+
+    fn step(&self, token: &str, allow_refetch: bool) -> Step {
+        let now = now_secs();
+        let cached = self.inner.cache.as_ref().map(|cache| {
+            let hash = token_hash(token);
+            let epoch = self.epoch();
+            (cache, hash, epoch)
+        });
+        if let Some((cache, hash, epoch)) = &cached
+            && let Some(p) = cache.get(hash, now, self.inner.max_leeway, *epoch)
+        {
+            return Step::Done(Ok(p));
+        }
+        let result = self.verify_uncached(token, now, allow_refetch);
+        match result {
+            Ok((principal, exp, nbf)) => {
+                if let Some((cache, hash, epoch)) = cached {
+                    cache.insert(hash, principal.clone(), now, exp, nbf, epoch);
+                }
+                Step::Done(Ok(principal))
+            }
+            Err(StepErr::Fail(e)) => Step::Done(Err(e)),
+            #[cfg(feature = "jwks")]
+            Err(StepErr::Refetch(c)) => Step::Refetch(c),
+        }
+    }
+
+    fn choose_issuer(&self, payload: &str) -> Result<&Issuer, AuthError> {
+        if let [only] = self.inner.issuers.as_slice() {
+            return Ok(only);
+        }
+        use base64::Engine as _;
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            iss: Option<serde_json::Value>,
+        }
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| AuthError::Malformed)?;
+        let peek: Peek = serde_json::from_slice(&json).map_err(|e| {
+            if e.to_string().contains("duplicate field") {
+                AuthError::DuplicateClaim
+            } else {
+                AuthError::MalformedClaims
+            }
+        })?;
+        let iss = match peek.iss {
+            Some(serde_json::Value::String(s)) => s,
+            Some(_) => return Err(AuthError::InvalidClaim),
+            None => return Err(AuthError::MissingClaim),
+        };
+        self.inner
+            .issuers
+            .iter()
+            .find(|i| i.iss() == iss)
+            .ok_or(AuthError::UntrustedIssuer)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+        allow_refetch: bool,
+    ) -> Result<(Principal, u64, Option<u64>), StepErr> {
+        let segments = header::split(token)?;
+        let head = header::parse(segments.header)?;
+        let issuer = self.choose_issuer(segments.payload)?;
+        let inner = &*issuer.inner;
+        if let Some(expected) = &inner.typ {
+            match &head.typ {
+                Some(got) if typ_matches(expected, got) => {}
+                _ => return Err(AuthError::WrongType.into()),
+            }
+        }
+        let keys = issuer.keys();
+        let key = match keys.select(head.kid.as_deref(), head.alg, &inner.algorithms) {
+            Ok(key) => key,
+            Err(AuthError::UnknownKey) => {
+                #[cfg(feature = "jwks")]
+                if allow_refetch
+                    && head.kid.is_some()
+                    && let KeySource::Jwks(c) = &inner.keys
+                    && c.try_claim_refetch()
+                {
+                    return Err(StepErr::Refetch(Arc::clone(c)));
+                }
+                #[cfg(not(feature = "jwks"))]
+                let _ = allow_refetch;
+                return Err(AuthError::UnknownKey.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let validation = issuer
+            .validation(head.alg)
+            .ok_or(AuthError::AlgorithmNotAllowed)?;
+        let data =
+            jsonwebtoken::decode::<claims::Claims>(token, key.decoding_key(), validation)
+                .map_err(|e| map_jwt_error(e.kind()))?;
+        let mut c = data.claims;
+        build_principal(&mut c, inner, now).map_err(StepErr::Fail)
+    }
+}
+
+enum StepErr {
+    Fail(AuthError),
+    #[cfg(feature = "jwks")]
+    Refetch(Arc<jwks::JwksCache>),
+}
+
+impl From<AuthError> for StepErr {
+    fn from(e: AuthError) -> Self {
+        Self::Fail(e)
+    }
+}
+
+fn build_principal(
+    c: &mut claims::Claims,
+    issuer: &IssuerInner,
+    now: u64,
+) -> Result<(Principal, u64, Option<u64>), AuthError> {
+    use claims::{numeric_date, string, strings};
+    // jsonwebtoken checked presence and values of exp/nbf/iss/aud; the types
+    // are re-checked here so nothing below trusts an unchecked shape.
+    let exp = c
+        .exp
+        .as_ref()
+        .and_then(numeric_date)
+        .ok_or(AuthError::InvalidClaim)?;
+    let nbf = match &c.nbf {
+        Some(v) => Some(numeric_date(v).ok_or(AuthError::InvalidClaim)?),
+        None => None,
+    };
+    if let Some(iat) = &c.iat {
+        let iat = numeric_date(iat).ok_or(AuthError::InvalidClaim)?;
+        if iat > now.saturating_add(issuer.leeway) {
+            return Err(AuthError::IssuedInFuture);
+        }
+    }
+    let sub = c
+        .sub
+        .as_ref()
+        .and_then(string)
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::MissingClaim)?;
+    let mut builder = Principal::builder(sub, AuthMethod::Jwt)
+        .issuer(issuer.iss.as_str())
+        .expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(exp));
+    let scopes = match (&c.scope, &c.scp) {
+        (Some(v), _) => strings(v, true).ok_or(AuthError::InvalidClaim)?,
+        (None, Some(v)) => strings(v, true).ok_or(AuthError::InvalidClaim)?,
+        (None, None) => Vec::new(),
+    };
+    builder = builder.scopes(scopes);
+    let tenant = if issuer.tenant_claim == "tenant" {
+        c.tenant.take()
+    } else {
+        c.extra.remove(&issuer.tenant_claim)
+    };
+    if let Some(t) = tenant {
+        match t {
+            serde_json::Value::String(t) if !t.is_empty() => builder = builder.tenant(t),
+            _ => return Err(AuthError::InvalidClaim),
+        }
+    }
+    let roles = if issuer.roles_claim == "roles" {
+        c.roles.take()
+    } else {
+        c.extra.remove(&issuer.roles_claim)
+    };
+    if let Some(r) = roles {
+        builder = builder.roles(strings(&r, false).ok_or(AuthError::InvalidClaim)?);
+    }
+    if let Some(jti) = &c.jti {
+        builder = builder.token_id(string(jti).ok_or(AuthError::InvalidClaim)?);
+    }
+    let principal = builder.claims(std::mem::take(&mut c.extra)).build();
+    Ok((principal, exp, nbf))
+}
+
+impl Authenticator for JwtVerifier {
+    type Future = BoxAuthFuture;
+
+    fn authenticate(&self, credential: &Credential<'_>) -> Verdict<Self::Future> {
+        match self.step(credential.value(), true) {
+            Step::Done(r) => Verdict::Ready(r),
+            #[cfg(feature = "jwks")]
+            Step::Refetch(cache) => {
+                // The slow path: a `kid` not in the key set, and the refetch
+                // interval allows a fetch. The token is copied once here.
+                let this = self.clone();
+                let token = credential.value().to_owned();
+                Verdict::Pending(Box::pin(async move {
+                    // A failed fetch keeps the last good keys (stale-if-error).
+                    let _ = cache.refresh(jwks::Trigger::UnknownKid).await;
+                    match this.step(&token, false) {
+                        Step::Done(r) => r,
+                        Step::Refetch(_) => Err(AuthError::UnknownKey),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_comparison() {
+        assert!(typ_matches("at+jwt", "AT+JWT"));
+        assert!(typ_matches("at+jwt", "application/at+jwt"));
+        assert!(!typ_matches("at+jwt", "JWT"));
+    }
+
+    #[test]
+    fn builder_errors() {
+        let s = SecretString::from("x".repeat(32));
+        assert_eq!(
+            Issuer::builder("i").hs256_secret(&s).unwrap().build().unwrap_err(),
+            ConfigError::NoAudience { issuer: "i".into() }
+        );
+        assert_eq!(
+            Issuer::builder("i").audience("a").build().unwrap_err(),
+            ConfigError::NoKeys { issuer: "i".into() }
+        );
+        assert_eq!(
+            Issuer::builder("i")
+                .audience("a")
+                .hs256_secret(&s)
+                .unwrap()
+                .leeway(Duration::from_secs(301))
+                .build()
+                .unwrap_err(),
+            ConfigError::LeewayTooLarge { secs: 301 }
+        );
+        assert_eq!(JwtVerifier::builder().build().unwrap_err(), ConfigError::NoIssuer);
+        let i = Issuer::builder("i").audience("a").hs256_secret(&s).unwrap().build().unwrap();
+        assert_eq!(
+            JwtVerifier::builder().issuer(i.clone()).issuer(i).build().unwrap_err(),
+            ConfigError::DuplicateIssuer { issuer: "i".into() }
+        );
+    }
+}
