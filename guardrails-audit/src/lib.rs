@@ -1,10 +1,68 @@
 //! A tamper-evident audit trail for tower services.
 //!
-//! This crate records one audit event per request and domain events from
-//! handlers, delivers them through a bounded pipeline with explicit overflow
-//! policies, and writes them to sinks such as a hash-chained JSON-lines file
-//! that can be verified.
+//! - [`AuditEvent`]: who did what, to which resource, when, from where, with
+//!   which outcome — schema `guardrails.audit/1`, field mapping to
+//!   CADF/OCSF/ECS in [`event`].
+//! - [`AuditLayer`]: one event per request, with the route template, the
+//!   actor from the [`Principal`](guardrails_core::Principal), the status and
+//!   the [`Rejection`](guardrails_core::Rejection) reason, per-route policy
+//!   levels and delivery modes.
+//! - [`Auditor`]: the handle that records domain events.
+//! - [`AuditPipeline`]: a bounded queue and a background writer that batches,
+//!   with three delivery modes ([`DeliveryMode`]) whose guarantees are
+//!   documented in [`pipeline`], and a graceful, bounded shutdown.
+//! - [`sink`]: the [`AuditSink`](sink::AuditSink) trait, and the JSON-lines
+//!   file with a SHA-256 / HMAC-SHA-256 hash chain ([`chain`]), rotation,
+//!   signed checkpoints and crash recovery; tracing; memory.
+//! - [`verify()`]: checks a file and names the first bad `seq` and the kind of
+//!   damage; the `guardrails-audit verify` CLI (feature `cli`) wraps it.
 //!
-//! It is being built; see the workspace README for its status.
+//! # Example
+//!
+//! ```no_run
+//! use guardrails_audit::{AuditLayer, AuditPipeline, DeliveryMode, RoutePolicy};
+//! use guardrails_audit::sink::file::JsonLinesSink;
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sink = JsonLinesSink::builder("var/audit.jsonl").open()?;
+//! let (auditor, guard) = AuditPipeline::builder().spawn(sink)?;
+//! let layer = AuditLayer::new(auditor)
+//!     .policy(RoutePolicy::new().method(http::Method::DELETE).mode(DeliveryMode::Strict));
+//! // let app = axum::Router::new()/* routes */.layer(layer);
+//! // ... serve ...
+//! let report = guard.shutdown(Duration::from_secs(10)).await;
+//! assert!(report.is_complete());
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//!
+//! - `axum`: route templates from `MatchedPath`, client addresses from
+//!   `ConnectInfo`, and the [`RequestAudit`] extractor.
+//! - `cli`: the `guardrails-audit` binary (`verify`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod chain;
+pub mod event;
+pub mod jcs;
+pub mod layer;
+pub mod pipeline;
+pub mod sink;
+pub mod verify;
+
+pub use event::{
+    Actor, AuditEvent, Category, Observer, Outcome, Redactor, RequestInfo, Source, Stage, Target,
+};
+#[cfg(feature = "axum")]
+pub use layer::RequestAudit;
+pub use layer::{
+    AuditContext, AuditLayer, AuditService, CapturePrincipalLayer, ClientIp, Level, MatchedRoute,
+    RouteFromExtensions, RoutePolicy, RouteResolver, TrustedProxies,
+};
+pub use pipeline::{
+    AuditGuard, AuditPipeline, AuditPipelineBuilder, Auditor, Delivery, DeliveryError,
+    DeliveryMode, PipelineStats, Receipt, ShutdownReport,
+};
+pub use verify::{Damage, DamageKind, VerifyError, VerifyOptions, VerifyReport, verify};

@@ -1,0 +1,776 @@
+//! The audit event: who did what, to which resource, when, from where, and
+//! with which outcome.
+//!
+//! Every record has the schema `guardrails.audit/1`. Field names, and how they
+//! map to the common audit vocabularies (DMTF CADF, OCSF and Elastic ECS):
+//!
+//! | field | type | meaning | CADF | OCSF | ECS |
+//! |---|---|---|---|---|---|
+//! | `schema` | string | always `guardrails.audit/1` | `typeURI` | `metadata.version` | `ecs.version` |
+//! | `id` | string | UUIDv7 of the event | `id` | `metadata.uid` | `event.id` |
+//! | `time` | string | RFC 3339, UTC, microseconds (`…Z`) | `eventTime` | `time` | `@timestamp` |
+//! | `action` | string | dotted, low-cardinality (`http.request`, `invoice.delete`) | `action` | `activity_name` | `event.action` |
+//! | `category` | string | `authn`, `authz`, `data_read`, `data_write`, `admin`, `system` | `eventType` | `category_uid` | `event.category` |
+//! | `outcome` | string | `success`, `failure`, `denied`, `unknown` | `outcome` | `status` | `event.outcome` |
+//! | `reason` | string or null | low-cardinality reason code (`token_expired`, `missing_scope`) | `reason.reasonCode` | `status_detail` | `event.reason` |
+//! | `stage` | string | `completed`, or `received` for the attempt record of a strict request | — | `activity_id` | `event.type` |
+//! | `actor.type` | string | `user` when a principal was verified, `anonymous` otherwise | `initiator.typeURI` | `actor.user.type` | `user.roles` |
+//! | `actor.subject` | string or null | the principal's subject | `initiator.id` | `actor.user.uid` | `user.id` |
+//! | `actor.tenant` | string or null | the principal's tenant | `initiator.project_id` | `actor.user.org.uid` | `organization.id` |
+//! | `actor.auth_method` | string or null | `jwt`, `api_key`, … | `initiator.credential.type` | `auth_protocol` | `event.provider` |
+//! | `target.type` / `target.id` | strings | the resource acted on | `target.typeURI` / `target.id` | `resources[].type` / `uid` | `service.target` fields |
+//! | `source.ip` | string or null | client address: the socket peer, or a forwarded address only through a trusted proxy | `initiator.host.address` | `src_endpoint.ip` | `source.ip` |
+//! | `source.user_agent` | string or null | sanitized, at most 256 characters | `initiator.host.agent` | `http_request.user_agent` | `user_agent.original` |
+//! | `request.id` | string | request id shared with problems and logs | `requestId` (attachment) | `http_request.uid` | `http.request.id` |
+//! | `request.method` | string | HTTP method | `action` detail | `http_request.http_method` | `http.request.method` |
+//! | `request.route` | string or null | route template (`/v1/tenants/{tenant}/invoices`) | `target.name` | `http_request.url.path` template | `url.path` template |
+//! | `request.path` | string | raw path, never the query | — | `http_request.url.path` | `url.path` |
+//! | `request.status` | integer or null | response status | `reason.reasonCode` | `http_response.code` | `http.response.status_code` |
+//! | `request.duration_us` | integer or null | handler time in microseconds | — | `duration` | `event.duration` (ns) |
+//! | `observer.service` / `version` / `instance` | strings | who recorded it | `observer.name` / `observer.id` | `metadata.product` | `service.name` / `version` / `node.name` |
+//! | `details` | object | redacted free-form details | `attachments` | `unmapped` | `labels` |
+//! | `chain` | object | hash chain, added by the JSON-lines sink (see [`crate::sink::file`]) | — | `metadata.log_*` | `event.hash` |
+//!
+//! Numbers are integers only: a floating-point detail is stored as a string,
+//! and an integer outside ±(2⁵³−1) is stored as a string, so every record is
+//! exactly representable by any JSON implementation and by RFC 8785.
+//!
+//! Tokens, secrets and raw session ids are never recorded: the layer records
+//! neither headers (except the sanitized user agent) nor the query string, and
+//! [`Redactor`] removes configured detail keys (by default anything that
+//! looks like a password, token, secret, cookie, session or key).
+//!
+//! ```
+//! use guardrails_audit::{AuditEvent, Category, Outcome};
+//!
+//! let event = AuditEvent::new("invoice.delete", Category::DataWrite)
+//!     .with_outcome(Outcome::Success)
+//!     .with_target("invoice", "inv_42")
+//!     .with_detail("amount_cents", 1200)
+//!     .with_detail("password", "hunter2");
+//! let json = event.to_json();
+//! assert_eq!(json["schema"], "guardrails.audit/1");
+//! assert_eq!(json["target"]["id"], "inv_42");
+//! // Redaction happens when the event is recorded, see `Redactor`.
+//! let redacted = guardrails_audit::Redactor::default().redact_event(event).to_json();
+//! assert_eq!(redacted["details"]["password"], "[REDACTED]");
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use guardrails_core::Principal;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The schema name every record carries.
+pub const SCHEMA: &str = "guardrails.audit/1";
+
+/// The largest integer recorded as a number: 2⁵³ − 1.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// The longest user agent recorded, in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The longest path recorded, in characters.
+pub const MAX_PATH_CHARS: usize = 1024;
+
+/// What kind of activity an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Category {
+    /// Authentication.
+    Authn,
+    /// Authorization decisions.
+    Authz,
+    /// Reading data.
+    DataRead,
+    /// Creating, changing or deleting data.
+    DataWrite,
+    /// Administrative actions.
+    Admin,
+    /// The audit system itself and the platform.
+    System,
+}
+
+impl Category {
+    /// The recorded name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authn => "authn",
+            Self::Authz => "authz",
+            Self::DataRead => "data_read",
+            Self::DataWrite => "data_write",
+            Self::Admin => "admin",
+            Self::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the recorded activity ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed (bad credentials, invalid input, server error).
+    Failure,
+    /// It was refused by an authorization decision.
+    Denied,
+    /// Not known yet (the attempt record of a strict request) or not knowable.
+    Unknown,
+}
+
+impl Outcome {
+    /// The recorded name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who acted: taken from a verified [`Principal`], anonymous otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actor {
+    /// The subject, `None` when anonymous.
+    pub subject: Option<String>,
+    /// The tenant of the subject.
+    pub tenant: Option<String>,
+    /// How the subject authenticated.
+    pub auth_method: Option<&'static str>,
+}
+
+impl Actor {
+    /// The anonymous actor.
+    pub const fn anonymous() -> Self {
+        Self {
+            subject: None,
+            tenant: None,
+            auth_method: None,
+        }
+    }
+
+    /// The actor of a verified principal. Only the subject, tenant and method
+    /// are taken: never the token id, claims or scopes.
+    pub fn from_principal(principal: &Principal) -> Self {
+        Self {
+            subject: Some(principal.subject().to_owned()),
+            tenant: principal.tenant().map(str::to_owned),
+            auth_method: Some(principal.method().as_str()),
+        }
+    }
+
+    /// Whether no principal was verified.
+    pub fn is_anonymous(&self) -> bool {
+        self.subject.is_none()
+    }
+}
+
+/// The resource acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The kind of resource (`invoice`).
+    pub kind: Cow<'static, str>,
+    /// Its identifier.
+    pub id: String,
+}
+
+/// Where the request came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// Client address (see the layer's trusted-proxy rules).
+    pub ip: Option<std::net::IpAddr>,
+    /// Sanitized user agent.
+    pub user_agent: Option<String>,
+}
+
+/// The HTTP request an event belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Request id.
+    pub id: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Route template.
+    pub route: Option<String>,
+    /// Raw path (sanitized, no query).
+    pub path: Option<String>,
+    /// Response status.
+    pub status: Option<u16>,
+    /// Duration in microseconds.
+    pub duration_us: Option<u64>,
+}
+
+/// The service that recorded the event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observer {
+    /// Service name.
+    pub service: String,
+    /// Service version.
+    pub version: String,
+    /// Instance (host, pod) name.
+    pub instance: String,
+}
+
+impl Observer {
+    /// An observer.
+    pub fn new(
+        service: impl Into<String>,
+        version: impl Into<String>,
+        instance: impl Into<String>,
+    ) -> Self {
+        Self {
+            service: sanitize(&service.into(), 128),
+            version: sanitize(&version.into(), 64),
+            instance: sanitize(&instance.into(), 128),
+        }
+    }
+}
+
+/// The stage of a request an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// The request was received; the handler has not run yet (strict mode).
+    Received,
+    /// The activity completed.
+    Completed,
+}
+
+impl Stage {
+    /// The recorded name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// One audit event; see the [module documentation](self) for its fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub(crate) id: Uuid,
+    pub(crate) time: OffsetDateTime,
+    pub(crate) action: Cow<'static, str>,
+    pub(crate) category: Category,
+    pub(crate) outcome: Outcome,
+    pub(crate) reason: Option<Cow<'static, str>>,
+    pub(crate) stage: Stage,
+    pub(crate) actor: Actor,
+    pub(crate) target: Option<Target>,
+    pub(crate) source: Source,
+    pub(crate) request: Option<RequestInfo>,
+    pub(crate) observer: Option<Arc<Observer>>,
+    pub(crate) details: Map<String, Value>,
+}
+
+impl AuditEvent {
+    /// A new event for `action` (dotted, low-cardinality: never put input in
+    /// it) with a fresh UUIDv7 and the current time; outcome `unknown`,
+    /// anonymous actor.
+    pub fn new(action: impl Into<Cow<'static, str>>, category: Category) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            time: OffsetDateTime::now_utc(),
+            action: action.into(),
+            category,
+            outcome: Outcome::Unknown,
+            reason: None,
+            stage: Stage::Completed,
+            actor: Actor::anonymous(),
+            target: None,
+            source: Source::default(),
+            request: None,
+            observer: None,
+            details: Map::new(),
+        }
+    }
+
+    /// Sets the outcome.
+    #[must_use]
+    pub fn with_outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Sets the low-cardinality reason code.
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the stage.
+    #[must_use]
+    pub fn with_stage(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
+    }
+
+    /// Sets the actor from a verified principal.
+    #[must_use]
+    pub fn with_principal(mut self, principal: &Principal) -> Self {
+        self.actor = Actor::from_principal(principal);
+        self
+    }
+
+    /// Sets the actor.
+    #[must_use]
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Sets the target resource.
+    #[must_use]
+    pub fn with_target(
+        mut self,
+        kind: impl Into<Cow<'static, str>>,
+        id: impl Into<String>,
+    ) -> Self {
+        self.target = Some(Target {
+            kind: kind.into(),
+            id: sanitize(&id.into(), MAX_PATH_CHARS),
+        });
+        self
+    }
+
+    /// Sets the source.
+    #[must_use]
+    pub fn with_source(mut self, source: Source) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Sets the request information.
+    #[must_use]
+    pub fn with_request(mut self, request: RequestInfo) -> Self {
+        self.request = Some(request);
+        self
+    }
+
+    /// Sets the observer (otherwise the pipeline's is used).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Adds a detail. Floating-point numbers and integers beyond
+    /// ±(2⁵³−1) are stored as strings. Keys are redacted when recorded.
+    #[must_use]
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.details.insert(key.into(), integers_only(value.into()));
+        self
+    }
+
+    /// The event id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The action.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// The category.
+    pub fn category(&self) -> Category {
+        self.category
+    }
+
+    /// The outcome.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The reason code.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The stage.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The actor.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The target.
+    pub fn target(&self) -> Option<&Target> {
+        self.target.as_ref()
+    }
+
+    /// The source.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The request information.
+    pub fn request(&self) -> Option<&RequestInfo> {
+        self.request.as_ref()
+    }
+
+    /// The details.
+    pub fn details(&self) -> &Map<String, Value> {
+        &self.details
+    }
+
+    /// The record as a JSON object, without the `chain` member.
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.to_map())
+    }
+
+    /// The record as a JSON map, without the `chain` member.
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("schema".into(), Value::from(SCHEMA));
+        m.insert("id".into(), Value::String(self.id.to_string()));
+        m.insert("time".into(), Value::String(format_time(self.time)));
+        m.insert("action".into(), Value::from(self.action.as_ref()));
+        m.insert("category".into(), Value::from(self.category.as_str()));
+        m.insert("outcome".into(), Value::from(self.outcome.as_str()));
+        m.insert(
+            "reason".into(),
+            self.reason.as_deref().map_or(Value::Null, Value::from),
+        );
+        m.insert("stage".into(), Value::from(self.stage.as_str()));
+        let mut actor = Map::new();
+        actor.insert(
+            "type".into(),
+            Value::from(if self.actor.is_anonymous() {
+                "anonymous"
+            } else {
+                "user"
+            }),
+        );
+        actor.insert("subject".into(), opt_str(self.actor.subject.as_deref()));
+        actor.insert("tenant".into(), opt_str(self.actor.tenant.as_deref()));
+        actor.insert("auth_method".into(), opt_str(self.actor.auth_method));
+        m.insert("actor".into(), Value::Object(actor));
+        m.insert(
+            "target".into(),
+            self.target.as_ref().map_or(Value::Null, |t| {
+                let mut o = Map::new();
+                o.insert("type".into(), Value::from(t.kind.as_ref()));
+                o.insert("id".into(), Value::from(t.id.as_str()));
+                Value::Object(o)
+            }),
+        );
+        let mut source = Map::new();
+        source.insert(
+            "ip".into(),
+            self.source
+                .ip
+                .map_or(Value::Null, |ip| Value::String(ip.to_string())),
+        );
+        source.insert(
+            "user_agent".into(),
+            opt_str(self.source.user_agent.as_deref()),
+        );
+        m.insert("source".into(), Value::Object(source));
+        m.insert(
+            "request".into(),
+            self.request.as_ref().map_or(Value::Null, |r| {
+                let mut o = Map::new();
+                o.insert("id".into(), opt_str(r.id.as_deref()));
+                o.insert("method".into(), opt_str(r.method.as_deref()));
+                o.insert("route".into(), opt_str(r.route.as_deref()));
+                o.insert("path".into(), opt_str(r.path.as_deref()));
+                o.insert("status".into(), r.status.map_or(Value::Null, Value::from));
+                o.insert(
+                    "duration_us".into(),
+                    r.duration_us
+                        .map_or(Value::Null, |d| integers_only(Value::from(d))),
+                );
+                Value::Object(o)
+            }),
+        );
+        m.insert(
+            "observer".into(),
+            self.observer.as_ref().map_or(Value::Null, |o| {
+                let mut v = Map::new();
+                v.insert("service".into(), Value::from(o.service.as_str()));
+                v.insert("version".into(), Value::from(o.version.as_str()));
+                v.insert("instance".into(), Value::from(o.instance.as_str()));
+                Value::Object(v)
+            }),
+        );
+        m.insert("details".into(), Value::Object(self.details.clone()));
+        m
+    }
+}
+
+fn opt_str(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, Value::from)
+}
+
+/// RFC 3339 UTC with microseconds: `2026-01-02T03:04:05.123456Z`.
+pub(crate) fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// Replaces floats (and integers JSON implementations cannot all represent)
+/// with strings, recursively.
+pub(crate) fn integers_only(value: Value) -> Value {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64()
+                && (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&i)
+            {
+                return Value::Number(n);
+            }
+            Value::String(n.to_string())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(integers_only).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integers_only(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Makes untrusted text safe for logs and terminals: control characters
+/// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
+/// escapes, and the text is cut at `max_chars` characters.
+pub fn sanitize(input: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(input.len().min(max_chars));
+    for (count, c) in input.chars().enumerate() {
+        if count >= max_chars {
+            out.push('…');
+            break;
+        }
+        let code = u32::from(c);
+        if code < 0x20 || (0x7f..=0x9f).contains(&code) {
+            out.push_str(&format!("\\x{code:02X}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The placeholder of a redacted value.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Removes the values of sensitive detail keys, recursively.
+///
+/// A key is sensitive when, lower-cased and with `-` and `_` removed, it
+/// contains one of the configured fragments. The default fragments cover
+/// passwords, secrets, tokens, API keys, private keys, authorization,
+/// cookies, sessions, credentials and card data; [`Redactor::with_key`] adds
+/// more.
+///
+/// ```
+/// use guardrails_audit::Redactor;
+/// use serde_json::json;
+///
+/// let redactor = Redactor::default().with_key("email");
+/// let mut value = json!({"user": {"Email": "a@b.c", "refresh_token": "x"}, "n": 1});
+/// redactor.redact_value(&mut value);
+/// assert_eq!(value, json!({"user": {"Email": "[REDACTED]", "refresh_token": "[REDACTED]"}, "n": 1}));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    fragments: Vec<String>,
+}
+
+/// The default sensitive key fragments.
+pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "authorization",
+    "cookie",
+    "session",
+    "credential",
+    "cardnumber",
+    "cvv",
+    "ssn",
+];
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self {
+            fragments: DEFAULT_REDACTED_KEYS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl Redactor {
+    /// A redactor with no fragments at all (redacts nothing).
+    pub fn none() -> Self {
+        Self {
+            fragments: Vec::new(),
+        }
+    }
+
+    /// Adds a sensitive key fragment.
+    #[must_use]
+    pub fn with_key(mut self, fragment: &str) -> Self {
+        let normalized = normalize_key(fragment);
+        if !normalized.is_empty() {
+            self.fragments.push(normalized);
+        }
+        self
+    }
+
+    /// Whether `key` is sensitive.
+    pub fn is_sensitive(&self, key: &str) -> bool {
+        if self.fragments.is_empty() {
+            return false;
+        }
+        let normalized = normalize_key(key);
+        self.fragments
+            .iter()
+            .any(|f| normalized.contains(f.as_str()))
+    }
+
+    /// Redacts sensitive keys in `value`, recursively.
+    pub fn redact_value(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => self.redact_map(map),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
+        }
+    }
+
+    /// Redacts sensitive keys in `map`, recursively.
+    pub fn redact_map(&self, map: &mut Map<String, Value>) {
+        for (key, value) in map.iter_mut() {
+            if self.is_sensitive(key) {
+                *value = Value::from(REDACTED);
+            } else {
+                self.redact_value(value);
+            }
+        }
+    }
+
+    /// Redacts the event's details.
+    pub fn redact_event(&self, mut event: AuditEvent) -> AuditEvent {
+        if !event.details.is_empty() {
+            self.redact_map(&mut event.details);
+        }
+        event
+    }
+}
+
+fn normalize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '-' && *c != '_' && *c != '.' && *c != ' ')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn floats_and_huge_integers_become_strings() {
+        let e = AuditEvent::new("x.y", Category::System)
+            .with_detail("f", 1.5)
+            .with_detail("big", u64::MAX)
+            .with_detail("ok", 42)
+            .with_detail("nested", json!({"a": [0.25, 7]}));
+        assert_eq!(e.details["f"], "1.5");
+        assert_eq!(e.details["big"], u64::MAX.to_string());
+        assert_eq!(e.details["ok"], 42);
+        assert_eq!(e.details["nested"], json!({"a": ["0.25", 7]}));
+    }
+
+    #[test]
+    fn time_is_rfc3339_utc_micros() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_767_315_845_123_456_789)
+            .unwrap()
+            .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
+        assert_eq!(format_time(t), "2026-01-02T01:04:05.123456Z");
+    }
+
+    #[test]
+    fn sanitize_escapes_controls_and_bounds() {
+        assert_eq!(
+            sanitize("a\r\nb\u{1b}[31mc\u{7f}\u{85}", 100),
+            "a\\x0D\\x0Ab\\x1B[31mc\\x7F\\x85"
+        );
+        assert_eq!(sanitize("abcdef", 3), "abc…");
+        assert_eq!(sanitize("héllo", 10), "héllo");
+    }
+
+    #[test]
+    fn principal_maps_to_actor_without_token_data() {
+        let p = Principal::builder("alice", guardrails_core::AuthMethod::Jwt)
+            .tenant("acme")
+            .token_id("jti-secret")
+            .build();
+        let e = AuditEvent::new("x", Category::Authn)
+            .with_principal(&p)
+            .to_json();
+        assert_eq!(
+            e["actor"],
+            json!({"type": "user", "subject": "alice", "tenant": "acme", "auth_method": "jwt"})
+        );
+        assert!(!e.to_string().contains("jti-secret"));
+    }
+
+    #[test]
+    fn redaction_is_case_and_separator_insensitive() {
+        let r = Redactor::default();
+        for k in [
+            "Password",
+            "api-key",
+            "X-Api-Key",
+            "sessionId",
+            "SESSION_ID",
+            "client_secret",
+            "Set-Cookie",
+            "access_token",
+        ] {
+            assert!(r.is_sensitive(k), "{k}");
+        }
+        for k in ["amount", "invoice_id", "currency"] {
+            assert!(!r.is_sensitive(k), "{k}");
+        }
+    }
+}

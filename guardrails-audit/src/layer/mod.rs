@@ -1,0 +1,647 @@
+//! `AuditLayer`: one audit event per request.
+//!
+//! The layer records, for every request, an `http.request` event with the
+//! method, the route template (`/v1/tenants/{tenant}/invoices/{id}`, not only
+//! the raw path), the sanitized path (never the query), the status, the
+//! duration in microseconds, the request id, the client address and user
+//! agent, the actor, and — when an inner guard rejected the request — the
+//! [`Rejection`](guardrails_core::Rejection) it put into the response
+//! extensions: authentication failures are recorded with category `authn` and
+//! outcome `failure`, authorization failures with `authz` / `denied`,
+//! validation failures with outcome `failure` and the validator's reason code.
+//!
+//! Place it **outermost**, so it sees every rejection of the guards inside.
+//!
+//! # Policy
+//!
+//! Like Kubernetes audit policies, [`RoutePolicy`] rules (first match wins)
+//! choose per method and route a [`Level`] — `None` (not audited),
+//! `Metadata` (the default) or `Request` (plus a redacted excerpt of a JSON
+//! request body) — and a [`DeliveryMode`](crate::DeliveryMode) (see
+//! [`crate::pipeline`] for what each guarantees). In `Strict` mode the layer
+//! writes a durable attempt record before the inner service runs, and answers
+//! 503 `audit-unavailable` without running it when that fails.
+//!
+//! # Route templates
+//!
+//! A [`RouteResolver`] finds the template. The default,
+//! [`RouteFromExtensions`], reads a [`MatchedRoute`] extension that any router
+//! can insert, and with the `axum` feature axum's `MatchedPath`.
+//!
+//! # Client address
+//!
+//! The address is the socket peer: axum's `ConnectInfo<SocketAddr>` (feature
+//! `axum`) or a [`ClientIp`] extension inserted by the server. A forwarded
+//! header (`X-Forwarded-For` by default) is used **only** when the peer is in
+//! the [`TrustedProxies`] list, and then the right-most address that is not
+//! itself a trusted proxy is taken: a client cannot choose its own address.
+//!
+//! # Domain events
+//!
+//! The layer inserts an [`AuditContext`] into the request extensions; a
+//! handler records domain events with it (or with the [`RequestAudit`]
+//! extractor under the `axum` feature), inheriting the request id, source,
+//! actor and the route's delivery mode.
+//!
+//! ```
+//! use guardrails_audit::{AuditLayer, AuditPipeline, DeliveryMode, Level, RoutePolicy};
+//! use guardrails_audit::layer::ExcerptBody;
+//! use guardrails_audit::sink::MemorySink;
+//! use http::{Method, Request, Response};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let sink = MemorySink::new();
+//! let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+//! let layer = AuditLayer::new(auditor)
+//!     .policy(RoutePolicy::new().route("/healthz").level(Level::None))
+//!     .policy(RoutePolicy::new().method(Method::DELETE).mode(DeliveryMode::Strict));
+//!
+//! let service = ServiceBuilder::new().layer(layer).service_fn(|_req: Request<ExcerptBody<String>>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(String::from("done")))
+//! });
+//! let response = service.oneshot(Request::delete("/things/1").body(String::new()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! guard.shutdown(std::time::Duration::from_secs(5)).await;
+//! // A strict request leaves an attempt record and a completion record.
+//! let events = sink.events();
+//! assert_eq!(events.len(), 2);
+//! assert_eq!(events[0].stage(), guardrails_audit::Stage::Received);
+//! # }
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use guardrails_core::Principal;
+use http::{HeaderName, Method};
+use tower_layer::Layer;
+
+use crate::event::{AuditEvent, Category, RequestInfo, Source};
+use crate::pipeline::{Auditor, Delivery, DeliveryMode};
+
+mod body;
+mod service;
+
+pub use body::ExcerptBody;
+pub use service::{AuditService, CapturePrincipal, CapturePrincipalLayer, ResponseFuture};
+
+#[cfg(feature = "axum")]
+mod axum_glue;
+#[cfg(feature = "axum")]
+pub use axum_glue::RequestAudit;
+
+/// How much of a request is recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Level {
+    /// Not audited at all.
+    None,
+    /// Metadata: who, what, when, where, outcome.
+    #[default]
+    Metadata,
+    /// Metadata and a redacted excerpt of a JSON request body.
+    Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RouteMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+/// A policy rule: which requests it applies to, and the level and delivery
+/// mode it sets. Rules are tried in order; the first match wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct RoutePolicy {
+    methods: Vec<Method>,
+    route: Option<RouteMatch>,
+    level: Option<Level>,
+    mode: Option<DeliveryMode>,
+}
+
+impl RoutePolicy {
+    /// A rule matching every request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only requests with this method (may be repeated).
+    pub fn method(mut self, method: Method) -> Self {
+        self.methods.push(method);
+        self
+    }
+
+    /// Only this route template (or, without a template, this path).
+    pub fn route(mut self, template: impl Into<String>) -> Self {
+        self.route = Some(RouteMatch::Exact(template.into()));
+        self
+    }
+
+    /// Only route templates (or paths) starting with `prefix`.
+    pub fn route_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.route = Some(RouteMatch::Prefix(prefix.into()));
+        self
+    }
+
+    /// The level of matching requests.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The delivery mode of matching requests.
+    pub fn mode(mut self, mode: DeliveryMode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    fn matches(&self, method: &Method, route: &str) -> bool {
+        (self.methods.is_empty() || self.methods.contains(method))
+            && match &self.route {
+                None => true,
+                Some(RouteMatch::Exact(r)) => r == route,
+                Some(RouteMatch::Prefix(p)) => route.starts_with(p.as_str()),
+            }
+    }
+}
+
+/// The route template of a request, inserted by a router into the request
+/// extensions for [`RouteFromExtensions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchedRoute(pub Arc<str>);
+
+/// Finds the route template of a request.
+pub trait RouteResolver: Clone + Send + Sync + 'static {
+    /// The template, if the router matched one.
+    fn route(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        extensions: &http::Extensions,
+    ) -> Option<String>;
+}
+
+/// The default [`RouteResolver`]: a [`MatchedRoute`] extension, or axum's
+/// `MatchedPath` with the `axum` feature.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouteFromExtensions;
+
+impl RouteResolver for RouteFromExtensions {
+    fn route(
+        &self,
+        _method: &Method,
+        _uri: &http::Uri,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        if let Some(route) = extensions.get::<MatchedRoute>() {
+            return Some(route.0.as_ref().to_owned());
+        }
+        #[cfg(feature = "axum")]
+        if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
+            return Some(path.as_str().to_owned());
+        }
+        None
+    }
+}
+
+impl<F> RouteResolver for F
+where
+    F: Fn(&Method, &http::Uri, &http::Extensions) -> Option<String> + Clone + Send + Sync + 'static,
+{
+    fn route(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        self(method, uri, extensions)
+    }
+}
+
+/// The socket peer's address, for servers that are not axum: insert it into
+/// the request extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Proxies whose forwarded header is believed; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct TrustedProxies {
+    nets: Vec<(IpAddr, u8)>,
+    header: HeaderName,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self {
+            nets: Vec::new(),
+            header: HeaderName::from_static("x-forwarded-for"),
+        }
+    }
+}
+
+/// A trusted-proxy entry is not an address or CIDR block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR block: {0:?}")]
+pub struct InvalidProxy(String);
+
+impl TrustedProxies {
+    /// No trusted proxy: the socket peer is always the client.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the given addresses or CIDR blocks (`10.0.0.0/8`, `::1`).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidProxy`] naming the first entry that does not parse.
+    pub fn new<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidProxy> {
+        let mut nets = Vec::new();
+        for entry in entries {
+            let (addr, bits) = match entry.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (entry, None),
+            };
+            let addr: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| InvalidProxy(entry.to_owned()))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| InvalidProxy(entry.to_owned()))?,
+                None => max,
+            };
+            nets.push((addr, bits));
+        }
+        Ok(Self {
+            nets,
+            header: HeaderName::from_static("x-forwarded-for"),
+        })
+    }
+
+    /// Reads the client from `header` instead of `X-Forwarded-For`.
+    #[must_use]
+    pub fn header(mut self, header: HeaderName) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets
+            .iter()
+            .any(|(net, bits)| in_net(ip, canonical(*net), *bits))
+    }
+
+    /// The client address of a request from `peer` with `headers`.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &http::HeaderMap) -> Option<IpAddr> {
+        let peer = peer.map(canonical)?;
+        if !self.contains(peer) {
+            return Some(peer);
+        }
+        let mut hops: Vec<&str> = Vec::new();
+        for value in headers.get_all(&self.header) {
+            let Ok(value) = value.to_str() else {
+                return Some(peer);
+            };
+            hops.extend(value.split(','));
+        }
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                // Garbage from an untrusted hop: stop at the last trusted one.
+                return Some(peer);
+            };
+            let ip = canonical(ip);
+            if !self.contains(ip) {
+                return Some(ip);
+            }
+        }
+        Some(peer)
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Configuration of the audit middleware; see the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct AuditLayer<R = RouteFromExtensions> {
+    pub(crate) auditor: Auditor,
+    pub(crate) policies: Arc<[RoutePolicy]>,
+    pub(crate) default_level: Level,
+    pub(crate) default_mode: DeliveryMode,
+    pub(crate) resolver: R,
+    pub(crate) proxies: Arc<TrustedProxies>,
+    pub(crate) excerpt_limit: usize,
+}
+
+impl<R: fmt::Debug> fmt::Debug for AuditLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLayer")
+            .field("policies", &self.policies)
+            .field("default_level", &self.default_level)
+            .field("default_mode", &self.default_mode)
+            .field("resolver", &self.resolver)
+            .field("proxies", &self.proxies)
+            .field("excerpt_limit", &self.excerpt_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLayer {
+    /// Audits every request at level `Metadata`, best effort, through
+    /// `auditor`.
+    pub fn new(auditor: Auditor) -> Self {
+        Self {
+            auditor,
+            policies: Arc::from(Vec::new()),
+            default_level: Level::Metadata,
+            default_mode: DeliveryMode::BestEffort,
+            resolver: RouteFromExtensions,
+            proxies: Arc::new(TrustedProxies::none()),
+            excerpt_limit: 4096,
+        }
+    }
+}
+
+impl<R> AuditLayer<R> {
+    /// Adds a policy rule (first match wins).
+    pub fn policy(mut self, policy: RoutePolicy) -> Self {
+        let mut policies = self.policies.to_vec();
+        policies.push(policy);
+        self.policies = Arc::from(policies);
+        self
+    }
+
+    /// The level when no rule sets one.
+    pub fn default_level(mut self, level: Level) -> Self {
+        self.default_level = level;
+        self
+    }
+
+    /// The delivery mode when no rule sets one.
+    pub fn default_mode(mut self, mode: DeliveryMode) -> Self {
+        self.default_mode = mode;
+        self
+    }
+
+    /// The proxies whose forwarded header is believed.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The largest request body excerpt at level `Request` (default 4096
+    /// bytes); larger bodies are recorded by size only.
+    pub fn excerpt_limit(mut self, bytes: usize) -> Self {
+        self.excerpt_limit = bytes;
+        self
+    }
+
+    /// Uses another route resolver.
+    pub fn route_resolver<R2: RouteResolver>(self, resolver: R2) -> AuditLayer<R2> {
+        AuditLayer {
+            auditor: self.auditor,
+            policies: self.policies,
+            default_level: self.default_level,
+            default_mode: self.default_mode,
+            resolver,
+            proxies: self.proxies,
+            excerpt_limit: self.excerpt_limit,
+        }
+    }
+
+    pub(crate) fn decide(&self, method: &Method, route: &str) -> (Level, DeliveryMode) {
+        let mut level = None;
+        let mut mode = None;
+        for policy in self.policies.iter() {
+            if policy.matches(method, route) {
+                level = level.or(policy.level);
+                mode = mode.or(policy.mode);
+                if level.is_some() && mode.is_some() {
+                    break;
+                }
+            }
+        }
+        (
+            level.unwrap_or(self.default_level),
+            mode.unwrap_or(self.default_mode),
+        )
+    }
+}
+
+impl<S, R: Clone> Layer<S> for AuditLayer<R> {
+    type Service = AuditService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuditService::new(inner, self.clone())
+    }
+}
+
+/// The audit state of one request, in its extensions; see the
+/// [module docs](self).
+#[derive(Clone)]
+pub struct AuditContext {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    auditor: Auditor,
+    mode: DeliveryMode,
+    request: RequestInfo,
+    source: Source,
+    principal: Mutex<Option<Principal>>,
+}
+
+impl fmt::Debug for AuditContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditContext")
+            .field("mode", &self.inner.mode)
+            .field("request", &self.inner.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditContext {
+    pub(crate) fn new(
+        auditor: Auditor,
+        mode: DeliveryMode,
+        request: RequestInfo,
+        source: Source,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                auditor,
+                mode,
+                request,
+                source,
+                principal: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The auditor.
+    pub fn auditor(&self) -> &Auditor {
+        &self.inner.auditor
+    }
+
+    /// The route's delivery mode.
+    pub fn mode(&self) -> DeliveryMode {
+        self.inner.mode
+    }
+
+    /// Records the verified principal of the request, so that the request's
+    /// own event names the actor even though the principal was established
+    /// by a layer inside the audit layer.
+    pub fn set_principal(&self, principal: &Principal) {
+        let mut slot = self
+            .inner
+            .principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(principal.clone());
+    }
+
+    pub(crate) fn principal(&self) -> Option<Principal> {
+        self.inner
+            .principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A domain event pre-filled with this request's id, method, route,
+    /// source and actor (the principal, if known).
+    pub fn event(&self, action: &'static str, category: Category) -> AuditEvent {
+        let mut request = self.inner.request.clone();
+        request.status = None;
+        request.duration_us = None;
+        let event = AuditEvent::new(action, category)
+            .with_request(request)
+            .with_source(self.inner.source.clone());
+        match self.principal() {
+            Some(p) => event.with_principal(&p),
+            None => event,
+        }
+    }
+
+    /// Records a domain event in the route's delivery mode (strict routes
+    /// record domain events as blocking: durable before the handler answers).
+    pub fn record(&self, event: AuditEvent) -> Delivery {
+        let mode = match self.inner.mode {
+            DeliveryMode::Strict => DeliveryMode::Blocking,
+            other => other,
+        };
+        self.inner.auditor.deliver(event, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_header_only_through_trusted_proxies() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8", "::1"]).unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.1.2.3".parse().unwrap());
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        // From a trusted proxy: the right-most untrusted hop.
+        assert_eq!(
+            proxies.client_ip(Some(peer), &headers),
+            "203.0.113.9".parse().ok()
+        );
+        // From anyone else: the header is ignored.
+        assert_eq!(proxies.client_ip(Some(stranger), &headers), Some(stranger));
+        // Garbage hop: stop at the proxy.
+        headers.insert(
+            "x-forwarded-for",
+            "evil\u{7f}"
+                .parse()
+                .unwrap_or(http::HeaderValue::from_static("not-an-ip")),
+        );
+        assert_eq!(proxies.client_ip(Some(peer), &headers), Some(peer));
+        // Without the list, nothing is trusted.
+        assert_eq!(
+            TrustedProxies::none().client_ip(Some(peer), &headers),
+            Some(peer)
+        );
+        // IPv4-mapped IPv6 peers match IPv4 blocks.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(proxies.contains(mapped));
+        assert!(TrustedProxies::new(["10.0.0.0/33"]).is_err());
+        assert!(TrustedProxies::new(["nope"]).is_err());
+    }
+
+    #[test]
+    fn first_matching_rule_wins_per_setting() {
+        let (auditor, _guard) = crate::AuditPipeline::builder()
+            .spawn(crate::sink::MemorySink::new())
+            .unwrap();
+        let layer = AuditLayer::new(auditor)
+            .policy(RoutePolicy::new().route("/healthz").level(Level::None))
+            .policy(
+                RoutePolicy::new()
+                    .method(Method::DELETE)
+                    .mode(DeliveryMode::Strict),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route_prefix("/v1/")
+                    .level(Level::Request),
+            );
+        assert_eq!(
+            layer.decide(&Method::GET, "/healthz"),
+            (Level::None, DeliveryMode::BestEffort)
+        );
+        assert_eq!(
+            layer.decide(&Method::DELETE, "/v1/x"),
+            (Level::Request, DeliveryMode::Strict)
+        );
+        assert_eq!(
+            layer.decide(&Method::GET, "/v1/x"),
+            (Level::Request, DeliveryMode::BestEffort)
+        );
+        assert_eq!(
+            layer.decide(&Method::GET, "/other"),
+            (Level::Metadata, DeliveryMode::BestEffort)
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! The audit service and its response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use guardrails_core::{GuardBody, Principal, ProblemType, Rejection, RejectionCategory, RequestId};
+use http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+use serde_json::Value;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::body::{Excerpt, ExcerptBody, SharedExcerpt, lock};
+use super::{AuditContext, AuditLayer, ClientIp, Level, RouteResolver};
+use crate::event::{
+    AuditEvent, Category, MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, Outcome, RequestInfo, Source,
+    Stage, integers_only, sanitize,
+};
+use crate::pipeline::{Auditor, Delivery, DeliveryMode};
+
+/// The audit middleware; see the [module documentation](super).
+#[derive(Clone)]
+pub struct AuditService<S, R = super::RouteFromExtensions> {
+    inner: S,
+    layer: AuditLayer<R>,
+}
+
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for AuditService<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditService")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, R> AuditService<S, R> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: AuditLayer<R>) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The per-request audit state carried by the response future.
+struct Ctx {
+    auditor: Auditor,
+    mode: DeliveryMode,
+    event: AuditEvent,
+    started: Instant,
+    context: AuditContext,
+    excerpt: Option<SharedExcerpt>,
+    json: bool,
+    content_length: Option<u64>,
+}
+
+fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(ClientIp(ip)) = extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+        return Some(info.0.ip());
+    }
+    None
+}
+
+fn method_category(method: &Method) -> Category {
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => Category::DataRead,
+        _ => Category::DataWrite,
+    }
+}
+
+impl<S, R, ReqB, ResB> Service<Request<ReqB>> for AuditService<S, R>
+where
+    S: Service<Request<ExcerptBody<ReqB>>, Response = Response<ResB>> + Clone,
+    R: RouteResolver,
+{
+    type Response = Response<GuardBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ExcerptBody<ReqB>, S::Future, ResB>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let route = self
+            .layer
+            .resolver
+            .route(req.method(), req.uri(), req.extensions());
+        let path = req.uri().path();
+        let (level, mode) = self
+            .layer
+            .decide(req.method(), route.as_deref().unwrap_or(path));
+        if level == Level::None {
+            let req = req.map(|b| ExcerptBody::new(b, None, 0));
+            return ResponseFuture::passthrough(inner.call(req));
+        }
+        let started = Instant::now();
+        let request_id = match req.extensions().get::<RequestId>() {
+            Some(id) => id.as_str().to_owned(),
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                if let Some(rid) = RequestId::new(&id) {
+                    req.extensions_mut().insert(rid);
+                }
+                id
+            }
+        };
+        let user_agent = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .map(|v| sanitize(&String::from_utf8_lossy(v.as_bytes()), MAX_USER_AGENT_CHARS));
+        let source = Source {
+            ip: self
+                .layer
+                .proxies
+                .client_ip(peer_ip(req.extensions()), req.headers()),
+            user_agent,
+        };
+        let info = RequestInfo {
+            id: Some(request_id),
+            method: Some(req.method().as_str().to_owned()),
+            route,
+            path: Some(sanitize(req.uri().path(), MAX_PATH_CHARS)),
+            status: None,
+            duration_us: None,
+        };
+        let event = AuditEvent::new("http.request", method_category(req.method()))
+            .with_request(info.clone())
+            .with_source(source.clone());
+        let context = AuditContext::new(self.layer.auditor.clone(), mode, info, source);
+        req.extensions_mut().insert(context.clone());
+        let (excerpt, json, content_length) = if level == Level::Request {
+            let json = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_json);
+            let length = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            (
+                Some(SharedExcerpt::new(
+                    std::sync::Mutex::new(Excerpt::default()),
+                )),
+                json,
+                length,
+            )
+        } else {
+            (None, false, None)
+        };
+        let limit = self.layer.excerpt_limit;
+        let req = req.map(|b| ExcerptBody::new(b, excerpt.clone(), limit));
+        let auditor = self.layer.auditor.clone();
+        let ctx = Ctx {
+            auditor,
+            mode,
+            event,
+            started,
+            context,
+            excerpt,
+            json,
+            content_length,
+        };
+        if mode == DeliveryMode::Strict {
+            let attempt = AuditEvent {
+                id: uuid::Uuid::now_v7(),
+                ..ctx.event.clone()
+            }
+            .with_stage(Stage::Received);
+            let delivery = ctx.auditor.deliver(attempt, DeliveryMode::Strict);
+            return ResponseFuture {
+                state: State::Attempt {
+                    delivery,
+                    pending: Some((inner, req)),
+                },
+                ctx: Some(ctx),
+            };
+        }
+        ResponseFuture {
+            state: State::Inner {
+                future: inner.call(req),
+            },
+            ctx: Some(ctx),
+        }
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, F, ResB> {
+        Attempt { delivery: Delivery, pending: Option<(S, Request<B>)> },
+        Inner { #[pin] future: F },
+        Completing { delivery: Delivery, response: Option<Response<ResB>> },
+        Done,
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuditService`].
+    pub struct ResponseFuture<S, B, F, ResB> {
+        #[pin]
+        state: State<S, B, F, ResB>,
+        ctx: Option<Ctx>,
+    }
+}
+
+impl<S, B, F, ResB> fmt::Debug for ResponseFuture<S, B, F, ResB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Attempt { .. } => "attempt",
+            State::Inner { .. } => "inner",
+            State::Completing { .. } => "completing",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S, B, F, ResB> ResponseFuture<S, B, F, ResB> {
+    fn passthrough(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+            ctx: None,
+        }
+    }
+}
+
+fn audit_problem<B: From<bytes::Bytes>>(
+    mode: DeliveryMode,
+    error: crate::DeliveryError,
+) -> Response<B> {
+    let (reason, kind) = if mode == DeliveryMode::Strict {
+        ("audit_unavailable", ProblemType::AUDIT_UNAVAILABLE)
+    } else {
+        ("audit_write_failed", ProblemType::AUDIT_FAILED)
+    };
+    let mut response = error.to_problem(mode).into_http_response::<B>();
+    Rejection::new(RejectionCategory::Audit, reason, kind).insert_into(response.extensions_mut());
+    response
+}
+
+/// Fills the completion fields of the request's event.
+fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEvent {
+    let mut event = std::mem::replace(&mut ctx.event, AuditEvent::new("", Category::System));
+    let duration = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let principal: Option<Principal> = response
+        .and_then(|r| r.extensions().get::<Principal>().cloned())
+        .or_else(|| ctx.context.principal());
+    if let Some(p) = &principal {
+        event = event.with_principal(p);
+    }
+    if let Some(request) = event.request.as_mut() {
+        request.duration_us = Some(duration);
+        request.status = response.map(|r| r.status().as_u16());
+    }
+    match response {
+        None => {
+            event.outcome = Outcome::Failure;
+            event.reason = Some("service_error".into());
+        }
+        Some(response) => {
+            let status = response.status();
+            let rejection = response.extensions().get::<Rejection>().copied();
+            let (category, outcome) = match rejection.map(|r| r.category()) {
+                Some(RejectionCategory::Authentication) => {
+                    (Some(Category::Authn), Outcome::Failure)
+                }
+                Some(RejectionCategory::Authorization) => (Some(Category::Authz), Outcome::Denied),
+                Some(_) => (None, Outcome::Failure),
+                None if status == http::StatusCode::UNAUTHORIZED => {
+                    (Some(Category::Authn), Outcome::Failure)
+                }
+                None if status == http::StatusCode::FORBIDDEN => {
+                    (Some(Category::Authz), Outcome::Denied)
+                }
+                None if status.is_client_error() || status.is_server_error() => {
+                    (None, Outcome::Failure)
+                }
+                None => (None, Outcome::Success),
+            };
+            if let Some(category) = category {
+                event.category = category;
+            }
+            event.outcome = outcome;
+            if let Some(r) = rejection {
+                event.reason = Some(r.reason().into());
+                event
+                    .details
+                    .insert("rejection".into(), Value::from(r.category().as_str()));
+                event
+                    .details
+                    .insert("problem_type".into(), Value::from(r.problem_type().uri()));
+            }
+        }
+    }
+    if let Some(excerpt) = ctx.excerpt.take() {
+        let e = lock(&excerpt);
+        let whole = (e.bytes.len() as u64) == e.total
+            && (e.complete || ctx.content_length == Some(e.total));
+        let body = if e.total == 0 {
+            Value::Null
+        } else if !ctx.json {
+            serde_json::json!({"omitted": "not_json", "bytes": e.total})
+        } else if !whole {
+            serde_json::json!({"omitted": "too_large", "bytes": e.total})
+        } else {
+            match serde_json::from_slice::<Value>(&e.bytes) {
+                // Redacted by the auditor with every other detail.
+                Ok(value) => integers_only(value),
+                Err(_) => serde_json::json!({"omitted": "invalid_json", "bytes": e.total}),
+            }
+        };
+        event.details.insert("request_body".into(), body);
+    }
+    event
+}
+
+impl<S, B, F, ResB, E> Future for ResponseFuture<S, B, F, ResB>
+where
+    S: Service<Request<B>, Future = F, Response = Response<ResB>, Error = E>,
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<GuardBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Attempt { delivery, pending } => {
+                    match Pin::new(delivery).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(_)) => {
+                            let Some((mut inner, req)) = pending.take() else {
+                                this.state.set(State::Done);
+                                return Poll::Pending;
+                            };
+                            let future = inner.call(req);
+                            this.state.set(State::Inner { future });
+                        }
+                        Poll::Ready(Err(error)) => {
+                            // Fail closed: the inner service never sees the request.
+                            pending.take();
+                            this.state.set(State::Done);
+                            if let Some(ctx) = this.ctx.as_mut() {
+                                let mut event = complete::<ResB>(ctx, None);
+                                event.outcome = Outcome::Failure;
+                                event.reason = Some("audit_unavailable".into());
+                                if let Some(r) = event.request.as_mut() {
+                                    r.status = Some(503);
+                                }
+                                let _ = ctx.auditor.record(event);
+                            }
+                            return Poll::Ready(Ok(audit_problem(DeliveryMode::Strict, error)));
+                        }
+                    }
+                }
+                StateProj::Inner { future } => {
+                    let result = match future.poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result,
+                    };
+                    let Some(mut ctx) = this.ctx.take() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(result.map(|r| r.map(GuardBody::new)));
+                    };
+                    match result {
+                        Err(error) => {
+                            let event = complete::<ResB>(&mut ctx, None);
+                            let _ = ctx.auditor.record(event);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(error));
+                        }
+                        Ok(response) => {
+                            let event = complete(&mut ctx, Some(&response));
+                            if ctx.mode == DeliveryMode::BestEffort {
+                                let _ = ctx.auditor.record(event);
+                                this.state.set(State::Done);
+                                return Poll::Ready(Ok(response.map(GuardBody::new)));
+                            }
+                            let delivery = ctx.auditor.deliver(event, DeliveryMode::Blocking);
+                            *this.ctx = Some(ctx);
+                            this.state.set(State::Completing {
+                                delivery,
+                                response: Some(response),
+                            });
+                        }
+                    }
+                }
+                StateProj::Completing { delivery, response } => {
+                    let result = match Pin::new(delivery).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result,
+                    };
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    return match (result, response) {
+                        (Ok(_), Some(response)) => Poll::Ready(Ok(response.map(GuardBody::new))),
+                        (Err(error), _) => {
+                            Poll::Ready(Ok(audit_problem(DeliveryMode::Blocking, error)))
+                        }
+                        (Ok(_), None) => Poll::Ready(Ok(audit_problem(
+                            DeliveryMode::Blocking,
+                            crate::DeliveryError::Closed,
+                        ))),
+                    };
+                }
+                StateProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Records the principal established by an inner layer into the request's
+/// [`AuditContext`], so the request's audit event names the actor.
+///
+/// Place it inside authentication (for axum, as a `route_layer` added after
+/// the authorization requirements so that it runs before them). Its future is
+/// the inner service's: zero cost.
+#[derive(Clone, Copy, Debug, Default)]
+#[must_use]
+pub struct CapturePrincipalLayer;
+
+impl<S> Layer<S> for CapturePrincipalLayer {
+    type Service = CapturePrincipal<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CapturePrincipal { inner }
+    }
+}
+
+/// The service of [`CapturePrincipalLayer`].
+#[derive(Clone, Debug)]
+pub struct CapturePrincipal<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for CapturePrincipal<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if let (Some(ctx), Some(principal)) = (
+            req.extensions().get::<AuditContext>(),
+            req.extensions().get::<Principal>(),
+        ) {
+            ctx.set_principal(principal);
+        }
+        self.inner.call(req)
+    }
+}

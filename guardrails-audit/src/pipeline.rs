@@ -1,0 +1,818 @@
+//! The delivery pipeline: a bounded queue, a background writer that batches,
+//! and three delivery modes with honest guarantees.
+//!
+//! [`AuditPipeline::builder`] starts a writer on its own thread (with a small
+//! single-threaded runtime, so a slow disk never stalls the application's
+//! runtime) and returns an [`Auditor`] — the cheap, cloneable handle that
+//! records events — and an [`AuditGuard`] that must be kept alive and shut
+//! down.
+//!
+//! # Delivery modes
+//!
+//! | mode | request path | guarantee | when the audit trail fails |
+//! |---|---|---|---|
+//! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | recorded unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and, for a full queue, written in-band as an `audit.dropped { count, first_seq }` record as soon as space returns | the request proceeds |
+//! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
+//! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
+//!
+//! # Shutdown
+//!
+//! [`AuditGuard::shutdown`] closes the queue (later events are refused and
+//! counted), writes every event accepted before, closes the sink (final
+//! `audit.stopped` record and checkpoint), and waits at most the given time;
+//! the [`ShutdownReport`] says how many events could not be flushed. Dropping
+//! the guard without calling `shutdown` does the same with a 5 second bound,
+//! blocking the dropping thread.
+//!
+//! # Metrics
+//!
+//! `guardrails_audit_events_total{outcome}` (events written, by outcome),
+//! `guardrails_audit_queue_depth` (gauge), `guardrails_audit_write_seconds`
+//! (histogram per batch), `guardrails_audit_sink_errors_total{sink}`,
+//! `guardrails_audit_dropped_total{reason="queue_full"|"closed"|"sink_error"}`.
+//! Every label value is a constant.
+//!
+//! ```
+//! use guardrails_audit::{AuditEvent, AuditPipeline, Category, Outcome};
+//! use guardrails_audit::sink::MemorySink;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let sink = MemorySink::new();
+//! let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+//!
+//! // Fire and forget:
+//! auditor.record(AuditEvent::new("user.login", Category::Authn).with_outcome(Outcome::Success)).unwrap();
+//! // Wait until durable:
+//! let receipt = auditor.record_durable(AuditEvent::new("invoice.delete", Category::DataWrite)).await.unwrap();
+//! assert_eq!(receipt.seq, Some(1));
+//!
+//! let report = guard.shutdown(Duration::from_secs(5)).await;
+//! assert!(report.is_complete());
+//! assert_eq!(sink.len(), 2);
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use guardrails_core::{Problem, ProblemType};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{AuditEvent, Category, Observer, Outcome, Redactor};
+use crate::sink::AuditSink;
+
+/// How an event is delivered; see the [module documentation](self).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryMode {
+    /// Never wait; drop and count when the queue is full.
+    #[default]
+    BestEffort,
+    /// Wait until the event is durable; a failure becomes a 500.
+    Blocking,
+    /// Fail closed: a durable attempt record before the handler, else 503.
+    Strict,
+}
+
+impl DeliveryMode {
+    /// `best_effort`, `blocking` or `strict`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BestEffort => "best_effort",
+            Self::Blocking => "blocking",
+            Self::Strict => "strict",
+        }
+    }
+}
+
+/// The acknowledgement of a durable write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The record's sequence number in the sink, when it numbers records.
+    pub seq: Option<u64>,
+}
+
+/// An event could not be delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The queue was full (best effort only: the event was dropped).
+    #[error("the audit queue is full; the event was dropped")]
+    QueueFull,
+    /// The pipeline is shut down.
+    #[error("the audit pipeline is closed")]
+    Closed,
+    /// The sink failed to write the batch holding the event.
+    #[error("the audit sink failed to write the event")]
+    WriteFailed,
+}
+
+impl DeliveryError {
+    /// The problem a request answers with when its event could not be
+    /// delivered in `mode`: 503 `audit-unavailable` in strict mode, 500
+    /// `audit-failed` otherwise. The detail never includes the cause.
+    pub fn to_problem(self, mode: DeliveryMode) -> Problem {
+        match mode {
+            DeliveryMode::Strict => Problem::new(ProblemType::AUDIT_UNAVAILABLE)
+                .with_detail("the request was not processed because it could not be audited"),
+            _ => Problem::new(ProblemType::AUDIT_FAILED)
+                .with_detail("the request's audit record could not be written"),
+        }
+    }
+}
+
+type AckSender = oneshot::Sender<Result<Receipt, DeliveryError>>;
+
+/// A batch slot: an accepted event (with its waiter, if any), or a record
+/// the pipeline wrote on its own (`audit.dropped`).
+enum Slot {
+    Accepted(Option<AckSender>),
+    Internal,
+}
+
+enum Msg {
+    Event(Box<AuditEvent>, Option<AckSender>),
+    Dropped { count: u64 },
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+/// Counters of a pipeline, as [`Auditor::stats`] reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Events accepted into the queue.
+    pub accepted: u64,
+    /// Events written by the sink.
+    pub written: u64,
+    /// Accepted events whose batch the sink failed to write.
+    pub failed: u64,
+    /// Events refused because the queue was full.
+    pub dropped_full: u64,
+    /// Events refused because the pipeline was closed.
+    pub dropped_closed: u64,
+    /// Accepted events not yet written or failed.
+    pub pending: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    written: AtomicU64,
+    failed: AtomicU64,
+    dropped_full: AtomicU64,
+    dropped_closed: AtomicU64,
+    /// Full-queue drops not yet reported in-band.
+    unreported: AtomicU64,
+}
+
+struct Shared {
+    tx: mpsc::Sender<Msg>,
+    redactor: Redactor,
+    observer: Arc<Observer>,
+    counters: Counters,
+}
+
+/// Records audit events; cheap to clone. See the [module documentation](self).
+#[derive(Clone)]
+pub struct Auditor {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auditor")
+            .field("observer", &self.shared.observer)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Auditor {
+    /// The counters of the pipeline.
+    pub fn stats(&self) -> PipelineStats {
+        let c = &self.shared.counters;
+        let accepted = c.accepted.load(Ordering::Acquire);
+        let written = c.written.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        PipelineStats {
+            accepted,
+            written,
+            failed,
+            dropped_full: c.dropped_full.load(Ordering::Acquire),
+            dropped_closed: c.dropped_closed.load(Ordering::Acquire),
+            pending: accepted.saturating_sub(written + failed),
+        }
+    }
+
+    /// The observer filled into events that have none.
+    pub fn observer(&self) -> &Arc<Observer> {
+        &self.shared.observer
+    }
+
+    fn prepare(&self, event: AuditEvent) -> Box<AuditEvent> {
+        let mut event = self.shared.redactor.redact_event(event);
+        if event.observer.is_none() {
+            event.observer = Some(Arc::clone(&self.shared.observer));
+        }
+        Box::new(event)
+    }
+
+    fn report_drops(&self) {
+        let c = &self.shared.counters;
+        if c.unreported.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let count = c.unreported.swap(0, Ordering::AcqRel);
+        if count > 0 && self.shared.tx.try_send(Msg::Dropped { count }).is_err() {
+            c.unreported.fetch_add(count, Ordering::AcqRel);
+        }
+    }
+
+    fn refused(&self, full: bool) -> DeliveryError {
+        let c = &self.shared.counters;
+        if full {
+            c.dropped_full.fetch_add(1, Ordering::AcqRel);
+            c.unreported.fetch_add(1, Ordering::AcqRel);
+            metrics::counter!("guardrails_audit_dropped_total", "reason" => "queue_full")
+                .increment(1);
+            DeliveryError::QueueFull
+        } else {
+            c.dropped_closed.fetch_add(1, Ordering::AcqRel);
+            metrics::counter!("guardrails_audit_dropped_total", "reason" => "closed").increment(1);
+            DeliveryError::Closed
+        }
+    }
+
+    fn try_enqueue(
+        &self,
+        event: Box<AuditEvent>,
+        ack: Option<AckSender>,
+    ) -> Result<(), (Msg, bool)> {
+        self.report_drops();
+        match self.shared.tx.try_send(Msg::Event(event, ack)) {
+            Ok(()) => {
+                self.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(msg)) => Err((msg, true)),
+            Err(mpsc::error::TrySendError::Closed(msg)) => Err((msg, false)),
+        }
+    }
+
+    /// Records `event` best-effort: never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::QueueFull`] or [`DeliveryError::Closed`] when the
+    /// event was dropped (and counted). A later sink failure is counted, not
+    /// reported here.
+    pub fn record(&self, event: AuditEvent) -> Result<(), DeliveryError> {
+        self.try_enqueue(self.prepare(event), None)
+            .map_err(|(_, full)| self.refused(full))
+    }
+
+    /// Records `event` and waits until it is durably written (group commit).
+    /// Waits for queue space when the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Closed`] when the pipeline is shut down,
+    /// [`DeliveryError::WriteFailed`] when the sink failed.
+    pub fn record_durable(&self, event: AuditEvent) -> Delivery {
+        self.deliver(event, DeliveryMode::Blocking)
+    }
+
+    /// Records `event` in `mode`: best effort resolves at once, blocking and
+    /// strict resolve when the event is durable.
+    pub fn deliver(&self, event: AuditEvent, mode: DeliveryMode) -> Delivery {
+        let event = self.prepare(event);
+        if mode == DeliveryMode::BestEffort {
+            let result = self
+                .try_enqueue(event, None)
+                .map(|()| Receipt { seq: None })
+                .map_err(|(_, full)| self.refused(full));
+            return Delivery::done(result);
+        }
+        let (ack_tx, ack_rx) = oneshot::channel();
+        match self.try_enqueue(event, Some(ack_tx)) {
+            Ok(()) => Delivery {
+                state: DeliveryState::Waiting(ack_rx),
+            },
+            Err((msg, true)) => {
+                // Full: wait for space (the slow path, boxed once).
+                let this = self.clone();
+                Delivery {
+                    state: DeliveryState::Sending(Box::pin(async move {
+                        match this.shared.tx.send(msg).await {
+                            Ok(()) => {
+                                this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                                Ok(ack_rx)
+                            }
+                            Err(_) => Err(this.refused(false)),
+                        }
+                    })),
+                }
+            }
+            Err((_, false)) => Delivery::done(Err(self.refused(false))),
+        }
+    }
+
+    /// Waits until every event accepted before this call has been handed to
+    /// the sink (written or failed).
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Closed`] when the pipeline is shut down.
+    pub async fn flush(&self) -> Result<(), DeliveryError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .tx
+            .send(Msg::Flush(tx))
+            .await
+            .map_err(|_| DeliveryError::Closed)?;
+        rx.await.map_err(|_| DeliveryError::Closed)
+    }
+}
+
+type SendFuture = Pin<
+    Box<
+        dyn Future<
+                Output = Result<oneshot::Receiver<Result<Receipt, DeliveryError>>, DeliveryError>,
+            > + Send,
+    >,
+>;
+
+enum DeliveryState {
+    Done(Option<Result<Receipt, DeliveryError>>),
+    Waiting(oneshot::Receiver<Result<Receipt, DeliveryError>>),
+    Sending(SendFuture),
+}
+
+/// Resolves when an event is delivered as its mode promises.
+#[must_use = "a durable delivery is only known when this future resolves"]
+pub struct Delivery {
+    state: DeliveryState,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            DeliveryState::Done(_) => "done",
+            DeliveryState::Waiting(_) => "waiting",
+            DeliveryState::Sending(_) => "sending",
+        };
+        f.debug_struct("Delivery").field("state", &state).finish()
+    }
+}
+
+impl Delivery {
+    fn done(result: Result<Receipt, DeliveryError>) -> Self {
+        Self {
+            state: DeliveryState::Done(Some(result)),
+        }
+    }
+}
+
+impl Future for Delivery {
+    type Output = Result<Receipt, DeliveryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match &mut self.state {
+                DeliveryState::Done(result) => {
+                    return Poll::Ready(result.take().unwrap_or(Err(DeliveryError::Closed)));
+                }
+                DeliveryState::Waiting(rx) => {
+                    return Pin::new(rx)
+                        .poll(cx)
+                        .map(|r| r.unwrap_or(Err(DeliveryError::Closed)));
+                }
+                DeliveryState::Sending(send) => match send.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(rx)) => self.state = DeliveryState::Waiting(rx),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                },
+            }
+        }
+    }
+}
+
+/// What a shutdown achieved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Events written over the pipeline's life.
+    pub written: u64,
+    /// Accepted events the sink failed to write.
+    pub failed: u64,
+    /// Events refused (queue full or closed).
+    pub dropped: u64,
+    /// Accepted events neither written nor failed when the wait ended.
+    pub unflushed: u64,
+    /// Whether the wait ended by the time limit.
+    pub timed_out: bool,
+    /// Whether the sink was closed cleanly (final record and checkpoint).
+    pub sink_closed: bool,
+}
+
+impl ShutdownReport {
+    /// Every accepted event was written, and the sink closed cleanly.
+    pub fn is_complete(&self) -> bool {
+        self.unflushed == 0 && self.failed == 0 && !self.timed_out && self.sink_closed
+    }
+}
+
+/// Keeps the writer running; shut it down with [`AuditGuard::shutdown`].
+#[must_use = "dropping the guard shuts the audit pipeline down; keep it until the server stops"]
+pub struct AuditGuard {
+    auditor: Auditor,
+    done: Option<oneshot::Receiver<bool>>,
+    thread: Option<JoinHandle<()>>,
+    shut: AtomicBool,
+}
+
+impl fmt::Debug for AuditGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditGuard")
+            .field("auditor", &self.auditor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditGuard {
+    /// An [`Auditor`] of this pipeline.
+    pub fn auditor(&self) -> Auditor {
+        self.auditor.clone()
+    }
+
+    fn report(&self, timed_out: bool, sink_closed: bool) -> ShutdownReport {
+        let s = self.auditor.stats();
+        ShutdownReport {
+            written: s.written,
+            failed: s.failed,
+            dropped: s.dropped_full + s.dropped_closed,
+            unflushed: s.pending,
+            timed_out,
+            sink_closed,
+        }
+    }
+
+    /// Closes the queue, writes every accepted event, closes the sink, and
+    /// waits at most `timeout`.
+    pub async fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shut.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent =
+            tokio::time::timeout_at(deadline, self.auditor.shared.tx.send(Msg::Shutdown)).await;
+        let mut closed = false;
+        let mut timed_out = sent.is_err();
+        if let (Ok(Ok(())), Some(done)) = (sent, self.done.take()) {
+            match tokio::time::timeout_at(deadline, done).await {
+                Ok(result) => closed = result.unwrap_or(false),
+                Err(_) => timed_out = true,
+            }
+        }
+        if !timed_out && let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let report = self.report(timed_out, closed);
+        log_report(&report);
+        report
+    }
+}
+
+fn log_report(report: &ShutdownReport) {
+    if report.is_complete() {
+        tracing::info!(target: "audit", written = report.written, dropped = report.dropped, "audit pipeline shut down");
+    } else {
+        tracing::error!(
+            target: "audit",
+            written = report.written,
+            failed = report.failed,
+            dropped = report.dropped,
+            unflushed = report.unflushed,
+            timed_out = report.timed_out,
+            sink_closed = report.sink_closed,
+            "audit pipeline shut down with events not flushed"
+        );
+    }
+}
+
+impl Drop for AuditGuard {
+    fn drop(&mut self) {
+        if self.shut.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = self.auditor.shared.tx.try_send(Msg::Shutdown);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut closed = false;
+        let mut finished = false;
+        while Instant::now() < deadline {
+            if let Some(done) = self.done.as_mut() {
+                match done.try_recv() {
+                    Ok(c) => {
+                        closed = c;
+                        finished = true;
+                        break;
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        finished = true;
+                        break;
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if finished && let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        log_report(&self.report(!finished, closed));
+    }
+}
+
+/// Configures and starts a pipeline.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuditPipelineBuilder {
+    capacity: usize,
+    max_batch: usize,
+    tick: Duration,
+    observer: Observer,
+    redactor: Redactor,
+}
+
+/// The pipeline entry point; see the [module documentation](self).
+#[derive(Debug)]
+pub struct AuditPipeline {
+    _private: (),
+}
+
+impl AuditPipeline {
+    /// A pipeline configuration: queue of 8192 events, batches of up to 512,
+    /// a maintenance tick every second, default redaction, observer
+    /// `guardrails` with this crate's version and the host name.
+    pub fn builder() -> AuditPipelineBuilder {
+        AuditPipelineBuilder {
+            capacity: 8192,
+            max_batch: 512,
+            tick: Duration::from_secs(1),
+            observer: Observer::new("guardrails", env!("CARGO_PKG_VERSION"), default_instance()),
+            redactor: Redactor::default(),
+        }
+    }
+}
+
+fn default_instance() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()))
+}
+
+impl AuditPipelineBuilder {
+    /// The queue capacity (at least 1).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The largest batch handed to the sink (at least 1).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How often the sink's maintenance (`tick`) runs.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The observer recorded in events.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The redaction of detail keys.
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// Starts the writer thread with `sink`.
+    ///
+    /// # Errors
+    ///
+    /// When the thread or its runtime cannot be created.
+    pub fn spawn<S: AuditSink>(self, sink: S) -> std::io::Result<(Auditor, AuditGuard)> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let shared = Arc::new(Shared {
+            tx,
+            redactor: self.redactor,
+            observer: Arc::new(self.observer),
+            counters: Counters::default(),
+        });
+        let auditor = Auditor {
+            shared: Arc::clone(&shared),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let writer = Writer {
+            rx,
+            sink,
+            shared,
+            max_batch: self.max_batch,
+            tick: self.tick,
+            next_seq: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("guardrails-audit-writer".into())
+            .spawn(move || {
+                let closed = runtime.block_on(writer.run());
+                let _ = done_tx.send(closed);
+            })?;
+        let guard = AuditGuard {
+            auditor: auditor.clone(),
+            done: Some(done_rx),
+            thread: Some(thread),
+            shut: AtomicBool::new(false),
+        };
+        Ok((auditor, guard))
+    }
+}
+
+struct Writer<S> {
+    rx: mpsc::Receiver<Msg>,
+    sink: S,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    tick: Duration,
+    next_seq: Option<u64>,
+}
+
+impl<S: AuditSink> Writer<S> {
+    /// Runs until shut down; returns whether the sink closed cleanly.
+    async fn run(mut self) -> bool {
+        let mut events: Vec<AuditEvent> = Vec::with_capacity(self.max_batch);
+        let mut acks: Vec<Slot> = Vec::with_capacity(self.max_batch);
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut last_tick = Instant::now();
+        let mut shutting_down = false;
+        loop {
+            let first = match tokio::time::timeout(self.tick, self.rx.recv()).await {
+                Ok(Some(msg)) => Some(msg),
+                Ok(None) => break,
+                Err(_) => None,
+            };
+            if let Some(msg) = first {
+                shutting_down |= self.take(msg, &mut events, &mut acks, &mut flushes);
+                while events.len() < self.max_batch {
+                    match self.rx.try_recv() {
+                        Ok(msg) => {
+                            shutting_down |= self.take(msg, &mut events, &mut acks, &mut flushes)
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !events.is_empty() {
+                    self.write(&mut events, &mut acks).await;
+                }
+                for flush in flushes.drain(..) {
+                    let _ = flush.send(());
+                }
+                if shutting_down {
+                    // Refuse new events; drain what was accepted before.
+                    self.rx.close();
+                }
+            }
+            if last_tick.elapsed() >= self.tick {
+                last_tick = Instant::now();
+                if let Err(error) = self.sink.tick().await {
+                    self.sink_error(&error);
+                }
+            }
+        }
+        // The queue is closed and empty: report unreported drops, close the sink.
+        let count = self.shared.counters.unreported.swap(0, Ordering::AcqRel);
+        if count > 0 {
+            events.push(self.dropped_event(count));
+            acks.push(Slot::Internal);
+            self.write(&mut events, &mut acks).await;
+        }
+        metrics::gauge!("guardrails_audit_queue_depth").set(0.0);
+        match self.sink.close().await {
+            Ok(()) => true,
+            Err(error) => {
+                self.sink_error(&error);
+                false
+            }
+        }
+    }
+
+    fn dropped_event(&self, count: u64) -> AuditEvent {
+        let mut event = AuditEvent::new("audit.dropped", Category::System)
+            .with_outcome(Outcome::Failure)
+            .with_reason("queue_full")
+            .with_detail("count", count)
+            .with_detail(
+                "first_seq",
+                self.next_seq
+                    .map_or(serde_json::Value::Null, serde_json::Value::from),
+            );
+        event.observer = Some(Arc::clone(&self.shared.observer));
+        event
+    }
+
+    /// Takes one message; returns whether it asks for shutdown.
+    fn take(
+        &self,
+        msg: Msg,
+        events: &mut Vec<AuditEvent>,
+        acks: &mut Vec<Slot>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+    ) -> bool {
+        match msg {
+            Msg::Event(event, ack) => {
+                events.push(*event);
+                acks.push(Slot::Accepted(ack));
+            }
+            Msg::Dropped { count } => {
+                events.push(self.dropped_event(count));
+                acks.push(Slot::Internal);
+            }
+            Msg::Flush(tx) => flushes.push(tx),
+            Msg::Shutdown => return true,
+        }
+        false
+    }
+
+    fn sink_error(&self, error: &crate::sink::SinkError) {
+        metrics::counter!("guardrails_audit_sink_errors_total", "sink" => self.sink.name())
+            .increment(1);
+        tracing::error!(target: "audit", sink = self.sink.name(), %error, "audit sink failed");
+    }
+
+    async fn write(&mut self, events: &mut Vec<AuditEvent>, acks: &mut Vec<Slot>) {
+        let started = Instant::now();
+        let result = self.sink.write_batch(events).await;
+        metrics::histogram!("guardrails_audit_write_seconds", "sink" => self.sink.name())
+            .record(started.elapsed().as_secs_f64());
+        // Internal records (audit.dropped) were never counted as accepted.
+        let counted = acks
+            .iter()
+            .filter(|slot| matches!(slot, Slot::Accepted(_)))
+            .count() as u64;
+        let internal = events.len() as u64 - counted;
+        let c = &self.shared.counters;
+        match result {
+            Ok(receipt) => {
+                for event in events.iter() {
+                    metrics::counter!("guardrails_audit_events_total", "outcome" => event.outcome().as_str())
+                        .increment(1);
+                }
+                self.next_seq = receipt.first_seq.map(|s| s + events.len() as u64);
+                c.written.fetch_add(counted, Ordering::AcqRel);
+                for (i, slot) in acks.drain(..).enumerate() {
+                    if let Slot::Accepted(Some(ack)) = slot {
+                        let _ = ack.send(Ok(Receipt {
+                            seq: receipt.first_seq.map(|s| s + i as u64),
+                        }));
+                    }
+                }
+            }
+            Err(error) => {
+                self.sink_error(&error);
+                c.failed.fetch_add(counted, Ordering::AcqRel);
+                metrics::counter!("guardrails_audit_dropped_total", "reason" => "sink_error")
+                    .increment(counted + internal);
+                for slot in acks.drain(..) {
+                    if let Slot::Accepted(Some(ack)) = slot {
+                        let _ = ack.send(Err(DeliveryError::WriteFailed));
+                    }
+                }
+            }
+        }
+        events.clear();
+        let depth = c
+            .accepted
+            .load(Ordering::Acquire)
+            .saturating_sub(c.written.load(Ordering::Acquire) + c.failed.load(Ordering::Acquire));
+        metrics::gauge!("guardrails_audit_queue_depth").set(depth as f64);
+    }
+}

@@ -1,0 +1,716 @@
+//! The JSON-lines file sink: append-only, hash-chained, rotated, checkpointed.
+//!
+//! # Format
+//!
+//! One record per line, each the RFC 8785 canonical JSON of an
+//! [`AuditEvent`](crate::AuditEvent) plus a `chain` member (see
+//! [`crate::chain`] for the exact hash definition). `seq` starts at 0 and grows
+//! by one per record across restarts and rotations; `prev` is the previous
+//! record's `hash`.
+//!
+//! # Durability
+//!
+//! Each batch is written with one `write` and, unless disabled with
+//! [`JsonLinesBuilder::fsync`], made durable with one `fdatasync` before the
+//! pipeline acknowledges any event of the batch (group commit).
+//!
+//! # Crash recovery
+//!
+//! At open the sink reads the end of the file. A last line without its
+//! newline (a write torn by a crash) is kept as evidence: the sink ends it with
+//! a newline and appends an `audit.recovered` record whose details give the
+//! torn length (`torn_bytes`), its SHA-256 (`torn_sha256`) and the last intact
+//! `last_seq`; the recovered record links to the last intact record, so the
+//! chain stays verifiable. A file that ends without the `audit.stopped` record
+//! of a clean shutdown also gets an `audit.recovered` record (`torn_bytes: 0`):
+//! a crash is recorded as a crash, and is not mistaken for tampering. After a
+//! failed write the sink performs the same recovery before the next batch.
+//!
+//! # Rotation
+//!
+//! When the file reaches [`JsonLinesBuilder::rotate_bytes`] or is older than
+//! [`JsonLinesBuilder::rotate_interval`], it is renamed to
+//! `<name>.<first seq, 20 digits>` and a new file is started at the same path;
+//! the chain continues (same id, next seq, `prev` = the last hash of the
+//! previous file), and a `rotation` checkpoint names the last record of the
+//! old file.
+//!
+//! # Checkpoints
+//!
+//! Every N records, every T seconds (if anything was written), at rotation,
+//! after recovery and at shutdown, the sink appends a checkpoint to a separate
+//! file (`<name>.checkpoints` by default), one JSON object per line:
+//!
+//! ```json
+//! {"schema":"guardrails.audit.checkpoint/1","chain_id":"…","seq":41,"hash":"<record 41's hash>",
+//!  "time":"…Z","reason":"count|interval|rotation|recovery|shutdown",
+//!  "sig_alg":"hmac-sha256","sig":"<hex HMAC-SHA-256 of the JCS of this object without sig>"}
+//! ```
+//!
+//! Checkpoints are signed with the checkpoint key (by default the chain key);
+//! without any key they carry `"sig_alg":"none"` and still let
+//! [`verify`](crate::verify()) detect truncation, but not a rewrite of the
+//! checkpoint file itself. Keep the checkpoint file on another medium (or ship
+//! it off the host) for the strongest guarantee.
+//!
+//! ```no_run
+//! use guardrails_audit::sink::file::JsonLinesSink;
+//! use secrecy::SecretString;
+//! use std::time::Duration;
+//!
+//! let sink = JsonLinesSink::builder("var/audit.jsonl")
+//!     .hmac_key(SecretString::from("a long random key from your secret store"))
+//!     .rotate_bytes(64 * 1024 * 1024)
+//!     .checkpoint_every(1000, Duration::from_secs(60))
+//!     .open()?;
+//! # Ok::<(), guardrails_audit::sink::SinkError>(())
+//! ```
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{AuditSink, SinkError, SinkFuture, WriteReceipt};
+use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH};
+use crate::event::{AuditEvent, Category, Outcome, format_time};
+use crate::jcs::{self, NotCanonical};
+
+/// The schema of checkpoint records.
+pub const CHECKPOINT_SCHEMA: &str = "guardrails.audit.checkpoint/1";
+
+/// The action of the record written at a clean shutdown.
+pub const ACTION_STOPPED: &str = "audit.stopped";
+/// The action of the record written after a crash or a failed write.
+pub const ACTION_RECOVERED: &str = "audit.recovered";
+
+/// How much of the end of a file is read at open to find the last record.
+const TAIL_WINDOW: u64 = 1 << 20;
+
+/// Configuration of a [`JsonLinesSink`]; `Debug` never shows keys.
+#[must_use]
+pub struct JsonLinesBuilder {
+    path: PathBuf,
+    key: Option<SecretString>,
+    checkpoint_key: Option<SecretString>,
+    checkpoint_path: Option<PathBuf>,
+    checkpoint_every_events: u64,
+    checkpoint_every: Duration,
+    fsync: bool,
+    rotate_bytes: Option<u64>,
+    rotate_interval: Option<Duration>,
+}
+
+impl fmt::Debug for JsonLinesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesBuilder")
+            .field("path", &self.path)
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "checkpoint_key",
+                &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("checkpoint_path", &self.checkpoint_path)
+            .field("checkpoint_every_events", &self.checkpoint_every_events)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("fsync", &self.fsync)
+            .field("rotate_bytes", &self.rotate_bytes)
+            .field("rotate_interval", &self.rotate_interval)
+            .finish()
+    }
+}
+
+impl JsonLinesBuilder {
+    /// Chains with HMAC-SHA-256 under `key` instead of plain SHA-256.
+    pub fn hmac_key(mut self, key: SecretString) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Chains with HMAC-SHA-256 when `key` is given.
+    pub fn maybe_hmac_key(mut self, key: Option<SecretString>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Signs checkpoints with this key (default: the chain key).
+    pub fn checkpoint_key(mut self, key: SecretString) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// Where checkpoints go (default: `<path>.checkpoints`).
+    pub fn checkpoint_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint_path = Some(path.into());
+        self
+    }
+
+    /// A checkpoint every `events` records and every `interval` (when
+    /// anything was written). Defaults: 1000 records, 60 seconds.
+    pub fn checkpoint_every(mut self, events: u64, interval: Duration) -> Self {
+        self.checkpoint_every_events = events.max(1);
+        self.checkpoint_every = interval;
+        self
+    }
+
+    /// Whether each batch is `fsync`ed before it is acknowledged (default
+    /// `true`). Without it, `Blocking` and `Strict` only guarantee that the
+    /// operating system has the data, not the disk.
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Rotates when the file reaches `bytes`.
+    pub fn rotate_bytes(mut self, bytes: u64) -> Self {
+        self.rotate_bytes = Some(bytes.max(1));
+        self
+    }
+
+    /// Rotates when the file has been open for `interval`.
+    pub fn rotate_interval(mut self, interval: Duration) -> Self {
+        self.rotate_interval = Some(interval);
+        self
+    }
+
+    /// Opens (or creates, with its parent directories) the file, recovering
+    /// from a crash of a previous writer.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Io`] when the file cannot be opened, read or written;
+    /// [`SinkError::Incompatible`] when the file's last record does not
+    /// verify with the configured algorithm and key.
+    pub fn open(self) -> Result<JsonLinesSink, SinkError> {
+        let hasher = ChainHasher::new(self.key.as_ref());
+        let signer = match (&self.checkpoint_key, &self.key) {
+            (Some(k), _) | (None, Some(k)) => Some(ChainHasher::hmac(k)),
+            (None, None) => None,
+        };
+        let checkpoint_path = self.checkpoint_path.clone().unwrap_or_else(|| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(".checkpoints");
+            PathBuf::from(p)
+        });
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(SinkError::io("create directory"))?;
+        }
+        if let Some(parent) = checkpoint_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            fs::create_dir_all(parent).map_err(SinkError::io("create directory"))?;
+        }
+        let checkpoints = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&checkpoint_path)
+            .map_err(SinkError::io("open checkpoints"))?;
+        let mut sink = JsonLinesSink {
+            file: None,
+            path: self.path,
+            hasher,
+            signer,
+            checkpoints,
+            checkpoint_every_events: self.checkpoint_every_events,
+            checkpoint_every: self.checkpoint_every,
+            fsync: self.fsync,
+            rotate_bytes: self.rotate_bytes,
+            rotate_interval: self.rotate_interval,
+            chain_id: String::new(),
+            next_seq: 0,
+            last_hash: ZERO_HASH.to_owned(),
+            file_first_seq: 0,
+            file_len: 0,
+            opened_at: Instant::now(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            needs_recovery: false,
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        sink.open_file()?;
+        Ok(sink)
+    }
+}
+
+/// The JSON-lines sink; see the [module documentation](self).
+pub struct JsonLinesSink {
+    file: Option<File>,
+    path: PathBuf,
+    hasher: ChainHasher,
+    signer: Option<ChainHasher>,
+    checkpoints: File,
+    checkpoint_every_events: u64,
+    checkpoint_every: Duration,
+    fsync: bool,
+    rotate_bytes: Option<u64>,
+    rotate_interval: Option<Duration>,
+    chain_id: String,
+    next_seq: u64,
+    last_hash: String,
+    file_first_seq: u64,
+    file_len: u64,
+    opened_at: Instant,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    needs_recovery: bool,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for JsonLinesSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesSink")
+            .field("path", &self.path)
+            .field("alg", &self.hasher.alg())
+            .field("chain_id", &self.chain_id)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the end of an existing file says.
+struct Tail {
+    last: Option<Value>,
+    torn: Vec<u8>,
+    first_seq: Option<u64>,
+    len: u64,
+}
+
+impl JsonLinesSink {
+    /// Configures a sink writing to `path`.
+    pub fn builder(path: impl Into<PathBuf>) -> JsonLinesBuilder {
+        JsonLinesBuilder {
+            path: path.into(),
+            key: None,
+            checkpoint_key: None,
+            checkpoint_path: None,
+            checkpoint_every_events: 1000,
+            checkpoint_every: Duration::from_secs(60),
+            fsync: true,
+            rotate_bytes: None,
+            rotate_interval: None,
+        }
+    }
+
+    /// The active file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The hash of the last record written.
+    pub fn head_hash(&self) -> &str {
+        &self.last_hash
+    }
+
+    /// Opens the active file and recovers from whatever the last writer left.
+    fn open_file(&mut self) -> Result<(), SinkError> {
+        self.file = None;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(SinkError::io("open"))?;
+        let tail = read_tail(&mut file)?;
+        self.file_len = tail.len;
+        self.opened_at = Instant::now();
+        let mut crashed = !tail.torn.is_empty();
+        match &tail.last {
+            Some(last) => {
+                let chain =
+                    last.get("chain")
+                        .and_then(Value::as_object)
+                        .ok_or(SinkError::Incompatible(
+                            "the last line is not a chained audit record",
+                        ))?;
+                let alg = chain.get("alg").and_then(Value::as_str);
+                if alg != Some(self.hasher.alg().as_str()) {
+                    return Err(SinkError::Incompatible(
+                        "the file is chained with another algorithm",
+                    ));
+                }
+                let stored = chain.get("hash").and_then(Value::as_str).unwrap_or("");
+                let computed = self.hasher.hash_record(last)?;
+                if !crate::chain::same_hash(stored, &computed) {
+                    return Err(SinkError::Incompatible(
+                        "the last record does not verify with this key",
+                    ));
+                }
+                let (Some(id), Some(seq)) = (
+                    chain.get("id").and_then(Value::as_str),
+                    chain.get("seq").and_then(Value::as_u64),
+                ) else {
+                    return Err(SinkError::Incompatible(
+                        "the last record has no chain id or seq",
+                    ));
+                };
+                self.chain_id = id.to_owned();
+                self.next_seq = seq + 1;
+                self.last_hash = computed;
+                if last.get("action").and_then(Value::as_str) != Some(ACTION_STOPPED) {
+                    crashed = true;
+                }
+            }
+            None if self.chain_id.is_empty() => {
+                // A new chain (a torn first line keeps its evidence too).
+                self.chain_id = uuid::Uuid::now_v7().to_string();
+                self.next_seq = 0;
+                self.last_hash = ZERO_HASH.to_owned();
+            }
+            None => {
+                // A rotated-into file that lost its only line: continue.
+            }
+        }
+        self.file_first_seq = tail.first_seq.unwrap_or(self.next_seq);
+        self.file = Some(file);
+        if crashed {
+            let last_seq = tail
+                .last
+                .as_ref()
+                .and_then(|l| l.pointer("/chain/seq"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let mut event = AuditEvent::new(ACTION_RECOVERED, Category::System)
+                .with_outcome(Outcome::Success)
+                .with_reason(if tail.torn.is_empty() {
+                    "unclean_shutdown"
+                } else {
+                    "torn_write"
+                });
+            event
+                .details
+                .insert("torn_bytes".into(), Value::from(tail.torn.len() as u64));
+            event.details.insert(
+                "torn_sha256".into(),
+                if tail.torn.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(hex::encode(Sha256::digest(&tail.torn)))
+                },
+            );
+            event.details.insert("last_seq".into(), last_seq);
+            self.buf.clear();
+            if !tail.torn.is_empty() {
+                self.buf.push(b'\n');
+            }
+            let mut buf = std::mem::take(&mut self.buf);
+            let result = self
+                .encode(&mut buf, &event)
+                .and_then(|()| self.write_durably(&buf, true));
+            self.buf = buf;
+            result?;
+            self.checkpoint("recovery")?;
+            tracing::warn!(
+                target: "audit",
+                torn_bytes = tail.torn.len(),
+                "audit file recovered after an unclean shutdown"
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends the canonical line of `event` (with the next seq) to `buf`.
+    fn encode(&mut self, buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), SinkError> {
+        let mut map = event.to_map();
+        map.insert("chain".into(), Value::Null);
+        let start = buf.len();
+        let mut splice_at = 0;
+        let alg = self.hasher.alg().as_str();
+        let (id, seq, prev) = (&self.chain_id, self.next_seq, &self.last_hash);
+        jcs::write_map(buf, &map, |out, key| {
+            if key != "chain" {
+                return Ok::<bool, NotCanonical>(false);
+            }
+            out.extend_from_slice(b"\"chain\":{\"alg\":");
+            jcs::write_str(out, alg);
+            out.push(b',');
+            splice_at = out.len();
+            out.extend_from_slice(b"\"id\":");
+            jcs::write_str(out, id);
+            out.extend_from_slice(b",\"prev\":");
+            jcs::write_str(out, prev);
+            out.extend_from_slice(b",\"seq\":");
+            out.extend_from_slice(seq.to_string().as_bytes());
+            out.push(b'}');
+            Ok(true)
+        })?;
+        let hash = self.hasher.digest_hex(&buf[start..]);
+        let member = format!("\"hash\":\"{hash}\",");
+        buf.splice(splice_at..splice_at, member.bytes());
+        buf.push(b'\n');
+        self.next_seq += 1;
+        self.last_hash = hash;
+        Ok(())
+    }
+
+    fn write_durably(&mut self, data: &[u8], sync: bool) -> Result<(), SinkError> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or(SinkError::Unavailable("audit file is not open"))?;
+        file.write_all(data).map_err(SinkError::io("write"))?;
+        self.file_len += data.len() as u64;
+        if sync {
+            file.sync_data().map_err(SinkError::io("fsync"))?;
+        }
+        Ok(())
+    }
+
+    /// Appends a signed checkpoint of the current head.
+    fn checkpoint(&mut self, reason: &'static str) -> Result<(), SinkError> {
+        if self.next_seq == 0 {
+            return Ok(());
+        }
+        let line = checkpoint_line(
+            self.signer.as_ref(),
+            &self.chain_id,
+            self.next_seq - 1,
+            &self.last_hash,
+            reason,
+        )?;
+        self.checkpoints
+            .write_all(&line)
+            .map_err(SinkError::io("write checkpoint"))?;
+        self.checkpoints
+            .sync_data()
+            .map_err(SinkError::io("fsync checkpoint"))?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn rotation_due(&self) -> bool {
+        if self.next_seq == self.file_first_seq {
+            return false; // nothing in this file yet
+        }
+        self.rotate_bytes.is_some_and(|max| self.file_len >= max)
+            || self
+                .rotate_interval
+                .is_some_and(|every| self.opened_at.elapsed() >= every)
+    }
+
+    fn rotate(&mut self) -> Result<(), SinkError> {
+        self.checkpoint("rotation")?;
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(format!(".{:020}", self.file_first_seq));
+        self.file = None;
+        fs::rename(&self.path, &rotated).map_err(SinkError::io("rotate"))?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the rename durable; not every platform can open a directory.
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(SinkError::io("open"))?;
+        self.file = Some(file);
+        self.file_len = 0;
+        self.file_first_seq = self.next_seq;
+        self.opened_at = Instant::now();
+        Ok(())
+    }
+
+    fn write_events(&mut self, batch: &[AuditEvent]) -> Result<WriteReceipt, SinkError> {
+        if self.needs_recovery {
+            self.open_file()?;
+            self.needs_recovery = false;
+        }
+        if self.rotation_due() {
+            self.rotate()?;
+        }
+        let (seq_before, hash_before) = (self.next_seq, self.last_hash.clone());
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut result = batch
+            .iter()
+            .try_for_each(|event| self.encode(&mut buf, event));
+        if result.is_ok() {
+            result = self.write_durably(&buf, self.fsync);
+        }
+        if buf.capacity() <= 4 << 20 {
+            self.buf = buf;
+        }
+        if let Err(error) = result {
+            // The file may hold part of the batch: recover before the next one.
+            self.next_seq = seq_before;
+            self.last_hash = hash_before;
+            self.needs_recovery = true;
+            return Err(error);
+        }
+        self.since_checkpoint += batch.len() as u64;
+        if self.since_checkpoint >= self.checkpoint_every_events {
+            self.checkpoint("count")?;
+        }
+        Ok(WriteReceipt {
+            first_seq: Some(seq_before),
+            durable: self.fsync,
+        })
+    }
+
+    fn maintain(&mut self) -> Result<(), SinkError> {
+        if self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_every {
+            self.checkpoint("interval")?;
+        }
+        if !self.needs_recovery && self.rotation_due() {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), SinkError> {
+        if self.needs_recovery {
+            self.open_file()?;
+            self.needs_recovery = false;
+        }
+        let event =
+            AuditEvent::new(ACTION_STOPPED, Category::System).with_outcome(Outcome::Success);
+        let mut buf = Vec::new();
+        self.encode(&mut buf, &event)?;
+        self.write_durably(&buf, true)?;
+        self.checkpoint("shutdown")
+    }
+}
+
+/// A signed checkpoint line.
+pub(crate) fn checkpoint_line(
+    signer: Option<&ChainHasher>,
+    chain_id: &str,
+    seq: u64,
+    hash: &str,
+    reason: &str,
+) -> Result<Vec<u8>, NotCanonical> {
+    let mut map = Map::new();
+    map.insert("schema".into(), Value::from(CHECKPOINT_SCHEMA));
+    map.insert("chain_id".into(), Value::from(chain_id));
+    map.insert("seq".into(), Value::from(seq));
+    map.insert("hash".into(), Value::from(hash));
+    map.insert(
+        "time".into(),
+        Value::String(format_time(OffsetDateTime::now_utc())),
+    );
+    map.insert("reason".into(), Value::from(reason));
+    map.insert(
+        "sig_alg".into(),
+        Value::from(if signer.is_some() {
+            ChainAlg::HmacSha256.as_str()
+        } else {
+            "none"
+        }),
+    );
+    let unsigned = jcs::to_vec(&Value::Object(map.clone()))?;
+    let sig = signer.map_or(Value::Null, |s| Value::String(s.digest_hex(&unsigned)));
+    map.insert("sig".into(), sig);
+    let mut line = jcs::to_vec(&Value::Object(map))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Reads the last complete record, the torn tail and the first record's seq.
+fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
+    let len = file.metadata().map_err(SinkError::io("stat"))?.len();
+    if len == 0 {
+        return Ok(Tail {
+            last: None,
+            torn: Vec::new(),
+            first_seq: None,
+            len,
+        });
+    }
+    let start = len.saturating_sub(TAIL_WINDOW);
+    file.seek(SeekFrom::Start(start))
+        .map_err(SinkError::io("seek"))?;
+    let mut window = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+    file.take(len - start)
+        .read_to_end(&mut window)
+        .map_err(SinkError::io("read"))?;
+    let (complete, torn) = match window.iter().rposition(|b| *b == b'\n') {
+        Some(i) => (&window[..=i], window[i + 1..].to_vec()),
+        None if start == 0 => (&window[..0], window.clone()),
+        None => {
+            return Err(SinkError::Incompatible(
+                "the last line is longer than 1 MiB",
+            ));
+        }
+    };
+    let last = if complete.is_empty() {
+        None
+    } else {
+        let body = &complete[..complete.len() - 1];
+        let line_start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if line_start == 0 && start > 0 {
+            return Err(SinkError::Incompatible(
+                "the last line is longer than 1 MiB",
+            ));
+        }
+        let line = &body[line_start..];
+        if line.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_slice::<Value>(line)
+                    .map_err(|_| SinkError::Incompatible("the last line is not JSON"))?,
+            )
+        }
+    };
+    // The first record's seq (files of a rotated chain start above 0).
+    file.seek(SeekFrom::Start(0))
+        .map_err(SinkError::io("seek"))?;
+    let mut head = Vec::new();
+    file.take(TAIL_WINDOW.min(len))
+        .read_to_end(&mut head)
+        .map_err(SinkError::io("read"))?;
+    let first_seq = head
+        .iter()
+        .position(|b| *b == b'\n')
+        .and_then(|i| serde_json::from_slice::<Value>(&head[..i]).ok())
+        .and_then(|v| v.pointer("/chain/seq").and_then(Value::as_u64));
+    Ok(Tail {
+        last,
+        torn,
+        first_seq,
+        len,
+    })
+}
+
+impl AuditSink for JsonLinesSink {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+        // File I/O is synchronous: the pipeline runs sinks on its own writer
+        // thread, so it never blocks the application's runtime.
+        let result = self.write_events(batch);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn tick(&mut self) -> SinkFuture<'_, ()> {
+        let result = self.maintain();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn close(&mut self) -> SinkFuture<'_, ()> {
+        let result = self.stop();
+        Box::pin(std::future::ready(result))
+    }
+}
