@@ -1278,7 +1278,20 @@ fn garde_key(path: &str) -> String {
         .to_owned()
 }
 
+/// The source of `key`: its own, else its first descendant's (for a table),
+/// else its closest ancestor's (for an element of a list).
 fn source_for(sources: &BTreeMap<String, Source>, key: &str) -> Option<Source> {
+    if let Some(source) = sources.get(key) {
+        return Some(source.clone());
+    }
+    let below = format!("{key}.");
+    if let Some((_, source)) = sources
+        .range(below.clone()..)
+        .next()
+        .filter(|(k, _)| k.starts_with(&below))
+    {
+        return Some(source.clone());
+    }
     let mut key = key;
     loop {
         if let Some(source) = sources.get(key) {
