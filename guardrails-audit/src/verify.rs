@@ -501,11 +501,16 @@ pub fn verify(
                             "a record with this seq that does not link to the previous one; the genuine one follows",
                         ));
                     }
+                    // This record is intact; the previous one was rewritten
+                    // (its hash recomputed) or replaced.
                     return Err(damage(
                         DamageKind::Modified,
-                        Some(exp),
+                        Some(exp - 1),
                         at,
-                        "prev does not match the previous record's hash",
+                        &format!(
+                            "seq {exp} does not link to seq {}: that record was rewritten or replaced",
+                            exp - 1
+                        ),
                     ));
                 }
             }

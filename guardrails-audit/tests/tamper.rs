@@ -1,0 +1,277 @@
+//! Each kind of damage is detected and named with the first bad seq.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{checkpoints_of, key, read_lines, write_lines, write_trail};
+use guardrails_audit::chain::ChainHasher;
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::{DamageKind, VerifyOptions, verify};
+use secrecy::SecretString;
+use serde_json::Value;
+
+async fn trail(hmac: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_trail(&path, hmac.then(key), 20, 5).await;
+    (dir, path)
+}
+
+fn options(hmac: bool, path: &Path) -> VerifyOptions {
+    let o = VerifyOptions::new().checkpoints(checkpoints_of(path));
+    if hmac { o.key(key()) } else { o }
+}
+
+fn damage(path: &Path, options: &VerifyOptions) -> (DamageKind, Option<u64>) {
+    let error = verify(path, options).expect_err("damage must be detected");
+    let d = error.damage().unwrap_or_else(|| panic!("not a damage: {error}"));
+    (d.kind, d.seq)
+}
+
+/// Re-hashes a record with plain SHA-256, as an attacker without a key can.
+fn rehash(line: &str) -> String {
+    let mut v: Value = serde_json::from_str(line).unwrap();
+    v["chain"].as_object_mut().unwrap().remove("hash");
+    let hash = ChainHasher::sha256().hash_record(&v).unwrap();
+    v["chain"]["hash"] = Value::from(hash);
+    String::from_utf8(guardrails_audit::jcs::to_vec(&v).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn intact_trail_verifies() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let report = verify(&path, &options(hmac, &path)).unwrap();
+        assert_eq!(report.records, 21);
+        assert_eq!(report.first_seq, Some(0));
+        assert_eq!(report.last_seq, Some(20));
+        assert!(report.cleanly_stopped);
+        assert!(report.checkpoints_checked >= 4);
+        assert_eq!(report.recoveries, 0);
+    }
+}
+
+#[tokio::test]
+async fn modified_record() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        lines[3] = lines[3].replace("inv_3", "inv_X");
+        write_lines(&path, &lines);
+        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Modified, Some(3)));
+    }
+}
+
+#[tokio::test]
+async fn modified_and_rehashed_record_is_caught_by_the_link_or_the_key() {
+    // SHA-256: the attacker recomputes record 3's hash; record 4's link breaks.
+    let (_dir, path) = trail(false).await;
+    let mut lines = read_lines(&path);
+    lines[3] = rehash(&lines[3].replace("inv_3", "inv_X"));
+    write_lines(&path, &lines);
+    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Modified, Some(3)));
+
+    // HMAC: a SHA-256 recomputation does not verify at all.
+    let (_dir, path) = trail(true).await;
+    let mut lines = read_lines(&path);
+    lines[3] = rehash(&lines[3].replace("inv_3", "inv_X"));
+    write_lines(&path, &lines);
+    assert_eq!(damage(&path, &options(true, &path)), (DamageKind::Modified, Some(3)));
+}
+
+#[tokio::test]
+async fn inserted_record() {
+    for hmac in [false, true] {
+        // A replayed copy of a genuine record.
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        let copy = lines[6].clone();
+        lines.insert(9, copy);
+        write_lines(&path, &lines);
+        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Inserted, Some(6)));
+    }
+    // A forged record taking seq 7's place, linked and hashed correctly
+    // (possible with SHA-256 only): the genuine seq 7 follows it.
+    let (_dir, path) = trail(false).await;
+    let mut lines = read_lines(&path);
+    let forged = rehash(&lines[7].replace("inv_7", "inv_forged"));
+    lines.insert(7, forged);
+    write_lines(&path, &lines);
+    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Inserted, Some(7)));
+}
+
+#[tokio::test]
+async fn deleted_record() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        lines.remove(5);
+        lines.remove(5);
+        write_lines(&path, &lines);
+        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Deleted, Some(5)));
+    }
+}
+
+#[tokio::test]
+async fn reordered_records() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        lines.swap(8, 9);
+        write_lines(&path, &lines);
+        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Reordered, Some(8)));
+    }
+}
+
+#[tokio::test]
+async fn truncated_against_checkpoint() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        lines.truncate(12);
+        write_lines(&path, &lines);
+        // Without checkpoints a clean cut is invisible in the chain itself…
+        let no_checkpoints = if hmac { VerifyOptions::new().key(key()) } else { VerifyOptions::new() };
+        assert!(verify(&path, &no_checkpoints).is_ok());
+        // …the checkpoint names the missing records.
+        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Truncated, Some(12)));
+    }
+}
+
+#[tokio::test]
+async fn truncated_head_is_detected_with_checkpoints() {
+    let (_dir, path) = trail(true).await;
+    let lines = read_lines(&path);
+    write_lines(&path, &lines[6..]);
+    // Records 0..=5 are gone: the first missing seq is 0.
+    assert_eq!(damage(&path, &options(true, &path)), (DamageKind::Truncated, Some(0)));
+}
+
+#[tokio::test]
+async fn wrong_key() {
+    let (_dir, path) = trail(true).await;
+    let wrong = VerifyOptions::new().key(SecretString::from("not the key"));
+    assert_eq!(damage(&path, &wrong), (DamageKind::WrongKey, Some(0)));
+    // The right chain key but a wrong checkpoint key.
+    let wrong_cp = options(true, &path).checkpoint_key(SecretString::from("not the key"));
+    assert_eq!(damage(&path, &wrong_cp).0, DamageKind::WrongKey);
+    // No key at all for a keyed chain.
+    assert!(matches!(
+        verify(&path, &VerifyOptions::new()),
+        Err(guardrails_audit::VerifyError::KeyRequired)
+    ));
+}
+
+#[tokio::test]
+async fn rewritten_checkpoint_file_is_detected() {
+    let (_dir, path) = trail(true).await;
+    let cp = checkpoints_of(&path);
+    let mut lines = read_lines(&cp);
+    lines[0] = lines[0].replace("\"count\"", "\"interval\"");
+    write_lines(&cp, &lines);
+    assert_eq!(damage(&path, &options(true, &path)).0, DamageKind::WrongKey);
+}
+
+#[tokio::test]
+async fn malformed_line() {
+    let (_dir, path) = trail(false).await;
+    let mut lines = read_lines(&path);
+    lines.insert(4, "{\"not\": \"a record\"}".to_owned());
+    write_lines(&path, &lines);
+    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Malformed, Some(4)));
+}
+
+#[tokio::test]
+async fn torn_line_is_a_crash_not_tampering() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        // A crash mid-write leaves half a line.
+        let lines = read_lines(&path);
+        let mut text = std::fs::read(&path).unwrap();
+        text.extend_from_slice(&lines[2].as_bytes()[..50]);
+        std::fs::write(&path, &text).unwrap();
+        let report = verify(&path, &options(hmac, &path)).unwrap();
+        assert!(report.torn_tail);
+
+        // Reopening recovers: the torn bytes stay, a recovery record follows.
+        let mut builder = JsonLinesSink::builder(&path);
+        if hmac {
+            builder = builder.hmac_key(key());
+        }
+        let mut sink = builder.open().unwrap();
+        use guardrails_audit::sink::AuditSink;
+        sink.write_batch(&common::awkward_events(3)).await.unwrap();
+        sink.close().await.unwrap();
+        let report = verify(&path, &options(hmac, &path)).unwrap();
+        assert_eq!(report.recoveries, 1);
+        assert!(!report.torn_tail);
+        assert_eq!(report.records, 21 + 1 + 3 + 1);
+        let recovered: Vec<Value> = read_lines(&path)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["action"] == "audit.recovered")
+            .collect();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0]["details"]["torn_bytes"], 50);
+        assert_eq!(recovered[0]["details"]["last_seq"], 20);
+        assert_eq!(recovered[0]["reason"], "torn_write");
+
+        // But garbage that no recovery record accounts for is damage.
+        let mut lines = read_lines(&path);
+        let torn_at = lines.iter().position(|l| serde_json::from_str::<Value>(l).is_err()).unwrap();
+        lines[torn_at].push('x');
+        write_lines(&path, &lines);
+        assert_eq!(damage(&path, &options(hmac, &path)).0, DamageKind::Malformed);
+    }
+}
+
+#[tokio::test]
+async fn reopening_with_another_key_is_refused() {
+    let (_dir, path) = trail(true).await;
+    let error = JsonLinesSink::builder(&path)
+        .hmac_key(SecretString::from("another key"))
+        .open()
+        .unwrap_err();
+    assert!(error.to_string().contains("does not verify"), "{error}");
+    assert!(!error.to_string().contains("another key"));
+    let error = JsonLinesSink::builder(&path).open().unwrap_err();
+    assert!(error.to_string().contains("another algorithm"), "{error}");
+}
+
+#[tokio::test]
+async fn rotation_links_files_and_verifies_as_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_bytes(4000)
+        .open()
+        .unwrap();
+    use guardrails_audit::sink::AuditSink;
+    for batch in common::awkward_events(30).chunks(3) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let rotated: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("audit.jsonl.0")
+        })
+        .collect();
+    assert!(rotated.len() >= 2, "{} rotated files", rotated.len());
+    let all = options(true, &path).include_rotated(true);
+    let report = verify(&path, &all).unwrap();
+    assert_eq!(report.first_seq, Some(0));
+    assert_eq!(report.last_seq, Some(30));
+    // The active file alone verifies too: a rotation checkpoint links its head.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert!(report.first_seq.unwrap() > 0);
+    // Removing a middle rotated file breaks the chain.
+    let mut names: Vec<_> = rotated.iter().map(|e| e.path()).collect();
+    names.sort();
+    std::fs::remove_file(&names[1]).unwrap();
+    assert_eq!(damage(&path, &all).0, DamageKind::Deleted);
+}
