@@ -53,9 +53,9 @@
 //! ```
 
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use axum::extract::{Path, Query};
 use garde::Validate;
 use guardrails_core::{Problem, ProblemType, Violation};
 use http::request::Parts;
@@ -164,7 +164,9 @@ where
         let config = config_of(&parts.extensions);
         let context = T::Context::from_state(state);
         let query = parts.uri.query().unwrap_or_default();
-        Ok(Valid(Query(urlencoded::from_query(query, &config, &context)?)))
+        Ok(Valid(Query(urlencoded::from_query(
+            query, &config, &context,
+        )?)))
     }
 }
 

@@ -65,7 +65,10 @@ impl<B> std::fmt::Debug for ReadBody<B> {
 pub fn too_large(limit: usize) -> Problem {
     let problem = Problem::new(ProblemType::PAYLOAD_TOO_LARGE)
         .with_detail(format!("the request body exceeds {limit} bytes"));
-    problem.clone().with_extension("max_bytes", limit).unwrap_or(problem)
+    problem
+        .clone()
+        .with_extension("max_bytes", limit)
+        .unwrap_or(problem)
 }
 
 /// Checks `Content-Length` against the limit, before anything is read.

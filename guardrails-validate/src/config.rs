@@ -48,7 +48,7 @@ pub struct Config {
 
 impl Default for Config {
     /// 1 MiB bodies, nesting depth 32, 64 KiB strings, 10 000 array items,
-    /// 1 000 object members, 64-character numbers, 100 reported violations,
+    /// 1 000 object members, 100-character numbers, 100 reported violations,
     /// a 30 s read deadline, unknown fields denied, `\u0000` rejected.
     fn default() -> Self {
         Self {
@@ -57,7 +57,7 @@ impl Default for Config {
             max_string_bytes: 64 * 1024,
             max_array_len: 10_000,
             max_object_members: 1_000,
-            max_number_len: 64,
+            max_number_len: 100,
             max_violations: 100,
             read_timeout: Some(Duration::from_secs(30)),
             unknown_fields: UnknownFields::Deny,

@@ -109,7 +109,10 @@ impl BadRequest {
                     .iter()
                     .any(|(f, v)| *f == 1 && *v == BAD_REQUEST_TYPE_URL.as_bytes());
                 if is_bad_request {
-                    let payload = any.iter().find(|(f, _)| *f == 2).map_or(&[][..], |(_, v)| v);
+                    let payload = any
+                        .iter()
+                        .find(|(f, _)| *f == 2)
+                        .map_or(&[][..], |(_, v)| v);
                     return Self::decode(payload);
                 }
             }

@@ -159,7 +159,8 @@ where
     let mut violations = unknown.violations;
     let report = garde::with_i18n(Coded, || value.validate_with(context));
     if let Err(report) = report {
-        violations.extend(garde_violations::<T>(&report, &[]));
+        let doc: Option<Value> = serde_json::from_str(text).ok();
+        violations.extend(garde_violations::<T>(&report, &[], doc.as_ref()));
     }
     if violations.is_empty() {
         Ok(value)
@@ -197,7 +198,9 @@ fn ignored_pointer(path: &serde_ignored::Path<'_>, out: &mut String) {
             ignored_pointer(parent, out);
             push_token(out, key);
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => {
             ignored_pointer(parent, out);
         }
     }
@@ -248,7 +251,7 @@ where
             Ok(value) => {
                 violations.extend(unknown.violations);
                 if let Err(report) = garde::with_i18n(Coded, || value.validate_with(context)) {
-                    violations.extend(garde_violations::<T>(&report, &patched));
+                    violations.extend(garde_violations::<T>(&report, &patched, Some(&doc)));
                 }
                 break;
             }
@@ -311,15 +314,21 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) -> bool {
 
 /// Maps garde's report to violations with JSON pointers, skipping those
 /// under `skip` (values that were patched placeholders).
+///
+/// `doc` is the submitted document, when known: serde accepts a struct sent
+/// as an array of its fields in order, and then a field's pointer is its
+/// index.
 pub(crate) fn garde_violations<'de, T: serde::Deserialize<'de>>(
     report: &garde::Report,
     skip: &[String],
+    doc: Option<&Value>,
 ) -> Vec<Violation> {
     let mut schema: Option<Schema> = None;
     let mut out = Vec::new();
     for (path, error) in report.iter() {
         let mut pointer = String::new();
         let mut pattern = String::new();
+        let mut node = doc;
         let components = serde_json::to_value(path).unwrap_or(Value::Null);
         for component in components.as_array().map(Vec::as_slice).unwrap_or_default() {
             let kind = component.get(0).and_then(Value::as_str).unwrap_or_default();
@@ -329,21 +338,37 @@ pub(crate) fn garde_violations<'de, T: serde::Deserialize<'de>>(
                     let schema = schema.get_or_insert_with(Schema::of::<T>);
                     let json = schema.json_name(&pattern, name);
                     let token = json.unwrap_or(name.strip_prefix("r#").unwrap_or(name));
-                    push_token(&mut pointer, token);
+                    let position = match node {
+                        Some(Value::Array(_)) => schema
+                            .fields(&pattern)
+                            .and_then(|fields| fields.iter().position(|f| *f == token)),
+                        _ => None,
+                    };
+                    match position {
+                        Some(index) => {
+                            push_index(&mut pointer, index);
+                            node = node.and_then(|n| n.get(index));
+                        }
+                        None => {
+                            push_token(&mut pointer, token);
+                            node = node.and_then(|n| n.get(token));
+                        }
+                    }
                     push_token(&mut pattern, token);
                 }
                 "index" => {
                     pointer.push('/');
                     pointer.push_str(name);
                     pattern.push_str("/*");
+                    node = node.and_then(|n| n.get(name.parse::<usize>().unwrap_or(usize::MAX)));
                 }
                 _ => {}
             }
         }
-        if skip
-            .iter()
-            .any(|p| pointer == *p || (pointer.starts_with(p.as_str()) && pointer[p.len()..].starts_with('/')))
-        {
+        if skip.iter().any(|p| {
+            pointer == *p
+                || (pointer.starts_with(p.as_str()) && pointer[p.len()..].starts_with('/'))
+        }) {
             continue;
         }
         let (code, detail) = split_garde(error.message());
@@ -384,7 +409,11 @@ fn validation_problem(text: &str, mut violations: Vec<Violation>, config: &Confi
 
 /// Adds at most `max_violations` violations and the `violations_total`
 /// extension member when some were left out.
-pub(crate) fn bounded(problem: Problem, mut violations: Vec<Violation>, config: &Config) -> Problem {
+pub(crate) fn bounded(
+    problem: Problem,
+    mut violations: Vec<Violation>,
+    config: &Config,
+) -> Problem {
     let total = violations.len();
     violations.truncate(config.max_violations);
     let problem = problem.with_violations(violations);
@@ -414,15 +443,19 @@ fn scan_problem(bytes: &[u8], error: ScanError, config: &Config) -> Problem {
         ScanErrorKind::StringTooLong => {
             format!("a string is longer than {} bytes", config.max_string_bytes).into()
         }
-        ScanErrorKind::NumberTooLong => {
-            format!("a number is longer than {} characters", config.max_number_len).into()
-        }
+        ScanErrorKind::NumberTooLong => format!(
+            "a number is longer than {} characters",
+            config.max_number_len
+        )
+        .into(),
         ScanErrorKind::TooManyItems => {
             format!("an array has more than {} items", config.max_array_len).into()
         }
-        ScanErrorKind::TooManyMembers => {
-            format!("an object has more than {} members", config.max_object_members).into()
-        }
+        ScanErrorKind::TooManyMembers => format!(
+            "an object has more than {} members",
+            config.max_object_members
+        )
+        .into(),
         ScanErrorKind::DuplicateKey => "the key appears more than once in its object".into(),
         ScanErrorKind::LoneSurrogate => "a \\u escape is an unpaired UTF-16 surrogate".into(),
         ScanErrorKind::NulCharacter => "strings may not contain \\u0000".into(),
@@ -472,7 +505,8 @@ mod tests {
 
     #[test]
     fn media_types() {
-        let ok = |v: &str| check_json_content_type(Some(&HeaderValue::from_str(v).unwrap())).is_ok();
+        let ok =
+            |v: &str| check_json_content_type(Some(&HeaderValue::from_str(v).unwrap())).is_ok();
         assert!(ok("application/json"));
         assert!(ok("Application/JSON; charset=UTF-8"));
         assert!(ok("application/merge-patch+json"));

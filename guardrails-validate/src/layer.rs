@@ -259,7 +259,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        if let Err(problem) = json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE)) {
+        if let Err(problem) =
+            json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))
+        {
             return ResponseFuture {
                 state: State::Rejected {
                     response: Some(rejection_response(problem)),
@@ -357,7 +359,8 @@ where
                     match validated {
                         Ok((value, bytes)) => {
                             parts.extensions.insert(Validated::new(value));
-                            let future = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
+                            let future =
+                                inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
                             this.state.set(State::Calling { future });
                         }
                         Err(problem) => {

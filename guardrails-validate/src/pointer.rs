@@ -54,7 +54,8 @@ impl<'a> Walker<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while self.i < self.bytes.len() && matches!(self.bytes[self.i], b' ' | b'\t' | b'\n' | b'\r')
+        while self.i < self.bytes.len()
+            && matches!(self.bytes[self.i], b' ' | b'\t' | b'\n' | b'\r')
         {
             self.i += 1;
         }
@@ -105,8 +106,10 @@ impl<'a> Walker<'a> {
                 b'"' if in_object && !self.after_key => {
                     let at = self.i;
                     let end = self.string_end()?;
-                    let key: String = serde_json::from_slice(&self.bytes[at..end])
-                        .unwrap_or_else(|_| String::from_utf8_lossy(&self.bytes[at + 1..end - 1]).into_owned());
+                    let key: String =
+                        serde_json::from_slice(&self.bytes[at..end]).unwrap_or_else(|_| {
+                            String::from_utf8_lossy(&self.bytes[at + 1..end - 1]).into_owned()
+                        });
                     if let Some((base, ..)) = self.stack.last() {
                         self.pointer.truncate(*base);
                     }
@@ -149,7 +152,7 @@ pub(crate) fn pointer_at(bytes: &[u8], offset: usize) -> String {
         let at = match event {
             Event::Value(at) | Event::Key(at) => at,
             Event::Close(at) => {
-                if at > offset {
+                if at >= offset {
                     break;
                 }
                 // Past a closed container: its parent is the best guess.

@@ -41,7 +41,10 @@ pub fn reason(problem: &Problem) -> &'static str {
     let kinds: [(ProblemType, &'static str); 6] = [
         (ProblemType::VALIDATION_FAILED, "validation_failed"),
         (ProblemType::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (ProblemType::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            ProblemType::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         (ProblemType::REQUEST_TIMEOUT, "request_timeout"),
         (ProblemType::MALFORMED_BODY, "malformed_body"),
         (ProblemType::MALFORMED_REQUEST, "malformed_request"),
@@ -80,12 +83,17 @@ pub fn rejection_response<B: From<Bytes>>(problem: Problem) -> Response<B> {
     let kind = problem_type(&problem);
     record(status, reason);
     let mut response = problem.into_http_response::<B>();
-    Rejection::new(RejectionCategory::Validation, reason, kind).insert_into(response.extensions_mut());
+    Rejection::new(RejectionCategory::Validation, reason, kind)
+        .insert_into(response.extensions_mut());
     response
 }
 
 pub(crate) fn record(status: http::StatusCode, reason: &'static str) {
-    tracing::debug!(status = status.as_u16(), reason, "guardrails.validate.rejected");
+    tracing::debug!(
+        status = status.as_u16(),
+        reason,
+        "guardrails.validate.rejected"
+    );
     metrics::counter!(
         "guardrails_validate_rejections_total",
         "status" => status.as_str().to_owned(),

@@ -38,7 +38,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use guardrails_core::{GuardBody, PROBLEM_JSON, Problem, ProblemType, Rejection, RejectionCategory};
+use guardrails_core::{
+    GuardBody, PROBLEM_JSON, Problem, ProblemType, Rejection, RejectionCategory,
+};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -182,19 +184,27 @@ fn classify(status: StatusCode) -> (ProblemType, RejectionCategory, &'static str
         StatusCode::METHOD_NOT_ALLOWED => {
             (ProblemType::METHOD_NOT_ALLOWED, Other, "method_not_allowed")
         }
-        StatusCode::REQUEST_TIMEOUT => (ProblemType::REQUEST_TIMEOUT, Validation, "request_timeout"),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            (ProblemType::PAYLOAD_TOO_LARGE, Validation, "payload_too_large")
+        StatusCode::REQUEST_TIMEOUT => {
+            (ProblemType::REQUEST_TIMEOUT, Validation, "request_timeout")
         }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ProblemType::PAYLOAD_TOO_LARGE,
+            Validation,
+            "payload_too_large",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             ProblemType::UNSUPPORTED_MEDIA_TYPE,
             Validation,
             "unsupported_media_type",
         ),
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            (ProblemType::VALIDATION_FAILED, Validation, "validation_failed")
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            ProblemType::VALIDATION_FAILED,
+            Validation,
+            "validation_failed",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => {
+            (ProblemType::TOO_MANY_REQUESTS, Other, "too_many_requests")
         }
-        StatusCode::TOO_MANY_REQUESTS => (ProblemType::TOO_MANY_REQUESTS, Other, "too_many_requests"),
         other => (
             ProblemType::new(
                 "about:blank",

@@ -353,7 +353,10 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
                 let hi = hex4(raw, i + 2).unwrap_or(0xFFFD);
                 let (cp, used) = if (0xD800..0xDC00).contains(&hi) {
                     let lo = hex4(raw, i + 8).unwrap_or(0xDC00);
-                    (0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF), 12)
+                    (
+                        0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF),
+                        12,
+                    )
                 } else {
                     (hi, 6)
                 };
@@ -380,7 +383,11 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
 }
 
 /// Records `key` in the current object; `false` if it is already there.
-fn insert_key<'a>(frame: &mut Frame<'a>, keys: &mut Vec<Cow<'a, [u8]>>, key: Cow<'a, [u8]>) -> bool {
+fn insert_key<'a>(
+    frame: &mut Frame<'a>,
+    keys: &mut Vec<Cow<'a, [u8]>>,
+    key: Cow<'a, [u8]>,
+) -> bool {
     if let Some(set) = &mut frame.set {
         return set.insert(key);
     }
@@ -448,7 +455,10 @@ mod tests {
         assert_eq!(check(b"[[[[]]]]"), Some(ScanErrorKind::DepthExceeded));
         assert_eq!(check(br#"["abcde"]"#), Some(ScanErrorKind::StringTooLong));
         assert_eq!(check(b"[1,2,3]"), Some(ScanErrorKind::TooManyItems));
-        assert_eq!(check(br#"{"a":1,"b":2,"c":3}"#), Some(ScanErrorKind::TooManyMembers));
+        assert_eq!(
+            check(br#"{"a":1,"b":2,"c":3}"#),
+            Some(ScanErrorKind::TooManyMembers)
+        );
         assert_eq!(check(b"[1234]"), Some(ScanErrorKind::NumberTooLong));
     }
 

@@ -36,6 +36,11 @@ impl Schema {
         schema
     }
 
+    /// The serde field names of the struct at `pattern`.
+    pub(crate) fn fields(&self, pattern: &str) -> Option<&'static [&'static str]> {
+        self.structs.get(pattern).copied()
+    }
+
     /// The JSON name of Rust field `rust` of the struct at `pattern`.
     pub(crate) fn json_name(&self, pattern: &str, rust: &str) -> Option<&'static str> {
         let fields = self.structs.get(pattern)?;
@@ -285,7 +290,10 @@ impl<'de> de::MapAccess<'de> for ProbeStruct<'_> {
             .map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ProbeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ProbeError> {
         let field = self.fields.get(self.next).copied().unwrap_or_default();
         self.next += 1;
         seed.deserialize(self.probe.child(field)?)
@@ -319,11 +327,18 @@ impl<'de> de::VariantAccess<'de> for Probe<'_> {
         Ok(())
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ProbeError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, ProbeError> {
         seed.deserialize(self)
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, ProbeError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ProbeError> {
         self.deserialize_tuple(len, visitor)
     }
 
@@ -362,9 +377,15 @@ mod tests {
     #[test]
     fn maps_rust_names_to_json_names() {
         let schema = Schema::of::<Outer>();
-        assert_eq!(schema.json_name("", "customer_email"), Some("customerEmail"));
+        assert_eq!(
+            schema.json_name("", "customer_email"),
+            Some("customerEmail")
+        );
         assert_eq!(schema.json_name("", "r#type"), Some("type"));
-        assert_eq!(schema.json_name("/lines/*", "unit_price"), Some("UNIT_PRICE"));
+        assert_eq!(
+            schema.json_name("/lines/*", "unit_price"),
+            Some("UNIT_PRICE")
+        );
         assert_eq!(schema.json_name("/maybe", "unit_price"), Some("UNIT_PRICE"));
         assert_eq!(schema.json_name("", "nope"), None);
     }

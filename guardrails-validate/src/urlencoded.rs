@@ -174,7 +174,11 @@ pub fn check_form_content_type(content_type: Option<&http::HeaderValue>) -> Resu
 ///
 /// 422 `validation-failed` as for [`from_query`], with `/path/<name>`
 /// pointers.
-pub fn from_path_params<'a, T, I>(params: I, config: &Config, context: &T::Context) -> Result<T, Problem>
+pub fn from_path_params<'a, T, I>(
+    params: I,
+    config: &Config,
+    context: &T::Context,
+) -> Result<T, Problem>
 where
     T: DeserializeOwned + Validate,
     I: IntoIterator<Item = (&'a str, &'a str)>,
@@ -183,7 +187,12 @@ where
     for (name, value) in params {
         serializer.append_pair(name, value);
     }
-    decode(serializer.finish().as_bytes(), Source::Path, config, context)
+    decode(
+        serializer.finish().as_bytes(),
+        Source::Path,
+        config,
+        context,
+    )
 }
 
 /// Strictly percent-decodes one raw path segment.
@@ -230,7 +239,12 @@ fn encoding_problem(source: Source, pointer: &str) -> Problem {
         ))
 }
 
-fn decode<T>(input: &[u8], source: Source, config: &Config, context: &T::Context) -> Result<T, Problem>
+fn decode<T>(
+    input: &[u8],
+    source: Source,
+    config: &Config,
+    context: &T::Context,
+) -> Result<T, Problem>
 where
     T: DeserializeOwned + Validate,
 {
@@ -252,12 +266,14 @@ where
     let mut violations: Vec<Violation> = Vec::new();
     let result: Result<T, _> = {
         let mut callback = |path: serde_ignored::Path<'_>| {
-            if strict
-                && let serde_ignored::Path::Map { key, .. } = path
-            {
+            if strict && let serde_ignored::Path::Map { key, .. } = path {
                 let mut pointer = source.prefix().to_owned();
                 push_token(&mut pointer, &key);
-                violations.push(Violation::new(pointer, "unknown_field", "is not a known field"));
+                violations.push(Violation::new(
+                    pointer,
+                    "unknown_field",
+                    "is not a known field",
+                ));
             }
         };
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));
@@ -278,14 +294,15 @@ where
             }
             let violation = Violation::new(pointer, data.code, data.detail);
             return Err(bounded(
-                Problem::new(ProblemType::VALIDATION_FAILED).with_detail("the request has an invalid value"),
+                Problem::new(ProblemType::VALIDATION_FAILED)
+                    .with_detail("the request has an invalid value"),
                 vec![violation],
                 config,
             ));
         }
     };
     if let Err(report) = garde::with_i18n(Coded, || value.validate_with(context)) {
-        for mut v in garde_violations::<T>(&report, &[]) {
+        for mut v in garde_violations::<T>(&report, &[], None) {
             v.pointer = format!("{}{}", source.prefix(), v.pointer);
             violations.push(v);
         }
@@ -294,11 +311,17 @@ where
         return Ok(value);
     }
     // Document order: the position of each name among the pairs.
-    let names: Vec<String> = form_urlencoded::parse(input).map(|(k, _)| k.into_owned()).collect();
+    let names: Vec<String> = form_urlencoded::parse(input)
+        .map(|(k, _)| k.into_owned())
+        .collect();
     let prefix = source.prefix();
     violations.sort_by_key(|v| {
         let rest = v.pointer.get(prefix.len()..).unwrap_or_default();
-        let first = rest.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let first = rest
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
         names
             .iter()
             .position(|n| n.replace('~', "~0").replace('/', "~1") == first)
@@ -316,7 +339,10 @@ where
 }
 
 fn replace_plus(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect()
+    bytes
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect()
 }
 
 #[cfg(test)]
