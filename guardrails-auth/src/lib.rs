@@ -24,3 +24,5 @@ pub use cache::TokenCacheConfig;
 pub use credential::{Bearer, Cookie, Credential, CredentialSource, HeaderSource, InsecureQuery};
 pub use crypto::{backend as crypto_backend, install_crypto_provider};
 pub use error::AuthError;
+pub use layer::{Auth, AuthFuture, AuthLayer};
+pub use require::{RequireLayer, require_role, require_scope};

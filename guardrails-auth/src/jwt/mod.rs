@@ -310,6 +310,15 @@ impl IssuerBuilder {
         self
     }
 
+    /// Adds every key of `keys` (for example a JWK set read with
+    /// [`KeySet::from_jwks_json`]).
+    pub fn keys(mut self, keys: &KeySet) -> Self {
+        for key in keys.iter() {
+            self.keys = std::mem::take(&mut self.keys).with(key.clone());
+        }
+        self
+    }
+
     /// Adds an HS256 key from a secret (at least 32 bytes).
     ///
     /// # Errors
