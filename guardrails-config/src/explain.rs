@@ -12,7 +12,8 @@ use crate::{Environment, Source};
 pub const REDACTED: &str = "[REDACTED]";
 
 /// The effective configuration: every key, its value (secrets as
-/// `[REDACTED]`) and the source that set it.
+/// `[REDACTED]`, and so are credentials embedded in URLs) and the source
+/// that set it.
 ///
 /// `Display` prints a table; [`Explain::to_json`] a JSON document:
 ///
@@ -194,7 +195,7 @@ impl fmt::Display for Explain {
 fn to_json(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
-        Value::String(_, s) => J::String(s.clone()),
+        Value::String(_, s) => J::String(redact_url_credentials(s)),
         Value::Char(_, c) => J::String(c.to_string()),
         Value::Bool(_, b) => J::Bool(*b),
         Value::Num(_, n) => num_to_json(*n),
@@ -202,6 +203,18 @@ fn to_json(value: &Value) -> serde_json::Value {
         Value::Dict(_, d) => J::Object(d.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
         Value::Array(_, a) => J::Array(a.iter().map(to_json).collect()),
     }
+}
+
+/// `https://user:pass@host/x` → `https://[REDACTED]@host/x`: credentials
+/// embedded in a URL are secrets even under a key that is not.
+pub(crate) fn redact_url_credentials(value: &str) -> String {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            return format!("{scheme}://{REDACTED}{}", &rest[at..]);
+        }
+    }
+    value.to_owned()
 }
 
 fn num_to_json(n: Num) -> serde_json::Value {
@@ -216,4 +229,20 @@ fn num_to_json(n: Num) -> serde_json::Value {
         return u.into();
     }
     n.to_f64().map_or(serde_json::Value::Null, Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url_credentials as r;
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(r("https://u:p@h/x@y"), "https://[REDACTED]@h/x@y");
+        assert_eq!(
+            r("postgres://u@h:5432/db"),
+            "postgres://[REDACTED]@h:5432/db"
+        );
+        assert_eq!(r("https://h/x@y"), "https://h/x@y");
+        assert_eq!(r("plain@text"), "plain@text");
+    }
 }

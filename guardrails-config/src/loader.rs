@@ -1345,7 +1345,7 @@ fn collect_sources(dict: &Dict, prefix: &mut Vec<String>, f: &mut dyn FnMut(&str
 fn leaf_keys(dict: &Dict) -> Vec<String> {
     let mut keys = Vec::new();
     collect_sources(dict, &mut Vec::new(), &mut |key, _| {
-        keys.push(key.to_owned())
+        keys.push(key.to_owned());
     });
     keys
 }

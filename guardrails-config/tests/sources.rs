@@ -24,8 +24,22 @@ fn find<'a>(
 fn variables_reach_string_and_secret_fields_unchanged() {
     let fx = Fixture::new();
     for raw in [
-        "007", "123456", "true", "false", "\"quoted\"", "[a", "{x", "1e5", "-0", " spaced ",
-        "", "ünïcødé ✓", "null", "~", "0x10", "a,b",
+        "007",
+        "123456",
+        "true",
+        "false",
+        "\"quoted\"",
+        "[a",
+        "{x",
+        "1e5",
+        "-0",
+        " spaced ",
+        "",
+        "ünïcødé ✓",
+        "null",
+        "~",
+        "0x10",
+        "a,b",
     ] {
         let loaded = fx
             .loader(&[("APP_AUTH__ISSUER", raw), ("APP_AUTH__HS256_SECRET", raw)])
@@ -48,12 +62,22 @@ fn variables_reach_string_and_secret_fields_unchanged() {
 #[test]
 fn numbers_and_booleans_still_parse_from_variables() {
     let fx = Fixture::new();
-    for (workers, debug, expected) in [("007", "true", (7, true)), ("12", "no", (12, false)), ("1", "1", (1, true))] {
+    for (workers, debug, expected) in [
+        ("007", "true", (7, true)),
+        ("12", "no", (12, false)),
+        ("1", "1", (1, true)),
+    ] {
         let loaded = fx
-            .loader(&[("APP_SERVER__WORKERS", workers), ("APP_SERVER__DEBUG", debug)])
+            .loader(&[
+                ("APP_SERVER__WORKERS", workers),
+                ("APP_SERVER__DEBUG", debug),
+            ])
             .load::<Settings>()
             .unwrap();
-        assert_eq!((loaded.config().server.workers, loaded.config().server.debug), expected);
+        assert_eq!(
+            (loaded.config().server.workers, loaded.config().server.debug),
+            expected
+        );
     }
     let error = fx
         .loader(&[("APP_SERVER__WORKERS", "many")])
@@ -138,8 +162,15 @@ fn unknown_variables_warn_with_a_suggestion_and_fail_in_strict_mode() {
     );
     find(loaded.warnings(), "nope");
 
-    let error = fx.loader(&vars).strict(true).load::<Settings>().unwrap_err();
-    assert_eq!(find(error.errors(), "auth.isuer").severity(), Severity::Error);
+    let error = fx
+        .loader(&vars)
+        .strict(true)
+        .load::<Settings>()
+        .unwrap_err();
+    assert_eq!(
+        find(error.errors(), "auth.isuer").severity(),
+        Severity::Error
+    );
 }
 
 #[test]
@@ -151,12 +182,18 @@ fn single_underscore_section_variables_are_reported_as_typos() {
         .unwrap();
     assert_eq!(loaded.config().server.workers, 4);
     let warning = &loaded.warnings()[0];
-    assert!(warning.message().contains("did you mean APP_SERVER__WORKERS?"), "{warning}");
-    assert!(fx
-        .loader(&[("APP_SERVER_WORKERS", "9")])
-        .strict(true)
-        .load::<Settings>()
-        .is_err());
+    assert!(
+        warning
+            .message()
+            .contains("did you mean APP_SERVER__WORKERS?"),
+        "{warning}"
+    );
+    assert!(
+        fx.loader(&[("APP_SERVER_WORKERS", "9")])
+            .strict(true)
+            .load::<Settings>()
+            .is_err()
+    );
 }
 
 #[test]
@@ -193,17 +230,30 @@ fn unknown_environment_is_an_error_never_a_default() {
     let finding = &error.errors()[0];
     assert_eq!(finding.kind(), FindingKind::UnknownEnvironment);
     assert_eq!(finding.key(), Some("environment"));
-    assert_eq!(finding.source(), Some(&Source::Env { var: "APP_ENV".into() }));
-    assert!(finding.message().contains("did you mean `production`?"), "{finding}");
+    assert_eq!(
+        finding.source(),
+        Some(&Source::Env {
+            var: "APP_ENV".into()
+        })
+    );
+    assert!(
+        finding.message().contains("did you mean `production`?"),
+        "{finding}"
+    );
     for bad in ["", "PRODUCTION ", "live"] {
-        assert!(fx.loader(&[("APP_ENV", bad)]).load::<Settings>().is_err(), "{bad:?}");
+        assert!(
+            fx.loader(&[("APP_ENV", bad)]).load::<Settings>().is_err(),
+            "{bad:?}"
+        );
     }
     assert_eq!(
         fx.loader(&[]).resolve_environment().unwrap(),
         Environment::Development
     );
     assert_eq!(
-        fx.loader(&[("APP_ENV", "Staging")]).resolve_environment().unwrap(),
+        fx.loader(&[("APP_ENV", "Staging")])
+            .resolve_environment()
+            .unwrap(),
         Environment::Staging
     );
 }
@@ -224,7 +274,12 @@ fn missing_files_are_fine_unless_required() {
         .load::<Settings>()
         .unwrap_err();
     assert_eq!(error.errors().len(), 2, "{error}");
-    assert!(error.errors().iter().all(|f| f.kind() == FindingKind::MissingFile));
+    assert!(
+        error
+            .errors()
+            .iter()
+            .all(|f| f.kind() == FindingKind::MissingFile)
+    );
     assert!(error.to_string().contains("development.toml"));
     // a directory that does not exist: a warning, and no parent search
     let loaded = Loader::new("APP")
@@ -238,7 +293,10 @@ fn missing_files_are_fine_unless_required() {
 #[test]
 fn syntax_errors_name_the_file_and_line_but_not_the_text() {
     let fx = Fixture::new();
-    fx.file("development.toml", "[auth]\nhs256_secret = \"unterminated-canary\n");
+    fx.file(
+        "development.toml",
+        "[auth]\nhs256_secret = \"unterminated-canary\n",
+    );
     let error = fx.loader(&[]).load::<Settings>().unwrap_err();
     let finding = &error.errors()[0];
     assert_eq!(finding.kind(), FindingKind::Syntax);
@@ -250,14 +308,29 @@ fn syntax_errors_name_the_file_and_line_but_not_the_text() {
 #[test]
 fn unknown_keys_in_files_are_errors_with_a_suggestion() {
     let fx = Fixture::new();
-    fx.file("development.toml", "[auth]\nisuer = \"x\"\n[sever]\naddr = \"1.2.3.4:5\"\n");
+    fx.file(
+        "development.toml",
+        "[auth]\nisuer = \"x\"\n[sever]\naddr = \"1.2.3.4:5\"\n",
+    );
     let error = fx.loader(&[]).load::<Settings>().unwrap_err();
     let isuer = find(error.errors(), "auth.isuer");
     assert_eq!(isuer.kind(), FindingKind::UnknownKey);
-    assert!(isuer.message().contains("did you mean `auth.issuer`?"), "{isuer}");
-    assert!(matches!(isuer.source(), Some(Source::File { profile: Some(Environment::Development), .. })));
+    assert!(
+        isuer.message().contains("did you mean `auth.issuer`?"),
+        "{isuer}"
+    );
+    assert!(matches!(
+        isuer.source(),
+        Some(Source::File {
+            profile: Some(Environment::Development),
+            ..
+        })
+    ));
     let sever = find(error.errors(), "sever");
-    assert!(sever.message().contains("did you mean `server`?"), "{sever}");
+    assert!(
+        sever.message().contains("did you mean `server`?"),
+        "{sever}"
+    );
 }
 
 /// Without `deny_unknown_fields`, unknown keys are still found.
@@ -268,6 +341,7 @@ struct Loose {
 }
 
 #[derive(Debug, Deserialize, garde::Validate)]
+#[allow(dead_code, reason = "only deserialized")]
 struct LooseServer {
     #[garde(skip)]
     workers: u8,
@@ -280,13 +354,27 @@ impl Configuration for Loose {}
 #[test]
 fn unknown_keys_are_found_without_deny_unknown_fields_too() {
     let fx = Fixture::empty();
-    fx.file("default.toml", "[server]\nworkers = 2\nworkerz = 3\nname = \"n\"\n");
-    let error = fx.loader(&[("APP_SERVER__NAMES", "x")]).load::<Loose>().unwrap_err();
+    fx.file(
+        "default.toml",
+        "[server]\nworkers = 2\nworkerz = 3\nname = \"n\"\n",
+    );
+    let error = fx
+        .loader(&[("APP_SERVER__NAMES", "x")])
+        .load::<Loose>()
+        .unwrap_err();
     let finding = find(error.errors(), "server.workerz");
-    assert!(finding.message().contains("did you mean `server.workers`?"), "{finding}");
+    assert!(
+        finding.message().contains("did you mean `server.workers`?"),
+        "{finding}"
+    );
     // the variable is a warning only
     assert!(error.keys().all(|k| k != "server.names"));
-    assert!(error.warnings().iter().any(|w| w.key() == Some("server.names")));
+    assert!(
+        error
+            .warnings()
+            .iter()
+            .any(|w| w.key() == Some("server.names"))
+    );
 }
 
 #[test]
@@ -297,7 +385,10 @@ fn every_problem_is_reported_at_once() {
         "[server]\nworkers = \"many\"\nname = \"this name is far too long for the garde rule on it\"\nbogus = 1\n",
     );
     let error = fx
-        .loader(&[("APP_SERVER__ADDR", "not an address"), ("APP_AUTH__PIN", "12x")])
+        .loader(&[
+            ("APP_SERVER__ADDR", "not an address"),
+            ("APP_AUTH__PIN", "12x"),
+        ])
         .load::<Settings>()
         .unwrap_err();
     let keys: Vec<&str> = error.keys().collect();
@@ -306,11 +397,16 @@ fn every_problem_is_reported_at_once() {
     }
     assert_eq!(
         find(error.errors(), "server.addr").source(),
-        Some(&Source::Env { var: "APP_SERVER__ADDR".into() })
+        Some(&Source::Env {
+            var: "APP_SERVER__ADDR".into()
+        })
     );
     assert!(matches!(
         find(error.errors(), "server.workers").source(),
-        Some(Source::File { profile: Some(Environment::Development), .. })
+        Some(Source::File {
+            profile: Some(Environment::Development),
+            ..
+        })
     ));
     // garde runs once the value types are right
     fx.file(
@@ -319,8 +415,16 @@ fn every_problem_is_reported_at_once() {
     );
     let error = fx.loader(&[]).load::<Settings>().unwrap_err();
     let keys: Vec<&str> = error.keys().collect();
-    assert!(keys.contains(&"server.name") && keys.contains(&"server.workers"), "{error}");
-    assert!(error.errors().iter().all(|f| f.kind() == FindingKind::Validation));
+    assert!(
+        keys.contains(&"server.name") && keys.contains(&"server.workers"),
+        "{error}"
+    );
+    assert!(
+        error
+            .errors()
+            .iter()
+            .all(|f| f.kind() == FindingKind::Validation)
+    );
     // the Display lists each problem on its own line
     assert_eq!(error.to_string().lines().count(), 1 + error.errors().len());
 }
@@ -329,7 +433,10 @@ fn every_problem_is_reported_at_once() {
 fn a_missing_required_value_is_named() {
     let fx = Fixture::empty();
     let error = fx
-        .loader(&[("APP_SERVER__ADDR", "127.0.0.1:1"), ("APP_SERVER__WORKERS", "1")])
+        .loader(&[
+            ("APP_SERVER__ADDR", "127.0.0.1:1"),
+            ("APP_SERVER__WORKERS", "1"),
+        ])
         .load::<Settings>()
         .unwrap_err();
     let finding = find(error.errors(), "auth");

@@ -32,7 +32,7 @@ pub struct Server {
     #[serde(default)]
     pub debug: bool,
     #[garde(skip)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "guardrails_config::de::string_list")]
     pub cors_origins: Vec<String>,
     #[garde(length(min = 1, max = 40))]
     #[serde(default = "default_name")]
@@ -61,10 +61,9 @@ pub struct Auth {
 /// the loader must withhold it because the key is a secret.
 fn not_marked_invalid(value: &Option<SecretString>, _: &()) -> garde::Result {
     match value {
-        Some(secret) if secret.expose_secret().starts_with("invalid:") => Err(garde::Error::new(format!(
-            "`{}` is marked invalid",
-            secret.expose_secret()
-        ))),
+        Some(secret) if secret.expose_secret().starts_with("invalid:") => Err(garde::Error::new(
+            format!("`{}` is marked invalid", secret.expose_secret()),
+        )),
         _ => Ok(()),
     }
 }
@@ -97,9 +96,17 @@ impl Configuration for Settings {
         );
         h.no_debug("server.debug", self.server.debug);
         h.no_wildcard_cors("server.cors_origins", &self.server.cors_origins);
-        h.require("audit.path", self.audit.path.is_some(), "an audit destination");
+        h.require(
+            "audit.path",
+            self.audit.path.is_some(),
+            "an audit destination",
+        );
         if self.server.workers > 32 {
-            h.error("app.max_workers", "server.workers", "must be at most 32 in production");
+            h.error(
+                "app.max_workers",
+                "server.workers",
+                "must be at most 32 in production",
+            );
         }
     }
 }
@@ -174,7 +181,10 @@ impl Fixture {
         vec![
             ("APP_ENV".into(), "production".into()),
             ("APP_AUTH__ISSUER".into(), "https://idp.example.com/".into()),
-            ("APP_AUTH__JWKS_URL".into(), "https://idp.example.com/jwks".into()),
+            (
+                "APP_AUTH__JWKS_URL".into(),
+                "https://idp.example.com/jwks".into(),
+            ),
             ("APP_AUTH__HS256_SECRET_FILE".into(), hs),
             ("APP_AUDIT__HMAC_KEY_FILE".into(), hmac),
             ("APP_AUDIT__PATH".into(), "/var/log/app/audit.jsonl".into()),
