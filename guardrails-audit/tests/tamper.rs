@@ -25,7 +25,9 @@ fn options(hmac: bool, path: &Path) -> VerifyOptions {
 
 fn damage(path: &Path, options: &VerifyOptions) -> (DamageKind, Option<u64>) {
     let error = verify(path, options).expect_err("damage must be detected");
-    let d = error.damage().unwrap_or_else(|| panic!("not a damage: {error}"));
+    let d = error
+        .damage()
+        .unwrap_or_else(|| panic!("not a damage: {error}"));
     (d.kind, d.seq)
 }
 
@@ -59,7 +61,10 @@ async fn modified_record() {
         let mut lines = read_lines(&path);
         lines[3] = lines[3].replace("inv_3", "inv_X");
         write_lines(&path, &lines);
-        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Modified, Some(3)));
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Modified, Some(3))
+        );
     }
 }
 
@@ -70,14 +75,20 @@ async fn modified_and_rehashed_record_is_caught_by_the_link_or_the_key() {
     let mut lines = read_lines(&path);
     lines[3] = rehash(&lines[3].replace("inv_3", "inv_X"));
     write_lines(&path, &lines);
-    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Modified, Some(3)));
+    assert_eq!(
+        damage(&path, &options(false, &path)),
+        (DamageKind::Modified, Some(3))
+    );
 
     // HMAC: a SHA-256 recomputation does not verify at all.
     let (_dir, path) = trail(true).await;
     let mut lines = read_lines(&path);
     lines[3] = rehash(&lines[3].replace("inv_3", "inv_X"));
     write_lines(&path, &lines);
-    assert_eq!(damage(&path, &options(true, &path)), (DamageKind::Modified, Some(3)));
+    assert_eq!(
+        damage(&path, &options(true, &path)),
+        (DamageKind::Modified, Some(3))
+    );
 }
 
 #[tokio::test]
@@ -89,7 +100,10 @@ async fn inserted_record() {
         let copy = lines[6].clone();
         lines.insert(9, copy);
         write_lines(&path, &lines);
-        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Inserted, Some(6)));
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Inserted, Some(6))
+        );
     }
     // A forged record taking seq 7's place, linked and hashed correctly
     // (possible with SHA-256 only): the genuine seq 7 follows it.
@@ -98,7 +112,10 @@ async fn inserted_record() {
     let forged = rehash(&lines[7].replace("inv_7", "inv_forged"));
     lines.insert(7, forged);
     write_lines(&path, &lines);
-    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Inserted, Some(7)));
+    assert_eq!(
+        damage(&path, &options(false, &path)),
+        (DamageKind::Inserted, Some(7))
+    );
 }
 
 #[tokio::test]
@@ -109,7 +126,10 @@ async fn deleted_record() {
         lines.remove(5);
         lines.remove(5);
         write_lines(&path, &lines);
-        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Deleted, Some(5)));
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Deleted, Some(5))
+        );
     }
 }
 
@@ -120,7 +140,10 @@ async fn reordered_records() {
         let mut lines = read_lines(&path);
         lines.swap(8, 9);
         write_lines(&path, &lines);
-        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Reordered, Some(8)));
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Reordered, Some(8))
+        );
     }
 }
 
@@ -132,10 +155,17 @@ async fn truncated_against_checkpoint() {
         lines.truncate(12);
         write_lines(&path, &lines);
         // Without checkpoints a clean cut is invisible in the chain itself…
-        let no_checkpoints = if hmac { VerifyOptions::new().key(key()) } else { VerifyOptions::new() };
+        let no_checkpoints = if hmac {
+            VerifyOptions::new().key(key())
+        } else {
+            VerifyOptions::new()
+        };
         assert!(verify(&path, &no_checkpoints).is_ok());
         // …the checkpoint names the missing records.
-        assert_eq!(damage(&path, &options(hmac, &path)), (DamageKind::Truncated, Some(12)));
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Truncated, Some(12))
+        );
     }
 }
 
@@ -145,7 +175,10 @@ async fn truncated_head_is_detected_with_checkpoints() {
     let lines = read_lines(&path);
     write_lines(&path, &lines[6..]);
     // Records 0..=5 are gone: the first missing seq is 0.
-    assert_eq!(damage(&path, &options(true, &path)), (DamageKind::Truncated, Some(0)));
+    assert_eq!(
+        damage(&path, &options(true, &path)),
+        (DamageKind::Truncated, Some(0))
+    );
 }
 
 #[tokio::test]
@@ -179,7 +212,10 @@ async fn malformed_line() {
     let mut lines = read_lines(&path);
     lines.insert(4, "{\"not\": \"a record\"}".to_owned());
     write_lines(&path, &lines);
-    assert_eq!(damage(&path, &options(false, &path)), (DamageKind::Malformed, Some(4)));
+    assert_eq!(
+        damage(&path, &options(false, &path)),
+        (DamageKind::Malformed, Some(4))
+    );
 }
 
 #[tokio::test]
@@ -219,10 +255,16 @@ async fn torn_line_is_a_crash_not_tampering() {
 
         // But garbage that no recovery record accounts for is damage.
         let mut lines = read_lines(&path);
-        let torn_at = lines.iter().position(|l| serde_json::from_str::<Value>(l).is_err()).unwrap();
+        let torn_at = lines
+            .iter()
+            .position(|l| serde_json::from_str::<Value>(l).is_err())
+            .unwrap();
         lines[torn_at].push('x');
         write_lines(&path, &lines);
-        assert_eq!(damage(&path, &options(hmac, &path)).0, DamageKind::Malformed);
+        assert_eq!(
+            damage(&path, &options(hmac, &path)).0,
+            DamageKind::Malformed
+        );
     }
 }
 

@@ -21,13 +21,23 @@ pub fn awkward_events(n: usize) -> Vec<AuditEvent> {
     (0..n)
         .map(|i| {
             AuditEvent::new("test.event", Category::DataWrite)
-                .with_outcome(if i % 3 == 0 { Outcome::Failure } else { Outcome::Success })
+                .with_outcome(if i % 3 == 0 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                })
                 .with_target("invoice", format!("inv_{i}"))
                 .with_detail("i", i as u64)
                 .with_detail("\u{fb33}", "hebrew")
                 .with_detail("\u{1d11e}", "clef")
-                .with_detail("text", "line\r\nbreak \u{1b}[31mred\u{1b}[0m \"quoted\" \\ é € 😀 \u{0}\u{7f}")
-                .with_detail("nested", json!({"b": [1, -2, true, null], "a": {"z": "", "A": 9007199254740991_i64}}))
+                .with_detail(
+                    "text",
+                    "line\r\nbreak \u{1b}[31mred\u{1b}[0m \"quoted\" \\ é € 😀 \u{0}\u{7f}",
+                )
+                .with_detail(
+                    "nested",
+                    json!({"b": [1, -2, true, null], "a": {"z": "", "A": 9007199254740991_i64}}),
+                )
                 .with_detail("float", 0.5)
         })
         .collect()
@@ -89,6 +99,8 @@ pub fn python_with_rfc8785() -> Option<String> {
         !require_external(),
         "GUARDRAILS_REQUIRE_EXTERNAL=1 but python3 with the rfc8785 package is missing (run .ci/setup-external)"
     );
-    eprintln!("SKIPPED: python3 with the rfc8785 package is not installed (run .ci/setup-external)");
+    eprintln!(
+        "SKIPPED: python3 with the rfc8785 package is not installed (run .ci/setup-external)"
+    );
     None
 }

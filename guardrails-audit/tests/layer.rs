@@ -1,0 +1,440 @@
+//! The audit layer through a real axum router: route templates, actors,
+//! rejection reasons, policy levels, redaction, client addresses, log
+//! injection, domain events, strict ordering.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use guardrails_audit::sink::MemorySink;
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::{
+    AuditEvent, AuditLayer, AuditPipeline, CapturePrincipalLayer, Category, DeliveryMode, Level,
+    Outcome, RequestAudit, RoutePolicy, Stage, TrustedProxies, verify,
+};
+use guardrails_core::{AuthMethod, Principal, Problem, ProblemType, Rejection, RejectionCategory};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn principal() -> Principal {
+    Principal::builder("alice", AuthMethod::Jwt)
+        .tenant("acme")
+        .token_id("jti-do-not-log")
+        .build()
+}
+
+/// A stand-in for an authentication layer: `authorization: ok` gives a
+/// principal, anything else is a 401 with a Rejection.
+async fn fake_auth(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("ok") => {
+            req.extensions_mut().insert(principal());
+            next.run(req).await
+        }
+        _ => {
+            let mut response = Problem::new(ProblemType::AUTHENTICATION_REQUIRED).into_response();
+            Rejection::new(
+                RejectionCategory::Authentication,
+                "missing_credentials",
+                ProblemType::AUTHENTICATION_REQUIRED,
+            )
+            .insert_into(response.extensions_mut());
+            response
+        }
+    }
+}
+
+async fn forbidden() -> axum::response::Response {
+    let mut response = Problem::new(ProblemType::FORBIDDEN).into_response();
+    Rejection::new(
+        RejectionCategory::Authorization,
+        "missing_scope",
+        ProblemType::FORBIDDEN,
+    )
+    .insert_into(response.extensions_mut());
+    response
+}
+
+async fn delete_invoice(
+    audit: RequestAudit,
+    axum::extract::Path((_t, id)): axum::extract::Path<(String, String)>,
+) -> Result<&'static str, Problem> {
+    let event = audit
+        .event("invoice.delete", Category::DataWrite)
+        .with_outcome(Outcome::Success)
+        .with_target("invoice", id)
+        .with_detail("api_key", "should-not-appear");
+    audit
+        .record(event)
+        .await
+        .map_err(|e| e.to_problem(audit.mode()))?;
+    Ok("deleted")
+}
+
+fn router(layer: AuditLayer) -> Router {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/invoices/{id}",
+            get(|| async { "invoice" }).delete(delete_invoice),
+        )
+        .route("/v1/tenants/{tenant}/secret", get(forbidden))
+        .route(
+            "/v1/tenants/{tenant}/invoices",
+            post(|body: String| async move { (StatusCode::CREATED, body) }),
+        )
+        .route_layer(CapturePrincipalLayer)
+        .layer(axum::middleware::from_fn(fake_auth))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(layer)
+}
+
+async fn call(app: &Router, req: Request<Body>) -> StatusCode {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let _ = response.into_body().collect().await.unwrap();
+    status
+}
+
+fn setup(
+    configure: impl FnOnce(AuditLayer) -> AuditLayer,
+) -> (Router, MemorySink, guardrails_audit::AuditGuard) {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    (router(configure(AuditLayer::new(auditor))), sink, guard)
+}
+
+async fn finish(sink: &MemorySink, guard: guardrails_audit::AuditGuard) -> Vec<Value> {
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete(), "{report:?}");
+    sink.events().iter().map(AuditEvent::to_json).collect()
+}
+
+#[tokio::test]
+async fn records_route_template_actor_status_and_duration() {
+    let (app, sink, guard) = setup(|l| l);
+    let req = Request::get("/v1/tenants/acme/invoices/inv_1?token=secret-in-query")
+        .header("authorization", "ok")
+        .header("user-agent", "curl/8")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, req).await, StatusCode::OK);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e["schema"], "guardrails.audit/1");
+    assert_eq!(e["action"], "http.request");
+    assert_eq!(e["category"], "data_read");
+    assert_eq!(e["outcome"], "success");
+    assert_eq!(e["request"]["route"], "/v1/tenants/{tenant}/invoices/{id}");
+    assert_eq!(e["request"]["path"], "/v1/tenants/acme/invoices/inv_1");
+    assert_eq!(e["request"]["method"], "GET");
+    assert_eq!(e["request"]["status"], 200);
+    assert!(e["request"]["duration_us"].is_u64());
+    assert_eq!(e["actor"]["subject"], "alice");
+    assert_eq!(e["actor"]["tenant"], "acme");
+    assert_eq!(e["actor"]["auth_method"], "jwt");
+    assert_eq!(e["source"]["user_agent"], "curl/8");
+    assert!(
+        uuid::Uuid::parse_str(e["id"].as_str().unwrap())
+            .unwrap()
+            .get_version_num()
+            == 7
+    );
+    assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    let text = e.to_string();
+    assert!(
+        !text.contains("secret-in-query"),
+        "the query is never recorded"
+    );
+    assert!(
+        !text.contains("jti-do-not-log"),
+        "token ids are never recorded"
+    );
+}
+
+#[tokio::test]
+async fn authentication_authorization_and_validation_failures_are_recorded_as_such() {
+    let (app, sink, guard) = setup(|l| l);
+    let anon = Request::get("/v1/tenants/acme/invoices/inv_1")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, anon).await, StatusCode::UNAUTHORIZED);
+    let denied = Request::get("/v1/tenants/acme/secret")
+        .header("authorization", "ok")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, denied).await, StatusCode::FORBIDDEN);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events[0]["category"], "authn");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["reason"], "missing_credentials");
+    assert_eq!(events[0]["actor"]["type"], "anonymous");
+    assert_eq!(events[0]["details"]["rejection"], "authentication");
+    assert_eq!(events[1]["category"], "authz");
+    assert_eq!(events[1]["outcome"], "denied");
+    assert_eq!(events[1]["reason"], "missing_scope");
+    assert_eq!(events[1]["actor"]["subject"], "alice");
+    assert_eq!(events[1]["request"]["route"], "/v1/tenants/{tenant}/secret");
+}
+
+#[tokio::test]
+async fn validation_rejection_reason_is_recorded() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let app = Router::new()
+        .route(
+            "/things",
+            post(|| async {
+                let mut r = Problem::new(ProblemType::VALIDATION_FAILED).into_response();
+                Rejection::new(
+                    RejectionCategory::Validation,
+                    "invalid_body",
+                    ProblemType::VALIDATION_FAILED,
+                )
+                .insert_into(r.extensions_mut());
+                r
+            }),
+        )
+        .layer(AuditLayer::new(auditor));
+    let status = call(
+        &app,
+        Request::post("/things").body(Body::from("{}")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["reason"], "invalid_body");
+    assert_eq!(events[0]["details"]["rejection"], "validation");
+    assert_eq!(events[0]["category"], "data_write");
+}
+
+#[tokio::test]
+async fn levels_none_metadata_and_request_with_redacted_excerpt() {
+    let (app, sink, guard) = setup(|l| {
+        l.policy(RoutePolicy::new().route("/healthz").level(Level::None))
+            .policy(
+                RoutePolicy::new()
+                    .method(Method::POST)
+                    .level(Level::Request),
+            )
+    });
+    assert_eq!(
+        call(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await,
+        StatusCode::OK
+    );
+    let body = r#"{"amount_cents": 1200, "password": "hunter2", "card": {"cvv": "123"}, "note": "hi", "ratio": 0.5}"#;
+    let req = Request::post("/v1/tenants/acme/invoices")
+        .header("authorization", "ok")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(call(&app, req).await, StatusCode::CREATED);
+    let text_req = Request::post("/v1/tenants/acme/invoices")
+        .header("authorization", "ok")
+        .header("content-type", "text/plain")
+        .body(Body::from("password=hunter2"))
+        .unwrap();
+    assert_eq!(call(&app, text_req).await, StatusCode::CREATED);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 2, "/healthz is not audited at level none");
+    let excerpt = &events[0]["details"]["request_body"];
+    assert_eq!(excerpt["amount_cents"], 1200);
+    assert_eq!(excerpt["password"], "[REDACTED]");
+    assert_eq!(excerpt["card"]["cvv"], "[REDACTED]");
+    assert_eq!(excerpt["note"], "hi");
+    assert_eq!(excerpt["ratio"], "0.5", "numbers are integers only");
+    assert_eq!(events[1]["details"]["request_body"]["omitted"], "not_json");
+    assert!(!serde_json::to_string(&events).unwrap().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn client_ip_from_socket_and_only_trusted_forwarded_headers() {
+    let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+    let (app, sink, guard) = setup(|l| l.trusted_proxies(proxies));
+    for peer in ["198.51.100.7:5000", "10.0.0.2:5000"] {
+        let mut req = Request::get("/healthz")
+            .header("x-forwarded-for", "203.0.113.50")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        call(&app, req).await;
+    }
+    let events = finish(&sink, guard).await;
+    assert_eq!(
+        events[0]["source"]["ip"], "198.51.100.7",
+        "an untrusted peer cannot choose its address"
+    );
+    assert_eq!(
+        events[1]["source"]["ip"], "203.0.113.50",
+        "a trusted proxy's header is believed"
+    );
+}
+
+#[tokio::test]
+async fn log_injection_cannot_break_lines_or_terminals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = JsonLinesSink::builder(&path).open().unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let app = router(AuditLayer::new(auditor));
+    // `http` (like hyper's parser) refuses C0 controls (CR, LF, ESC) in header
+    // values, but accepts obs-text: UTF-8 encoded C1 controls such as CSI
+    // (U+009B, an ANSI introducer for 8-bit terminals) and NEL (U+0085), and
+    // bytes that are not UTF-8 at all.
+    assert!(http::HeaderValue::from_bytes(b"a\x1b[2Jb").is_err());
+    let evil_ua =
+        http::HeaderValue::from_bytes(b"Mozilla\xc2\x9b2J\xc2\x85 \xff \"}{\"action\":\"forged\"}")
+            .unwrap();
+    let req = Request::get("/healthz/%0D%0A%1B[31m\u{7f}".replace('\u{7f}', "%7F"))
+        .header("user-agent", evil_ua)
+        .body(Body::empty())
+        .unwrap();
+    call(&app, req).await;
+    // A domain event with raw CR/LF/ANSI in a detail value and a target id.
+    let event = AuditEvent::new("test.inject", Category::System)
+        .with_target("thing", "id\r\n\u{1b}[31m")
+        .with_detail("note", "a\r\n{\"forged\":true}\u{1b}[0m");
+    let _ = app; // the auditor is shared
+    guard.auditor().record(event).unwrap();
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete());
+    let bytes = std::fs::read(&path).unwrap();
+    // No raw control byte anywhere: not ESC, not BEL, not CR; LF only as separator.
+    assert!(
+        !bytes.iter().any(|b| *b < 0x20 && *b != b'\n'),
+        "raw control bytes in the file"
+    );
+    let lines = common::read_lines(&path);
+    assert_eq!(lines.len(), 3, "http.request, test.inject, audit.stopped");
+    for line in &lines {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+    let request: Value = serde_json::from_str(&lines[0]).unwrap();
+    let ua = request["source"]["user_agent"].as_str().unwrap();
+    assert!(ua.contains("\\x9B2J"), "{ua}");
+    assert!(ua.contains("\\x85"), "{ua}");
+    assert!(ua.contains('\u{fffd}'), "{ua}");
+    assert!(
+        !ua.chars().any(char::is_control),
+        "terminal-safe user agent: {ua:?}"
+    );
+    let path_field = request["request"]["path"].as_str().unwrap();
+    assert_eq!(
+        path_field, "/healthz/%0D%0A%1B[31m%7F",
+        "paths stay percent-encoded"
+    );
+    assert_eq!(request["action"], "http.request");
+    // The raw detail keeps its content, JSON-escaped, so the line is intact.
+    let inject: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(inject["details"]["note"], "a\r\n{\"forged\":true}\u{1b}[0m");
+    assert_eq!(inject["target"]["id"], "id\\x0D\\x0A\\x1B[31m");
+    verify(&path, &Default::default()).unwrap();
+}
+
+#[tokio::test]
+async fn strict_attempt_is_durable_before_the_handler_and_domain_events_carry_the_actor() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let seen = sink.clone();
+    let layer = AuditLayer::new(auditor).policy(
+        RoutePolicy::new()
+            .method(Method::DELETE)
+            .mode(DeliveryMode::Strict),
+    );
+    let app = Router::new()
+        .route(
+            "/v1/tenants/{tenant}/invoices/{id}",
+            axum::routing::delete(
+                move |audit: RequestAudit, p: axum::extract::Path<(String, String)>| {
+                    // At handler time the attempt record is already written.
+                    let written = seen.events();
+                    assert_eq!(written.len(), 1);
+                    assert_eq!(written[0].stage(), Stage::Received);
+                    delete_invoice(audit, p)
+                },
+            ),
+        )
+        .route_layer(CapturePrincipalLayer)
+        .layer(axum::middleware::from_fn(fake_auth))
+        .layer(layer);
+    let req = Request::delete("/v1/tenants/acme/invoices/inv_9")
+        .header("authorization", "ok")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, req).await, StatusCode::OK);
+    let events = finish(&sink, guard).await;
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["stage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("http.request", "received"),
+            ("invoice.delete", "completed"),
+            ("http.request", "completed")
+        ]
+    );
+    assert_eq!(events[0]["outcome"], "unknown");
+    let domain = &events[1];
+    assert_eq!(domain["actor"]["subject"], "alice");
+    assert_eq!(
+        domain["target"],
+        serde_json::json!({"type": "invoice", "id": "inv_9"})
+    );
+    assert_eq!(domain["details"]["api_key"], "[REDACTED]");
+    assert_eq!(domain["request"]["id"], events[2]["request"]["id"]);
+    assert_eq!(events[2]["outcome"], "success");
+    assert_eq!(events[2]["actor"]["subject"], "alice");
+}
+
+#[tokio::test]
+async fn request_audit_without_layer_fails_closed() {
+    let app = Router::new().route("/x", get(|_audit: RequestAudit| async { "ran" }));
+    let response = app
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn layer_fits_axum_router() {
+    fn assert_layer<L>(_: L)
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (auditor, guard) = AuditPipeline::builder().spawn(MemorySink::new()).unwrap();
+        assert_layer(AuditLayer::new(auditor));
+        let _ = guard.shutdown(Duration::from_secs(1)).await;
+    });
+}

@@ -1,0 +1,312 @@
+//! Delivery guarantees: unwritable sinks per mode, full queues, group commit,
+//! shutdown under load.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{delete, get};
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::sink::{AuditSink, MemorySink, SinkFuture, WriteReceipt};
+use guardrails_audit::{
+    AuditEvent, AuditLayer, AuditPipeline, Category, DeliveryError, DeliveryMode, RoutePolicy,
+    verify,
+};
+use guardrails_core::Rejection;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn app(layer: AuditLayer, calls: Arc<AtomicUsize>) -> Router {
+    let c1 = Arc::clone(&calls);
+    let c2 = calls;
+    Router::new()
+        .route(
+            "/things/{id}",
+            get(move || {
+                c1.fetch_add(1, Ordering::SeqCst);
+                async { "thing" }
+            }),
+        )
+        .route(
+            "/things/{id}/delete",
+            delete(move || {
+                c2.fetch_add(1, Ordering::SeqCst);
+                async { "deleted" }
+            }),
+        )
+        .layer(layer)
+}
+
+async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, Option<Rejection>, String) {
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let rejection = response.extensions().get::<Rejection>().copied();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        rejection,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Each mode against a sink that cannot write.
+async fn failing_modes(sink: impl AuditSink) {
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+
+    // Blocking: the handler ran, but the answer is a 500 audit-failed problem.
+    let blocking = app(
+        AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking),
+        Arc::clone(&calls),
+    );
+    let (status, rejection, body) = send(&blocking, Method::GET, "/things/1").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("audit-failed"), "{body}");
+    assert_eq!(rejection.unwrap().reason(), "audit_write_failed");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Strict: 503 audit-unavailable and the handler never runs.
+    let strict = app(
+        AuditLayer::new(auditor.clone()).policy(
+            RoutePolicy::new()
+                .method(Method::DELETE)
+                .mode(DeliveryMode::Strict),
+        ),
+        Arc::clone(&calls),
+    );
+    let (status, rejection, body) = send(&strict, Method::DELETE, "/things/1/delete").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("audit-unavailable"), "{body}");
+    assert_eq!(rejection.unwrap().reason(), "audit_unavailable");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the strict handler must not run"
+    );
+
+    // Best effort: the request succeeds, the loss is counted.
+    let before = auditor.stats().failed;
+    let best = app(AuditLayer::new(auditor.clone()), Arc::clone(&calls));
+    for _ in 0..5 {
+        let (status, _, _) = send(&best, Method::GET, "/things/2").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    auditor.flush().await.unwrap();
+    let stats = auditor.stats();
+    assert!(stats.failed >= before + 5, "{stats:?}");
+    assert_eq!(stats.pending, 0);
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.failed >= 7);
+    assert!(!report.is_complete());
+}
+
+#[tokio::test]
+async fn failing_sink_per_mode() {
+    let sink = MemorySink::new();
+    sink.set_failing(true);
+    failing_modes(sink).await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn disk_full_per_mode() {
+    // /dev/full accepts opens and fails every write with ENOSPC.
+    let dir = tempfile::tempdir().unwrap();
+    let Ok(sink) = JsonLinesSink::builder("/dev/full")
+        .checkpoint_path(dir.path().join("cp"))
+        .open()
+    else {
+        eprintln!("SKIPPED: /dev/full cannot be opened here");
+        return;
+    };
+    failing_modes(sink).await;
+}
+
+#[tokio::test]
+async fn unwritable_path_fails_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let error = JsonLinesSink::builder(file.join("audit.jsonl"))
+        .open()
+        .unwrap_err();
+    assert!(
+        matches!(error, guardrails_audit::sink::SinkError::Io { .. }),
+        "{error}"
+    );
+}
+
+/// A sink that waits for permission before each batch, counting batches.
+#[derive(Clone)]
+struct GatedSink {
+    inner: MemorySink,
+    gate: Arc<tokio::sync::Semaphore>,
+    batches: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+impl AuditSink for GatedSink {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+        Box::pin(async move {
+            let _permit = self.gate.acquire().await.unwrap();
+            tokio::time::sleep(self.delay).await;
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.inner.write_batch(batch).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn full_queue_drops_are_counted_and_reported_in_band() {
+    let memory = MemorySink::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let sink = GatedSink {
+        inner: memory.clone(),
+        gate: Arc::clone(&gate),
+        batches: Arc::default(),
+        delay: Duration::ZERO,
+    };
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(4)
+        .max_batch(4)
+        .spawn(sink)
+        .unwrap();
+    let mut dropped = 0;
+    for i in 0..40u64 {
+        match auditor.record(AuditEvent::new("t.e", Category::System).with_detail("i", i)) {
+            Ok(()) => {}
+            Err(DeliveryError::QueueFull) => dropped += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(dropped > 0);
+    assert_eq!(auditor.stats().dropped_full, dropped);
+    gate.add_permits(1000);
+    auditor.flush().await.unwrap();
+    // Space returned: the next event carries the in-band report before it.
+    auditor
+        .record(AuditEvent::new("t.after", Category::System))
+        .unwrap();
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete(), "{report:?}");
+    let events = memory.events();
+    let drops: u64 = events
+        .iter()
+        .filter(|e| e.action() == "audit.dropped")
+        .map(|e| e.details()["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(drops, dropped);
+    assert_eq!(
+        events.iter().filter(|e| e.action() == "t.e").count() as u64,
+        40 - dropped
+    );
+}
+
+#[tokio::test]
+async fn blocking_waiters_share_one_write_per_batch() {
+    let memory = MemorySink::new();
+    let batches = Arc::new(AtomicUsize::new(0));
+    let sink = GatedSink {
+        inner: memory.clone(),
+        gate: Arc::new(tokio::sync::Semaphore::new(1000)),
+        batches: Arc::clone(&batches),
+        delay: Duration::from_millis(20),
+    };
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let auditor = auditor.clone();
+            tokio::spawn(async move {
+                auditor
+                    .record_durable(AuditEvent::new("t.e", Category::System))
+                    .await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap().seq.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (0..64).collect::<Vec<_>>(),
+        "every waiter gets its own seq"
+    );
+    let n = batches.load(Ordering::SeqCst);
+    assert!(
+        n < 64 / 4,
+        "{n} writes for 64 durable events: no group commit"
+    );
+    let _ = guard.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_loses_nothing_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = JsonLinesSink::builder(&path).open().unwrap();
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(100_000)
+        .spawn(sink)
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let router = app(AuditLayer::new(auditor.clone()), Arc::clone(&calls));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (router, answered, stop) =
+                (router.clone(), Arc::clone(&answered), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut i = 0u32;
+                while !stop.load(Ordering::SeqCst) && i < 600 {
+                    let (status, _, _) = send(&router, Method::GET, "/things/7").await;
+                    assert_eq!(status, StatusCode::OK);
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Shut down while requests are still flowing.
+    let report = guard.shutdown(Duration::from_secs(10)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(report.is_complete(), "{report:?}");
+    let stats = auditor.stats();
+    let answered = answered.load(Ordering::SeqCst) as u64;
+    assert!(stats.accepted > 0);
+    // Every request answered was either accepted (and then written) or
+    // refused after the shutdown began, and counted.
+    assert_eq!(stats.accepted + stats.dropped_closed, answered, "{stats:?}");
+    assert_eq!(stats.written, stats.accepted);
+    let report = verify(&path, &Default::default()).unwrap();
+    let requests = common::read_lines(&path)
+        .iter()
+        .filter(|l| l.contains("\"action\":\"http.request\""))
+        .count() as u64;
+    assert_eq!(requests, stats.accepted);
+    assert!(report.cleanly_stopped);
+}
