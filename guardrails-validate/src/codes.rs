@@ -17,7 +17,7 @@
 //! | `length.min`, `length.max` | garde `length` |
 //! | `range.min`, `range.max` | garde `range` |
 //! | `email`, `url`, `ip`, `pattern`, `contains`, `prefix`, `suffix`, `ascii`, `alphanumeric`, `credit_card`, `phone_number`, `matches` | the garde rule of that name |
-//! | `custom` | a garde `custom` rule (its message is the detail) |
+//! | `custom` | a garde `custom` rule (its message is the detail), unless it returns [`custom_error`] with a code of its own |
 
 use std::borrow::Cow;
 use std::fmt::Display;
@@ -105,6 +105,32 @@ impl I18n for Coded {
     fn required_not_set(&self) -> Cow<'static, str> {
         coded("required", "is required")
     }
+}
+
+/// A garde error for a `custom` rule, with a stable code of your own instead
+/// of `custom`.
+///
+/// ```
+/// use garde::Validate;
+/// use guardrails_validate::{Config, codes::custom_error, json};
+///
+/// fn iso_date(value: &str, _: &()) -> garde::Result {
+///     let ok = value.len() == 10 && value.as_bytes()[4] == b'-' && value.as_bytes()[7] == b'-';
+///     if ok { Ok(()) } else { Err(custom_error("date", "must be a date as YYYY-MM-DD")) }
+/// }
+///
+/// #[derive(serde::Deserialize, Validate)]
+/// struct Due {
+///     #[garde(custom(iso_date))]
+///     due_date: String,
+/// }
+///
+/// let problem = json::from_slice::<Due>(br#"{"due_date":"soon"}"#, &Config::default(), &()).unwrap_err();
+/// assert_eq!(problem.violations()[0].code, "date");
+/// assert_eq!(problem.violations()[0].detail, "must be a date as YYYY-MM-DD");
+/// ```
+pub fn custom_error(code: &str, detail: impl Display) -> garde::Error {
+    garde::Error::new(coded(code, detail))
 }
 
 /// Splits a garde message into `(code, detail)`; a message garde's hook did

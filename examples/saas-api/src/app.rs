@@ -14,6 +14,9 @@ pub fn router(_store: Store) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
+        // Every plain-text 4xx of axum (404, 405, extractor rejections)
+        // answers problem+json, like the guardrails do.
+        .layer(guardrails_validate::ProblemJsonLayer::new())
 }
 
 /// The tenant-scoped invoice routes, without any guard.
@@ -31,6 +34,8 @@ pub fn invoice_routes(store: Store) -> Router {
             "/v1/tenants/{tenant}/invoices/{id}",
             get(invoices::get).delete(invoices::delete),
         )
+        // Limits for the validated bodies (`Valid<Json<_>>` reads them).
+        .layer(axum::Extension(invoices::body_limits()))
         .with_state(store)
 }
 

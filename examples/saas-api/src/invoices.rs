@@ -11,34 +11,67 @@ use std::sync::{Arc, RwLock};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use garde::Validate;
 use guardrails_core::{Problem, ProblemType};
+use guardrails_validate::axum::Valid;
+use guardrails_validate::codes::custom_error;
 use serde::{Deserialize, Serialize};
 
 /// One invoice line.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Validate)]
 pub struct Line {
     /// What was sold (1..=200 characters).
+    #[garde(length(chars, min = 1, max = 200))]
     pub description: String,
     /// How many (1..=10000).
+    #[garde(range(min = 1, max = 10_000))]
     pub quantity: u32,
     /// Price of one, in cents (0..=100000000).
+    #[garde(range(max = 100_000_000))]
     pub unit_price_cents: u64,
 }
 
-/// The body of `POST /v1/tenants/{tenant}/invoices`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// The body of `POST /v1/tenants/{tenant}/invoices`, validated by the
+/// `Valid<Json<NewInvoice>>` extractor: unknown members, type errors and
+/// every rule below answer 422 with one violation per problem.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Validate)]
 pub struct NewInvoice {
     /// Who is billed (an email address).
+    #[garde(email)]
     pub customer_email: String,
     /// ISO 4217 code: three upper-case letters.
+    #[garde(pattern(r"^[A-Z]{3}$"))]
     pub currency: String,
-    /// Due date, `YYYY-MM-DD`.
+    /// Due date, `YYYY-MM-DD` (a real calendar date).
+    #[garde(custom(calendar_date))]
     pub due_date: String,
     /// 1..=100 lines.
+    #[garde(length(min = 1, max = 100), dive)]
     pub lines: Vec<Line>,
     /// Optional note, at most 1000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(inner(length(chars, max = 1000)))]
     pub memo: Option<String>,
+}
+
+/// Limits for invoice bodies: the largest valid invoice (100 lines of 200
+/// four-byte characters and a 1000-character memo) fits well within 256 KiB.
+pub fn body_limits() -> guardrails_validate::Config {
+    guardrails_validate::Config::default()
+        .max_body_bytes(256 * 1024)
+        .max_depth(8)
+        .read_timeout(Some(std::time::Duration::from_secs(10)))
+}
+
+/// `YYYY-MM-DD`, and a date that exists (code `date`).
+fn calendar_date(value: &str, _: &()) -> garde::Result {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let well_formed = value.len() == 10 && time::Date::parse(value, &format).is_ok();
+    if well_formed {
+        Ok(())
+    } else {
+        Err(custom_error("date", "must be a calendar date as YYYY-MM-DD"))
+    }
 }
 
 /// A stored invoice.
@@ -142,11 +175,12 @@ pub async fn list(State(store): State<Store>, Path(tenant): Path<String>) -> Jso
     Json(store.list(&tenant))
 }
 
-/// `POST /v1/tenants/{tenant}/invoices`
+/// `POST /v1/tenants/{tenant}/invoices`: 201 with the stored invoice; the
+/// body is validated before the handler runs (problem+json 400/413/415/422).
 pub async fn create(
     State(store): State<Store>,
     Path(tenant): Path<String>,
-    Json(new): Json<NewInvoice>,
+    Valid(Json(new)): Valid<Json<NewInvoice>>,
 ) -> (StatusCode, Json<Invoice>) {
     (StatusCode::CREATED, Json(store.create(&tenant, new)))
 }
