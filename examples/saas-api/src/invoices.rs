@@ -70,7 +70,10 @@ fn calendar_date(value: &str, _: &()) -> garde::Result {
     if well_formed {
         Ok(())
     } else {
-        Err(custom_error("date", "must be a calendar date as YYYY-MM-DD"))
+        Err(custom_error(
+            "date",
+            "must be a calendar date as YYYY-MM-DD",
+        ))
     }
 }
 
