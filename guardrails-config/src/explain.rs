@@ -163,7 +163,11 @@ impl fmt::Display for Explain {
             .map(|e| {
                 [
                     e.key.clone(),
-                    e.value.to_string(),
+                    if e.secret {
+                        REDACTED.to_owned()
+                    } else {
+                        e.value.to_string()
+                    },
                     e.source
                         .as_ref()
                         .map_or_else(|| "-".to_owned(), ToString::to_string),

@@ -272,8 +272,13 @@ impl<'a> Hardening<'a> {
                     bool::from(r.value.as_bytes().ct_eq(secret.as_bytes()))
                 });
                 if let Some(r) = reused {
+                    let origin = if r.source.is_development_file() {
+                        "came from a development profile file"
+                    } else {
+                        "came from a development default"
+                    };
                     let message = format!(
-                        "is the development value of `{}` from {} (came from a development profile or default)",
+                        "{origin}: it is the value of `{}` in {}; never reuse a development secret",
                         r.key, r.source
                     );
                     self.record(Severity::Error, Rule::DevelopmentSecret, key, message);

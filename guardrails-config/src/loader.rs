@@ -378,6 +378,12 @@ impl<T> Loaded<T> {
         &self.config
     }
 
+    /// The configuration, mutably (to fill in fields the loader does not
+    /// set, such as the environment).
+    pub fn config_mut(&mut self) -> &mut T {
+        &mut self.config
+    }
+
     /// The configuration, taken out.
     pub fn into_config(self) -> T {
         self.config

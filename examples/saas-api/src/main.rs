@@ -4,30 +4,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use saas_api::cli::{Cli, Command};
-use saas_api::{app, metrics, server, settings::Settings};
+use saas_api::settings::{self, Settings};
+use saas_api::{app, metrics, server};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
 
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
+    // Fail fast, before listening: every problem, with its key and source.
+    let json = matches!(cli.command, Some(Command::Config { json: true }));
+    let (settings, _, explain, warnings) = match Settings::load() {
+        Ok(loaded) => loaded.into_parts(),
         Err(error) => {
-            tracing::error!(%error, "invalid configuration");
+            settings::report_invalid(&error, json);
             return ExitCode::FAILURE;
         }
     };
 
     match cli.command {
         None => serve(settings).await,
-        Some(Command::Config { json: _ }) => {
-            println!("{settings:#?}");
+        Some(Command::Config { json }) => {
+            settings::print_config(&explain, &warnings, json);
             ExitCode::SUCCESS
         }
     }

@@ -1,20 +1,42 @@
-//! The app's settings, under the contract in the workspace README.
+//! The app's settings, loaded with guardrails-config under the contract in
+//! the workspace README.
 //!
-//! Keys (environment variables with the `SAAS` prefix, `__` nesting):
-//! `SAAS_ENV`, `SAAS_SERVER__ADDR`, `SAAS_AUTH__ISSUER`, `SAAS_AUTH__AUDIENCE`,
-//! `SAAS_AUTH__JWKS_URL`, `SAAS_AUTH__HS256_SECRET`, `SAAS_AUDIT__PATH`,
-//! `SAAS_AUDIT__HMAC_KEY`.
+//! Layers, lowest first: the built-in defaults below, `config/default.toml`,
+//! `config/{environment}.toml`, variables `SAAS_SECTION__KEY`,
+//! `SAAS_SECTION__KEY_FILE` (the value is read from the file), overrides.
+//! The environment comes from `SAAS_ENV` (default `development`; an unknown
+//! value is an error). The configuration directory is `SAAS_CONFIG_DIR`, else
+//! `./config` when it holds a `default.toml`, else this crate's own `config/`.
 //!
-//! This first version reads the process environment directly; the
-//! guardrails-config integration replaces [`Settings::from_env`] with layered,
-//! validated loading.
+//! | key | variable | default |
+//! |---|---|---|
+//! | `server.addr` | `SAAS_SERVER__ADDR` | `127.0.0.1:3000` |
+//! | `auth.issuer` | `SAAS_AUTH__ISSUER` | `saas-api-dev` |
+//! | `auth.audience` | `SAAS_AUTH__AUDIENCE` | `saas-api` |
+//! | `auth.jwks_url` | `SAAS_AUTH__JWKS_URL` | — |
+//! | `auth.hs256_secret` (secret) | `SAAS_AUTH__HS256_SECRET`, `SAAS_AUTH__HS256_SECRET_FILE` | development only: `config/development.toml` |
+//! | `audit.path` | `SAAS_AUDIT__PATH` | `var/audit.jsonl` |
+//! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
+//!
+//! In `staging` and `production` the hardening rules apply: the issuer and
+//! JWKS URL must be `https`; a JWKS URL or an HS256 secret is required;
+//! secrets must be at least 32 bytes, random-looking and not development
+//! values (preferably read from files); the audit destination must be chosen
+//! for the deployment. Production also requires `config/production.toml`
+//! and treats unknown `SAAS_*` variables as errors.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use guardrails_config::{
+    ConfigError, Configuration, Environment, Explain, Finding, Hardening, Loaded, Loader,
+    Requirement, SecretPolicy,
+};
 use secrecy::SecretString;
+use serde::Deserialize;
 
+/// The prefix of every variable.
+pub const PREFIX: &str = "SAAS";
 /// The default listen address: loopback only, so a development run is never
 /// reachable from the network by accident.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -22,104 +44,285 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_ISSUER: &str = "saas-api-dev";
 /// The default audience tokens must carry.
 pub const DEFAULT_AUDIENCE: &str = "saas-api";
-/// The HS256 secret of development tokens. Public by design: it only ever
-/// signs tokens in the `development` environment.
+/// The HS256 secret of development tokens, as set in
+/// `config/development.toml`. Public by design: it only ever signs tokens in
+/// the `development` environment, and hardening rejects it elsewhere.
 pub const DEVELOPMENT_HS256_SECRET: &str = "saas-api-development-secret-do-not-use-in-production";
 /// The default audit file.
 pub const DEFAULT_AUDIT_PATH: &str = "var/audit.jsonl";
 
 /// Settings of the app.
-#[derive(Debug)]
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The deployment environment (`development`, `test`, `staging`, `production`).
-    pub environment: String,
+    /// The deployment environment (from `SAAS_ENV`; not a configuration key).
+    #[serde(skip)]
+    #[garde(skip)]
+    pub environment: Environment,
     /// HTTP server settings.
+    #[garde(dive)]
     pub server: ServerSettings,
     /// Token verification settings.
+    #[garde(dive)]
     pub auth: AuthSettings,
     /// Audit trail settings.
+    #[garde(dive)]
     pub audit: AuditSettings,
 }
 
 /// HTTP server settings (`SAAS_SERVER__*`).
-#[derive(Debug)]
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address the HTTP server listens on.
+    #[garde(skip)]
     pub addr: SocketAddr,
 }
 
 /// Token verification settings (`SAAS_AUTH__*`).
-#[derive(Debug)]
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// The `iss` tokens must carry.
+    #[garde(length(min = 1, max = 2048))]
     pub issuer: String,
     /// The `aud` tokens must carry.
+    #[garde(length(min = 1, max = 256))]
     pub audience: String,
     /// Where the issuer publishes its keys, if tokens are asymmetric.
+    #[garde(inner(length(min = 1, max = 2048)))]
     pub jwks_url: Option<String>,
     /// The HS256 secret, if tokens are symmetric.
+    #[garde(skip)]
     pub hs256_secret: Option<SecretString>,
 }
 
 /// Audit trail settings (`SAAS_AUDIT__*`).
-#[derive(Debug)]
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
 pub struct AuditSettings {
     /// The JSON-lines audit file.
+    #[garde(skip)]
     pub path: PathBuf,
     /// The HMAC key of the hash chain; plain SHA-256 when absent.
+    #[garde(skip)]
     pub hmac_key: Option<SecretString>,
 }
 
-/// A setting has an invalid value. Never includes the value.
-#[derive(Debug)]
-pub struct SettingsError {
-    key: &'static str,
-    problem: &'static str,
-}
+impl Configuration for Settings {
+    const SECRET_KEYS: &'static [&'static str] = &["auth.hs256_secret", "audit.hmac_key"];
 
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
+    fn harden(&self, h: &mut Hardening<'_>) {
+        h.external_url("auth.issuer", Some(&self.auth.issuer));
+        h.external_url("auth.jwks_url", self.auth.jwks_url.as_deref());
+        h.secret(
+            "auth.hs256_secret",
+            self.auth.hs256_secret.as_ref(),
+            &SecretPolicy::hmac_key(),
+        );
+        h.secret(
+            "audit.hmac_key",
+            self.audit.hmac_key.as_ref(),
+            &SecretPolicy::hmac_key(),
+        );
+        h.require(
+            "auth.jwks_url",
+            self.auth.jwks_url.is_some() || self.auth.hs256_secret.is_some(),
+            "a JWKS URL (SAAS_AUTH__JWKS_URL) or an HS256 secret (SAAS_AUTH__HS256_SECRET_FILE)",
+        );
+        h.require(
+            "audit.path",
+            !self.audit.path.as_os_str().is_empty(),
+            "an audit destination",
+        );
+        if h.source("audit.path").is_some_and(|s| s.is_built_in()) {
+            h.error(
+                "saas.audit_destination",
+                "audit.path",
+                "is the built-in development destination; choose this deployment's audit \
+                 destination with SAAS_AUDIT__PATH",
+            );
+        }
     }
 }
 
-impl std::error::Error for SettingsError {}
-
-fn var(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
 impl Settings {
-    /// Reads the settings from the process environment.
+    /// The configuration directory: `SAAS_CONFIG_DIR`, else `./config` when
+    /// it holds a `default.toml`, else this crate's own `config/` (so
+    /// `cargo run -p saas-api` works from the workspace root). No search of
+    /// parent directories.
+    pub fn config_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("SAAS_CONFIG_DIR") {
+            return dir.into();
+        }
+        let local = Path::new("config");
+        if local.join("default.toml").is_file() {
+            return local.to_owned();
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    /// The app's loader for `config_dir`, reading the process environment:
+    /// `SAAS` prefix, the contract's defaults, `default.toml` required,
+    /// hardening in staging and production.
+    pub fn loader(config_dir: impl Into<PathBuf>) -> Loader {
+        Loader::new(PREFIX)
+            .config_dir(config_dir)
+            .default_file(Requirement::Required)
+            .default_value("server.addr", DEFAULT_ADDR)
+            .default_value("auth.issuer", DEFAULT_ISSUER)
+            .default_value("auth.audience", DEFAULT_AUDIENCE)
+            .default_value("audit.path", DEFAULT_AUDIT_PATH)
+            .harden_in([Environment::Staging])
+    }
+
+    /// Loads, validates and hardens the settings from
+    /// [`Settings::config_dir`] and the process environment. Production
+    /// requires `config/production.toml` and is strict about unknown
+    /// `SAAS_*` variables.
     ///
     /// # Errors
     ///
-    /// When `SAAS_SERVER__ADDR` is set but is not a socket address.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        let raw = var("SAAS_SERVER__ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-        let addr = raw.parse().map_err(|_| SettingsError {
-            key: "SAAS_SERVER__ADDR",
-            problem: "is not a socket address such as 127.0.0.1:3000",
-        })?;
-        let environment = var("SAAS_ENV").unwrap_or_else(|| "development".to_owned());
-        let hs256_secret = var("SAAS_AUTH__HS256_SECRET")
-            .or_else(|| (environment == "development").then(|| DEVELOPMENT_HS256_SECRET.to_owned()))
-            .map(SecretString::from);
-        Ok(Self {
-            environment,
-            server: ServerSettings { addr },
-            auth: AuthSettings {
-                issuer: var("SAAS_AUTH__ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
-                audience: var("SAAS_AUTH__AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
-                jwks_url: var("SAAS_AUTH__JWKS_URL"),
-                hs256_secret,
-            },
-            audit: AuditSettings {
-                path: var("SAAS_AUDIT__PATH")
-                    .unwrap_or_else(|| DEFAULT_AUDIT_PATH.to_owned())
-                    .into(),
-                hmac_key: var("SAAS_AUDIT__HMAC_KEY").map(SecretString::from),
-            },
-        })
+    /// Every problem at once: each names the key, its source and what is
+    /// wrong (never the value).
+    pub fn load() -> Result<Loaded<Self>, ConfigError> {
+        Self::load_from(Self::loader(Self::config_dir()))
+    }
+
+    /// As [`Settings::load`], with a prepared loader (tests inject
+    /// variables with [`Loader::with_env_vars`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::load`].
+    pub fn load_from(loader: Loader) -> Result<Loaded<Self>, ConfigError> {
+        let environment = loader.resolve_environment()?;
+        let production = environment.is_production();
+        let mut loaded = loader
+            .environment(environment)
+            .strict(production)
+            .environment_file(if production {
+                Requirement::Required
+            } else {
+                Requirement::Optional
+            })
+            .load::<Self>()?;
+        loaded.config_mut().environment = loaded.environment();
+        Ok(loaded)
+    }
+}
+
+/// `saas-api config`: prints the effective configuration (secrets
+/// `[REDACTED]`, the source of every value) and the warnings, as a table or
+/// as JSON, on standard output.
+pub fn print_config(explain: &Explain, warnings: &[Finding], json: bool) {
+    if json {
+        let mut document = explain.to_json();
+        document["warnings"] = serde_json::json!(warnings);
+        println!("{document:#}");
+    } else {
+        print!("{explain}");
+        for warning in warnings {
+            println!("{warning}");
+        }
+    }
+}
+
+/// Reports an invalid configuration: every problem on standard error (and,
+/// for `saas-api config --json`, a JSON document on standard output).
+pub fn report_invalid(error: &ConfigError, json: bool) {
+    if json {
+        let document = serde_json::json!({
+            "valid": false,
+            "environment": error.environment(),
+            "errors": error.errors(),
+            "warnings": error.warnings(),
+            "config": error.explain().map(Explain::to_json),
+        });
+        println!("{document:#}");
+    }
+    eprintln!("{error}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Result<Loaded<Settings>, ConfigError> {
+        Settings::load_from(Settings::loader(dir()).with_env_vars(vars.iter().copied()))
+    }
+
+    #[test]
+    fn development_defaults() {
+        let loaded = load(&[]).unwrap();
+        let settings = loaded.config();
+        assert_eq!(settings.environment, Environment::Development);
+        assert_eq!(settings.server.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(settings.auth.issuer, DEFAULT_ISSUER);
+        assert_eq!(settings.auth.audience, DEFAULT_AUDIENCE);
+        assert_eq!(settings.audit.path, Path::new(DEFAULT_AUDIT_PATH));
+        assert_eq!(
+            settings.auth.hs256_secret.as_ref().unwrap().expose_secret(),
+            DEVELOPMENT_HS256_SECRET,
+            "config/development.toml holds the development secret"
+        );
+    }
+
+    #[test]
+    fn test_and_staging_have_no_development_secret() {
+        for env in ["test", "staging"] {
+            let loaded = load(&[
+                ("SAAS_ENV", env),
+                ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+                ("SAAS_AUTH__JWKS_URL", "https://idp.example.com/jwks"),
+                ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
+            ])
+            .unwrap();
+            assert!(loaded.config().auth.hs256_secret.is_none());
+        }
+    }
+
+    #[test]
+    fn production_names_every_offending_key() {
+        let error = load(&[
+            ("SAAS_ENV", "production"),
+            ("SAAS_AUTH__HS256_SECRET", DEVELOPMENT_HS256_SECRET),
+            ("SAAS_AUDIT__HMAC_KEY", "too-short"),
+            ("SAAS_AUTH__JWKS_URL", "http://idp.example.com/jwks"),
+        ])
+        .unwrap_err();
+        let keys: Vec<&str> = error.keys().collect();
+        for key in [
+            "auth.hs256_secret",
+            "audit.hmac_key",
+            "auth.issuer",
+            "auth.jwks_url",
+            "audit.path",
+        ] {
+            assert!(keys.contains(&key), "{key}: {error}");
+        }
+        assert!(!error.to_string().contains(DEVELOPMENT_HS256_SECRET));
+    }
+
+    #[test]
+    fn production_needs_jwks_or_a_secret() {
+        let error = load(&[
+            ("SAAS_ENV", "production"),
+            ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+            ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.keys().collect::<Vec<_>>(), ["auth.jwks_url"]);
+    }
+
+    #[test]
+    fn unknown_environment() {
+        let error = load(&[("SAAS_ENV", "prod")]).unwrap_err();
+        assert!(error.to_string().contains("did you mean `production`?"));
     }
 }
