@@ -170,7 +170,9 @@ pub fn parse_key<'a>(prefix: &str, key: &'a str) -> Result<ParsedKey<'a>, AuthEr
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('_'))
         .ok_or(AuthError::MalformedApiKey)?;
-    if rest.len() != ID_LEN + SECRET_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if rest.len() != ID_LEN + SECRET_LEN + CHECKSUM_LEN
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(AuthError::MalformedApiKey);
     }
     let body_len = key.len() - CHECKSUM_LEN;
@@ -251,7 +253,8 @@ impl ApiKeyGenerator {
         expires_at: Option<SystemTime>,
     ) -> (SecretString, StoredApiKey) {
         let mut rng = rand::rng();
-        let mut key = String::with_capacity(self.prefix.len() + 1 + ID_LEN + SECRET_LEN + CHECKSUM_LEN);
+        let mut key =
+            String::with_capacity(self.prefix.len() + 1 + ID_LEN + SECRET_LEN + CHECKSUM_LEN);
         key.push_str(&self.prefix);
         key.push('_');
         for _ in 0..ID_LEN + SECRET_LEN {
@@ -434,7 +437,9 @@ impl<St: ApiKeyStore> Authenticator for ApiKeyAuthenticator<St> {
         }
         let this = self.clone();
         let key = SecretString::from(credential.value());
-        Verdict::Pending(Box::pin(async move { this.verify(key.expose_secret()).await }))
+        Verdict::Pending(Box::pin(
+            async move { this.verify(key.expose_secret()).await },
+        ))
     }
 }
 
@@ -456,7 +461,10 @@ mod tests {
         let g = ApiKeyGenerator::new("sk_test", pepper()).unwrap();
         let (key, record) = g.generate("s", None, [], None);
         let key = key.expose_secret();
-        assert_eq!(key.len(), "sk_test_".len() + ID_LEN + SECRET_LEN + CHECKSUM_LEN);
+        assert_eq!(
+            key.len(),
+            "sk_test_".len() + ID_LEN + SECRET_LEN + CHECKSUM_LEN
+        );
         assert_eq!(parse_key("sk_test", key).unwrap().id, record.id);
         // every single-character substitution is caught by the checksum
         let bytes = key.as_bytes();
@@ -464,17 +472,27 @@ mod tests {
             let mut typo = bytes.to_vec();
             typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
             let typo = String::from_utf8(typo).unwrap();
-            assert_eq!(parse_key("sk_test", &typo), Err(AuthError::MalformedApiKey), "{i}");
+            assert_eq!(
+                parse_key("sk_test", &typo),
+                Err(AuthError::MalformedApiKey),
+                "{i}"
+            );
         }
         assert_eq!(parse_key("sk_live", key), Err(AuthError::MalformedApiKey));
-        assert_eq!(parse_key("sk_test", &key[..key.len() - 1]), Err(AuthError::MalformedApiKey));
+        assert_eq!(
+            parse_key("sk_test", &key[..key.len() - 1]),
+            Err(AuthError::MalformedApiKey)
+        );
         assert!(format!("{record:?}").contains("[REDACTED]"));
         assert!(!format!("{:?}", pepper()).contains("42"));
     }
 
     #[test]
     fn config_errors() {
-        assert_eq!(Pepper::new(vec![1; 31]).unwrap_err(), ApiKeyError::ShortPepper);
+        assert_eq!(
+            Pepper::new(vec![1; 31]).unwrap_err(),
+            ApiKeyError::ShortPepper
+        );
         assert_eq!(
             ApiKeyGenerator::new("SK", pepper()).unwrap_err(),
             ApiKeyError::InvalidPrefix

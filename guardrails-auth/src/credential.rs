@@ -106,9 +106,9 @@ pub trait CredentialSource: fmt::Debug + Send + Sync + 'static {
 pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// `Authorization: Bearer <token68>` (RFC 6750 section 2.1).
@@ -349,10 +349,15 @@ mod tests {
     use super::*;
 
     fn parts(build: impl FnOnce(http::request::Builder) -> http::request::Builder) -> Parts {
-        build(http::Request::get("/x")).body(()).unwrap().into_parts().0
+        build(http::Request::get("/x"))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
     }
 
     #[test]
+    #[allow(clippy::type_complexity, reason = "table rows")]
     fn bearer_table() {
         let rows: &[(&[&str], Result<Option<&str>, AuthError>)] = &[
             (&[], Ok(None)),
@@ -366,7 +371,10 @@ mod tests {
             (&["Bearer a,b"], Err(AuthError::MalformedCredential)),
             (&["Bearer =abc"], Err(AuthError::MalformedCredential)),
             (&["Basic dXNlcjpwYXNz"], Err(AuthError::MalformedCredential)),
-            (&["Bearer a", "Bearer a"], Err(AuthError::MultipleCredentials)),
+            (
+                &["Bearer a", "Bearer a"],
+                Err(AuthError::MultipleCredentials),
+            ),
         ];
         for (values, expected) in rows {
             let p = parts(|mut b| {
@@ -380,14 +388,23 @@ mod tests {
         }
         let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_CREDENTIAL_LEN + 1));
         let p = parts(|b| b.header("authorization", long.as_str()));
-        assert_eq!(Bearer::default().extract(&p).unwrap_err(), AuthError::TooLarge);
+        assert_eq!(
+            Bearer::default().extract(&p).unwrap_err(),
+            AuthError::TooLarge
+        );
     }
 
     #[test]
     fn cookie_and_header_and_query() {
         let p = parts(|b| b.header("cookie", "a=1; session=tok.en; b=2"));
-        assert_eq!(Cookie::new("session").extract(&p).unwrap().unwrap().value(), "tok.en");
-        let p = parts(|b| b.header("cookie", "session=a").header("cookie", "session=b"));
+        assert_eq!(
+            Cookie::new("session").extract(&p).unwrap().unwrap().value(),
+            "tok.en"
+        );
+        let p = parts(|b| {
+            b.header("cookie", "session=a")
+                .header("cookie", "session=b")
+        });
         assert_eq!(
             Cookie::new("session").extract(&p).unwrap_err(),
             AuthError::MultipleCredentials
@@ -395,10 +412,18 @@ mod tests {
         let p = parts(|b| b.header("x-api-key", "sk_abc"));
         let src = HeaderSource::new(HeaderName::from_static("x-api-key"));
         assert_eq!(src.extract(&p).unwrap().unwrap().value(), "sk_abc");
-        let p = http::Request::get("/x?a=1&access_token=t.o.k").body(()).unwrap().into_parts().0;
+        let p = http::Request::get("/x?a=1&access_token=t.o.k")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
         assert!(query_has_access_token(&p));
         assert_eq!(
-            InsecureQuery::new("access_token").extract(&p).unwrap().unwrap().value(),
+            InsecureQuery::new("access_token")
+                .extract(&p)
+                .unwrap()
+                .unwrap()
+                .value(),
             "t.o.k"
         );
     }

@@ -211,9 +211,9 @@ impl AuthError {
     pub const fn problem_type(&self) -> ProblemType {
         match self {
             Self::Missing | Self::Unauthenticated => ProblemType::AUTHENTICATION_REQUIRED,
-            Self::MultipleCredentials
-            | Self::MalformedCredential
-            | Self::CredentialInQuery => ProblemType::INVALID_REQUEST,
+            Self::MultipleCredentials | Self::MalformedCredential | Self::CredentialInQuery => {
+                ProblemType::INVALID_REQUEST
+            }
             Self::KeysUnavailable | Self::StoreUnavailable => ProblemType::SERVICE_UNAVAILABLE,
             Self::InsufficientScope => ProblemType::INSUFFICIENT_SCOPE,
             Self::MissingRole | Self::RequirementFailed | Self::TenantUnresolved => {
@@ -347,7 +347,9 @@ mod tests {
         for e in AuthError::ALL {
             assert!(seen.insert(e.reason()), "{e:?}");
             assert!(
-                e.reason().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                e.reason()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
                 "{e:?}"
             );
             assert!(!e.detail().is_empty());

@@ -68,10 +68,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::AuthError;
 use crate::authenticator::{Authenticator, Verdict};
 use crate::credential::{Bearer, CredentialSource, query_has_access_token};
 use crate::respond::{RejectionResponder, SharedResponder, is_quotable, reject};
-use crate::AuthError;
 
 /// The identity headers removed from every request by default.
 pub const DEFAULT_STRIPPED_HEADERS: [&str; 3] = ["x-user-id", "x-tenant-id", "x-roles"];
@@ -211,11 +211,11 @@ impl Config {
             parts.headers.remove(name);
         }
         for source in &self.sources {
-            if let Some(name) = source.header() {
-                if let http::header::Entry::Occupied(mut e) = parts.headers.entry(name) {
-                    for v in e.iter_mut() {
-                        v.set_sensitive(true);
-                    }
+            if let Some(name) = source.header()
+                && let http::header::Entry::Occupied(mut e) = parts.headers.entry(name)
+            {
+                for v in e.iter_mut() {
+                    v.set_sensitive(true);
                 }
             }
         }
@@ -254,7 +254,9 @@ impl<A> AuthLayer<A> {
 
     /// Makes the exact path `path` public (no credential needed).
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
-        self.config_mut().public.push(PublicPath::Exact(path.into()));
+        self.config_mut()
+            .public
+            .push(PublicPath::Exact(path.into()));
         self
     }
 
@@ -569,6 +571,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity, reason = "table rows")]
     fn decision_table() {
         let mut config = Config::default();
         config.public.push(PublicPath::Exact("/healthz".into()));
@@ -581,8 +584,16 @@ mod tests {
             ("/v1/x", &[], Err(AuthError::Missing)),
             ("/v1/x", &[("authorization", "Bearer t")], Ok("verify")),
             ("/v1/x", &[("authorization", "bearer t")], Ok("verify")),
-            ("/v1/x", &[("authorization", "Basic t")], Err(AuthError::MalformedCredential)),
-            ("/v1/x?access_token=t", &[], Err(AuthError::CredentialInQuery)),
+            (
+                "/v1/x",
+                &[("authorization", "Basic t")],
+                Err(AuthError::MalformedCredential),
+            ),
+            (
+                "/v1/x?access_token=t",
+                &[],
+                Err(AuthError::CredentialInQuery),
+            ),
             (
                 "/v1/x",
                 &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
@@ -599,7 +610,10 @@ mod tests {
             assert_eq!(&got, expected, "{uri} {headers:?}");
         }
         config.optional = true;
-        assert!(matches!(config.check(&parts("/v1/x", &[])), Ok(Decision::Anonymous)));
+        assert!(matches!(
+            config.check(&parts("/v1/x", &[])),
+            Ok(Decision::Anonymous)
+        ));
     }
 
     #[test]
@@ -607,7 +621,11 @@ mod tests {
         let config = Config::default();
         let mut p = parts(
             "/v1/x",
-            &[("authorization", "Bearer t"), ("x-user-id", "admin"), ("x-roles", "admin")],
+            &[
+                ("authorization", "Bearer t"),
+                ("x-user-id", "admin"),
+                ("x-roles", "admin"),
+            ],
         );
         config.prepare(&mut p);
         assert!(p.headers.get("x-user-id").is_none());

@@ -14,6 +14,9 @@ pub mod cache;
 pub mod credential;
 mod crypto;
 pub mod error;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 pub mod jwt;
 pub mod layer;
 pub mod require;

@@ -372,7 +372,12 @@ impl RequireLayer {
     /// [`Denied`] with the first requirement that does not hold.
     pub fn check(&self, parts: &Parts) -> Result<(), Denied> {
         let r = &*self.reqs;
-        let deny = |error| Err(Denied { error, hidden: false });
+        let deny = |error| {
+            Err(Denied {
+                error,
+                hidden: false,
+            })
+        };
         let Some(principal) = parts.extensions.get::<Principal>() else {
             return deny(AuthError::Unauthenticated);
         };
@@ -522,6 +527,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity, reason = "table rows")]
     fn table() {
         let read = RequireLayer::new()
             .scope("invoices:read")
@@ -532,20 +538,76 @@ mod tests {
             .unwrap()
             .tenant(PathSegmentAfter::new("tenants"));
         let any = RequireLayer::new().any_scope(["a", "b"]).unwrap();
-        let pred = RequireLayer::new().predicate(|p, parts| p.subject() == "alice" && parts.method == "GET");
-        let rows: Vec<(&RequireLayer, &str, Option<Principal>, Result<(), AuthError>)> = vec![
-            (&read, "/v1/tenants/acme/invoices", Some(alice("invoices:read", &[])), Ok(())),
-            (&read, "/v1/tenants/ac%6De/invoices", Some(alice("invoices:read", &[])), Ok(())),
-            (&read, "/v1/tenants/globex/invoices", Some(alice("invoices:read", &[])), Err(AuthError::CrossTenant)),
-            (&read, "/v1/tenants//invoices", Some(alice("invoices:read", &[])), Err(AuthError::TenantUnresolved)),
-            (&read, "/v1/tenants/acme/invoices", Some(alice("invoices:write", &[])), Err(AuthError::InsufficientScope)),
-            (&read, "/v1/tenants/acme/invoices", None, Err(AuthError::Unauthenticated)),
-            (&admin, "/v1/tenants/acme/invoices/1", Some(alice("", &["admin"])), Ok(())),
-            (&admin, "/v1/tenants/acme/invoices/1", Some(alice("", &["user"])), Err(AuthError::MissingRole)),
+        let pred = RequireLayer::new()
+            .predicate(|p, parts| p.subject() == "alice" && parts.method == "GET");
+        let rows: Vec<(
+            &RequireLayer,
+            &str,
+            Option<Principal>,
+            Result<(), AuthError>,
+        )> = vec![
+            (
+                &read,
+                "/v1/tenants/acme/invoices",
+                Some(alice("invoices:read", &[])),
+                Ok(()),
+            ),
+            (
+                &read,
+                "/v1/tenants/ac%6De/invoices",
+                Some(alice("invoices:read", &[])),
+                Ok(()),
+            ),
+            (
+                &read,
+                "/v1/tenants/globex/invoices",
+                Some(alice("invoices:read", &[])),
+                Err(AuthError::CrossTenant),
+            ),
+            (
+                &read,
+                "/v1/tenants//invoices",
+                Some(alice("invoices:read", &[])),
+                Err(AuthError::TenantUnresolved),
+            ),
+            (
+                &read,
+                "/v1/tenants/acme/invoices",
+                Some(alice("invoices:write", &[])),
+                Err(AuthError::InsufficientScope),
+            ),
+            (
+                &read,
+                "/v1/tenants/acme/invoices",
+                None,
+                Err(AuthError::Unauthenticated),
+            ),
+            (
+                &admin,
+                "/v1/tenants/acme/invoices/1",
+                Some(alice("", &["admin"])),
+                Ok(()),
+            ),
+            (
+                &admin,
+                "/v1/tenants/acme/invoices/1",
+                Some(alice("", &["user"])),
+                Err(AuthError::MissingRole),
+            ),
             (&any, "/", Some(alice("b", &[])), Ok(())),
-            (&any, "/", Some(alice("c", &[])), Err(AuthError::InsufficientScope)),
+            (
+                &any,
+                "/",
+                Some(alice("c", &[])),
+                Err(AuthError::InsufficientScope),
+            ),
             (&pred, "/", Some(alice("", &[])), Ok(())),
-            (&pred, "/", Some(Principal::builder("bob", AuthMethod::Jwt).build()), Err(AuthError::RequirementFailed)),
+            (
+                &pred,
+                "/",
+                Some(Principal::builder("bob", AuthMethod::Jwt).build()),
+                Err(AuthError::RequirementFailed),
+            ),
         ];
         for (layer, uri, principal, expected) in rows {
             let got = layer.check(&parts(uri, principal)).map_err(|d| d.error);

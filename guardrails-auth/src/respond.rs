@@ -218,8 +218,7 @@ pub(crate) fn reject<B>(
 /// visible ASCII and space, without `"` and `\`.
 pub(crate) fn is_quotable(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
 }
 
@@ -234,15 +233,24 @@ mod tests {
                 .challenge()
                 .map(|v| v.to_str().unwrap().to_owned())
         };
-        assert_eq!(c(AuthError::Missing, None).as_deref(), Some(r#"Bearer realm="api""#));
-        assert!(c(AuthError::BadSignature, None).unwrap().contains(r#"error="invalid_token""#));
+        assert_eq!(
+            c(AuthError::Missing, None).as_deref(),
+            Some(r#"Bearer realm="api""#)
+        );
+        assert!(
+            c(AuthError::BadSignature, None)
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
         assert!(
             c(AuthError::MultipleCredentials, None)
                 .unwrap()
                 .contains(r#"error="invalid_request""#)
         );
         let s = c(AuthError::InsufficientScope, Some("invoices:read")).unwrap();
-        assert!(s.contains(r#"error="insufficient_scope""#) && s.contains(r#"scope="invoices:read""#));
+        assert!(
+            s.contains(r#"error="insufficient_scope""#) && s.contains(r#"scope="invoices:read""#)
+        );
         assert_eq!(c(AuthError::CrossTenant, None), None);
         assert_eq!(c(AuthError::MissingRole, None), None);
     }

@@ -17,11 +17,31 @@ use serde_json::json;
 fn verifier() -> JwtVerifier {
     let a = Issuer::builder(ISSUER_A)
         .audience(AUDIENCE)
-        .key(VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256).unwrap().with_kid("rsa-1").unwrap())
-        .key(VerifyingKey::ec_pem(&data("ec.pub.pem"), Algorithm::ES256).unwrap().with_kid("ec-1").unwrap())
-        .key(VerifyingKey::ed_pem(&data("ed.pub.pem")).unwrap().with_kid("ed-1").unwrap())
+        .key(
+            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+                .unwrap()
+                .with_kid("rsa-1")
+                .unwrap(),
+        )
+        .key(
+            VerifyingKey::ec_pem(&data("ec.pub.pem"), Algorithm::ES256)
+                .unwrap()
+                .with_kid("ec-1")
+                .unwrap(),
+        )
+        .key(
+            VerifyingKey::ed_pem(&data("ed.pub.pem"))
+                .unwrap()
+                .with_kid("ed-1")
+                .unwrap(),
+        )
         // PS256 is allowed for the issuer, but `rsa-1` is bound to RS256.
-        .algorithms([Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA])
+        .algorithms([
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ])
         .build()
         .unwrap();
     let b = Issuer::builder(ISSUER_B)
@@ -30,9 +50,22 @@ fn verifier() -> JwtVerifier {
         .build()
         .unwrap();
     let jwks = KeySet::from_jwks_json(&data("enc_keys.jwks.json"), &[Algorithm::RS256]).unwrap();
-    assert_eq!(jwks.kids().collect::<Vec<_>>(), ["sig-2"], "use:enc and key_ops:encrypt keys are never loaded");
-    let c = Issuer::builder("https://c.example.com").audience(AUDIENCE).keys(&jwks).build().unwrap();
-    JwtVerifier::builder().issuer(a).issuer(b).issuer(c).build().unwrap()
+    assert_eq!(
+        jwks.kids().collect::<Vec<_>>(),
+        ["sig-2"],
+        "use:enc and key_ops:encrypt keys are never loaded"
+    );
+    let c = Issuer::builder("https://c.example.com")
+        .audience(AUDIENCE)
+        .keys(&jwks)
+        .build()
+        .unwrap();
+    JwtVerifier::builder()
+        .issuer(a)
+        .issuer(b)
+        .issuer(c)
+        .build()
+        .unwrap()
 }
 
 enum Www {
@@ -60,13 +93,28 @@ fn row(
     problem: Option<ProblemType>,
     reason: Option<&'static str>,
 ) -> Row {
-    Row { name, request, status, www, problem, reason }
+    Row {
+        name,
+        request,
+        status,
+        www,
+        problem,
+        reason,
+    }
 }
 
 const URI: &str = "/v1/tenants/acme/invoices";
 
+#[allow(clippy::needless_pass_by_value, reason = "rows are built from format!")]
 fn bad(name: &'static str, token: String, reason: &'static str) -> Row {
-    row(name, with_token(URI, &token), 401, Www::Error("invalid_token"), Some(ProblemType::INVALID_TOKEN), Some(reason))
+    row(
+        name,
+        with_token(URI, &token),
+        401,
+        Www::Error("invalid_token"),
+        Some(ProblemType::INVALID_TOKEN),
+        Some(reason),
+    )
 }
 
 fn without(claim: &str) -> serde_json::Value {
@@ -88,71 +136,432 @@ fn rows() -> Vec<Row> {
     let body = || Full::new(Bytes::new());
     let n = now();
     vec![
-        row("valid RS256 token", with_token(URI, &token_a(&good)), 200, Www::None, None, None),
-        row("valid ES256 token", with_token(URI, &sign(json!({"alg":"ES256","kid":"ec-1"}), &good, &ec_private())), 200, Www::None, None, None),
-        row("valid EdDSA token", with_token(URI, &sign(json!({"alg":"EdDSA","kid":"ed-1"}), &good, &ed_private())), 200, Www::None, None, None),
-        row("valid HS256 token of issuer B", with_token(URI, &sign(json!({"alg":"HS256"}), &claims(ISSUER_B), &hs_key())), 200, Www::None, None, None),
-        row("no credential", get(URI).body(body()).unwrap(), 401, Www::Challenge, Some(ProblemType::AUTHENTICATION_REQUIRED), Some("missing_credential")),
-        bad("alg none", format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&good_json)), "alg_none"),
-        bad("alg None", format!("{}.{}.", b64(r#"{"alg":"None"}"#), b64(&good_json)), "alg_none"),
-        bad("alg NONE with a signature", format!("{}.{}.c2ln", b64(r#"{"alg":"NONE","kid":"rsa-1"}"#), b64(&good_json)), "alg_none"),
-        bad("RS256->HS256 confusion: public key as HMAC secret", sign_raw(r#"{"alg":"HS256","kid":"rsa-1"}"#, &good_json, &rsa_pub_as_hmac, Algorithm::HS256), "alg_not_allowed"),
-        bad("alg/JWK mismatch: PS256 on an RS256-bound key (valid PS256 signature)", sign(json!({"alg":"PS256","kid":"rsa-1"}), &good, &rsa_private()), "alg_key_mismatch"),
-        bad("alg/JWK mismatch: ES256 header on the RSA key", sign(json!({"alg":"ES256","kid":"rsa-1"}), &good, &ec_private()), "alg_key_mismatch"),
-        bad("use: enc key is never used", sign(json!({"alg":"RS256","kid":"enc-1"}), &claims("https://c.example.com"), &rsa2_private()), "unknown_kid"),
-        bad("key_ops without verify is never used", sign(json!({"alg":"RS256","kid":"ops-1"}), &claims("https://c.example.com"), &rsa2_private()), "unknown_kid"),
-        row("the same key with use: sig verifies", with_token(URI, &sign(json!({"alg":"RS256","kid":"sig-2"}), &claims("https://c.example.com"), &rsa2_private())), 200, Www::None, None, None),
-        bad("unknown crit", sign(json!({"alg":"RS256","kid":"rsa-1","crit":["exp"],"exp":1}), &good, &rsa_private()), "unsupported_crit"),
-        bad("jku header", sign(json!({"alg":"RS256","kid":"rsa-1","jku":"https://evil.example/jwks"}), &good, &rsa_private()), "embedded_key"),
-        bad("x5u header", sign(json!({"alg":"RS256","kid":"rsa-1","x5u":"https://evil.example/cert"}), &good, &rsa_private()), "embedded_key"),
-        bad("embedded jwk header", sign(json!({"alg":"RS256","jwk":{"kty":"RSA","n":"AQAB","e":"AQAB"}}), &good, &rsa_private()), "embedded_key"),
-        bad("x5c header", sign(json!({"alg":"RS256","kid":"rsa-1","x5c":["MIIB"]}), &good, &rsa_private()), "embedded_key"),
-        bad("kid traversal", sign(json!({"alg":"RS256","kid":"../../../../dev/null"}), &good, &rsa_private()), "invalid_kid"),
-        bad("kid too long", sign(json!({"alg":"RS256","kid":"k".repeat(200)}), &good, &rsa_private()), "invalid_kid"),
-        bad("unknown kid", sign(json!({"alg":"RS256","kid":"rsa-9"}), &good, &rsa_private()), "unknown_kid"),
-        bad("expired", token_a(&with("exp", json!(n - 3600))), "token_expired"),
-        bad("nbf in the future", token_a(&with("nbf", json!(n + 3600))), "token_not_yet_valid"),
-        bad("iat in the future", token_a(&with("iat", json!(n + 3600))), "iat_in_future"),
+        row(
+            "valid RS256 token",
+            with_token(URI, &token_a(&good)),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "valid ES256 token",
+            with_token(
+                URI,
+                &sign(json!({"alg":"ES256","kid":"ec-1"}), &good, &ec_private()),
+            ),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "valid EdDSA token",
+            with_token(
+                URI,
+                &sign(json!({"alg":"EdDSA","kid":"ed-1"}), &good, &ed_private()),
+            ),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "valid HS256 token of issuer B",
+            with_token(
+                URI,
+                &sign(json!({"alg":"HS256"}), &claims(ISSUER_B), &hs_key()),
+            ),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "no credential",
+            get(URI).body(body()).unwrap(),
+            401,
+            Www::Challenge,
+            Some(ProblemType::AUTHENTICATION_REQUIRED),
+            Some("missing_credential"),
+        ),
+        bad(
+            "alg none",
+            format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&good_json)),
+            "alg_none",
+        ),
+        bad(
+            "alg None",
+            format!("{}.{}.", b64(r#"{"alg":"None"}"#), b64(&good_json)),
+            "alg_none",
+        ),
+        bad(
+            "alg NONE with a signature",
+            format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"NONE","kid":"rsa-1"}"#),
+                b64(&good_json)
+            ),
+            "alg_none",
+        ),
+        bad(
+            "RS256->HS256 confusion: public key as HMAC secret",
+            sign_raw(
+                r#"{"alg":"HS256","kid":"rsa-1"}"#,
+                &good_json,
+                &rsa_pub_as_hmac,
+                Algorithm::HS256,
+            ),
+            "alg_not_allowed",
+        ),
+        bad(
+            "alg/JWK mismatch: PS256 on an RS256-bound key (valid PS256 signature)",
+            sign(json!({"alg":"PS256","kid":"rsa-1"}), &good, &rsa_private()),
+            "alg_key_mismatch",
+        ),
+        bad(
+            "alg/JWK mismatch: ES256 header on the RSA key",
+            sign(json!({"alg":"ES256","kid":"rsa-1"}), &good, &ec_private()),
+            "alg_key_mismatch",
+        ),
+        bad(
+            "use: enc key is never used",
+            sign(
+                json!({"alg":"RS256","kid":"enc-1"}),
+                &claims("https://c.example.com"),
+                &rsa2_private(),
+            ),
+            "unknown_kid",
+        ),
+        bad(
+            "key_ops without verify is never used",
+            sign(
+                json!({"alg":"RS256","kid":"ops-1"}),
+                &claims("https://c.example.com"),
+                &rsa2_private(),
+            ),
+            "unknown_kid",
+        ),
+        row(
+            "the same key with use: sig verifies",
+            with_token(
+                URI,
+                &sign(
+                    json!({"alg":"RS256","kid":"sig-2"}),
+                    &claims("https://c.example.com"),
+                    &rsa2_private(),
+                ),
+            ),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        bad(
+            "unknown crit",
+            sign(
+                json!({"alg":"RS256","kid":"rsa-1","crit":["exp"],"exp":1}),
+                &good,
+                &rsa_private(),
+            ),
+            "unsupported_crit",
+        ),
+        bad(
+            "jku header",
+            sign(
+                json!({"alg":"RS256","kid":"rsa-1","jku":"https://evil.example/jwks"}),
+                &good,
+                &rsa_private(),
+            ),
+            "embedded_key",
+        ),
+        bad(
+            "x5u header",
+            sign(
+                json!({"alg":"RS256","kid":"rsa-1","x5u":"https://evil.example/cert"}),
+                &good,
+                &rsa_private(),
+            ),
+            "embedded_key",
+        ),
+        bad(
+            "embedded jwk header",
+            sign(
+                json!({"alg":"RS256","jwk":{"kty":"RSA","n":"AQAB","e":"AQAB"}}),
+                &good,
+                &rsa_private(),
+            ),
+            "embedded_key",
+        ),
+        bad(
+            "x5c header",
+            sign(
+                json!({"alg":"RS256","kid":"rsa-1","x5c":["MIIB"]}),
+                &good,
+                &rsa_private(),
+            ),
+            "embedded_key",
+        ),
+        bad(
+            "kid traversal",
+            sign(
+                json!({"alg":"RS256","kid":"../../../../dev/null"}),
+                &good,
+                &rsa_private(),
+            ),
+            "invalid_kid",
+        ),
+        bad(
+            "kid too long",
+            sign(
+                json!({"alg":"RS256","kid":"k".repeat(200)}),
+                &good,
+                &rsa_private(),
+            ),
+            "invalid_kid",
+        ),
+        bad(
+            "unknown kid",
+            sign(json!({"alg":"RS256","kid":"rsa-9"}), &good, &rsa_private()),
+            "unknown_kid",
+        ),
+        bad(
+            "expired",
+            token_a(&with("exp", json!(n - 3600))),
+            "token_expired",
+        ),
+        bad(
+            "nbf in the future",
+            token_a(&with("nbf", json!(n + 3600))),
+            "token_not_yet_valid",
+        ),
+        bad(
+            "iat in the future",
+            token_a(&with("iat", json!(n + 3600))),
+            "iat_in_future",
+        ),
         bad("missing iss", token_a(&without("iss")), "missing_claim"),
-        bad("iss of the wrong type", token_a(&with("iss", json!(42))), "invalid_claim"),
-        bad("untrusted iss", token_a(&with("iss", json!("https://evil.example"))), "untrusted_issuer"),
+        bad(
+            "iss of the wrong type",
+            token_a(&with("iss", json!(42))),
+            "invalid_claim",
+        ),
+        bad(
+            "untrusted iss",
+            token_a(&with("iss", json!("https://evil.example"))),
+            "untrusted_issuer",
+        ),
         bad("missing aud", token_a(&without("aud")), "missing_claim"),
-        bad("aud of the wrong type", token_a(&with("aud", json!(42))), "missing_claim"),
-        bad("wrong aud", token_a(&with("aud", json!("another-api"))), "wrong_audience"),
+        bad(
+            "aud of the wrong type",
+            token_a(&with("aud", json!(42))),
+            "missing_claim",
+        ),
+        bad(
+            "wrong aud",
+            token_a(&with("aud", json!("another-api"))),
+            "wrong_audience",
+        ),
         bad("missing exp", token_a(&without("exp")), "missing_claim"),
-        bad("exp of the wrong type", token_a(&with("exp", json!("tomorrow"))), "missing_claim"),
+        bad(
+            "exp of the wrong type",
+            token_a(&with("exp", json!("tomorrow"))),
+            "missing_claim",
+        ),
         bad("missing sub", token_a(&without("sub")), "missing_claim"),
-        bad("scope of the wrong type", token_a(&with("scope", json!(7))), "invalid_claim"),
-        bad("tenant of the wrong type", token_a(&with("tenant", json!(["acme"]))), "invalid_claim"),
-        bad("wrong issuer's key: claims B, signed by A's RSA key", sign(json!({"alg":"RS256","kid":"rsa-1"}), &claims(ISSUER_B), &rsa_private()), "unknown_kid"),
-        bad("wrong issuer's key: claims A, signed by B's HMAC key", sign(json!({"alg":"HS256"}), &good, &hs_key()), "alg_not_allowed"),
-        bad("tampered payload", {
-            let t = token_a(&good);
-            let mut parts: Vec<&str> = t.split('.').collect();
-            let evil = b64(&with("tenant", json!("globex")).to_string());
-            parts[1] = &evil;
-            parts.join(".")
-        }, "bad_signature"),
-        bad("empty signature", {
-            let t = token_a(&good);
-            format!("{}.", &t[..t.rfind('.').unwrap()])
-        }, "bad_signature"),
-        bad("oversized token", format!("{}.{}.{}", b64(r#"{"alg":"RS256"}"#), "A".repeat(9000), "sig"), "credential_too_large"),
-        bad("malformed base64 header", format!("eyJhbGciOiJSUzI1NiJ9x.{}.c2ln", b64(&good_json)), "malformed_token"),
-        bad("malformed JSON header", format!("{}.{}.c2ln", b64(r#"{"alg":"RS256""#), b64(&good_json)), "malformed_header"),
-        bad("two segments", format!("{}.{}", b64(r#"{"alg":"RS256"}"#), b64(&good_json)), "malformed_token"),
-        bad("malformed JSON claims", sign_raw(r#"{"alg":"RS256","kid":"rsa-1"}"#, r#"{"sub":"alice","#, &rsa_private(), Algorithm::RS256), "malformed_claims"),
-        bad("duplicate sub claim", sign_raw(r#"{"alg":"RS256","kid":"rsa-1"}"#, &good_json.replacen('{', r#"{"sub":"admin","#, 1), &rsa_private(), Algorithm::RS256), "duplicate_claim"),
-        bad("duplicate tenant claim", sign_raw(r#"{"alg":"RS256","kid":"rsa-1"}"#, &good_json.replacen('{', r#"{"tenant":"globex","#, 1), &rsa_private(), Algorithm::RS256), "duplicate_claim"),
-        bad("duplicate header member", sign_raw(r#"{"alg":"RS256","kid":"rsa-1","kid":"ec-1"}"#, &good_json, &rsa_private(), Algorithm::RS256), "malformed_header"),
-        row("scheme bearer accepted", get(URI).header("authorization", format!("bearer {}", token_a(&good))).body(body()).unwrap(), 200, Www::None, None, None),
-        row("scheme BEARER accepted", get(URI).header("authorization", format!("BEARER {}", token_a(&good))).body(body()).unwrap(), 200, Www::None, None, None),
-        row("two Authorization headers", get(URI).header("authorization", format!("Bearer {}", token_a(&good))).header("authorization", format!("Bearer {}", token_a(&good))).body(body()).unwrap(), 400, Www::Error("invalid_request"), Some(ProblemType::INVALID_REQUEST), Some("multiple_credentials")),
-        row("Basic scheme", get(URI).header("authorization", "Basic YWxpY2U6c2VjcmV0").body(body()).unwrap(), 400, Www::Error("invalid_request"), Some(ProblemType::INVALID_REQUEST), Some("malformed_credential")),
-        row("token in the query rejected by default", get(&format!("{URI}?access_token={}", token_a(&good))).body(body()).unwrap(), 400, Www::Error("invalid_request"), Some(ProblemType::INVALID_REQUEST), Some("credential_in_query")),
-        row("cross-tenant access", with_token("/v1/tenants/globex/invoices", &token_a(&good)), 403, Www::None, Some(ProblemType::FORBIDDEN_TENANT), Some("cross_tenant")),
-        row("missing scope", with_token(URI, &token_a(&with("scope", json!("invoices:write")))), 403, Www::Error("insufficient_scope"), Some(ProblemType::INSUFFICIENT_SCOPE), Some("missing_scope")),
-        row("spoofed identity headers are stripped", get(URI).header("authorization", format!("Bearer {}", token_a(&good))).header("x-user-id", "admin").header("x-tenant-id", "globex").header("x-roles", "admin").body(body()).unwrap(), 200, Www::None, None, None),
+        bad(
+            "scope of the wrong type",
+            token_a(&with("scope", json!(7))),
+            "invalid_claim",
+        ),
+        bad(
+            "tenant of the wrong type",
+            token_a(&with("tenant", json!(["acme"]))),
+            "invalid_claim",
+        ),
+        bad(
+            "wrong issuer's key: claims B, signed by A's RSA key",
+            sign(
+                json!({"alg":"RS256","kid":"rsa-1"}),
+                &claims(ISSUER_B),
+                &rsa_private(),
+            ),
+            "unknown_kid",
+        ),
+        bad(
+            "wrong issuer's key: claims A, signed by B's HMAC key",
+            sign(json!({"alg":"HS256"}), &good, &hs_key()),
+            "alg_not_allowed",
+        ),
+        bad(
+            "tampered payload",
+            {
+                let t = token_a(&good);
+                let mut parts: Vec<&str> = t.split('.').collect();
+                let evil = b64(&with("tenant", json!("globex")).to_string());
+                parts[1] = &evil;
+                parts.join(".")
+            },
+            "bad_signature",
+        ),
+        bad(
+            "empty signature",
+            {
+                let t = token_a(&good);
+                format!("{}.", &t[..t.rfind('.').unwrap()])
+            },
+            "bad_signature",
+        ),
+        bad(
+            "oversized token",
+            format!(
+                "{}.{}.{}",
+                b64(r#"{"alg":"RS256"}"#),
+                "A".repeat(9000),
+                "sig"
+            ),
+            "credential_too_large",
+        ),
+        bad(
+            "malformed base64 header",
+            format!("eyJhbGciOiJSUzI1NiJ9x.{}.c2ln", b64(&good_json)),
+            "malformed_token",
+        ),
+        bad(
+            "malformed JSON header",
+            format!("{}.{}.c2ln", b64(r#"{"alg":"RS256""#), b64(&good_json)),
+            "malformed_header",
+        ),
+        bad(
+            "two segments",
+            format!("{}.{}", b64(r#"{"alg":"RS256"}"#), b64(&good_json)),
+            "malformed_token",
+        ),
+        bad(
+            "malformed JSON claims",
+            sign_raw(
+                r#"{"alg":"RS256","kid":"rsa-1"}"#,
+                r#"{"sub":"alice","#,
+                &rsa_private(),
+                Algorithm::RS256,
+            ),
+            "malformed_claims",
+        ),
+        bad(
+            "duplicate sub claim",
+            sign_raw(
+                r#"{"alg":"RS256","kid":"rsa-1"}"#,
+                &good_json.replacen('{', r#"{"sub":"admin","#, 1),
+                &rsa_private(),
+                Algorithm::RS256,
+            ),
+            "duplicate_claim",
+        ),
+        bad(
+            "duplicate tenant claim",
+            sign_raw(
+                r#"{"alg":"RS256","kid":"rsa-1"}"#,
+                &good_json.replacen('{', r#"{"tenant":"globex","#, 1),
+                &rsa_private(),
+                Algorithm::RS256,
+            ),
+            "duplicate_claim",
+        ),
+        bad(
+            "duplicate header member",
+            sign_raw(
+                r#"{"alg":"RS256","kid":"rsa-1","kid":"ec-1"}"#,
+                &good_json,
+                &rsa_private(),
+                Algorithm::RS256,
+            ),
+            "malformed_header",
+        ),
+        row(
+            "scheme bearer accepted",
+            get(URI)
+                .header("authorization", format!("bearer {}", token_a(&good)))
+                .body(body())
+                .unwrap(),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "scheme BEARER accepted",
+            get(URI)
+                .header("authorization", format!("BEARER {}", token_a(&good)))
+                .body(body())
+                .unwrap(),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
+        row(
+            "two Authorization headers",
+            get(URI)
+                .header("authorization", format!("Bearer {}", token_a(&good)))
+                .header("authorization", format!("Bearer {}", token_a(&good)))
+                .body(body())
+                .unwrap(),
+            400,
+            Www::Error("invalid_request"),
+            Some(ProblemType::INVALID_REQUEST),
+            Some("multiple_credentials"),
+        ),
+        row(
+            "Basic scheme",
+            get(URI)
+                .header("authorization", "Basic YWxpY2U6c2VjcmV0")
+                .body(body())
+                .unwrap(),
+            400,
+            Www::Error("invalid_request"),
+            Some(ProblemType::INVALID_REQUEST),
+            Some("malformed_credential"),
+        ),
+        row(
+            "token in the query rejected by default",
+            get(&format!("{URI}?access_token={}", token_a(&good)))
+                .body(body())
+                .unwrap(),
+            400,
+            Www::Error("invalid_request"),
+            Some(ProblemType::INVALID_REQUEST),
+            Some("credential_in_query"),
+        ),
+        row(
+            "cross-tenant access",
+            with_token("/v1/tenants/globex/invoices", &token_a(&good)),
+            403,
+            Www::None,
+            Some(ProblemType::FORBIDDEN_TENANT),
+            Some("cross_tenant"),
+        ),
+        row(
+            "missing scope",
+            with_token(URI, &token_a(&with("scope", json!("invoices:write")))),
+            403,
+            Www::Error("insufficient_scope"),
+            Some(ProblemType::INSUFFICIENT_SCOPE),
+            Some("missing_scope"),
+        ),
+        row(
+            "spoofed identity headers are stripped",
+            get(URI)
+                .header("authorization", format!("Bearer {}", token_a(&good)))
+                .header("x-user-id", "admin")
+                .header("x-tenant-id", "globex")
+                .header("x-roles", "admin")
+                .body(body())
+                .unwrap(),
+            200,
+            Www::None,
+            None,
+            None,
+        ),
     ]
 }
 
@@ -176,7 +585,9 @@ async fn attack_catalogue() {
         let www = reply.www();
         match (&row.www, &www) {
             (Www::Challenge, Some(w)) if w == r#"Bearer realm="api""# => {}
-            (Www::Error(code), Some(w)) if w.starts_with(r#"Bearer realm="api""#) && w.contains(&format!("error=\"{code}\"")) => {}
+            (Www::Error(code), Some(w))
+                if w.starts_with(r#"Bearer realm="api""#)
+                    && w.contains(&format!("error=\"{code}\"")) => {}
             (Www::None, None) => {}
             _ => problems.push(format!("www-authenticate {www:?}")),
         }
@@ -215,37 +626,65 @@ async fn attack_catalogue() {
 async fn required_typ_rejects_other_types() {
     let issuer = Issuer::builder(ISSUER_A)
         .audience(AUDIENCE)
-        .key(VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256).unwrap().with_kid("rsa-1").unwrap())
+        .key(
+            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+                .unwrap()
+                .with_kid("rsa-1")
+                .unwrap(),
+        )
         .require_typ("at+jwt")
         .build()
         .unwrap();
     let v = JwtVerifier::builder().issuer(issuer).build().unwrap();
     let good = claims(ISSUER_A);
-    let at = sign(json!({"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}), &good, &rsa_private());
+    let at = sign(
+        json!({"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}),
+        &good,
+        &rsa_private(),
+    );
     assert_eq!(v.verify(&at).unwrap().subject(), "alice");
-    let at = sign(json!({"alg":"RS256","kid":"rsa-1","typ":"application/at+jwt"}), &good, &rsa_private());
+    let at = sign(
+        json!({"alg":"RS256","kid":"rsa-1","typ":"application/at+jwt"}),
+        &good,
+        &rsa_private(),
+    );
     assert!(v.verify(&at).is_ok());
     for typ in [json!("JWT"), json!(null)] {
         let mut h = json!({"alg":"RS256","kid":"rsa-1"});
         if !typ.is_null() {
             h["typ"] = typ;
         }
-        assert_eq!(v.verify(&sign(h, &good, &rsa_private())).unwrap_err(), guardrails_auth::AuthError::WrongType);
+        assert_eq!(
+            v.verify(&sign(h, &good, &rsa_private())).unwrap_err(),
+            guardrails_auth::AuthError::WrongType
+        );
     }
 }
 
 #[tokio::test]
 async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
     let layer = AuthLayer::new(verifier()).optional();
-    let svc = tower::ServiceBuilder::new().layer(layer).service_fn(handler);
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(handler);
     let reply = send(svc.clone(), get(URI).body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.starts_with(b"anonymous"));
     let reply = send(svc.clone(), with_token(URI, "a.b.c")).await;
     assert_eq!(reply.status, 401);
-    let reply = send(svc, get("/healthz").header("x-user-id", "admin").body(Full::new(Bytes::new())).unwrap()).await;
+    let reply = send(
+        svc,
+        get("/healthz")
+            .header("x-user-id", "admin")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    assert!(reply.body.starts_with(b"anonymous spoofed=0"), "stripped on public paths too");
+    assert!(
+        reply.body.starts_with(b"anonymous spoofed=0"),
+        "stripped on public paths too"
+    );
 }
 
 #[tokio::test]
@@ -254,7 +693,12 @@ async fn rs_to_hs_confusion_is_refused_even_when_hs256_is_allowed() {
     // cannot be used as an HMAC secret, because keys never change kind.
     let issuer = Issuer::builder(ISSUER_A)
         .audience(AUDIENCE)
-        .key(VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256).unwrap().with_kid("rsa-1").unwrap())
+        .key(
+            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+                .unwrap()
+                .with_kid("rsa-1")
+                .unwrap(),
+        )
         .algorithms([Algorithm::RS256, Algorithm::HS256])
         .build()
         .unwrap();
@@ -265,7 +709,10 @@ async fn rs_to_hs_confusion_is_refused_even_when_hs256_is_allowed() {
         &EncodingKey::from_secret(&data("rsa.pub.pem")),
         Algorithm::HS256,
     );
-    assert_eq!(v.verify(&forged).unwrap_err(), guardrails_auth::AuthError::AlgorithmKeyMismatch);
+    assert_eq!(
+        v.verify(&forged).unwrap_err(),
+        guardrails_auth::AuthError::AlgorithmKeyMismatch
+    );
 }
 
 #[tokio::test]

@@ -37,8 +37,13 @@ impl Idp {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            assert!(!require_external(), "python3 with pyjwt[crypto] is required (GUARDRAILS_REQUIRE_EXTERNAL=1)");
-            eprintln!("SKIP interop: python3 with pyjwt[crypto] not found (run .ci/setup-external)");
+            assert!(
+                !require_external(),
+                "python3 with pyjwt[crypto] is required (GUARDRAILS_REQUIRE_EXTERNAL=1)"
+            );
+            eprintln!(
+                "SKIP interop: python3 with pyjwt[crypto] not found (run .ci/setup-external)"
+            );
             return None;
         }
         let script = format!("{}/tests/interop/jose_idp.py", env!("CARGO_MANIFEST_DIR"));
@@ -49,7 +54,9 @@ impl Idp {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
         Some(Idp { child, port })
     }
@@ -68,7 +75,12 @@ impl Idp {
 }
 
 async fn status(layer: &AuthLayer<JwtVerifier>, token: &str) -> u16 {
-    call(layer.clone(), with_token("/v1/tenants/acme/invoices", token)).await.status
+    call(
+        layer.clone(),
+        with_token("/v1/tenants/acme/invoices", token),
+    )
+    .await
+    .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +97,10 @@ async fn pyjwt_tokens_and_python_jwks() {
         .build()
         .unwrap();
     issuer.refresh().await.unwrap();
-    let verifier = JwtVerifier::builder().issuer(issuer.clone()).build().unwrap();
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer.clone())
+        .build()
+        .unwrap();
     let layer = AuthLayer::new(verifier);
 
     for alg in ["RS256", "ES256", "EdDSA"] {
@@ -94,7 +109,11 @@ async fn pyjwt_tokens_and_python_jwks() {
         let wrong_aud = idp.get(&format!("/token?alg={alg}&aud=other"));
         assert_eq!(status(&layer, &wrong_aud).await, 401, "{alg} wrong aud");
         let other_tenant = idp.get(&format!("/token?alg={alg}&tenant=globex"));
-        assert_eq!(status(&layer, &other_tenant).await, 403, "{alg} other tenant");
+        assert_eq!(
+            status(&layer, &other_tenant).await,
+            403,
+            "{alg} other tenant"
+        );
     }
     let before = issuer.jwks_stats().unwrap();
 
@@ -107,7 +126,11 @@ async fn pyjwt_tokens_and_python_jwks() {
         assert_eq!(status(&layer, &token).await, 200, "{alg} after rotation");
     }
     let after = issuer.jwks_stats().unwrap();
-    assert_eq!(after.fetches, before.fetches + 1, "one refetch for the rotation");
+    assert_eq!(
+        after.fetches,
+        before.fetches + 1,
+        "one refetch for the rotation"
+    );
     assert_eq!(after.rotations, before.rotations + 1);
 
     // The endpoint fails: the cached keys keep working.
@@ -118,7 +141,11 @@ async fn pyjwt_tokens_and_python_jwks() {
     assert_eq!(stats.keys, 3);
     for alg in ["RS256", "ES256", "EdDSA"] {
         let token = idp.get(&format!("/token?alg={alg}"));
-        assert_eq!(status(&layer, &token).await, 200, "{alg} while the endpoint fails");
+        assert_eq!(
+            status(&layer, &token).await,
+            200,
+            "{alg} while the endpoint fails"
+        );
     }
     // ...and a rotation the verifier cannot fetch is refused, not crashed on.
     idp.get("/rotate");

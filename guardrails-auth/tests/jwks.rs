@@ -43,10 +43,15 @@ async fn serve(server: Server) -> String {
         let delay = *s.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let status = *s.status.lock().unwrap();
-        (StatusCode::from_u16(status).unwrap(), s.jwks.lock().unwrap().clone())
+        (
+            StatusCode::from_u16(status).unwrap(),
+            s.jwks.lock().unwrap().clone(),
+        )
     }
     *server.status.lock().unwrap() = 200;
-    let app = Router::new().route("/jwks.json", get(jwks)).with_state(server);
+    let app = Router::new()
+        .route("/jwks.json", get(jwks))
+        .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -62,7 +67,9 @@ const ISS: &str = "https://idp.example.com";
 fn issuer(base: &str, config: impl FnOnce(JwksConfig) -> JwksConfig) -> Issuer {
     Issuer::builder(ISS)
         .audience(AUDIENCE)
-        .jwks(config(JwksConfig::url(format!("{base}/jwks.json")).insecure_allow_http()))
+        .jwks(config(
+            JwksConfig::url(format!("{base}/jwks.json")).insecure_allow_http(),
+        ))
         .build()
         .unwrap()
 }
@@ -79,7 +86,10 @@ async fn kid_spray_causes_at_most_one_fetch_per_interval() {
     let issuer = issuer(&base, |c| c.min_refetch_interval(Duration::from_secs(60)));
     // No background refresh: built outside... (it is inside a runtime, so the
     // startup fetch runs; wait for it).
-    let verifier = JwtVerifier::builder().issuer(issuer.clone()).build().unwrap();
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer.clone())
+        .build()
+        .unwrap();
     let layer = AuthLayer::new(verifier.clone());
     for _ in 0..100 {
         if issuer.jwks_stats().unwrap().keys == 1 {
@@ -117,14 +127,22 @@ async fn concurrent_unknown_kids_share_one_refetch() {
     let server = Server::default();
     set_keys(&server, &[jwk(&rsa_private(), "k1")]);
     let base = serve(server.clone()).await;
-    let issuer = issuer(&base, |c| c.min_refetch_interval(Duration::from_millis(200)));
+    let issuer = issuer(&base, |c| {
+        c.min_refetch_interval(Duration::from_millis(200))
+    });
     issuer.refresh().await.unwrap();
-    let verifier = JwtVerifier::builder().issuer(issuer.clone()).build().unwrap();
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer.clone())
+        .build()
+        .unwrap();
     let layer = AuthLayer::new(verifier);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let before = server.hits.load(Ordering::SeqCst);
     // A new key appears at the IdP; 100 requests with its kid arrive at once.
-    set_keys(&server, &[jwk(&rsa_private(), "k1"), jwk(&rsa2_private(), "k2")]);
+    set_keys(
+        &server,
+        &[jwk(&rsa_private(), "k1"), jwk(&rsa2_private(), "k2")],
+    );
     let t = token("k2", &rsa2_private());
     let mut handles = Vec::new();
     for _ in 0..100 {
@@ -137,7 +155,11 @@ async fn concurrent_unknown_kids_share_one_refetch() {
             ok += 1;
         }
     }
-    assert_eq!(server.hits.load(Ordering::SeqCst) - before, 1, "one fetch for the whole burst");
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst) - before,
+        1,
+        "one fetch for the whole burst"
+    );
     assert!(ok >= 1, "the request that refetched succeeds");
     // Once fetched, every request succeeds without fetching.
     assert_eq!(status_of(&layer, &t).await, 200);
@@ -145,7 +167,12 @@ async fn concurrent_unknown_kids_share_one_refetch() {
 }
 
 async fn status_of(layer: &AuthLayer<JwtVerifier>, token: &str) -> u16 {
-    call(layer.clone(), with_token("/v1/tenants/acme/invoices", token)).await.status
+    call(
+        layer.clone(),
+        with_token("/v1/tenants/acme/invoices", token),
+    )
+    .await
+    .status
 }
 
 #[tokio::test]
@@ -153,9 +180,15 @@ async fn failures_keep_the_last_good_keys() {
     let server = Server::default();
     set_keys(&server, &[jwk(&rsa_private(), "k1")]);
     let base = serve(server.clone()).await;
-    let issuer = issuer(&base, |c| c.timeout(Duration::from_millis(300)).max_body_bytes(64 * 1024));
+    let issuer = issuer(&base, |c| {
+        c.timeout(Duration::from_millis(300))
+            .max_body_bytes(64 * 1024)
+    });
     issuer.refresh().await.unwrap();
-    let verifier = JwtVerifier::builder().issuer(issuer.clone()).build().unwrap();
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer.clone())
+        .build()
+        .unwrap();
     let good = token("k1", &rsa_private());
     assert!(verifier.verify(&good).is_ok());
 
@@ -167,8 +200,14 @@ async fn failures_keep_the_last_good_keys() {
     *server.jwks.lock().unwrap() = "x".repeat(100 * 1024);
     assert_eq!(issuer.refresh().await.unwrap_err(), FetchError::TooLarge);
     *server.jwks.lock().unwrap() = "{\"keys\": 5}".to_owned();
-    assert_eq!(issuer.refresh().await.unwrap_err(), FetchError::InvalidDocument);
-    set_keys(&server, &[json!({"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"})]);
+    assert_eq!(
+        issuer.refresh().await.unwrap_err(),
+        FetchError::InvalidDocument
+    );
+    set_keys(
+        &server,
+        &[json!({"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"})],
+    );
     assert_eq!(issuer.refresh().await.unwrap_err(), FetchError::NoUsableKey);
     set_keys(&server, &[jwk(&rsa_private(), "k1")]);
     *server.delay.lock().unwrap() = Duration::from_millis(600);
@@ -221,8 +260,12 @@ async fn discovery_checks_the_issuer() {
         .jwks(JwksConfig::discovery().insecure_allow_http())
         .build()
         .unwrap();
-    *d.0.lock().unwrap() = json!({"issuer": "https://evil.example", "jwks_uri": format!("{base}/jwks")}).to_string();
-    assert_eq!(issuer.refresh().await.unwrap_err(), FetchError::IssuerMismatch);
+    *d.0.lock().unwrap() =
+        json!({"issuer": "https://evil.example", "jwks_uri": format!("{base}/jwks")}).to_string();
+    assert_eq!(
+        issuer.refresh().await.unwrap_err(),
+        FetchError::IssuerMismatch
+    );
     *d.0.lock().unwrap() = json!({"issuer": base, "jwks_uri": "file:///etc/passwd"}).to_string();
     assert_eq!(issuer.refresh().await.unwrap_err(), FetchError::InsecureUrl);
     // https is required without `insecure_allow_http`.

@@ -67,7 +67,10 @@ fn wycheproof_json_web_signature() {
             let ours = keys.verify_jws(jws, ALL).is_ok();
             let want = match expected_differences.get(&id) {
                 Some(&ours_by_design) => {
-                    assert_ne!(ours_by_design, wycheproof_valid, "tcId {id} is listed but agrees with Wycheproof");
+                    assert_ne!(
+                        ours_by_design, wycheproof_valid,
+                        "tcId {id} is listed but agrees with Wycheproof"
+                    );
                     seen_differences.push(id);
                     ours_by_design
                 }
@@ -88,5 +91,8 @@ fn wycheproof_json_web_signature() {
         .filter(|id| !seen_differences.contains(id))
         .collect();
     unused.sort();
-    assert!(unused.is_empty(), "expectations for unknown tcIds: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        "expectations for unknown tcIds: {unused:?}"
+    );
 }

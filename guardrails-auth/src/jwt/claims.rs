@@ -123,10 +123,15 @@ mod tests {
 
     #[test]
     fn duplicates_are_refused_for_every_claim() {
-        for name in ["sub", "iss", "aud", "exp", "scope", "tenant", "roles", "custom"] {
+        for name in [
+            "sub", "iss", "aud", "exp", "scope", "tenant", "roles", "custom",
+        ] {
             let json = format!(r#"{{"{name}":"a","x":1,"{name}":"b"}}"#);
             let err = serde_json::from_str::<Claims>(&json).unwrap_err();
-            assert!(err.to_string().starts_with(DUPLICATE_CLAIM), "{name}: {err}");
+            assert!(
+                err.to_string().starts_with(DUPLICATE_CLAIM),
+                "{name}: {err}"
+            );
         }
         let ok: Claims = serde_json::from_str(r#"{"sub":"a","plan":{"x":1},"n":2}"#).unwrap();
         assert_eq!(ok.sub, Some(Value::from("a")));

@@ -44,11 +44,7 @@ pub(crate) fn split(token: &str) -> Result<Segments<'_>, AuthError> {
     };
     // An empty signature passes here so that `alg: none` is named as such
     // by the header check; it never verifies.
-    if header.is_empty()
-        || !is_b64url(header)
-        || !is_b64url(payload)
-        || !is_b64url(signature)
-    {
+    if header.is_empty() || !is_b64url(header) || !is_b64url(payload) || !is_b64url(signature) {
         return Err(AuthError::Malformed);
     }
     if header.len() > MAX_HEADER_LEN {
@@ -205,7 +201,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         // and the count is capped so a header cannot make this quadratic.
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if seen.iter().any(|s| *s == name) {
+            if seen.contains(&name) {
                 return Err(de::Error::custom(DUPLICATE));
             }
             if seen.len() >= 32 {
@@ -256,27 +252,64 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity, reason = "table rows")]
     fn table() {
         let rows: &[(&str, Result<(Algorithm, Option<&str>), AuthError>)] = &[
             (r#"{"alg":"HS256"}"#, Ok((Algorithm::HS256, None))),
-            (r#"{"alg":"ES256","kid":"k-1"}"#, Ok((Algorithm::ES256, Some("k-1")))),
-            (r#"{ "alg" : "RS256" , "typ":"JWT"}"#, Ok((Algorithm::RS256, None))),
+            (
+                r#"{"alg":"ES256","kid":"k-1"}"#,
+                Ok((Algorithm::ES256, Some("k-1"))),
+            ),
+            (
+                r#"{ "alg" : "RS256" , "typ":"JWT"}"#,
+                Ok((Algorithm::RS256, None)),
+            ),
             (r#"{"alg":"none"}"#, Err(AuthError::AlgNone)),
             (r#"{"alg":"None"}"#, Err(AuthError::AlgNone)),
             (r#"{"alg":"NONE"}"#, Err(AuthError::AlgNone)),
-            (r#"{"alg":"HS256","alg":"none"}"#, Err(AuthError::MalformedHeader)),
-            (r#"{"alg":"none","alg":"HS256"}"#, Err(AuthError::MalformedHeader)),
+            (
+                r#"{"alg":"HS256","alg":"none"}"#,
+                Err(AuthError::MalformedHeader),
+            ),
+            (
+                r#"{"alg":"none","alg":"HS256"}"#,
+                Err(AuthError::MalformedHeader),
+            ),
             (r#"{"alg":"ES512"}"#, Err(AuthError::AlgorithmNotAllowed)),
-            (r#"{"alg":"HS256","crit":["exp"]}"#, Err(AuthError::UnsupportedCritical)),
-            (r#"{"alg":"HS256","crit":[]}"#, Err(AuthError::UnsupportedCritical)),
-            (r#"{"alg":"RS256","jku":"https://evil"}"#, Err(AuthError::EmbeddedKey)),
-            (r#"{"alg":"RS256","x5u":"https://evil"}"#, Err(AuthError::EmbeddedKey)),
-            (r#"{"alg":"RS256","jwk":{"kty":"oct"}}"#, Err(AuthError::EmbeddedKey)),
-            (r#"{"alg":"RS256","x5c":["MII"]}"#, Err(AuthError::EmbeddedKey)),
-            (r#"{"alg":"RS256","kid":"../../etc/passwd"}"#, Err(AuthError::InvalidKid)),
+            (
+                r#"{"alg":"HS256","crit":["exp"]}"#,
+                Err(AuthError::UnsupportedCritical),
+            ),
+            (
+                r#"{"alg":"HS256","crit":[]}"#,
+                Err(AuthError::UnsupportedCritical),
+            ),
+            (
+                r#"{"alg":"RS256","jku":"https://evil"}"#,
+                Err(AuthError::EmbeddedKey),
+            ),
+            (
+                r#"{"alg":"RS256","x5u":"https://evil"}"#,
+                Err(AuthError::EmbeddedKey),
+            ),
+            (
+                r#"{"alg":"RS256","jwk":{"kty":"oct"}}"#,
+                Err(AuthError::EmbeddedKey),
+            ),
+            (
+                r#"{"alg":"RS256","x5c":["MII"]}"#,
+                Err(AuthError::EmbeddedKey),
+            ),
+            (
+                r#"{"alg":"RS256","kid":"../../etc/passwd"}"#,
+                Err(AuthError::InvalidKid),
+            ),
             (r#"{"alg":"RS256","kid":""}"#, Err(AuthError::InvalidKid)),
             (r#"{"alg":"RS256","kid":"a b"}"#, Err(AuthError::InvalidKid)),
-            (r#"{"alg":"RS256","kid":7}"#, Err(AuthError::MalformedHeader)),
+            (
+                r#"{"alg":"RS256","kid":7}"#,
+                Err(AuthError::MalformedHeader),
+            ),
             (r#"{"alg":256}"#, Err(AuthError::MalformedHeader)),
             (r#"{"kid":"x"}"#, Err(AuthError::MalformedHeader)),
             (r#"["alg"]"#, Err(AuthError::MalformedHeader)),
@@ -290,7 +323,10 @@ mod tests {
                 assert_eq!(parse(&enc(json)).unwrap().kid.as_deref(), *kid, "{json}");
             }
         }
-        let long = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "a".repeat(MAX_KID_LEN + 1));
+        let long = format!(
+            r#"{{"alg":"RS256","kid":"{}"}}"#,
+            "a".repeat(MAX_KID_LEN + 1)
+        );
         assert_eq!(parse(&enc(&long)), Err(AuthError::InvalidKid));
         assert_eq!(parse("!!"), Err(AuthError::Malformed));
     }
@@ -304,6 +340,9 @@ mod tests {
             assert_eq!(split(bad).unwrap_err(), AuthError::Malformed, "{bad}");
         }
         let s = split("hh.pp.ss").unwrap();
-        assert_eq!((s.header, s.payload, s.signature, s.message), ("hh", "pp", "ss", "hh.pp"));
+        assert_eq!(
+            (s.header, s.payload, s.signature, s.message),
+            ("hh", "pp", "ss", "hh.pp")
+        );
     }
 }

@@ -451,7 +451,10 @@ mod tests {
             vec![Algorithm::RS256],
             KeySet::new(),
         );
-        assert!(matches!(err, Err(ConfigError::InsecureUrl { what: "JWKS" })));
+        assert!(matches!(
+            err,
+            Err(ConfigError::InsecureUrl { what: "JWKS" })
+        ));
     }
 
     #[test]

@@ -412,7 +412,9 @@ impl KeySet {
                 let candidates = self.by_kid.get(kid).ok_or(AuthError::UnknownKey)?;
                 let mut first_err = AuthError::UnknownKey;
                 for &i in candidates {
-                    let Some(key) = self.keys.get(i) else { continue };
+                    let Some(key) = self.keys.get(i) else {
+                        continue;
+                    };
                     match key.check_alg(alg, allowed) {
                         Ok(()) => return Ok(key),
                         Err(e) if first_err == AuthError::UnknownKey => first_err = e,

@@ -749,9 +749,8 @@ impl JwtVerifier {
         let validation = issuer
             .validation(head.alg)
             .ok_or(AuthError::AlgorithmNotAllowed)?;
-        let data =
-            jsonwebtoken::decode::<claims::Claims>(token, key.decoding_key(), validation)
-                .map_err(|e| map_jwt_error(e.kind()))?;
+        let data = jsonwebtoken::decode::<claims::Claims>(token, key.decoding_key(), validation)
+            .map_err(|e| map_jwt_error(e.kind()))?;
         let mut c = data.claims;
         build_principal(&mut c, inner, now).map_err(StepErr::Fail)
     }
@@ -873,7 +872,11 @@ mod tests {
     fn builder_errors() {
         let s = SecretString::from("x".repeat(32));
         assert_eq!(
-            Issuer::builder("i").hs256_secret(&s).unwrap().build().unwrap_err(),
+            Issuer::builder("i")
+                .hs256_secret(&s)
+                .unwrap()
+                .build()
+                .unwrap_err(),
             ConfigError::NoAudience { issuer: "i".into() }
         );
         assert_eq!(
@@ -890,10 +893,22 @@ mod tests {
                 .unwrap_err(),
             ConfigError::LeewayTooLarge { secs: 301 }
         );
-        assert_eq!(JwtVerifier::builder().build().unwrap_err(), ConfigError::NoIssuer);
-        let i = Issuer::builder("i").audience("a").hs256_secret(&s).unwrap().build().unwrap();
         assert_eq!(
-            JwtVerifier::builder().issuer(i.clone()).issuer(i).build().unwrap_err(),
+            JwtVerifier::builder().build().unwrap_err(),
+            ConfigError::NoIssuer
+        );
+        let i = Issuer::builder("i")
+            .audience("a")
+            .hs256_secret(&s)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            JwtVerifier::builder()
+                .issuer(i.clone())
+                .issuer(i)
+                .build()
+                .unwrap_err(),
             ConfigError::DuplicateIssuer { issuer: "i".into() }
         );
     }

@@ -68,6 +68,10 @@ pub fn claims(iss: &str) -> serde_json::Value {
     })
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "call sites pass json! literals"
+)]
 pub fn sign(header: serde_json::Value, claims: &serde_json::Value, key: &EncodingKey) -> String {
     let alg: Algorithm = serde_json::from_value(header["alg"].clone()).unwrap();
     sign_raw(&header.to_string(), &claims.to_string(), key, alg)
@@ -75,7 +79,11 @@ pub fn sign(header: serde_json::Value, claims: &serde_json::Value, key: &Encodin
 
 /// A token from issuer A signed with its RSA key (kid `rsa-1`, RS256).
 pub fn token_a(claims: &serde_json::Value) -> String {
-    sign(serde_json::json!({"alg":"RS256","kid":"rsa-1","typ":"JWT"}), claims, &rsa_private())
+    sign(
+        serde_json::json!({"alg":"RS256","kid":"rsa-1","typ":"JWT"}),
+        claims,
+        &rsa_private(),
+    )
 }
 
 /// The response of the stack, read whole.
@@ -150,7 +158,10 @@ where
         status: parts.status.as_u16(),
         headers: parts.headers,
         body,
-        rejection: parts.extensions.get::<guardrails_core::Rejection>().copied(),
+        rejection: parts
+            .extensions
+            .get::<guardrails_core::Rejection>()
+            .copied(),
     }
 }
 
