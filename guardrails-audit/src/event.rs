@@ -722,7 +722,7 @@ mod tests {
 
     #[test]
     fn time_is_rfc3339_utc_micros() {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_767_315_845_123_456_789)
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_767_315_845_123_456_789)
             .unwrap()
             .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
         assert_eq!(format_time(t), "2026-01-02T01:04:05.123456Z");

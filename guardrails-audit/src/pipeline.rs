@@ -685,7 +685,7 @@ impl<S: AuditSink> Writer<S> {
                 while events.len() < self.max_batch {
                     match self.rx.try_recv() {
                         Ok(msg) => {
-                            shutting_down |= self.take(msg, &mut events, &mut acks, &mut flushes)
+                            shutting_down |= self.take(msg, &mut events, &mut acks, &mut flushes);
                         }
                         Err(_) => break,
                     }

@@ -78,10 +78,10 @@ async fn kill_9_mid_stream_then_recover() {
 
     let mut present: HashSet<u64> = HashSet::new();
     for line in read_lines(&path) {
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["action"] == "load.write" {
-                present.insert(v["chain"]["seq"].as_u64().unwrap());
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["action"] == "load.write"
+        {
+            present.insert(v["chain"]["seq"].as_u64().unwrap());
         }
     }
     let missing: Vec<_> = acked.difference(&present).collect();

@@ -1,6 +1,6 @@
 //! axum glue: the [`RequestAudit`] extractor.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use guardrails_core::{Principal, Problem, ProblemType};
 use http::request::Parts;
 
@@ -65,5 +65,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestAudit {
             context.set_principal(principal);
         }
         Ok(Self(context))
+    }
+}
+
+/// `Option<RequestAudit>`: `None` when no audit layer is in front (for
+/// handlers that are also served unaudited, e.g. in tests); never fails.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestAudit {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let Some(context) = parts.extensions.get::<AuditContext>().cloned() else {
+            return Ok(None);
+        };
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            context.set_principal(principal);
+        }
+        Ok(Some(Self(context)))
     }
 }
