@@ -19,6 +19,13 @@ pub fn router(_store: Store) -> Router {
         .layer(guardrails_validate::ProblemJsonLayer::new())
 }
 
+/// [`router`] with the audit trail as the outermost layer, so that every
+/// request is recorded, the guards' rejections included (see
+/// [`crate::audit`]).
+pub fn audited_router(store: Store, auditor: guardrails_audit::Auditor) -> Router {
+    router(store).layer(crate::audit::layer(auditor))
+}
+
 /// The tenant-scoped invoice routes, without any guard.
 ///
 /// Every guard (authentication, tenant boundary, validation, audit) is

@@ -12,6 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use garde::Validate;
+use guardrails_audit::{Category, Outcome, RequestAudit};
 use guardrails_core::{Problem, ProblemType};
 use guardrails_validate::axum::Valid;
 use guardrails_validate::codes::custom_error;
@@ -207,10 +208,31 @@ pub async fn get(
 /// 404 when the invoice does not exist in this tenant.
 pub async fn delete(
     State(store): State<Store>,
+    audit: Option<RequestAudit>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    store
-        .delete(&tenant, &id)
+    let deleted = store.delete(&tenant, &id);
+    // The `invoice.delete` domain event. `app::audited_router` always puts the
+    // audit layer in front (strict on DELETE, so the event is durable before
+    // the answer); `None` only when tests serve `invoice_routes` bare.
+    if let Some(audit) = &audit {
+        let event = audit
+            .event("invoice.delete", Category::DataWrite)
+            .with_target("invoice", id.as_str())
+            .with_detail("tenant", tenant.as_str());
+        let event = if deleted.is_some() {
+            event.with_outcome(Outcome::Success)
+        } else {
+            event
+                .with_outcome(Outcome::Failure)
+                .with_reason("not_found")
+        };
+        audit
+            .record(event)
+            .await
+            .map_err(|error| error.to_problem(audit.mode()))?;
+    }
+    deleted
         .map(|_| StatusCode::NO_CONTENT)
         .ok_or_else(not_found)
 }

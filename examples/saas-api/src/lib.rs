@@ -8,6 +8,7 @@
 //! described in the workspace README.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod invoices;
 pub mod metrics;

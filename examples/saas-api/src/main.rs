@@ -39,6 +39,14 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> ExitCode {
     metrics::install();
+    // The audit trail opens before the server listens: no request unaudited.
+    let (auditor, audit_guard) = match saas_api::audit::start(&settings.audit) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the audit trail");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(settings.server.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -52,8 +60,12 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 
     let store = saas_api::invoices::Store::default();
-    match server::serve(listener, app::router(store)).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let served = server::serve(listener, app::audited_router(store, auditor)).await;
+    // In-flight requests are done: flush every accepted audit event.
+    let flushed = saas_api::audit::shutdown(audit_guard).await;
+    match served {
+        Ok(()) if flushed => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE

@@ -12,9 +12,13 @@ use tokio::net::TcpListener;
 ///
 /// When the listener fails.
 pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The peer address feeds the audit trail's `source.ip`.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("server stopped");
     Ok(())
 }
