@@ -1,45 +1,58 @@
 //! The router: every route of the API and the layers around it.
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::routing::get;
+use guardrails_auth::AuthLayer;
+use guardrails_auth::jwt::JwtVerifier;
 
+use crate::auth;
 use crate::invoices::{self, Store};
 
 /// Builds the application router.
 ///
-/// `GET /healthz` and `GET /metrics` are public.
-/// Only public routes are mounted until authentication protects the rest:
-/// the invoice routes ([`invoice_routes`]) are never served unauthenticated.
-pub fn router(_store: Store) -> Router {
+/// `GET /healthz` and `GET /metrics` are public. Everything else, unknown
+/// paths included, is behind `auth` (deny by default, see
+/// [`crate::auth::layer`]); the invoice routes add their per-route
+/// requirements ([`invoice_routes`]).
+pub fn router(store: Store, auth: AuthLayer<JwtVerifier>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
+        .merge(invoice_routes(store))
         // Every plain-text 4xx of axum (404, 405, extractor rejections)
         // answers problem+json, like the guardrails do.
         .layer(guardrails_validate::ProblemJsonLayer::new())
+        // Authentication: outside the routes, inside the audit layer.
+        .layer(auth)
 }
 
 /// [`router`] with the audit trail as the outermost layer, so that every
 /// request is recorded, the guards' rejections included (see
 /// [`crate::audit`]).
-pub fn audited_router(store: Store, auditor: guardrails_audit::Auditor) -> Router {
-    router(store).layer(crate::audit::layer(auditor))
+pub fn audited_router(
+    store: Store,
+    auditor: guardrails_audit::Auditor,
+    auth: AuthLayer<JwtVerifier>,
+) -> Router {
+    router(store, auth).layer(crate::audit::layer(auditor))
 }
 
-/// The tenant-scoped invoice routes, without any guard.
+/// The tenant-scoped invoice routes with their per-route requirements
+/// ([`auth::read`], [`auth::write`], [`auth::admin`]: scope or role, and the
+/// tenant boundary), but without authentication.
 ///
-/// Every guard (authentication, tenant boundary, validation, audit) is
-/// applied by [`router`]; this function exists so tests can reach the
-/// handlers with a `Principal` of their own.
+/// [`router`] puts authentication and audit around them; this function
+/// exists so tests can reach the handlers with a `Principal` of their own.
 pub fn invoice_routes(store: Store) -> Router {
     Router::new()
         .route(
             "/v1/tenants/{tenant}/invoices",
-            get(invoices::list).post(invoices::create),
+            get(invoices::list.layer(auth::read())).post(invoices::create.layer(auth::write())),
         )
         .route(
             "/v1/tenants/{tenant}/invoices/{id}",
-            get(invoices::get).delete(invoices::delete),
+            get(invoices::get.layer(auth::read())).delete(invoices::delete.layer(auth::admin())),
         )
         // Limits for the validated bodies (`Valid<Json<_>>` reads them).
         .layer(axum::Extension(invoices::body_limits()))
@@ -61,7 +74,7 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_answers_ok() {
-        let response = router(Store::default())
+        let response = router(Store::default(), auth::development_layer().unwrap())
             .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -70,16 +83,105 @@ mod tests {
         assert_eq!(&body[..], b"ok");
     }
 
-    #[tokio::test]
-    async fn invoice_routes_are_not_served_without_authentication() {
-        let response = router(Store::default())
-            .oneshot(
-                Request::get("/v1/tenants/acme/invoices")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+    fn token(tenant: &str, scope: &str, roles: &[&str]) -> String {
+        auth::development_token(&auth::TokenArgs {
+            sub: "alice".into(),
+            tenant: tenant.into(),
+            scope: scope.into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ttl: 600,
+        })
+        .unwrap()
+    }
+
+    async fn status(method: &str, uri: &str, token: Option<&str>) -> (u16, Option<String>) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        let response = router(Store::default(), auth::development_layer().unwrap())
+            .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_ne!(response.status(), 200);
+        let problem_type = response
+            .headers()
+            .get("content-type")
+            .filter(|v| *v == "application/problem+json")
+            .map(|_| ());
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let problem = problem_type.and_then(|()| {
+            serde_json::from_slice::<serde_json::Value>(&body).ok()?["type"]
+                .as_str()
+                .map(str::to_owned)
+        });
+        (status, problem)
+    }
+
+    #[tokio::test]
+    async fn invoice_routes_enforce_the_contract() {
+        let read = token("acme", "invoices:read", &[]);
+        let write = token("acme", "invoices:write", &[]);
+        let admin = token("acme", "", &["admin"]);
+        let t = |s: &str| Some(format!("tag:guardrails.rs,2026:problem/{s}"));
+        let rows = [
+            (
+                "GET",
+                "/v1/tenants/acme/invoices",
+                None,
+                401,
+                t("authentication-required"),
+            ),
+            ("GET", "/nowhere", None, 401, t("authentication-required")),
+            ("GET", "/v1/tenants/acme/invoices", Some(&read), 200, None),
+            (
+                "GET",
+                "/v1/tenants/globex/invoices",
+                Some(&read),
+                403,
+                t("forbidden-tenant"),
+            ),
+            (
+                "GET",
+                "/v1/tenants/acme/invoices",
+                Some(&write),
+                403,
+                t("insufficient-scope"),
+            ),
+            (
+                "GET",
+                "/v1/tenants/acme/invoices/0193c3a0-7c1e-7b2a-9d3e-5f6a7b8c9d0e",
+                Some(&read),
+                404,
+                t("not-found"),
+            ),
+            (
+                "POST",
+                "/v1/tenants/acme/invoices",
+                Some(&read),
+                403,
+                t("insufficient-scope"),
+            ),
+            (
+                "DELETE",
+                "/v1/tenants/acme/invoices/0193c3a0-7c1e-7b2a-9d3e-5f6a7b8c9d0e",
+                Some(&read),
+                403,
+                t("forbidden"),
+            ),
+            (
+                "DELETE",
+                "/v1/tenants/globex/invoices/0193c3a0-7c1e-7b2a-9d3e-5f6a7b8c9d0e",
+                Some(&admin),
+                403,
+                t("forbidden-tenant"),
+            ),
+            ("GET", "/nowhere", Some(&read), 404, t("not-found")),
+            ("GET", "/healthz", None, 200, None),
+        ];
+        for (method, uri, token, want_status, want_type) in rows {
+            let got = status(method, uri, token.map(String::as_str)).await;
+            assert_eq!(got, (want_status, want_type), "{method} {uri}");
+        }
     }
 }

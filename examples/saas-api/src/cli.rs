@@ -24,4 +24,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a development token signed with the development HS256 secret
+    /// (development environment only), e.g.
+    /// `saas-api token --sub alice --tenant acme --scope "invoices:read invoices:write" --role admin`.
+    Token(crate::auth::TokenArgs),
 }

@@ -34,6 +34,16 @@ async fn main() -> ExitCode {
             settings::print_config(&explain, &warnings, json);
             ExitCode::SUCCESS
         }
+        Some(Command::Token(args)) => match saas_api::auth::issue_token(&settings, &args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("saas-api token: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -44,6 +54,15 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(%error, "cannot start the audit trail");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Token verification is set up before listening: a bad issuer or key
+    // setting stops the start-up. With a JWKS URL, keys are fetched now.
+    let auth = match saas_api::auth::layer(&settings) {
+        Ok(auth) => auth,
+        Err(error) => {
+            tracing::error!(%error, "cannot set up authentication");
             return ExitCode::FAILURE;
         }
     };
@@ -60,7 +79,7 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 
     let store = saas_api::invoices::Store::default();
-    let served = server::serve(listener, app::audited_router(store, auditor)).await;
+    let served = server::serve(listener, app::audited_router(store, auditor, auth)).await;
     // In-flight requests are done: flush every accepted audit event.
     let flushed = saas_api::audit::shutdown(audit_guard).await;
     match served {

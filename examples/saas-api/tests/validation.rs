@@ -216,10 +216,28 @@ async fn malformed_and_oversized_bodies() {
 
 #[tokio::test]
 async fn the_apps_own_4xx_are_problems() {
-    let router = app::router(Store::default());
+    // Unknown paths are behind authentication too (deny by default): the
+    // 404 is for an authenticated client.
+    let router = app::router(
+        Store::default(),
+        saas_api::auth::development_layer().unwrap(),
+    );
+    let token = saas_api::auth::development_token(&saas_api::auth::TokenArgs {
+        sub: "user-1".into(),
+        tenant: "acme".into(),
+        scope: String::new(),
+        roles: Vec::new(),
+        ttl: 60,
+    })
+    .unwrap();
     let response = router
         .clone()
-        .oneshot(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/nowhere")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
