@@ -23,6 +23,9 @@ pub fn router(store: Store, auth: AuthLayer<JwtVerifier>) -> Router {
         // Every plain-text 4xx of axum (404, 405, extractor rejections)
         // answers problem+json, like the guardrails do.
         .layer(guardrails_validate::ProblemJsonLayer::new())
+        // Copies the verified principal into the request's audit context, so
+        // the audit record names the actor (also of the requirements' 403s).
+        .layer(guardrails_audit::CapturePrincipalLayer)
         // Authentication: outside the routes, inside the audit layer.
         .layer(auth)
 }

@@ -116,3 +116,121 @@ fn an_unusable_audit_path_fails_before_listening() {
     assert!(text.contains("audit"), "{text}");
     assert!(!text.contains("listening on"), "{text}");
 }
+
+fn token(args: &[&str]) -> String {
+    let out = common::command()
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run saas-api token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn authorized(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&str>,
+) -> http::Request<Full<Bytes>> {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"));
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn actors_denials_and_the_invoice_delete_domain_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut cmd = common::command();
+    cmd.env("SAAS_AUDIT__PATH", &path);
+    let mut app = common::start(cmd);
+    let writer = token(&[
+        "--sub",
+        "wendy",
+        "--tenant",
+        "acme",
+        "--scope",
+        "invoices:read invoices:write",
+    ]);
+    let admin = token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
+
+    let invoice = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats","quantity":3,"unit_price_cents":1500}]}"#;
+    let created = common::send(authorized(
+        "POST",
+        &app.url("/v1/tenants/acme/invoices"),
+        &writer,
+        Some(invoice),
+    ))
+    .await;
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let url = app.url(&format!("/v1/tenants/acme/invoices/{id}"));
+    // Not an admin: denied by the route's requirement.
+    let denied = common::send(authorized("DELETE", &url, &writer, None)).await;
+    assert_eq!(denied.status, 403);
+    let deleted = common::send(authorized("DELETE", &url, &admin, None)).await;
+    assert_eq!(deleted.status, 204);
+
+    assert!(app.terminate(Duration::from_secs(15)).success());
+    let mut checkpoints = path.as_os_str().to_owned();
+    checkpoints.push(".checkpoints");
+    let report = verify(
+        &path,
+        &VerifyOptions::new().checkpoints(std::path::PathBuf::from(checkpoints)),
+    )
+    .unwrap();
+    assert!(report.cleanly_stopped);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains(&admin) && !text.contains(&writer),
+        "tokens are never recorded"
+    );
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |f: &dyn Fn(&Value) -> bool| {
+        records
+            .iter()
+            .find(|r| f(r))
+            .cloned()
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+    let create = find(&|r| r["request"]["method"] == "POST" && r["stage"] == "completed");
+    assert_eq!(create["actor"]["subject"], "wendy");
+    assert_eq!(create["outcome"], "success");
+    assert_eq!(create["request"]["route"], "/v1/tenants/{tenant}/invoices");
+    let denial = find(&|r| r["request"]["status"] == 403);
+    assert_eq!(denial["category"], "authz");
+    assert_eq!(denial["outcome"], "denied");
+    assert_eq!(denial["actor"]["subject"], "wendy");
+    assert!(denial["reason"].is_string());
+    let domain = find(&|r| r["action"] == "invoice.delete");
+    assert_eq!(domain["actor"]["subject"], "carol");
+    assert_eq!(domain["actor"]["tenant"], "acme");
+    assert_eq!(domain["target"]["id"], id.as_str());
+    assert_eq!(domain["outcome"], "success");
+    let completion = find(&|r| r["request"]["status"] == 204);
+    assert_eq!(completion["request"]["id"], domain["request"]["id"]);
+    assert_eq!(
+        completion["request"]["route"],
+        "/v1/tenants/{tenant}/invoices/{id}"
+    );
+    // Strict: attempt, then domain event, then completion.
+    let seq = |r: &Value| r["chain"]["seq"].as_u64().unwrap();
+    let attempt =
+        find(&|r| r["stage"] == "received" && r["request"]["id"] == domain["request"]["id"]);
+    assert!(seq(&attempt) < seq(&domain) && seq(&domain) < seq(&completion));
+}
