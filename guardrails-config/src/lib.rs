@@ -29,20 +29,38 @@
 //!
 //! # Variables
 //!
-//! {PREFIX}_SECTION__KEY variables are read as *strings*, always: unlike
-//! figment's `Env` provider, `007`, `true`, `"quoted"` or `[a` reach a
-//! `String` or `SecretString` field unchanged. Numeric and boolean fields
-//! still accept them (`"8080"` → `8080`, `"true"`/`"yes"`/`"1"` → `true`).
+//! Variables are read as *strings*, always: unlike figment's `Env`
+//! provider, `007`, `true`, `"quoted"` or `[a` reach a `String` or
+//! `SecretString` field unchanged. Numeric and boolean fields still accept
+//! them (`"8080"` → `8080`; `"true"`, `"yes"`, `"on"`, `"1"` → `true`), and
+//! [`de::string_list`] reads a comma-separated list.
 //!
-//! Which variables are *under the prefix* is defined precisely in the
-//! [`env` rules](crate#variables): `{PREFIX}_` followed by a `__`-nested
-//! path, or by a top-level scalar key a lower layer already sets, optionally
-//! ending in `_FILE`, plus `{PREFIX}_ENV`. Such a variable that matches no
-//! setting is a warning (an error with [`Loader::strict`]). Everything else
-//! that merely starts with the prefix — Kubernetes service variables like
-//! `SAAS_API_SERVICE_HOST` or `SAAS_PORT=tcp://10.0.0.1:80` — is ignored and
-//! never breaks start-up. `SAAS_SERVER_ADDR` (one underscore after a known
-//! section) is reported as a probable typo of `SAAS_SERVER__ADDR`.
+//! A variable is *under the prefix* when its name is `{PREFIX}_` followed by
+//!
+//! - a `__`-nested key path: `{PREFIX}_SERVER__ADDR` → `server.addr`,
+//!   `{PREFIX}_A__B__C_D` → `a.b.c_d` (single underscores stay in key names;
+//!   names are matched case-insensitively, keys are lower-case), or
+//! - the name of a top-level scalar key that a lower layer (a default or a
+//!   file) already sets, or a declared top-level secret:
+//!   `{PREFIX}_LOG_LEVEL` → `log_level`;
+//!
+//! either form may end in `_FILE`: `{PREFIX}_AUTH__HS256_SECRET_FILE` reads
+//! `auth.hs256_secret` from the named file (one trailing `\n` or `\r\n`
+//! trimmed; at most [`MAX_FILE_SIZE`] bytes) when the key without `_file` is
+//! a declared secret or already set by a lower layer, and the key with
+//! `_file` is not (so `{PREFIX}_TLS__CERT_FILE` still sets `tls.cert_file`
+//! when that key exists). If both `X` and `X_FILE` are set, the file wins
+//! and a warning says so. `{PREFIX}_ENV` chooses the environment.
+//!
+//! A variable under the prefix that matches no setting, or is malformed
+//! (`{PREFIX}__X`, `{PREFIX}_A___B`), is a warning, or an error with
+//! [`Loader::strict`]. Everything else that merely starts with the prefix is
+//! *not* under it and is ignored, so it never breaks start-up — notably
+//! Kubernetes service variables (`SAAS_API_SERVICE_HOST`,
+//! `SAAS_SERVICE_PORT_HTTP`, `SAAS_PORT_8080_TCP_ADDR`, and
+//! `SAAS_PORT=tcp://10.0.0.1:80` even when `port` is a key). One exception
+//! helps with typos: `{PREFIX}_SERVER_ADDR`, a known section followed by a
+//! single underscore, is reported as "did you mean `{PREFIX}_SERVER__ADDR`?".
 //!
 //! # Checks
 //!
