@@ -442,3 +442,89 @@ fn a_missing_required_value_is_named() {
     let finding = find(error.errors(), "auth");
     assert_eq!(finding.kind(), FindingKind::MissingValue);
 }
+
+#[test]
+fn the_config_dir_is_explicit_no_parent_search() {
+    let fx = Fixture::new();
+    let child = fx.dir.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    let error = Loader::new("APP")
+        .config_dir(&child)
+        .with_env_vars::<String, String>([])
+        .load::<Settings>()
+        .unwrap_err();
+    // the parent's default.toml (server, auth) was not read
+    assert!(error.keys().any(|k| k == "server"), "{error}");
+    let error = Loader::new("APP")
+        .config_dir(&child)
+        .default_file(Requirement::Required)
+        .with_env_vars::<String, String>([])
+        .load::<Settings>()
+        .unwrap_err();
+    assert_eq!(error.errors()[0].kind(), FindingKind::MissingFile);
+}
+
+#[derive(serde::Serialize)]
+struct Defaults {
+    server: DefaultServer,
+}
+
+#[derive(serde::Serialize)]
+struct DefaultServer {
+    addr: &'static str,
+    workers: u8,
+}
+
+#[test]
+fn typed_defaults_from_a_serializable_type() {
+    let fx = Fixture::empty();
+    let loaded = fx
+        .loader(&[("APP_AUTH__ISSUER", "x")])
+        .defaults(&Defaults {
+            server: DefaultServer {
+                addr: "127.0.0.1:9",
+                workers: 3,
+            },
+        })
+        .load::<Settings>()
+        .unwrap();
+    assert_eq!(loaded.config().server.workers, 3);
+    assert_eq!(
+        loaded.explain().get("server.addr").unwrap().source(),
+        Some(&Source::Default)
+    );
+    // defaults that are not a table are reported, not panicked on
+    let error = fx.loader(&[]).defaults(&5).load::<Settings>().unwrap_err();
+    assert_eq!(error.errors()[0].source(), Some(&Source::Default));
+}
+
+#[test]
+fn sources_display_names_the_file_or_variable() {
+    let cases = [
+        (Source::Default, "default"),
+        (
+            Source::File {
+                path: "config/default.toml".into(),
+                profile: None,
+            },
+            "file config/default.toml",
+        ),
+        (
+            Source::Env {
+                var: "APP_X__Y".into(),
+            },
+            "env APP_X__Y",
+        ),
+        (
+            Source::SecretFile {
+                var: "APP_X__Y_FILE".into(),
+                path: "/run/secrets/y".into(),
+            },
+            "file /run/secrets/y (via APP_X__Y_FILE)",
+        ),
+        (Source::Override, "override"),
+    ];
+    for (source, text) in cases {
+        assert_eq!(source.to_string(), text);
+    }
+}
