@@ -355,7 +355,7 @@ fn rows() -> Vec<Row> {
         bad(
             "aud of the wrong type",
             token_a(&with("aud", json!(42))),
-            "missing_claim",
+            "invalid_claim",
         ),
         bad(
             "wrong aud",
@@ -366,9 +366,34 @@ fn rows() -> Vec<Row> {
         bad(
             "exp of the wrong type",
             token_a(&with("exp", json!("tomorrow"))),
-            "missing_claim",
+            "invalid_claim",
         ),
         bad("missing sub", token_a(&without("sub")), "missing_claim"),
+        bad(
+            "aud array of the wrong items",
+            token_a(&with("aud", json!([AUDIENCE, 7]))),
+            "invalid_claim",
+        ),
+        bad(
+            "aud array without us",
+            token_a(&with("aud", json!(["a", "b"]))),
+            "wrong_audience",
+        ),
+        bad(
+            "empty aud array",
+            token_a(&with("aud", json!([]))),
+            "wrong_audience",
+        ),
+        bad(
+            "sub of the wrong type",
+            token_a(&with("sub", json!(1))),
+            "invalid_claim",
+        ),
+        bad(
+            "exp just beyond the leeway",
+            token_a(&with("exp", json!(now() - 31))),
+            "token_expired",
+        ),
         bad(
             "scope of the wrong type",
             token_a(&with("scope", json!(7))),

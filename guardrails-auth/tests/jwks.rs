@@ -277,3 +277,20 @@ async fn discovery_checks_the_issuer() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn no_keys_ever_fetched_is_503_not_401() {
+    // Nothing listens on this port: every fetch fails.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let issuer = issuer(&base, |c| c.timeout(Duration::from_millis(500)));
+    let verifier = JwtVerifier::builder().issuer(issuer).build().unwrap();
+    let reply = call(
+        AuthLayer::new(verifier),
+        with_token("/v1/tenants/acme/invoices", &token("k1", &rsa_private())),
+    )
+    .await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.rejection.unwrap().reason(), "keys_unavailable");
+}

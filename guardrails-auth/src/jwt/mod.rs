@@ -15,11 +15,19 @@
 //! 3. the issuer is chosen by `iss` (when there are several), the key by exact
 //!    `kid`, and the header `alg` must be allowed by the issuer and equal the
 //!    key's own `alg`, for a key of the right type (no RS256→HS256 confusion);
-//! 4. jsonwebtoken verifies the signature and `exp`, `nbf`, `iss`, `aud`, all
-//!    required (`set_required_spec_claims`) and all checked;
-//! 5. the claims are read with duplicate detection; `iat` in the future,
-//!    `sub` missing, or `scope`/`roles`/`tenant` of the wrong type reject the
-//!    token.
+//! 4. the signature is verified (jsonwebtoken's crypto provider), before any
+//!    claim is read;
+//! 5. the claims are read once, with duplicate detection, and validated
+//!    strictly: `exp`, `iss`, `aud` and `sub` required and of the right type,
+//!    `exp`/`nbf`/`iat` against the clock with the leeway, `iss` equal to the
+//!    issuer, `aud` naming one of its audiences; `scope`/`roles`/`tenant` of
+//!    the wrong type reject the token.
+//!
+//! Steps 4 and 5 deliberately do not go through `jsonwebtoken::decode`: it
+//! parses the header a second time and the claims twice, and its `Validation`
+//! only checks `iss`/`aud` that are configured and present. Here every rule
+//! is on, for every issuer, and the attack catalogue in `tests/attacks.rs`
+//! covers each one.
 //!
 //! # Example
 //!
@@ -63,9 +71,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use guardrails_core::{AuthMethod, Principal};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 
 pub use header::{MAX_HEADER_LEN, MAX_KID_LEN};
@@ -171,7 +180,6 @@ struct IssuerInner {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     keys: KeySource,
-    validations: Vec<(Algorithm, Validation)>,
     leeway: u64,
     typ: Option<String>,
     tenant_claim: String,
@@ -286,14 +294,6 @@ impl Issuer {
             #[cfg(feature = "jwks")]
             KeySource::Jwks(c) => c.epoch(),
         }
-    }
-
-    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
-        self.inner
-            .validations
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, v)| v)
     }
 }
 
@@ -416,20 +416,6 @@ impl IssuerBuilder {
             return Err(ConfigError::NoAlgorithms { issuer: self.iss });
         }
         let leeway = self.leeway.as_secs();
-        let validations = algorithms
-            .iter()
-            .map(|&alg| {
-                let mut v = Validation::new(alg);
-                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                v.set_issuer(&[&self.iss]);
-                v.set_audience(&self.audiences);
-                v.leeway = leeway;
-                v.validate_exp = true;
-                v.validate_nbf = true;
-                v.validate_aud = true;
-                (alg, v)
-            })
-            .collect();
         let keys = {
             #[cfg(feature = "jwks")]
             {
@@ -460,7 +446,6 @@ impl IssuerBuilder {
                 audiences: self.audiences,
                 algorithms,
                 keys,
-                validations,
                 leeway,
                 typ: self.typ,
                 tenant_claim: self.tenant_claim,
@@ -571,28 +556,6 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn map_jwt_error(kind: &ErrorKind) -> AuthError {
-    match kind {
-        ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidIssuer => AuthError::UntrustedIssuer,
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
-        ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidSubject => AuthError::InvalidClaim,
-        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmKeyMismatch,
-        ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
-            AuthError::AlgorithmNotAllowed
-        }
-        ErrorKind::Json(e) if e.to_string().starts_with(claims::DUPLICATE_CLAIM) => {
-            AuthError::DuplicateClaim
-        }
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) => AuthError::MalformedClaims,
-        ErrorKind::Base64(_) | ErrorKind::InvalidToken => AuthError::Malformed,
-        _ => AuthError::BadSignature,
-    }
-}
-
 fn typ_matches(expected: &str, got: &str) -> bool {
     let strip = |s: &str| -> String {
         let lower = s.to_ascii_lowercase();
@@ -680,19 +643,17 @@ impl JwtVerifier {
         }
     }
 
-    fn choose_issuer(&self, payload: &str) -> Result<&Issuer, AuthError> {
+    fn choose_issuer(&self, payload: &[u8]) -> Result<&Issuer, AuthError> {
         if let [only] = self.inner.issuers.as_slice() {
             return Ok(only);
         }
-        use base64::Engine as _;
         #[derive(serde::Deserialize)]
         struct Peek {
             iss: Option<serde_json::Value>,
         }
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| AuthError::Malformed)?;
-        let peek: Peek = serde_json::from_slice(&json).map_err(|e| {
+        // Unverified: only picks whose keys to try. The claims are read
+        // (with duplicate detection) after the signature verifies.
+        let peek: Peek = serde_json::from_slice(payload).map_err(|e| {
             if e.to_string().contains("duplicate field") {
                 AuthError::DuplicateClaim
             } else {
@@ -720,7 +681,10 @@ impl JwtVerifier {
     ) -> Result<(Principal, u64, Option<u64>), StepErr> {
         let segments = header::split(token)?;
         let head = header::parse(segments.header)?;
-        let issuer = self.choose_issuer(segments.payload)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(segments.payload)
+            .map_err(|_| AuthError::Malformed)?;
+        let issuer = self.choose_issuer(&payload)?;
         let inner = &*issuer.inner;
         if let Some(expected) = &inner.typ {
             match &head.typ {
@@ -742,16 +706,34 @@ impl JwtVerifier {
                 }
                 #[cfg(not(feature = "jwks"))]
                 let _ = allow_refetch;
+                // A JWKS issuer whose keys could never be fetched: the
+                // server cannot verify anything; 503, so clients retry.
+                #[cfg(feature = "jwks")]
+                if keys.is_empty() && matches!(inner.keys, KeySource::Jwks(_)) {
+                    return Err(AuthError::KeysUnavailable.into());
+                }
                 return Err(AuthError::UnknownKey.into());
             }
             Err(e) => return Err(e.into()),
         };
-        let validation = issuer
-            .validation(head.alg)
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-        let data = jsonwebtoken::decode::<claims::Claims>(token, key.decoding_key(), validation)
-            .map_err(|e| map_jwt_error(e.kind()))?;
-        let mut c = data.claims;
+        // The signature, with the key bound to the header's algorithm.
+        let verified = jsonwebtoken::crypto::verify(
+            segments.signature,
+            segments.message.as_bytes(),
+            key.decoding_key(),
+            head.alg,
+        )
+        .map_err(|_| AuthError::BadSignature)?;
+        if !verified {
+            return Err(AuthError::BadSignature.into());
+        }
+        let mut c: claims::Claims = serde_json::from_slice(&payload).map_err(|e| {
+            if e.to_string().starts_with(claims::DUPLICATE_CLAIM) {
+                AuthError::DuplicateClaim
+            } else {
+                AuthError::MalformedClaims
+            }
+        })?;
         build_principal(&mut c, inner, now).map_err(StepErr::Fail)
     }
 }
@@ -768,35 +750,78 @@ impl From<AuthError> for StepErr {
     }
 }
 
+/// The registered claims, strictly: `exp`, `iss`, `aud` and `sub` required
+/// and of the right type; `exp`, `nbf`, `iat` against the clock with the
+/// issuer's leeway; `iss` equal to the issuer; `aud` (a string or an array of
+/// strings) naming one of the issuer's audiences.
+fn validate(
+    c: &claims::Claims,
+    issuer: &IssuerInner,
+    now: u64,
+) -> Result<(u64, Option<u64>), AuthError> {
+    use claims::numeric_date;
+    let leeway = issuer.leeway;
+    let (Some(exp), Some(iss), Some(aud), Some(_)) = (&c.exp, &c.iss, &c.aud, &c.sub) else {
+        return Err(AuthError::MissingClaim);
+    };
+    let exp = numeric_date(exp).ok_or(AuthError::InvalidClaim)?;
+    if exp.saturating_add(leeway) < now {
+        return Err(AuthError::Expired);
+    }
+    let nbf = match &c.nbf {
+        Some(v) => {
+            let nbf = numeric_date(v).ok_or(AuthError::InvalidClaim)?;
+            if nbf > now.saturating_add(leeway) {
+                return Err(AuthError::NotYetValid);
+            }
+            Some(nbf)
+        }
+        None => None,
+    };
+    if let Some(iat) = &c.iat
+        && numeric_date(iat).ok_or(AuthError::InvalidClaim)? > now.saturating_add(leeway)
+    {
+        return Err(AuthError::IssuedInFuture);
+    }
+    match iss {
+        serde_json::Value::String(iss) if *iss == issuer.iss => {}
+        serde_json::Value::String(_) => return Err(AuthError::UntrustedIssuer),
+        _ => return Err(AuthError::InvalidClaim),
+    }
+    let for_us = |a: &str| issuer.audiences.iter().any(|ours| ours == a);
+    let aud_ok = match aud {
+        serde_json::Value::String(a) => for_us(a),
+        serde_json::Value::Array(items) => {
+            let mut any = false;
+            for item in items {
+                match item {
+                    serde_json::Value::String(a) => any |= for_us(a),
+                    _ => return Err(AuthError::InvalidClaim),
+                }
+            }
+            any
+        }
+        _ => return Err(AuthError::InvalidClaim),
+    };
+    if !aud_ok {
+        return Err(AuthError::WrongAudience);
+    }
+    Ok((exp, nbf))
+}
+
 fn build_principal(
     c: &mut claims::Claims,
     issuer: &IssuerInner,
     now: u64,
 ) -> Result<(Principal, u64, Option<u64>), AuthError> {
-    use claims::{numeric_date, string, strings};
-    // jsonwebtoken checked presence and values of exp/nbf/iss/aud; the types
-    // are re-checked here so nothing below trusts an unchecked shape.
-    let exp = c
-        .exp
-        .as_ref()
-        .and_then(numeric_date)
-        .ok_or(AuthError::InvalidClaim)?;
-    let nbf = match &c.nbf {
-        Some(v) => Some(numeric_date(v).ok_or(AuthError::InvalidClaim)?),
-        None => None,
-    };
-    if let Some(iat) = &c.iat {
-        let iat = numeric_date(iat).ok_or(AuthError::InvalidClaim)?;
-        if iat > now.saturating_add(issuer.leeway) {
-            return Err(AuthError::IssuedInFuture);
-        }
-    }
+    use claims::{string, strings};
+    let (exp, nbf) = validate(c, issuer, now)?;
     let sub = c
         .sub
         .as_ref()
         .and_then(string)
         .filter(|s| !s.is_empty())
-        .ok_or(AuthError::MissingClaim)?;
+        .ok_or(AuthError::InvalidClaim)?;
     let mut builder = Principal::builder(sub, AuthMethod::Jwt)
         .issuer(issuer.iss.as_str())
         .expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(exp));
