@@ -111,17 +111,12 @@ fn an_unknown_variable_is_an_error_in_production_only() {
 #[tokio::test]
 async fn a_good_production_configuration_starts() {
     let secret = TempSecret::new("hs256", &format!("{STRONG}\n"));
+    let audit = TempSecret::new("audit.jsonl", "");
     let mut cmd = common::command();
     cmd.env("SAAS_ENV", "production")
         .env("SAAS_AUTH__ISSUER", "https://idp.example.com/")
         .env("SAAS_AUTH__HS256_SECRET_FILE", secret.path())
-        .env(
-            "SAAS_AUDIT__PATH",
-            std::env::temp_dir()
-                .join(format!("saas-api-config-test-{}.jsonl", std::process::id()))
-                .to_str()
-                .unwrap(),
-        );
+        .env("SAAS_AUDIT__PATH", audit.path());
     let mut app = common::start(cmd);
     let reply = common::get(&app.url("/healthz")).await;
     assert_eq!(reply.status, 200);
