@@ -1,5 +1,9 @@
 //! `explain`: the effective configuration, redacted, with the source of
-//! every value.
+//! every value. See [`Explain`] for an example; [`Loaded::explain`] and
+//! [`ConfigError::explain`] hand one out.
+//!
+//! [`Loaded::explain`]: crate::Loaded::explain
+//! [`ConfigError::explain`]: crate::ConfigError::explain
 
 use std::fmt;
 

@@ -26,9 +26,17 @@ pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// its secret keys, and applies [hardening](crate::Hardening) checks to its
 /// own fields.
 ///
-/// Tip: `#[serde(deny_unknown_fields)]` on every struct gives the loader the
-/// list of valid keys, so an unknown key gets a precise "did you mean"
-/// suggestion; without it unknown keys are still reported.
+/// Tips:
+///
+/// - `#[serde(deny_unknown_fields)]` on every struct gives the loader the
+///   list of valid keys, so an unknown key gets a precise "did you mean"
+///   suggestion; without it unknown keys are still reported.
+/// - `#[serde(flatten)]` hides keys from unknown-key detection; avoid it.
+/// - Prefer typed defaults on the loader ([`Loader::default_value`]) to
+///   `#[serde(default)]`: a serde default has no source and does not appear
+///   in [`Explain`].
+/// - garde reports paths by field name: keep serde renames out of the
+///   settings types so both name the same key.
 pub trait Configuration: DeserializeOwned + garde::Validate {
     /// Dotted keys of the secret settings (`auth.hs256_secret`). They are
     /// redacted in `explain` and never echoed in errors, and
