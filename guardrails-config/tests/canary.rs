@@ -218,3 +218,20 @@ fn the_canary_never_appears_in_any_output() {
         );
     }
 }
+
+/// The trap this crate closes: figment on its own echoes the value in its
+/// error message (so the canary test above is meaningful).
+#[test]
+fn figment_alone_echoes_the_value() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Pin {
+        #[allow(dead_code, reason = "only deserialized")]
+        pin: u32,
+    }
+    let canary = canary();
+    let error = figment::Figment::from(("pin", canary.as_str()))
+        .extract::<Pin>()
+        .unwrap_err();
+    assert!(error.to_string().contains(&canary));
+    assert!(format!("{error:?}").contains(&canary));
+}
