@@ -113,7 +113,7 @@ fn config_of(extensions: &http::Extensions) -> Config {
 impl<S, T> FromRequest<S> for Valid<Json<T>>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Validate + 'static,
     T::Context: ValidationContext<S>,
 {
     type Rejection = ValidationRejection;

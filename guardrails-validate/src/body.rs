@@ -44,6 +44,9 @@ pin_project! {
         #[pin]
         deadline: Option<tokio::time::Sleep>,
         limit: usize,
+        // When the deadline falls; the timer itself is only armed when the
+        // body first has to wait, so buffered bodies never touch the timer.
+        due: Option<tokio::time::Instant>,
         timeout_ms: u128,
         first: Option<Bytes>,
         rest: Option<BytesMut>,
@@ -112,15 +115,14 @@ pub fn read_body<B: Body>(body: B, headers: &HeaderMap, config: &Config) -> Read
     if early.is_none() && body.size_hint().lower() > limit as u64 {
         early = Some(too_large(limit));
     }
-    let deadline = match config.read_timeout {
-        Some(timeout) if early.is_none() && tokio::runtime::Handle::try_current().is_ok() => {
-            Some(tokio::time::sleep(timeout))
-        }
+    let due = match config.read_timeout {
+        Some(timeout) if early.is_none() => tokio::time::Instant::now().checked_add(timeout),
         _ => None,
     };
     ReadBody {
         body,
-        deadline,
+        deadline: None,
+        due,
         limit,
         timeout_ms: config.read_timeout.map_or(0, |t| t.as_millis()),
         first: None,
@@ -146,6 +148,12 @@ impl<B: Body> Future for ReadBody<B> {
             let frame = match this.body.as_mut().poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
+                    if this.deadline.is_none()
+                        && let Some(due) = this.due.take()
+                        && tokio::runtime::Handle::try_current().is_ok()
+                    {
+                        this.deadline.set(Some(tokio::time::sleep_until(due)));
+                    }
                     if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
                         ready!(deadline.poll(cx));
                         *this.done = true;

@@ -119,7 +119,7 @@ impl I18n for Coded {
 ///     if ok { Ok(()) } else { Err(custom_error("date", "must be a date as YYYY-MM-DD")) }
 /// }
 ///
-/// #[derive(serde::Deserialize, Validate)]
+/// #[derive(Debug, serde::Deserialize, Validate)]
 /// struct Due {
 ///     #[garde(custom(iso_date))]
 ///     due_date: String,

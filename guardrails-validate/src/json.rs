@@ -58,8 +58,8 @@ use serde_json::Value;
 
 use crate::codes::{Coded, classify_data, split_garde};
 use crate::pointer::{document_order, pointer_at, push_index, push_token};
-use crate::scan::{ScanError, ScanErrorKind, prescan_str};
-use crate::schema::Schema;
+use crate::scan::{Members, ScanError, ScanErrorKind, prescan_with};
+use crate::schema::{Schema, tree_of};
 use crate::{Config, UnknownFields};
 
 /// How many times a document with type errors is patched and deserialized
@@ -123,7 +123,7 @@ pub fn from_request_bytes<T>(
     context: &T::Context,
 ) -> Result<T, Problem>
 where
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Validate + 'static,
 {
     check_json_content_type(content_type)?;
     from_slice(bytes, config, context)
@@ -139,13 +139,19 @@ where
 /// every violation of a well-formed one.
 pub fn from_slice<T>(bytes: &[u8], config: &Config, context: &T::Context) -> Result<T, Problem>
 where
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Validate + 'static,
 {
-    let text = prescan_str(bytes, config).map_err(|e| scan_problem(bytes, e, config))?;
     let strict = config.unknown_fields == UnknownFields::Deny;
+    // In strict mode the pre-scan checks every key against the fields serde
+    // declares for `T`; only when it cannot vouch for all of them does
+    // deserialization go through `serde_ignored`, which finds (and points
+    // at) each member serde would drop.
+    let tree = strict.then(tree_of::<T>);
+    let (text, members) =
+        prescan_with(bytes, config, tree.as_deref()).map_err(|e| scan_problem(bytes, e, config))?;
     let mut unknown = Unknown::default();
     let mut de = serde_json::Deserializer::from_str(text);
-    let result = if strict {
+    let result = if strict && members != Members::AllKnown {
         serde_ignored::deserialize(&mut de, |path| unknown.push(&path))
     } else {
         T::deserialize(&mut de)

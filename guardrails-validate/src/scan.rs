@@ -105,11 +105,15 @@ impl std::error::Error for ScanError {}
 const LINEAR_KEYS: usize = 16;
 
 struct Frame<'a> {
+    /// The schema node of this container, or [`NO_NODE`].
+    node: u32,
     is_object: bool,
     expect_key: bool,
     count: usize,
     keys_start: usize,
-    set: Option<HashSet<Cow<'a, [u8]>>>,
+    // Boxed: most objects never need it, and the frame stays small.
+    #[allow(clippy::box_collection)]
+    set: Option<Box<HashSet<Cow<'a, [u8]>>>>,
 }
 
 /// Scans `bytes` under `config`'s structural limits; see the
@@ -123,8 +127,103 @@ pub fn prescan(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
     prescan_str(bytes, config).map(|_| ())
 }
 
+/// Whether the members of the document are all declared by the target type,
+/// as far as its [`Tree`] tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Members {
+    /// Every key of every object is a field of its struct.
+    AllKnown,
+    /// Some key is not a field of its struct (it may still be accepted: an
+    /// alias the probe missed, another enum variant…).
+    Unknown,
+    /// Some object is where the tree has no struct (maps, `Value`, flatten,
+    /// untagged enums): its keys could not be checked.
+    Uncertain,
+}
+
+/// No schema node.
+pub(crate) const NO_NODE: u32 = u32::MAX;
+
+/// The struct shape of a type, as a tree walked by the pre-scan: node 0 is
+/// the root. Built once per type from the serde probe.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    /// Per node: the struct's field names (with aliases), if a struct.
+    fields: Vec<Option<&'static [&'static str]>>,
+    /// Per node: the node of each field's value.
+    children: Vec<Vec<u32>>,
+    /// Per node: the node of an array item.
+    items: Vec<u32>,
+}
+
+impl Tree {
+    /// Builds the tree from struct field lists keyed by path pattern
+    /// (`""`, `"/lines/*"`, …).
+    pub(crate) fn from_patterns(
+        structs: &std::collections::HashMap<String, &'static [&'static str]>,
+    ) -> Self {
+        let mut patterns: Vec<String> = vec![String::new()];
+        for pattern in structs.keys() {
+            let mut p = pattern.as_str();
+            while !p.is_empty() {
+                patterns.push(p.to_owned());
+                p = p.rfind('/').map_or("", |idx| &p[..idx]);
+            }
+        }
+        patterns.sort();
+        patterns.dedup();
+        let id = |p: &str| {
+            patterns
+                .binary_search_by(|x| x.as_str().cmp(p))
+                .map_or(NO_NODE, |i| u32::try_from(i).unwrap_or(NO_NODE))
+        };
+        let mut tree = Tree::default();
+        for pattern in &patterns {
+            let fields = structs.get(pattern).copied();
+            let children = fields
+                .unwrap_or_default()
+                .iter()
+                .map(|f| {
+                    let mut child = pattern.clone();
+                    crate::pointer::push_token(&mut child, f);
+                    id(&child)
+                })
+                .collect();
+            tree.fields.push(fields);
+            tree.children.push(children);
+            tree.items.push(id(&format!("{pattern}/*")));
+        }
+        tree
+    }
+
+    fn fields(&self, node: u32) -> Option<&'static [&'static str]> {
+        self.fields.get(node as usize).copied().flatten()
+    }
+
+    fn item(&self, node: u32) -> u32 {
+        self.items.get(node as usize).copied().unwrap_or(NO_NODE)
+    }
+
+    fn child(&self, node: u32, index: usize) -> u32 {
+        self.children
+            .get(node as usize)
+            .and_then(|c| c.get(index))
+            .copied()
+            .unwrap_or(NO_NODE)
+    }
+}
+
 /// [`prescan`], returning the document as the UTF-8 text it was checked to be.
 pub(crate) fn prescan_str<'a>(bytes: &'a [u8], config: &Config) -> Result<&'a str, ScanError> {
+    prescan_with(bytes, config, None).map(|(text, _)| text)
+}
+
+/// [`prescan_str`], also checking object keys against `tree`.
+pub(crate) fn prescan_with<'a>(
+    bytes: &'a [u8],
+    config: &Config,
+    tree: Option<&Tree>,
+) -> Result<(&'a str, Members), ScanError> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(ScanError {
             kind: ScanErrorKind::Bom,
@@ -135,14 +234,21 @@ pub(crate) fn prescan_str<'a>(bytes: &'a [u8], config: &Config) -> Result<&'a st
         kind: ScanErrorKind::InvalidUtf8,
         offset: e.valid_up_to(),
     })?;
-    structure(bytes, config)?;
-    Ok(text)
+    let members = structure(bytes, config, tree)?;
+    Ok((text, members))
 }
 
-fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
+fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Members, ScanError> {
     let err = |kind, offset| Err(ScanError { kind, offset });
-    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(config.max_depth.min(64) + 1);
-    let mut keys: Vec<Cow<'_, [u8]>> = Vec::new();
+    let mut members = if tree.is_some() {
+        Members::AllKnown
+    } else {
+        Members::Uncertain
+    };
+    // The node of the value after the last key read.
+    let mut pending = NO_NODE;
+    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(8);
+    let mut keys: Vec<Cow<'_, [u8]>> = Vec::with_capacity(16);
     let len = bytes.len();
     let mut i = 0;
     while i < len {
@@ -152,7 +258,7 @@ fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
             b'"' => {
                 let start = i;
                 let Some(s) = scan_string(bytes, i + 1, config.allow_nul)? else {
-                    return Ok(()); // unterminated: the parser reports it
+                    return Ok(members); // unterminated: the parser reports it
                 };
                 if s.end - (i + 1) > config.max_string_bytes {
                     return err(ScanErrorKind::StringTooLong, start);
@@ -170,6 +276,19 @@ fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
                         } else {
                             Cow::Borrowed(raw)
                         };
+                        pending = NO_NODE;
+                        if let Some(tree) = tree
+                            && let Some(fields) = tree.fields(frame.node)
+                        {
+                            match fields.iter().position(|f| f.as_bytes() == &*key) {
+                                Some(index) => pending = tree.child(frame.node, index),
+                                None => {
+                                    if members == Members::AllKnown {
+                                        members = Members::Unknown;
+                                    }
+                                }
+                            }
+                        }
                         if !insert_key(frame, &mut keys, key) {
                             return err(ScanErrorKind::DuplicateKey, start);
                         }
@@ -198,7 +317,20 @@ fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
                     }
                 }
                 let is_object = c == b'{';
+                let node = match (tree, stack.last()) {
+                    (None, _) => NO_NODE,
+                    (Some(_), None) => 0,
+                    (Some(_), Some(parent)) if parent.is_object => pending,
+                    (Some(tree), Some(parent)) => tree.item(parent.node),
+                };
+                if is_object
+                    && members == Members::AllKnown
+                    && tree.is_some_and(|t| t.fields(node).is_none())
+                {
+                    members = Members::Uncertain;
+                }
                 stack.push(Frame {
+                    node,
                     is_object,
                     expect_key: is_object,
                     count: 0,
@@ -209,7 +341,7 @@ fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
             }
             b'}' | b']' => {
                 let Some(frame) = stack.pop() else {
-                    return Ok(());
+                    return Ok(members);
                 };
                 keys.truncate(frame.keys_start);
                 i += 1;
@@ -253,10 +385,10 @@ fn structure(bytes: &[u8], config: &Config) -> Result<(), ScanError> {
                 }
             }
             // Anything else is a syntax error: the parser reports it.
-            _ => return Ok(()),
+            _ => return Ok(members),
         }
     }
-    Ok(())
+    Ok(members)
 }
 
 struct StringEnd {
@@ -272,10 +404,34 @@ fn scan_string(bytes: &[u8], from: usize, allow_nul: bool) -> Result<Option<Stri
     let mut j = from;
     let mut escaped = false;
     loop {
-        let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[j..]) else {
-            return Ok(None);
-        };
-        j += k;
+        // Most strings (keys, short values) end within a few words: eight
+        // bytes at a time (SWAR) beats the setup of a vectorized search
+        // there; longer strings go to `memchr2`.
+        let short_end = (j + 64).min(bytes.len());
+        let mut found = false;
+        while j + 8 <= short_end {
+            let Ok(word) = <[u8; 8]>::try_from(&bytes[j..j + 8]) else {
+                break;
+            };
+            let mask = special_bytes(u64::from_le_bytes(word));
+            if mask != 0 {
+                j += (mask.trailing_zeros() / 8) as usize;
+                found = true;
+                break;
+            }
+            j += 8;
+        }
+        if !found {
+            while j < short_end && bytes[j] != b'"' && bytes[j] != b'\\' {
+                j += 1;
+            }
+            if j == short_end {
+                let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[j..]) else {
+                    return Ok(None);
+                };
+                j += k;
+            }
+        }
         if bytes[j] == b'"' {
             return Ok(Some(StringEnd { end: j, escaped }));
         }
@@ -319,6 +475,17 @@ fn scan_string(bytes: &[u8], from: usize, allow_nul: bool) -> Result<Option<Stri
             None => return Ok(None),
         }
     }
+}
+
+/// A mask whose lowest set bit is the high bit of the first `"` or `\\`
+/// byte in `word` (little-endian), or 0 when there is none.
+#[inline]
+fn special_bytes(word: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (LO * u64::from(b'"'));
+    let backslash = word ^ (LO * u64::from(b'\\'));
+    ((quote.wrapping_sub(LO) & !quote) | (backslash.wrapping_sub(LO) & !backslash)) & HI
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
@@ -398,7 +565,7 @@ fn insert_key<'a>(
     if current.len() >= LINEAR_KEYS {
         let mut set: HashSet<Cow<'a, [u8]>> = keys.drain(frame.keys_start..).collect();
         set.insert(key);
-        frame.set = Some(set);
+        frame.set = Some(Box::new(set));
     } else {
         keys.push(key);
     }
@@ -460,6 +627,23 @@ mod tests {
             Some(ScanErrorKind::TooManyMembers)
         );
         assert_eq!(check(b"[1234]"), Some(ScanErrorKind::NumberTooLong));
+    }
+
+    #[test]
+    fn string_ends_are_found_at_every_offset() {
+        for n in 0..150 {
+            for tail in ["", "\\\"x", "\\u00e9", "é"] {
+                let doc = format!("[\"{}{tail}\",\"{}\"]", "a".repeat(n), "b".repeat(n % 7));
+                assert!(prescan(doc.as_bytes(), &Config::default()).is_ok(), "{doc}");
+                let dup = format!(
+                    "{{\"{}{tail}\":1,\"{}{tail}\":2}}",
+                    "k".repeat(n),
+                    "k".repeat(n)
+                );
+                let err = prescan(dup.as_bytes(), &Config::default()).unwrap_err();
+                assert_eq!(err.kind(), ScanErrorKind::DuplicateKey, "{dup}");
+            }
+        }
     }
 
     #[test]

@@ -13,8 +13,13 @@
 //!
 //! The probe only runs when garde reports a violation, never on success.
 
+use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
+
+use crate::scan::Tree;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 
@@ -22,6 +27,26 @@ use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 #[derive(Debug, Default)]
 pub(crate) struct Schema {
     structs: HashMap<String, &'static [&'static str]>,
+}
+
+/// The pre-scan [`Tree`] of `T`, probed once per type and thread.
+pub(crate) fn tree_of<T: de::DeserializeOwned + 'static>() -> Rc<Tree> {
+    thread_local! {
+        static TREES: RefCell<HashMap<TypeId, Rc<Tree>>> = RefCell::new(HashMap::new());
+    }
+    let id = TypeId::of::<T>();
+    if let Some(tree) =
+        TREES.with(|trees| trees.try_borrow().ok().and_then(|t| t.get(&id).cloned()))
+    {
+        return tree;
+    }
+    let tree = Rc::new(Tree::from_patterns(&Schema::of::<T>().structs));
+    TREES.with(|trees| {
+        if let Ok(mut trees) = trees.try_borrow_mut() {
+            trees.insert(id, Rc::clone(&tree));
+        }
+    });
+    tree
 }
 
 impl Schema {

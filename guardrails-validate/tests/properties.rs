@@ -149,6 +149,22 @@ proptest! {
     }
 
     #[test]
+    fn unknown_members_are_found_exactly_as_serde_ignored_finds_them(doc in order_like()) {
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let mut reference = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let parsed: Result<Order, _> = serde_ignored::deserialize(&mut de, |path| reference.push(path.to_string()));
+        let result = json::from_slice::<Order>(&bytes, &Config::default(), &());
+        if parsed.is_ok() {
+            let found = match &result {
+                Ok(_) => 0,
+                Err(problem) => problem.violations().iter().filter(|v| v.code == "unknown_field").count(),
+            };
+            prop_assert_eq!(found, reference.len(), "{} {:?}", doc, reference);
+        }
+    }
+
+    #[test]
     fn pointers_resolve_in_any_document(doc in value()) {
         let bytes = serde_json::to_vec(&doc).unwrap();
         let result = json::from_slice::<Order>(&bytes, &Config::default(), &());

@@ -1,0 +1,172 @@
+//! guardrails-validate against its raw baseline, in the same run:
+//!
+//! - `core/*`: the saas-api invoice body (~300 bytes) through
+//!   `json::from_slice` (pre-scan, serde_ignored, garde with coded messages)
+//!   against plain `serde_json::from_slice` + `garde::Validate::validate`;
+//! - `prescan/*`: the structural pre-scan alone, in bytes per second, on a
+//!   ~1 MiB document of invoices and on a ~1 MiB string-heavy document;
+//! - `layer/*`: one request through `ValidateJsonLayer` (body read under
+//!   limits, validation, extensions) against a raw tower service that
+//!   collects the body and runs serde_json + garde itself.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use garde::Validate;
+use guardrails_validate::{Config, ValidateJsonLayer, Validated, json, scan};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde::Deserialize;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// The saas-api `NewInvoice` rules.
+#[derive(Debug, Deserialize, Validate)]
+#[allow(dead_code)]
+struct NewInvoice {
+    #[garde(email)]
+    customer_email: String,
+    #[garde(pattern(r"^[A-Z]{3}$"))]
+    currency: String,
+    #[garde(length(min = 10, max = 10))]
+    due_date: String,
+    #[garde(length(min = 1, max = 100), dive)]
+    lines: Vec<Line>,
+    #[serde(default)]
+    #[garde(inner(length(chars, max = 1000)))]
+    memo: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[allow(dead_code)]
+struct Line {
+    #[garde(length(chars, min = 1, max = 200))]
+    description: String,
+    #[garde(range(min = 1, max = 10_000))]
+    quantity: u32,
+    #[garde(range(max = 100_000_000))]
+    unit_price_cents: u64,
+}
+
+const INVOICE: &str = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats, annual plan","quantity":3,"unit_price_cents":1500},{"description":"Premium support","quantity":1,"unit_price_cents":9900},{"description":"Onboarding","quantity":2,"unit_price_cents":25000}],"memo":"Thank you for your business."}"#;
+
+fn core(c: &mut Criterion) {
+    let bytes = INVOICE.as_bytes();
+    let config = Config::default();
+    let mut group = c.benchmark_group("core");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("raw_serde_json_garde", |b| {
+        b.iter(|| {
+            let value: NewInvoice = serde_json::from_slice(black_box(bytes)).unwrap();
+            value.validate().unwrap();
+            value
+        });
+    });
+    group.bench_function("guardrails_validate", |b| {
+        b.iter(|| json::from_slice::<NewInvoice>(black_box(bytes), &config, &()).unwrap());
+    });
+    let lenient = Config::default().unknown_fields(guardrails_validate::UnknownFields::Ignore);
+    group.bench_function("guardrails_validate_lenient", |b| {
+        b.iter(|| json::from_slice::<NewInvoice>(black_box(bytes), &lenient, &()).unwrap());
+    });
+    group.bench_function("prescan_only", |b| {
+        b.iter(|| scan::prescan(black_box(bytes), &config).unwrap());
+    });
+    group.finish();
+}
+
+fn prescan(c: &mut Criterion) {
+    let mut invoices = String::from("[");
+    while invoices.len() < 1024 * 1024 - INVOICE.len() {
+        invoices.push_str(INVOICE);
+        invoices.push(',');
+    }
+    invoices.push_str(INVOICE);
+    invoices.push(']');
+    let mut strings = String::from("[");
+    let long = "lorem ipsum dolor sit amet, consectetur adipiscing elit ".repeat(40);
+    while strings.len() < 1024 * 1024 {
+        strings.push('"');
+        strings.push_str(&long);
+        strings.push_str("\",");
+    }
+    strings.push_str("\"\"]");
+    let config = Config::default()
+        .max_array_len(1_000_000)
+        .max_body_bytes(8 * 1024 * 1024);
+    let mut group = c.benchmark_group("prescan");
+    for (name, doc) in [("invoices_1MiB", &invoices), ("strings_1MiB", &strings)] {
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| scan::prescan(black_box(doc.as_bytes()), &config).unwrap());
+        });
+        group.bench_function(format!("{name}_serde_json_ignored_any"), |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(doc.as_bytes())).unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn layer(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = || {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::CREATED;
+        response
+    };
+    let mut guarded = ServiceBuilder::new()
+        .layer(ValidateJsonLayer::<NewInvoice>::new())
+        .service_fn(move |request: Request<Full<Bytes>>| async move {
+            let invoice = request.extensions().get::<Validated<NewInvoice>>().unwrap();
+            black_box(invoice.lines.len());
+            Ok::<_, Infallible>(created())
+        });
+    let mut raw = tower::service_fn(move |request: Request<Full<Bytes>>| async move {
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        let invoice: NewInvoice = match serde_json::from_slice(&bytes) {
+            Ok(invoice) => invoice,
+            Err(_) => return Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))),
+        };
+        if invoice.validate().is_err() {
+            return Ok(Response::new(Full::new(Bytes::new())));
+        }
+        black_box(invoice.lines.len());
+        Ok(created())
+    });
+    let request = || {
+        Request::post("/v1/tenants/acme/invoices")
+            .header("content-type", "application/json")
+            .header("content-length", INVOICE.len())
+            .body(Full::new(Bytes::from_static(INVOICE.as_bytes())))
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("layer");
+    group.bench_function("raw_service", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let service = raw.ready().await.unwrap();
+                let response = service.call(request()).await.unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+            });
+        });
+    });
+    group.bench_function("validate_json_layer", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let service = guarded.ready().await.unwrap();
+                let response = service.call(request()).await.unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, core, prescan, layer);
+criterion_main!(benches);
