@@ -83,7 +83,7 @@
 
 pub mod body;
 pub mod codes;
-mod config;
+pub mod config;
 pub mod json;
 pub mod layer;
 mod pointer;

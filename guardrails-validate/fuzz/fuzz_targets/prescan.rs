@@ -8,7 +8,10 @@ use guardrails_validate::scan::prescan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let config = Config::default().max_depth(8).max_array_len(16).max_string_bytes(64);
+    let config = Config::default()
+        .max_depth(8)
+        .max_array_len(16)
+        .max_string_bytes(64);
     if let Err(error) = prescan(data, &config) {
         assert!(error.offset() <= data.len());
     }
