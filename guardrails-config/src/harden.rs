@@ -56,7 +56,7 @@ use crate::env::var_name;
 use crate::{Environment, Finding, FindingKind, Rule, Severity, Source};
 
 /// How strict a secret check is. Defaults: at least 16 bytes and an
-/// estimated 64 bits of entropy, not required, warn unless read from a file.
+/// estimated 48 bits of entropy, not required, warn unless read from a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SecretPolicy {
     required: bool,
@@ -72,23 +72,25 @@ impl Default for SecretPolicy {
 }
 
 impl SecretPolicy {
-    /// At least 16 bytes, an estimated 64 bits of entropy, preferably from a file.
+    /// At least 16 bytes, an estimated 48 bits of entropy, preferably from a file.
     pub fn new() -> Self {
         Self {
             required: false,
             min_len: 16,
-            min_entropy_bits: 64.0,
+            min_entropy_bits: 48.0,
             prefer_file: true,
         }
     }
 
     /// For HMAC keys (HS256 secrets, audit chain keys): at least 32 bytes
     /// (RFC 7518 §3.2: the key must be at least as long as the hash output)
-    /// and an estimated 128 bits of entropy.
+    /// and an estimated 96 bits of entropy — the estimate is conservative:
+    /// 16 random bytes hex-encoded (32 characters) score about 120, a
+    /// repeated word far less.
     pub fn hmac_key() -> Self {
         Self {
             min_len: 32,
-            min_entropy_bits: 128.0,
+            min_entropy_bits: 96.0,
             ..Self::new()
         }
     }
@@ -429,6 +431,16 @@ mod tests {
         assert_eq!(url_parts("https:///path"), None);
         assert!(is_loopback("127.0.0.2") && is_loopback("LOCALHOST") && is_loopback("a.localhost"));
         assert!(!is_loopback("localhost.example.com") && !is_loopback("10.0.0.1"));
+    }
+
+    #[test]
+    fn policies_accept_random_values_and_reject_repetitive_ones() {
+        let hmac = SecretPolicy::hmac_key().min_entropy_bits;
+        assert!(estimate_entropy_bits("3f9a0c7e5b21d84c6e0f1a9b2c7d3e85") >= hmac);
+        assert!(estimate_entropy_bits("passwordpasswordpasswordpassword") < hmac);
+        let plain = SecretPolicy::new().min_entropy_bits;
+        assert!(estimate_entropy_bits("Kp4vN8xQ2mWz7Ld9") >= plain);
+        assert!(estimate_entropy_bits("aaaabbbbccccdddd") < plain);
     }
 
     #[test]
