@@ -523,6 +523,148 @@ impl AuditEvent {
     }
 }
 
+/// Writes the `"chain":{...}` member of a record.
+pub(crate) type ChainWriter<'a> = dyn FnMut(&mut Vec<u8>) + 'a;
+
+impl AuditEvent {
+    /// Appends the RFC 8785 canonical form of [`AuditEvent::to_json`] to
+    /// `out` without building a JSON tree; `chain`, when given, writes the
+    /// `"chain":{...}` member at its sorted position.
+    pub(crate) fn write_canonical(
+        &self,
+        out: &mut Vec<u8>,
+        chain: Option<&mut ChainWriter<'_>>,
+    ) -> Result<(), crate::jcs::NotCanonical> {
+        use crate::jcs::write_str;
+        fn key(out: &mut Vec<u8>, k: &str, first: bool) {
+            if !first {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        fn opt(out: &mut Vec<u8>, v: Option<&str>) {
+            match v {
+                Some(v) => write_str(out, v),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        fn int(out: &mut Vec<u8>, v: u64) {
+            if v <= MAX_SAFE_INTEGER as u64 {
+                out.extend_from_slice(v.to_string().as_bytes());
+            } else {
+                write_str(out, &v.to_string());
+            }
+        }
+        out.push(b'{');
+        key(out, "action", true);
+        write_str(out, &self.action);
+        key(out, "actor", false);
+        out.push(b'{');
+        key(out, "auth_method", true);
+        opt(out, self.actor.auth_method);
+        key(out, "subject", false);
+        opt(out, self.actor.subject.as_deref());
+        key(out, "tenant", false);
+        opt(out, self.actor.tenant.as_deref());
+        key(out, "type", false);
+        write_str(
+            out,
+            if self.actor.is_anonymous() {
+                "anonymous"
+            } else {
+                "user"
+            },
+        );
+        out.push(b'}');
+        key(out, "category", false);
+        write_str(out, self.category.as_str());
+        if let Some(chain) = chain {
+            out.push(b',');
+            chain(out);
+        }
+        key(out, "details", false);
+        crate::jcs::write_map(out, &self.details, |_, _| Ok(false))?;
+        key(out, "id", false);
+        write_str(out, &self.id.to_string());
+        key(out, "observer", false);
+        match &self.observer {
+            Some(o) => {
+                out.push(b'{');
+                key(out, "instance", true);
+                write_str(out, &o.instance);
+                key(out, "service", false);
+                write_str(out, &o.service);
+                key(out, "version", false);
+                write_str(out, &o.version);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        key(out, "outcome", false);
+        write_str(out, self.outcome.as_str());
+        key(out, "reason", false);
+        opt(out, self.reason.as_deref());
+        key(out, "request", false);
+        match &self.request {
+            Some(r) => {
+                out.push(b'{');
+                key(out, "duration_us", true);
+                match r.duration_us {
+                    Some(d) => int(out, d),
+                    None => out.extend_from_slice(b"null"),
+                }
+                key(out, "id", false);
+                opt(out, r.id.as_deref());
+                key(out, "method", false);
+                opt(out, r.method.as_deref());
+                key(out, "path", false);
+                opt(out, r.path.as_deref());
+                key(out, "route", false);
+                opt(out, r.route.as_deref());
+                key(out, "status", false);
+                match r.status {
+                    Some(s) => int(out, u64::from(s)),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        key(out, "schema", false);
+        write_str(out, SCHEMA);
+        key(out, "source", false);
+        out.push(b'{');
+        key(out, "ip", true);
+        match self.source.ip {
+            Some(ip) => write_str(out, &ip.to_string()),
+            None => out.extend_from_slice(b"null"),
+        }
+        key(out, "user_agent", false);
+        opt(out, self.source.user_agent.as_deref());
+        out.push(b'}');
+        key(out, "stage", false);
+        write_str(out, self.stage.as_str());
+        key(out, "target", false);
+        match &self.target {
+            Some(t) => {
+                out.push(b'{');
+                key(out, "id", true);
+                write_str(out, &t.id);
+                key(out, "type", false);
+                write_str(out, &t.kind);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        key(out, "time", false);
+        write_str(out, &format_time(self.time));
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 fn opt_str(s: Option<&str>) -> Value {
     s.map_or(Value::Null, Value::from)
 }
@@ -706,6 +848,43 @@ fn normalize_key(key: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn direct_canonical_form_equals_jcs_of_the_json_tree() {
+        let p = Principal::builder("al\u{e9}\"x", guardrails_core::AuthMethod::ApiKey)
+            .tenant("t")
+            .build();
+        let full = AuditEvent::new("a.b", Category::Admin)
+            .with_principal(&p)
+            .with_outcome(Outcome::Denied)
+            .with_reason("why")
+            .with_stage(Stage::Received)
+            .with_target("thing", "id\u{1}")
+            .with_source(Source {
+                ip: "::1".parse().ok(),
+                user_agent: Some("ua\"\\".into()),
+            })
+            .with_request(RequestInfo {
+                id: Some("r".into()),
+                method: Some("GET".into()),
+                route: None,
+                path: Some("/p".into()),
+                status: Some(404),
+                duration_us: Some(u64::MAX),
+            })
+            .with_observer(Arc::new(Observer::new("s", "1", "i")))
+            .with_detail("\u{fb33}", 1)
+            .with_detail("\u{1d11e}", json!({"z": [null, true], "a": "\u{7f}"}));
+        for event in [full, AuditEvent::new("x", Category::System)] {
+            let mut direct = Vec::new();
+            event.write_canonical(&mut direct, None).unwrap();
+            let tree = crate::jcs::to_vec(&event.to_json()).unwrap();
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(tree).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn floats_and_huge_integers_become_strings() {

@@ -427,16 +427,11 @@ impl JsonLinesSink {
 
     /// Appends the canonical line of `event` (with the next seq) to `buf`.
     fn encode(&mut self, buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), SinkError> {
-        let mut map = event.to_map();
-        map.insert("chain".into(), Value::Null);
         let start = buf.len();
         let mut splice_at = 0;
         let alg = self.hasher.alg().as_str();
         let (id, seq, prev) = (&self.chain_id, self.next_seq, &self.last_hash);
-        jcs::write_map(buf, &map, |out, key| {
-            if key != "chain" {
-                return Ok::<bool, NotCanonical>(false);
-            }
+        let mut chain = |out: &mut Vec<u8>| {
             out.extend_from_slice(b"\"chain\":{\"alg\":");
             jcs::write_str(out, alg);
             out.push(b',');
@@ -448,8 +443,11 @@ impl JsonLinesSink {
             out.extend_from_slice(b",\"seq\":");
             out.extend_from_slice(seq.to_string().as_bytes());
             out.push(b'}');
-            Ok(true)
-        })?;
+        };
+        if let Err(error) = event.write_canonical(buf, Some(&mut chain)) {
+            buf.truncate(start);
+            return Err(error.into());
+        }
         let hash = self.hasher.digest_hex(&buf[start..]);
         let member = format!("\"hash\":\"{hash}\",");
         buf.splice(splice_at..splice_at, member.bytes());
