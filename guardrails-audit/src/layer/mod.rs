@@ -17,7 +17,7 @@
 //! Like Kubernetes audit policies, [`RoutePolicy`] rules (first match wins)
 //! choose per method and route a [`Level`] — `None` (not audited),
 //! `Metadata` (the default) or `Request` (plus a redacted excerpt of a JSON
-//! request body) — and a [`DeliveryMode`](crate::DeliveryMode) (see
+//! request body) — and a [`DeliveryMode`] (see
 //! [`crate::pipeline`] for what each guarantees). In `Strict` mode the layer
 //! writes a durable attempt record before the inner service runs, and answers
 //! 503 `audit-unavailable` without running it when that fails.

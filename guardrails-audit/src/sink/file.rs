@@ -3,7 +3,7 @@
 //! # Format
 //!
 //! One record per line, each the RFC 8785 canonical JSON of an
-//! [`AuditEvent`](crate::AuditEvent) plus a `chain` member (see
+//! [`AuditEvent`] plus a `chain` member (see
 //! [`crate::chain`] for the exact hash definition). `seq` starts at 0 and grows
 //! by one per record across restarts and rotations; `prev` is the previous
 //! record's `hash`.
