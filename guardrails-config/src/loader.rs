@@ -627,11 +627,12 @@ impl Run<'_> {
             }
         });
 
-        // Deserialize, collecting every problem by removing the culprit
-        // and trying again.
+        // Deserialize, collecting every problem: remove an invalid value,
+        // stand in for a missing one, and try again.
         let mut pruned = merged.clone();
         let mut extracted = None;
-        for _ in 0..=leaf_count(&merged) + 1 {
+        let mut retry = Retry::default();
+        for _ in 0..(leaf_count(&merged) + 8) * (PLACEHOLDERS + 1) {
             let attempt = Figment::from(LayerProvider {
                 index: usize::MAX,
                 name: "merged".to_owned(),
@@ -644,19 +645,20 @@ impl Run<'_> {
                     break;
                 }
                 Err(error) => {
-                    if !self.deserialize_error(&error, &merged, &sources, &mut pruned) {
+                    if !self.deserialize_error(&error, &merged, &sources, &mut pruned, &mut retry) {
                         break;
                     }
                 }
             }
         }
-        let mut ignored_keys = Vec::new();
+        for path in retry.placeholders.keys() {
+            remove_path(&mut pruned, path);
+        }
         let config = extracted.map(|Capture { value, ignored }| {
             for path in ignored {
                 let key = path.join(".");
                 self.unknown_key(&key, None, &merged, &sources);
                 remove_path(&mut pruned, &path);
-                ignored_keys.push(key);
             }
             value
         });
@@ -699,6 +701,9 @@ impl Run<'_> {
                 } else {
                     scrub(error.message(), value)
                 };
+                if retry.is_broken(&key) {
+                    continue;
+                }
                 self.errors.push(Finding::new(
                     Severity::Error,
                     FindingKind::Validation,
@@ -715,6 +720,9 @@ impl Run<'_> {
             let mut hardening = Hardening::new(environment, prefix, &sources, &references);
             config.harden(&mut hardening);
             for finding in hardening.into_findings() {
+                if finding.key().is_some_and(|key| retry.is_broken(key)) {
+                    continue;
+                }
                 match finding.severity {
                     Severity::Error => self.errors.push(finding),
                     Severity::Warning => self.warnings.push(finding),
@@ -937,14 +945,16 @@ impl Run<'_> {
         })
     }
 
-    /// Turns one deserialization error into a finding and removes the
-    /// culprit from `pruned`; `false` when no further attempt can help.
+    /// Turns one deserialization error into a finding and changes `pruned`
+    /// so the next attempt gets past it: an invalid value is removed, a
+    /// missing one gets a stand-in. `false` when no further attempt can help.
     fn deserialize_error(
         &mut self,
         error: &figment::Error,
         merged: &Dict,
         sources: &BTreeMap<String, Source>,
         pruned: &mut Dict,
+        retry: &mut Retry,
     ) -> bool {
         let path = error.path.clone();
         let key = path.join(".");
@@ -954,32 +964,58 @@ impl Run<'_> {
                 remove_path(pruned, &path)
             }
             Kind::MissingField(field) => {
-                let mut full = path.clone();
+                let mut full = path;
                 full.push(field.to_string());
                 let key = full.join(".");
-                // Missing because an invalid value was removed: already reported.
-                if find(merged, &key).is_none() {
+                // Missing because an invalid value was removed, or inside a
+                // stand-in: already reported.
+                let consequence = find(merged, &key).is_some()
+                    || retry
+                        .placeholders
+                        .keys()
+                        .any(|p| full.len() > p.len() && full.starts_with(p));
+                if !consequence {
                     let message = if self.is_secret(&key) {
                         let p: Vec<&str> = full.iter().map(String::as_str).collect();
-                        format!(
-                            "is required but not set (set {} or {}_FILE)",
-                            var_name(&self.loader.prefix, &p),
-                            var_name(&self.loader.prefix, &p)
-                        )
+                        let var = var_name(&self.loader.prefix, &p);
+                        format!("is required but not set (set {var} or {var}_FILE)")
                     } else {
                         "is required but not set".to_owned()
                     };
                     self.errors.push(Finding::new(
                         Severity::Error,
                         FindingKind::MissingValue,
-                        Some(key),
+                        Some(key.clone()),
                         None,
                         message,
                     ));
                 }
-                false
+                retry.broken.insert(key);
+                match placeholder(0) {
+                    Some(value) => {
+                        insert_segments(pruned, &full, value);
+                        retry.placeholders.insert(full, 0);
+                        true
+                    }
+                    None => false,
+                }
             }
             kind => {
+                // A stand-in of the wrong type: try the next one.
+                if let Some((at, tried)) = retry
+                    .placeholders
+                    .iter_mut()
+                    .find(|(p, _)| path.starts_with(p))
+                {
+                    *tried += 1;
+                    return match placeholder(*tried) {
+                        Some(value) => {
+                            insert_segments(pruned, at, value);
+                            true
+                        }
+                        None => false,
+                    };
+                }
                 let secret = self.is_secret(&key);
                 let value = find(merged, &key);
                 let message = describe_kind(kind, secret, value);
@@ -990,6 +1026,7 @@ impl Run<'_> {
                     source_for(sources, &key),
                     message,
                 ));
+                retry.broken.insert(key);
                 !path.is_empty() && remove_path(pruned, &path)
             }
         }
@@ -1107,6 +1144,45 @@ impl Run<'_> {
         }
         references
     }
+}
+
+/// What the deserialization retries changed.
+#[derive(Default)]
+struct Retry {
+    /// Stand-ins for missing values: path → index of the stand-in tried.
+    placeholders: BTreeMap<Vec<String>, usize>,
+    /// Keys with a deserialization problem: garde and hardening findings
+    /// about them (made on stand-ins or absent values) are noise.
+    broken: BTreeSet<String>,
+}
+
+impl Retry {
+    fn is_broken(&self, key: &str) -> bool {
+        self.broken.iter().any(|b| {
+            key == b
+                || key
+                    .strip_prefix(b.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+    }
+}
+
+/// How many stand-ins [`placeholder`] has.
+const PLACEHOLDERS: usize = 6;
+
+/// Stand-ins for a missing required value, tried in order, so that
+/// deserialization gets past it and finds the next problem. The resulting
+/// value is never handed out: a missing value is an error.
+fn placeholder(n: usize) -> Option<Value> {
+    Some(match n {
+        0 => Value::from(String::new()),
+        1 => Value::from(0u8),
+        2 => Value::from(false),
+        3 => Value::from(Dict::new()),
+        4 => Value::from(Vec::<Value>::new()),
+        5 => Value::from("0.0.0.0:0".to_owned()),
+        _ => return None,
+    })
 }
 
 /// Wraps `T`'s deserialization to collect the keys it ignored.

@@ -528,3 +528,33 @@ fn sources_display_names_the_file_or_variable() {
         assert_eq!(source.to_string(), text);
     }
 }
+
+#[test]
+fn missing_values_do_not_hide_later_problems() {
+    let fx = Fixture::empty();
+    fx.file(
+        "default.toml",
+        "[server]\nworkers = \"many\"\nname = \"a name that is far too long for the garde rule on it\"\n",
+    );
+    let error = fx.loader(&[]).load::<Settings>().unwrap_err();
+    let mut keys: Vec<(&str, FindingKind)> = error
+        .errors()
+        .iter()
+        .map(|f| (f.key().unwrap(), f.kind()))
+        .collect();
+    keys.sort_by_key(|(k, _)| *k);
+    assert_eq!(
+        keys,
+        [
+            ("auth", FindingKind::MissingValue),
+            ("server.addr", FindingKind::MissingValue),
+            ("server.name", FindingKind::Validation),
+            ("server.workers", FindingKind::InvalidValue),
+        ],
+        "{error}"
+    );
+    // the stand-ins never show up in the explanation
+    let explain = error.explain().unwrap();
+    assert!(explain.get("server.addr").is_none() && explain.get("auth.issuer").is_none());
+    assert!(explain.get("server.name").is_some());
+}
