@@ -67,8 +67,10 @@
 //! - **Unknown keys** in files, defaults and overrides are errors with a
 //!   "did you mean" suggestion (use `#[serde(deny_unknown_fields)]` for the
 //!   most precise ones).
-//! - **Types**: every type error is reported with its key and source; the
-//!   loader removes the culprit and keeps going to find the next one.
+//! - **Types**: every type error and missing value is reported with its key
+//!   and source; the loader removes the culprit (or stands in for the
+//!   missing value, never handing the stand-in out) and keeps going to find
+//!   the next one, then runs garde and hardening on the rest.
 //! - **garde**: the app type's own rules.
 //! - **Hardening** ([`Configuration::harden`], [`Hardening`]): in
 //!   `Production` (and the environments given to [`Loader::harden_in`]):
