@@ -535,3 +535,50 @@ mod tests {
         assert_eq!(offset_of("ab", 9, 9), 2);
     }
 }
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use crate::scan::prescan_with;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    #[allow(dead_code)]
+    struct Inv {
+        #[garde(skip)]
+        customer_email: String,
+        #[garde(dive)]
+        lines: Vec<Line>,
+        #[serde(default)]
+        #[garde(skip)]
+        memo: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, Validate)]
+    #[allow(dead_code)]
+    struct Line {
+        #[garde(skip)]
+        description: String,
+        #[garde(skip)]
+        quantity: u32,
+    }
+
+    #[test]
+    fn the_pre_scan_vouches_for_declared_members() {
+        let tree = tree_of::<Inv>();
+        let config = Config::default();
+        let check = |doc: &str| {
+            prescan_with(doc.as_bytes(), &config, Some(&tree))
+                .unwrap()
+                .1
+        };
+        let ok = r#"{"customer_email":"a","lines":[{"description":"x","quantity":1}],"memo":null}"#;
+        assert_eq!(check(ok), Members::AllKnown);
+        let nested = r#"{"customer_email":"a","lines":[{"description":"x","extra":1}]}"#;
+        assert_eq!(check(nested), Members::Unknown);
+        let top = r#"{"customer_email":"a","lines":[],"extra":{}}"#;
+        assert_eq!(check(top), Members::Unknown);
+        let odd = r#"{"customer_email":{"a":1},"lines":[]}"#;
+        assert_eq!(check(odd), Members::Uncertain);
+    }
+}

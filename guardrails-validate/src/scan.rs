@@ -111,6 +111,8 @@ struct Frame<'a> {
     expect_key: bool,
     count: usize,
     keys_start: usize,
+    /// Fields of the struct (by index in its tree node) already seen.
+    seen: u64,
     // Boxed: most objects never need it, and the frame stays small.
     #[allow(clippy::box_collection)]
     set: Option<Box<HashSet<Cow<'a, [u8]>>>>,
@@ -248,7 +250,7 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
     // The node of the value after the last key read.
     let mut pending = NO_NODE;
     let mut stack: Vec<Frame<'_>> = Vec::with_capacity(8);
-    let mut keys: Vec<Cow<'_, [u8]>> = Vec::with_capacity(16);
+    let mut keys: Vec<(u64, Cow<'_, [u8]>)> = Vec::with_capacity(16);
     let len = bytes.len();
     let mut i = 0;
     while i < len {
@@ -277,11 +279,15 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                             Cow::Borrowed(raw)
                         };
                         pending = NO_NODE;
+                        let mut field = None;
                         if let Some(tree) = tree
                             && let Some(fields) = tree.fields(frame.node)
                         {
                             match fields.iter().position(|f| f.as_bytes() == &*key) {
-                                Some(index) => pending = tree.child(frame.node, index),
+                                Some(index) => {
+                                    pending = tree.child(frame.node, index);
+                                    field = Some(index);
+                                }
                                 None => {
                                     if members == Members::AllKnown {
                                         members = Members::Unknown;
@@ -289,7 +295,18 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                                 }
                             }
                         }
-                        if !insert_key(frame, &mut keys, key) {
+                        // A declared field: one bit per field. Anything
+                        // else: compared with the other keys of the object.
+                        let fresh = match field {
+                            Some(index) if index < 64 => {
+                                let bit = 1u64 << index;
+                                let fresh = frame.seen & bit == 0;
+                                frame.seen |= bit;
+                                fresh
+                            }
+                            _ => insert_key(frame, &mut keys, key),
+                        };
+                        if !fresh {
                             return err(ScanErrorKind::DuplicateKey, start);
                         }
                     }
@@ -335,6 +352,7 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     expect_key: is_object,
                     count: 0,
                     keys_start: keys.len(),
+                    seen: 0,
                     set: None,
                 });
                 i += 1;
@@ -552,24 +570,37 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
 /// Records `key` in the current object; `false` if it is already there.
 fn insert_key<'a>(
     frame: &mut Frame<'a>,
-    keys: &mut Vec<Cow<'a, [u8]>>,
+    keys: &mut Vec<(u64, Cow<'a, [u8]>)>,
     key: Cow<'a, [u8]>,
 ) -> bool {
     if let Some(set) = &mut frame.set {
         return set.insert(key);
     }
+    let print = fingerprint(&key);
     let current = &keys[frame.keys_start..];
-    if current.contains(&key) {
+    if current.iter().any(|(p, k)| *p == print && *k == key) {
         return false;
     }
     if current.len() >= LINEAR_KEYS {
-        let mut set: HashSet<Cow<'a, [u8]>> = keys.drain(frame.keys_start..).collect();
+        let mut set: HashSet<Cow<'a, [u8]>> =
+            keys.drain(frame.keys_start..).map(|(_, k)| k).collect();
         set.insert(key);
         frame.set = Some(Box::new(set));
     } else {
-        keys.push(key);
+        keys.push((print, key));
     }
     true
+}
+
+/// Length and three bytes of a key: most different keys differ here, which
+/// spares the byte comparison.
+#[inline]
+fn fingerprint(key: &[u8]) -> u64 {
+    let byte = |i: usize| u64::from(key.get(i).copied().unwrap_or(0));
+    (key.len() as u64 & 0xFFFF_FFFF)
+        | byte(0) << 32
+        | byte(key.len() / 2) << 40
+        | byte(key.len().wrapping_sub(1)) << 48
 }
 
 #[cfg(test)]
