@@ -4,6 +4,8 @@
 //! The invoice routes are reached through `app::invoice_routes` with a
 //! `Principal` inserted by the test (authentication is tested elsewhere).
 
+mod common;
+
 use axum::Router;
 use axum::body::Body;
 use guardrails_core::{AuthMethod, Principal, Problem, ProblemType};
@@ -255,4 +257,82 @@ async fn the_apps_own_4xx_are_problems() {
         "application/problem+json"
     );
     assert!(response.headers().contains_key("allow"));
+}
+
+/// The same contract through the real binary, with a token from
+/// `saas-api token`, over a loopback connection.
+#[tokio::test]
+async fn through_the_real_binary() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = common::command();
+    cmd.env("SAAS_AUDIT__PATH", dir.path().join("audit.jsonl"));
+    let app = common::start(cmd);
+    let out = common::command()
+        .args(["token", "--sub", "bob", "--tenant", "acme"])
+        .args(["--scope", "invoices:read invoices:write"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let post = |body: String, content_type: &str| {
+        Request::post(app.url("/v1/tenants/acme/invoices"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+
+    let created = common::send(post(valid().to_string(), "application/json")).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.json()["tenant"], "acme");
+
+    let mut bad = valid();
+    bad["currency"] = json!("eur");
+    bad["lines"][1]["quantity"] = json!(0);
+    bad["admin"] = json!(true);
+    let rejected = common::send(post(bad.to_string(), "application/json")).await;
+    assert_eq!(rejected.status, 422);
+    assert_eq!(rejected.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        violations(&rejected.json()),
+        // Document order (serde_json writes members sorted by name).
+        [
+            ("/admin".to_owned(), "unknown_field".to_owned()),
+            ("/currency".to_owned(), "pattern".to_owned()),
+            ("/lines/1/quantity".to_owned(), "range.min".to_owned()),
+        ]
+    );
+
+    let media = common::send(post(valid().to_string(), "text/plain")).await;
+    assert_eq!(media.status, 415);
+    let large = common::send(post("x".repeat(300 * 1024), "application/json")).await;
+    assert_eq!(large.status, 413);
+    assert_eq!(large.headers["content-type"], "application/problem+json");
+
+    let unknown = common::send(
+        Request::get(app.url("/v1/nowhere"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.headers["content-type"], "application/problem+json");
+
+    let metrics = common::get(&app.url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    for line in [
+        r#"guardrails_validate_rejections_total{status="422",code="validation_failed"}"#,
+        r#"guardrails_validate_rejections_total{status="415",code="unsupported_media_type"}"#,
+        r#"guardrails_validate_rejections_total{status="413",code="payload_too_large"}"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
 }
