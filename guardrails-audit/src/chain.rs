@@ -140,9 +140,9 @@ impl ChainHasher {
             Some(mac) => {
                 let mut mac = mac.clone();
                 mac.update(data);
-                hex::encode(mac.finalize().into_bytes())
+                hex_lower(&mac.finalize().into_bytes())
             }
-            None => hex::encode(Sha256::digest(data)),
+            None => hex_lower(&Sha256::digest(data)),
         }
     }
 
@@ -173,6 +173,17 @@ impl ChainHasher {
         }
         Ok(self.digest_hex(&out))
     }
+}
+
+/// Lower-case hex of a 32-byte digest.
+fn hex_lower(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Constant-time equality of two hex digests.

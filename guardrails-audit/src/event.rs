@@ -551,10 +551,11 @@ impl AuditEvent {
             }
         }
         fn int(out: &mut Vec<u8>, v: u64) {
+            use std::io::Write as _;
             if v <= MAX_SAFE_INTEGER as u64 {
-                out.extend_from_slice(v.to_string().as_bytes());
+                let _ = write!(out, "{v}");
             } else {
-                write_str(out, &v.to_string());
+                let _ = write!(out, "\"{v}\"");
             }
         }
         out.push(b'{');
@@ -587,7 +588,8 @@ impl AuditEvent {
         key(out, "details", false);
         crate::jcs::write_map(out, &self.details, |_, _| Ok(false))?;
         key(out, "id", false);
-        write_str(out, &self.id.to_string());
+        let mut uuid = Uuid::encode_buffer();
+        write_str(out, self.id.hyphenated().encode_lower(&mut uuid));
         key(out, "observer", false);
         match &self.observer {
             Some(o) => {
@@ -638,7 +640,10 @@ impl AuditEvent {
         out.push(b'{');
         key(out, "ip", true);
         match self.source.ip {
-            Some(ip) => write_str(out, &ip.to_string()),
+            Some(ip) => {
+                use std::io::Write as _;
+                let _ = write!(out, "\"{ip}\"");
+            }
             None => out.extend_from_slice(b"null"),
         }
         key(out, "user_agent", false);
@@ -659,7 +664,9 @@ impl AuditEvent {
             None => out.extend_from_slice(b"null"),
         }
         key(out, "time", false);
-        write_str(out, &format_time(self.time));
+        out.push(b'"');
+        write_time(out, self.time);
+        out.push(b'"');
         out.push(b'}');
         Ok(())
     }
@@ -671,17 +678,38 @@ fn opt_str(s: Option<&str>) -> Value {
 
 /// RFC 3339 UTC with microseconds: `2026-01-02T03:04:05.123456Z`.
 pub(crate) fn format_time(t: OffsetDateTime) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_time(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `t` as RFC 3339 UTC with microseconds, without formatting
+/// machinery (the writer does this for every record).
+pub(crate) fn write_time(out: &mut Vec<u8>, t: OffsetDateTime) {
+    fn digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
+        let mut buf = [b'0'; 10];
+        for slot in buf[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+    }
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, u32::from(u8::from(t.month())), 2);
+    out.push(b'-');
+    digits(out, u32::from(t.day()), 2);
+    out.push(b'T');
+    digits(out, u32::from(t.hour()), 2);
+    out.push(b':');
+    digits(out, u32::from(t.minute()), 2);
+    out.push(b':');
+    digits(out, u32::from(t.second()), 2);
+    out.push(b'.');
+    digits(out, t.microsecond(), 6);
+    out.push(b'Z');
 }
 
 /// Replaces floats (and integers JSON implementations cannot all represent)

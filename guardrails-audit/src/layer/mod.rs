@@ -538,6 +538,37 @@ impl AuditContext {
         *slot = Some(principal.clone());
     }
 
+    /// Copies of the request information and source (strict attempt
+    /// records).
+    pub(crate) fn request_and_source(&self) -> (RequestInfo, Source) {
+        (self.inner.request.clone(), self.inner.source.clone())
+    }
+
+    /// The request information, source and captured principal, moved out
+    /// when no handler still holds the context (the usual case), copied
+    /// otherwise.
+    pub(crate) fn into_parts(self) -> (RequestInfo, Source, Option<Principal>) {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => (
+                inner.request,
+                inner.source,
+                inner
+                    .principal
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ),
+            Err(shared) => (
+                shared.request.clone(),
+                shared.source.clone(),
+                shared
+                    .principal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+            ),
+        }
+    }
+
     pub(crate) fn principal(&self) -> Option<Principal> {
         self.inner
             .principal

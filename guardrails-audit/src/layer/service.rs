@@ -63,9 +63,9 @@ impl<S, R> AuditService<S, R> {
 struct Ctx {
     auditor: Auditor,
     mode: DeliveryMode,
-    event: AuditEvent,
+    event: Option<AuditEvent>,
     started: Instant,
-    context: AuditContext,
+    context: Option<AuditContext>,
     excerpt: Option<SharedExcerpt>,
     json: bool,
     content_length: Option<u64>,
@@ -122,11 +122,12 @@ where
         let request_id = match req.extensions().get::<RequestId>() {
             Some(id) => id.as_str().to_owned(),
             None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                if let Some(rid) = RequestId::new(&id) {
+                let mut buf = uuid::Uuid::encode_buffer();
+                let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+                if let Some(rid) = RequestId::new(id) {
                     req.extensions_mut().insert(rid);
                 }
-                id
+                id.to_owned()
             }
         };
         let user_agent = req
@@ -148,9 +149,9 @@ where
             status: None,
             duration_us: None,
         };
-        let event = AuditEvent::new("http.request", method_category(req.method()))
-            .with_request(info.clone())
-            .with_source(source.clone());
+        // The request information lives in the context (shared with
+        // handlers); the completion record takes it back, see `complete`.
+        let event = AuditEvent::new("http.request", method_category(req.method()));
         let context = AuditContext::new(self.layer.auditor.clone(), mode, info, source);
         req.extensions_mut().insert(context.clone());
         let (excerpt, json, content_length) = if level == Level::Request {
@@ -180,19 +181,20 @@ where
         let ctx = Ctx {
             auditor,
             mode,
-            event,
+            event: Some(event),
             started,
-            context,
+            context: Some(context),
             excerpt,
             json,
             content_length,
         };
         if mode == DeliveryMode::Strict {
-            let attempt = AuditEvent {
-                id: uuid::Uuid::now_v7(),
-                ..ctx.event.clone()
+            let mut attempt = AuditEvent::new("http.request", method_category(req.method()))
+                .with_stage(Stage::Received);
+            if let Some(context) = &ctx.context {
+                let (request, source) = context.request_and_source();
+                attempt = attempt.with_request(request).with_source(source);
             }
-            .with_stage(Stage::Received);
             let delivery = ctx.auditor.deliver(attempt, DeliveryMode::Strict);
             return ResponseFuture {
                 state: State::Attempt {
@@ -280,13 +282,27 @@ fn audit_problem<B: From<bytes::Bytes>>(
 
 /// Fills the completion fields of the request's event.
 fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEvent {
-    let mut event = std::mem::replace(&mut ctx.event, AuditEvent::new("", Category::System));
+    let mut event = ctx
+        .event
+        .take()
+        .unwrap_or_else(|| AuditEvent::new("http.request", Category::System));
     let duration = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let principal: Option<Principal> = response
-        .and_then(|r| r.extensions().get::<Principal>().cloned())
-        .or_else(|| ctx.context.principal());
-    if let Some(p) = &principal {
-        event = event.with_principal(p);
+    let (request, source, captured) = match ctx.context.take() {
+        Some(context) => {
+            let (request, source, principal) = context.into_parts();
+            (Some(request), source, principal)
+        }
+        None => (None, Source::default(), None),
+    };
+    event.request = request;
+    event.source = source;
+    match response.and_then(|r| r.extensions().get::<Principal>()) {
+        Some(p) => event = event.with_principal(p),
+        None => {
+            if let Some(p) = &captured {
+                event = event.with_principal(p);
+            }
+        }
     }
     if let Some(request) = event.request.as_mut() {
         request.duration_us = Some(duration);
