@@ -53,7 +53,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use garde::Validate;
-use guardrails_core::GuardBody;
+use guardrails_core::{GuardBody, Problem};
 use http::{Request, Response, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -107,11 +107,56 @@ impl<T: fmt::Debug> fmt::Debug for Validated<T> {
     }
 }
 
+/// Builds the response for a rejected request.
+///
+/// The default, [`ProblemResponse`], answers with the problem document
+/// through [`rejection_response`] (with the `Rejection` extension, the metric
+/// and the tracing event). Any `Fn(Problem) -> Response<GuardBody<B>>` works
+/// too, for servers that answer differently — a gRPC service, say.
+///
+/// ```
+/// use guardrails_core::{GuardBody, Problem};
+/// use guardrails_validate::ValidateJsonLayer;
+/// # #[derive(serde::Deserialize, garde::Validate)]
+/// # struct Ping { #[garde(skip)] n: u8 }
+///
+/// let layer = ValidateJsonLayer::<Ping>::new().on_rejection(|problem: Problem| {
+///     let mut response = http::Response::new(GuardBody::<String>::full(problem.title().to_owned()));
+///     *response.status_mut() = problem.status();
+///     response
+/// });
+/// ```
+pub trait OnRejection<B> {
+    /// The response for `problem`.
+    fn on_rejection(&self, problem: Problem) -> Response<GuardBody<B>>;
+}
+
+/// The default [`OnRejection`]: the problem document, via
+/// [`rejection_response`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProblemResponse;
+
+impl<B> OnRejection<B> for ProblemResponse {
+    fn on_rejection(&self, problem: Problem) -> Response<GuardBody<B>> {
+        rejection_response(problem)
+    }
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(Problem) -> Response<GuardBody<B>>,
+{
+    fn on_rejection(&self, problem: Problem) -> Response<GuardBody<B>> {
+        self(problem)
+    }
+}
+
 /// Validates a JSON body as `T`; see the [module documentation](self).
 #[must_use]
-pub struct ValidateJsonLayer<T: Validate> {
+pub struct ValidateJsonLayer<T: Validate, R = ProblemResponse> {
     config: Arc<Config>,
     context: Arc<T::Context>,
+    on_rejection: R,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -129,14 +174,27 @@ impl<T: Validate> ValidateJsonLayer<T> {
         Self {
             config: Arc::new(Config::default()),
             context: Arc::new(context),
+            on_rejection: ProblemResponse,
             _type: PhantomData,
         }
     }
+}
 
+impl<T: Validate, R> ValidateJsonLayer<T, R> {
     /// Replaces the configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Arc::new(config);
         self
+    }
+
+    /// Replaces how rejections are answered; see [`OnRejection`].
+    pub fn on_rejection<R2>(self, on_rejection: R2) -> ValidateJsonLayer<T, R2> {
+        ValidateJsonLayer {
+            config: self.config,
+            context: self.context,
+            on_rejection,
+            _type: PhantomData,
+        }
     }
 }
 
@@ -149,17 +207,18 @@ where
     }
 }
 
-impl<T: Validate> Clone for ValidateJsonLayer<T> {
+impl<T: Validate, R: Clone> Clone for ValidateJsonLayer<T, R> {
     fn clone(&self) -> Self {
         Self {
             config: Arc::clone(&self.config),
             context: Arc::clone(&self.context),
+            on_rejection: self.on_rejection.clone(),
             _type: PhantomData,
         }
     }
 }
 
-impl<T: Validate> fmt::Debug for ValidateJsonLayer<T> {
+impl<T: Validate, R> fmt::Debug for ValidateJsonLayer<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidateJsonLayer")
             .field("config", &self.config)
@@ -168,24 +227,26 @@ impl<T: Validate> fmt::Debug for ValidateJsonLayer<T> {
     }
 }
 
-impl<S, T: Validate> Layer<S> for ValidateJsonLayer<T> {
-    type Service = ValidateJson<S, T>;
+impl<S, T: Validate, R: Clone> Layer<S> for ValidateJsonLayer<T, R> {
+    type Service = ValidateJson<S, T, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         ValidateJson {
             inner,
             config: Arc::clone(&self.config),
             context: Arc::clone(&self.context),
+            on_rejection: self.on_rejection.clone(),
             _type: PhantomData,
         }
     }
 }
 
 /// The service of [`ValidateJsonLayer`]; see the [module documentation](self).
-pub struct ValidateJson<S, T: Validate> {
+pub struct ValidateJson<S, T: Validate, R = ProblemResponse> {
     inner: S,
     config: Arc<Config>,
     context: Arc<T::Context>,
+    on_rejection: R,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -205,7 +266,9 @@ impl<S, T: Validate> ValidateJson<S, T> {
     {
         ValidateJsonLayer::new()
     }
+}
 
+impl<S, T: Validate, R> ValidateJson<S, T, R> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -222,18 +285,19 @@ impl<S, T: Validate> ValidateJson<S, T> {
     }
 }
 
-impl<S: Clone, T: Validate> Clone for ValidateJson<S, T> {
+impl<S: Clone, T: Validate, R: Clone> Clone for ValidateJson<S, T, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: Arc::clone(&self.config),
             context: Arc::clone(&self.context),
+            on_rejection: self.on_rejection.clone(),
             _type: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, T: Validate> fmt::Debug for ValidateJson<S, T> {
+impl<S: fmt::Debug, T: Validate, R> fmt::Debug for ValidateJson<S, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidateJson")
             .field("inner", &self.inner)
@@ -242,15 +306,16 @@ impl<S: fmt::Debug, T: Validate> fmt::Debug for ValidateJson<S, T> {
     }
 }
 
-impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for ValidateJson<S, T>
+impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for ValidateJson<S, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     T: DeserializeOwned + Validate + Send + Sync + 'static,
+    R: OnRejection<ResBody> + Clone,
     ReqBody: Body + From<Bytes>,
 {
     type Response = Response<GuardBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, T, ReqBody, ResBody>;
+    type Future = ResponseFuture<S, T, R, ReqBody, ResBody>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -264,7 +329,7 @@ where
         {
             return ResponseFuture {
                 state: State::Rejected {
-                    response: Some(rejection_response(problem)),
+                    response: Some(self.on_rejection.on_rejection(problem)),
                 },
             };
         }
@@ -277,6 +342,7 @@ where
                 inner: Some(inner),
                 config: Arc::clone(&self.config),
                 context: Arc::clone(&self.context),
+                on_rejection: self.on_rejection.clone(),
             },
         }
     }
@@ -285,19 +351,19 @@ where
 pin_project! {
     /// Response future of [`ValidateJson`].
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<S, T, ReqBody, ResBody>
+    pub struct ResponseFuture<S, T, R, ReqBody, ResBody>
     where
         S: Service<Request<ReqBody>>,
         T: Validate,
     {
         #[pin]
-        state: State<S, T, ReqBody, ResBody>,
+        state: State<S, T, R, ReqBody, ResBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, T, ReqBody, ResBody>
+    enum State<S, T, R, ReqBody, ResBody>
     where
         S: Service<Request<ReqBody>>,
         T: Validate,
@@ -309,6 +375,7 @@ pin_project! {
             inner: Option<S>,
             config: Arc<Config>,
             context: Arc<T::Context>,
+            on_rejection: R,
         },
         Calling {
             #[pin]
@@ -320,7 +387,7 @@ pin_project! {
     }
 }
 
-impl<S, T, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, T, ReqBody, ResBody>
+impl<S, T, R, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, T, R, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>>,
     T: Validate,
@@ -330,10 +397,11 @@ where
     }
 }
 
-impl<S, T, ReqBody, ResBody> Future for ResponseFuture<S, T, ReqBody, ResBody>
+impl<S, T, R, ReqBody, ResBody> Future for ResponseFuture<S, T, R, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     T: DeserializeOwned + Validate + Send + Sync + 'static,
+    R: OnRejection<ResBody>,
     ReqBody: Body + From<Bytes>,
 {
     type Output = Result<Response<GuardBody<ResBody>>, S::Error>;
@@ -348,6 +416,7 @@ where
                     inner,
                     config,
                     context,
+                    on_rejection,
                 } => {
                     let result = ready!(read.poll(cx));
                     let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
@@ -364,8 +433,9 @@ where
                             this.state.set(State::Calling { future });
                         }
                         Err(problem) => {
+                            let response = on_rejection.on_rejection(problem);
                             this.state.set(State::Rejected { response: None });
-                            return Poll::Ready(Ok(rejection_response(problem)));
+                            return Poll::Ready(Ok(response));
                         }
                     }
                 }

@@ -103,6 +103,6 @@ pub mod grpc;
 
 pub use config::{Config, UnknownFields};
 pub use guardrails_core::{Problem, ProblemType, Violation};
-pub use layer::{ValidateJson, ValidateJsonLayer, Validated};
+pub use layer::{OnRejection, ProblemResponse, ValidateJson, ValidateJsonLayer, Validated};
 pub use rejection::{reason, rejection_response};
 pub use rewrite::{ProblemJson, ProblemJsonLayer};

@@ -603,3 +603,41 @@ async fn syntax_errors_are_400_with_a_position() {
     let out = post_json(Config::default(), format!("{VALID} {{}}")).await;
     out.assert_problem(400, ProblemType::MALFORMED_BODY, &[("", "syntax")]);
 }
+
+#[tokio::test]
+async fn rejections_can_be_answered_differently() {
+    use guardrails_core::{GuardBody, Problem};
+    let service = ServiceBuilder::new()
+        .layer(
+            ValidateJsonLayer::<Order>::new().on_rejection(|problem: Problem| {
+                let text = format!(
+                    "{} {}",
+                    problem.status().as_u16(),
+                    problem.violations().len()
+                );
+                let mut response = Response::new(GuardBody::<Body>::full(Bytes::from(text)));
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                response
+            }),
+        )
+        .service_fn(|_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) });
+    let request = Request::post("/")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"currency":"eur"}"#))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"422 3");
+    let media = Request::post("/").body(Body::from("{}")).unwrap();
+    let body = service
+        .oneshot(media)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"415 0");
+}
