@@ -21,11 +21,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use hmac::{Hmac, Mac};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::{ExposeSecret, SecretSlice};
+use sha2::{Sha256, Sha384, Sha512};
 
 use crate::AuthError;
 use crate::jwt::header::kid_is_valid;
@@ -72,6 +74,41 @@ fn key_algorithm(a: KeyAlgorithm) -> Option<Algorithm> {
     })
 }
 
+/// An HMAC key with its inner and outer hash states computed once, so a
+/// verification does not redo the key schedule.
+#[derive(Clone)]
+enum HmacState {
+    S256(Hmac<Sha256>),
+    S384(Hmac<Sha384>),
+    S512(Hmac<Sha512>),
+}
+
+impl HmacState {
+    fn new(alg: Algorithm, secret: &[u8]) -> Option<Self> {
+        Some(match alg {
+            Algorithm::HS256 => Self::S256(Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS384 => Self::S384(Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS512 => Self::S512(Hmac::new_from_slice(secret).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Constant-time check of `tag` over `message` (`verify_slice` compares
+    /// with `subtle`).
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        fn check<M: Mac + Clone>(mac: &M, message: &[u8], tag: &[u8]) -> bool {
+            let mut mac = mac.clone();
+            mac.update(message);
+            mac.verify_slice(tag).is_ok()
+        }
+        match self {
+            Self::S256(m) => check(m, message, tag),
+            Self::S384(m) => check(m, message, tag),
+            Self::S512(m) => check(m, message, tag),
+        }
+    }
+}
+
 /// A key that verifies signatures; see the [module documentation](self).
 #[derive(Clone)]
 pub struct VerifyingKey {
@@ -79,6 +116,7 @@ pub struct VerifyingKey {
     alg: Option<Algorithm>,
     kind: KeyKind,
     key: DecodingKey,
+    hmac: Option<HmacState>,
 }
 
 /// Never prints key material (an HMAC key is a secret).
@@ -153,6 +191,7 @@ impl VerifyingKey {
             alg: Some(alg),
             kind: KeyKind::Hmac,
             key: DecodingKey::from_secret(bytes),
+            hmac: HmacState::new(alg, bytes),
         })
     }
 
@@ -243,14 +282,17 @@ impl VerifyingKey {
             _ => {}
         }
         let key = DecodingKey::from_jwk(jwk).ok()?;
-        if kind == KeyKind::Hmac && key.try_get_as_bytes().map_or(true, |k| k.len() < 32) {
-            return None;
+        let mut hmac = None;
+        if kind == KeyKind::Hmac {
+            let secret = key.try_get_as_bytes().ok().filter(|k| k.len() >= 32)?;
+            hmac = alg.and_then(|a| HmacState::new(a, secret));
         }
         Some(Self {
             kid,
             alg,
             kind,
             key,
+            hmac,
         })
     }
 
@@ -268,6 +310,7 @@ impl VerifyingKey {
             alg: Some(alg),
             kind,
             key,
+            hmac: None,
         }
     }
 
@@ -296,8 +339,26 @@ impl VerifyingKey {
         self.alg
     }
 
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.key
+    /// Verifies the base64url `signature` of `message` under `alg` (already
+    /// checked against this key by [`check_alg`](Self::check_alg)).
+    pub(crate) fn verify_signature(&self, message: &[u8], signature: &str, alg: Algorithm) -> bool {
+        if let Some(state) = &self.hmac
+            && self.alg == Some(alg)
+        {
+            use base64::Engine as _;
+            // A MAC is at most 64 bytes; anything longer is not one.
+            if signature.len() > 86 {
+                return false;
+            }
+            let mut tag = [0u8; 64];
+            return match base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode_slice(signature, &mut tag)
+            {
+                Ok(n) => state.verify(message, &tag[..n]),
+                Err(_) => false,
+            };
+        }
+        jsonwebtoken::crypto::verify(signature, message, &self.key, alg).unwrap_or(false)
     }
 
     /// Checks that a token with header `alg` may be verified with this key
@@ -462,14 +523,7 @@ impl KeySet {
         let segments = crate::jwt::header::split(jws)?;
         let header = crate::jwt::header::parse(segments.header)?;
         let key = self.select(header.kid.as_deref(), header.alg, allowed)?;
-        let ok = jsonwebtoken::crypto::verify(
-            segments.signature,
-            segments.message.as_bytes(),
-            key.decoding_key(),
-            header.alg,
-        )
-        .map_err(|_| AuthError::BadSignature)?;
-        if !ok {
+        if !key.verify_signature(segments.message.as_bytes(), segments.signature, header.alg) {
             return Err(AuthError::BadSignature);
         }
         base64::engine::general_purpose::URL_SAFE_NO_PAD
