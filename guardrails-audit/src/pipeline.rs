@@ -11,7 +11,7 @@
 //!
 //! | mode | request path | guarantee | when the audit trail fails |
 //! |---|---|---|---|
-//! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | recorded unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and, for a full queue, written in-band as an `audit.dropped { count, first_seq }` record as soon as space returns | the request proceeds |
+//! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | written within about [`AuditPipelineBuilder::max_linger`] (10 ms by default) plus one write, unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and, for a full queue, written in-band as an `audit.dropped { count, first_seq }` record as soon as space returns | the request proceeds |
 //! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
 //! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
 //!
@@ -57,7 +57,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -170,6 +170,9 @@ struct Counters {
     dropped_closed: AtomicU64,
     /// Full-queue drops not yet reported in-band.
     unreported: AtomicU64,
+    /// Events in the queue whose sender waits for them (may be briefly
+    /// negative: the writer can take an event before its sender counts it).
+    queued_waiters: AtomicI64,
 }
 
 struct Shared {
@@ -256,9 +259,14 @@ impl Auditor {
         ack: Option<AckSender>,
     ) -> Result<(), (Msg, bool)> {
         self.report_drops();
+        let waits = ack.is_some();
         match self.shared.tx.try_send(Msg::Event(event, ack)) {
             Ok(()) => {
-                self.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                let c = &self.shared.counters;
+                c.accepted.fetch_add(1, Ordering::AcqRel);
+                if waits {
+                    c.queued_waiters.fetch_add(1, Ordering::AcqRel);
+                }
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(msg)) => Err((msg, true)),
@@ -312,7 +320,9 @@ impl Auditor {
                     state: DeliveryState::Sending(Box::pin(async move {
                         match this.shared.tx.send(msg).await {
                             Ok(()) => {
-                                this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                                let c = &this.shared.counters;
+                                c.accepted.fetch_add(1, Ordering::AcqRel);
+                                c.queued_waiters.fetch_add(1, Ordering::AcqRel);
                                 Ok(ack_rx)
                             }
                             Err(_) => Err(this.refused(false)),
@@ -545,6 +555,7 @@ pub struct AuditPipelineBuilder {
     max_batch: usize,
     tick: Duration,
     linger: Duration,
+    max_linger: Duration,
     observer: Observer,
     redactor: Redactor,
 }
@@ -565,6 +576,7 @@ impl AuditPipeline {
             max_batch: 4096,
             tick: Duration::from_secs(1),
             linger: Duration::from_millis(1),
+            max_linger: Duration::from_millis(10),
             observer: Observer::new("guardrails", env!("CARGO_PKG_VERSION"), default_instance()),
             redactor: Redactor::default(),
         }
@@ -604,6 +616,15 @@ impl AuditPipelineBuilder {
     /// this much to the wait of `Blocking` and `Strict` requests.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// How long best-effort events may wait in the queue for a larger batch
+    /// while no `Blocking` or `Strict` sender waits (default 10 ms; at least
+    /// the linger). Bounds how stale the file can be under best-effort load
+    /// and how many `fsync`s per second it costs.
+    pub fn max_linger(mut self, max_linger: Duration) -> Self {
+        self.max_linger = max_linger;
         self
     }
 
@@ -652,6 +673,7 @@ impl AuditPipelineBuilder {
             max_batch: self.max_batch,
             tick: self.tick,
             linger: self.linger,
+            max_linger: self.max_linger.max(self.linger),
             next_seq: None,
         };
         let thread = std::thread::Builder::new()
@@ -677,6 +699,7 @@ struct Writer<S> {
     max_batch: usize,
     tick: Duration,
     linger: Duration,
+    max_linger: Duration,
     next_seq: Option<u64>,
 }
 
@@ -713,11 +736,22 @@ impl<S: AuditSink> Writer<S> {
                 if shutting_down {
                     // Refuse new events; drain what was accepted before.
                     self.rx.close();
-                } else if !self.linger.is_zero() && self.rx.is_empty() {
+                } else if !self.linger.is_zero() && self.rx.len() < self.max_batch {
                     // Let the next batch gather without a wake-up per event:
                     // while the writer is not parked on the queue, senders
-                    // do not pay for waking it.
-                    tokio::time::sleep(self.linger).await;
+                    // do not pay for waking it. Best-effort events may wait
+                    // up to `max_linger` (fewer, larger batches and syncs);
+                    // a waiting sender ends the linger at the next step.
+                    let until = Instant::now() + self.max_linger;
+                    loop {
+                        tokio::time::sleep(self.linger).await;
+                        if self.shared.counters.queued_waiters.load(Ordering::Acquire) > 0
+                            || self.rx.len() >= self.max_batch
+                            || Instant::now() >= until
+                        {
+                            break;
+                        }
+                    }
                 }
             }
             if last_tick.elapsed() >= self.tick {
@@ -768,6 +802,12 @@ impl<S: AuditSink> Writer<S> {
     ) -> bool {
         match msg {
             Msg::Event(event, ack) => {
+                if ack.is_some() {
+                    self.shared
+                        .counters
+                        .queued_waiters
+                        .fetch_sub(1, Ordering::AcqRel);
+                }
                 events.push(*event);
                 acks.push(Slot::Accepted(ack));
             }
