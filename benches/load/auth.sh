@@ -3,13 +3,17 @@
 # route (ES256 token from an independent IdP, verified-token cache on) against
 # the public /healthz, on loopback, with wrk.
 #
-#   benches/load/auth.sh [DURATION_SECONDS] [CONNECTIONS]
+#   benches/load/auth.sh [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]
+#
+# The two routes are measured alternately, ROUNDS times each, and the median
+# of the per-round ratios is reported: the machine is shared and noisy.
 #
 # Needs: wrk, python3 with pyjwt[crypto] (.ci/setup-external).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-10}"
 CONNECTIONS="${2:-32}"
+ROUNDS="${3:-5}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release -p saas-api >&2
@@ -44,12 +48,21 @@ status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKE
 run() {
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'
 }
-public="$(run "$APP/healthz")"
-protected="$(run -H "Authorization: Bearer $TOKEN" "$APP/v1/tenants/acme/invoices")"
-python3 - "$public" "$protected" <<'PY'
-import sys
-public, protected = map(float, sys.argv[1:3])
-print(f"public /healthz:                        {public:10.0f} req/s")
-print(f"protected /v1/tenants/acme/invoices:    {protected:10.0f} req/s (ES256, cache on)")
-print(f"ratio protected/public:                 {protected / public:10.2f}")
+results=()
+for _ in $(seq "$ROUNDS"); do
+  public="$(run "$APP/healthz")"
+  protected="$(run -H "Authorization: Bearer $TOKEN" "$APP/v1/tenants/acme/invoices")"
+  results+=("$public $protected")
+done
+python3 - "${results[@]}" <<'PY'
+import statistics, sys
+rounds = [tuple(map(float, r.split())) for r in sys.argv[1:]]
+for i, (public, protected) in enumerate(rounds, 1):
+    print(f"round {i}: public {public:8.0f} req/s, protected {protected:8.0f} req/s, ratio {protected / public:.2f}")
+public = statistics.median(p for p, _ in rounds)
+protected = statistics.median(q for _, q in rounds)
+ratio = statistics.median(q / p for p, q in rounds)
+print(f"median public /healthz:                     {public:8.0f} req/s")
+print(f"median protected /v1/tenants/acme/invoices: {protected:8.0f} req/s (ES256, cache on)")
+print(f"median ratio protected/public:              {ratio:8.2f}")
 PY
