@@ -262,7 +262,8 @@ struct Located {
     line: u64,
 }
 
-fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+/// The rotated files of `path` (`<name>.<20 digits>`), oldest first.
+pub(crate) fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

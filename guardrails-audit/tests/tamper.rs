@@ -317,3 +317,62 @@ async fn rotation_links_files_and_verifies_as_one_chain() {
     std::fs::remove_file(&names[1]).unwrap();
     assert_eq!(damage(&path, &all).0, DamageKind::Deleted);
 }
+
+#[tokio::test]
+async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_interval(std::time::Duration::from_millis(1))
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(5)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Time-based rotation on the maintenance tick leaves an empty active file…
+    sink.tick().await.unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // …and the writer dies before writing to it.
+    drop(sink);
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    assert_eq!(
+        sink.next_seq(),
+        6,
+        "the chain continues from the rotated file"
+    );
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    let all = options(true, &path).include_rotated(true);
+    let report = verify(&path, &all).unwrap();
+    assert_eq!(report.first_seq, Some(0));
+    assert_eq!(report.recoveries, 1);
+    assert!(report.cleanly_stopped);
+}
+
+#[tokio::test]
+async fn time_based_checkpoints() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .checkpoint_every(1_000_000, std::time::Duration::from_millis(1))
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(3)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    sink.tick().await.unwrap();
+    let checkpoints = read_lines(&checkpoints_of(&path));
+    assert_eq!(checkpoints.len(), 1);
+    let cp: Value = serde_json::from_str(&checkpoints[0]).unwrap();
+    assert_eq!(cp["reason"], "interval");
+    assert_eq!(cp["seq"], 2);
+    assert_eq!(cp["sig_alg"], "none");
+    // Nothing new written: no new checkpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    sink.tick().await.unwrap();
+    assert_eq!(read_lines(&checkpoints_of(&path)).len(), 1);
+}

@@ -331,42 +331,21 @@ impl JsonLinesSink {
         self.file_len = tail.len;
         self.opened_at = Instant::now();
         let mut crashed = !tail.torn.is_empty();
-        match &tail.last {
-            Some(last) => {
-                let chain =
-                    last.get("chain")
-                        .and_then(Value::as_object)
-                        .ok_or(SinkError::Incompatible(
-                            "the last line is not a chained audit record",
-                        ))?;
-                let alg = chain.get("alg").and_then(Value::as_str);
-                if alg != Some(self.hasher.alg().as_str()) {
-                    return Err(SinkError::Incompatible(
-                        "the file is chained with another algorithm",
-                    ));
-                }
-                let stored = chain.get("hash").and_then(Value::as_str).unwrap_or("");
-                let computed = self.hasher.hash_record(last)?;
-                if !crate::chain::same_hash(stored, &computed) {
-                    return Err(SinkError::Incompatible(
-                        "the last record does not verify with this key",
-                    ));
-                }
-                let (Some(id), Some(seq)) = (
-                    chain.get("id").and_then(Value::as_str),
-                    chain.get("seq").and_then(Value::as_u64),
-                ) else {
-                    return Err(SinkError::Incompatible(
-                        "the last record has no chain id or seq",
-                    ));
-                };
-                self.chain_id = id.to_owned();
-                self.next_seq = seq + 1;
-                self.last_hash = computed;
-                if last.get("action").and_then(Value::as_str) != Some(ACTION_STOPPED) {
-                    crashed = true;
-                }
+        let mut last = tail.last;
+        if last.is_none() && self.chain_id.is_empty() {
+            // An empty active file next to rotated ones: the writer stopped
+            // (crashed) right after a rotation. Continue the rotated chain.
+            if let Some(previous) = crate::verify::rotated_files(&self.path)
+                .ok()
+                .and_then(|files| files.last().cloned())
+            {
+                let mut previous = File::open(&previous).map_err(SinkError::io("open rotated"))?;
+                last = read_tail(&mut previous)?.last;
+                crashed |= last.is_some();
             }
+        }
+        match &last {
+            Some(last) => crashed |= !self.continue_from(last)?,
             None if self.chain_id.is_empty() => {
                 // A new chain (a torn first line keeps its evidence too).
                 self.chain_id = uuid::Uuid::now_v7().to_string();
@@ -374,14 +353,13 @@ impl JsonLinesSink {
                 self.last_hash = ZERO_HASH.to_owned();
             }
             None => {
-                // A rotated-into file that lost its only line: continue.
+                // Reopened after a failed write, nothing readable: continue.
             }
         }
         self.file_first_seq = tail.first_seq.unwrap_or(self.next_seq);
         self.file = Some(file);
         if crashed {
-            let last_seq = tail
-                .last
+            let last_seq = last
                 .as_ref()
                 .and_then(|l| l.pointer("/chain/seq"))
                 .cloned()
@@ -423,6 +401,43 @@ impl JsonLinesSink {
             );
         }
         Ok(())
+    }
+
+    /// Continues the chain after `last`, which must verify with this
+    /// sink's algorithm and key; returns whether it is the record of a clean
+    /// shutdown.
+    fn continue_from(&mut self, last: &Value) -> Result<bool, SinkError> {
+        let chain = last
+            .get("chain")
+            .and_then(Value::as_object)
+            .ok_or(SinkError::Incompatible(
+                "the last line is not a chained audit record",
+            ))?;
+        let alg = chain.get("alg").and_then(Value::as_str);
+        if alg != Some(self.hasher.alg().as_str()) {
+            return Err(SinkError::Incompatible(
+                "the file is chained with another algorithm",
+            ));
+        }
+        let stored = chain.get("hash").and_then(Value::as_str).unwrap_or("");
+        let computed = self.hasher.hash_record(last)?;
+        if !crate::chain::same_hash(stored, &computed) {
+            return Err(SinkError::Incompatible(
+                "the last record does not verify with this key",
+            ));
+        }
+        let (Some(id), Some(seq)) = (
+            chain.get("id").and_then(Value::as_str),
+            chain.get("seq").and_then(Value::as_u64),
+        ) else {
+            return Err(SinkError::Incompatible(
+                "the last record has no chain id or seq",
+            ));
+        };
+        self.chain_id = id.to_owned();
+        self.next_seq = seq + 1;
+        self.last_hash = computed;
+        Ok(last.get("action").and_then(Value::as_str) == Some(ACTION_STOPPED))
     }
 
     /// Appends the canonical line of `event` (with the next seq) to `buf`.

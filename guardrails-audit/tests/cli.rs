@@ -1,0 +1,80 @@
+//! The `guardrails-audit verify` command: output and exit codes.
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::process::Command;
+
+use common::{KEY, checkpoints_of, key, read_lines, write_lines, write_trail};
+
+fn verify_cmd(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_guardrails-audit"))
+        .arg("verify")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn exit_codes_and_damage_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_trail(&path, Some(key()), 20, 5).await;
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let wrong_key = dir.path().join("wrong");
+    std::fs::write(&wrong_key, "not the key").unwrap();
+    let cp = checkpoints_of(&path);
+    let args = |k: &std::path::Path| {
+        vec![
+            path.as_os_str().to_owned(),
+            "--key-file".into(),
+            k.as_os_str().to_owned(),
+            "--checkpoints".into(),
+            cp.as_os_str().to_owned(),
+        ]
+    };
+    let refs = |v: &Vec<std::ffi::OsString>| {
+        v.iter()
+            .map(|s| s.as_os_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let good = refs(&args(&key_file));
+    let (code, out, _) = verify_cmd(&good.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("ok records=21 first_seq=0 last_seq=20"),
+        "{out}"
+    );
+
+    let wrong = refs(&args(&wrong_key));
+    let (code, out, err) = verify_cmd(&wrong.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(code, 1);
+    assert_eq!(out.trim(), "damage=wrong_key seq=0");
+    assert!(
+        !err.contains(KEY) && !err.contains("not the key"),
+        "keys never printed: {err}"
+    );
+
+    let (code, _, err) = verify_cmd(&[path.as_os_str()]);
+    assert_eq!(code, 2, "a keyed chain without a key cannot be verified");
+    assert!(err.contains("key"), "{err}");
+
+    let mut lines = read_lines(&path);
+    lines.remove(5);
+    write_lines(&path, &lines);
+    let (code, out, err) = verify_cmd(&good.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(code, 1);
+    assert_eq!(out.trim(), "damage=deleted seq=5");
+    assert!(err.contains("deleted at seq 5"), "{err}");
+
+    let missing = dir.path().join("missing.jsonl");
+    let (code, _, _) = verify_cmd(&[missing.as_os_str()]);
+    assert_eq!(code, 2);
+}
