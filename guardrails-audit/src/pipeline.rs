@@ -112,6 +112,9 @@ pub enum DeliveryError {
     /// The sink failed to write the batch holding the event.
     #[error("the audit sink failed to write the event")]
     WriteFailed,
+    /// The event was not durable within the delivery timeout.
+    #[error("the audit record was not written in time")]
+    TimedOut,
 }
 
 impl DeliveryError {
@@ -312,11 +315,13 @@ impl Auditor {
         match self.try_enqueue(event, Some(ack_tx)) {
             Ok(()) => Delivery {
                 state: DeliveryState::Waiting(ack_rx),
+                deadline: None,
             },
             Err((msg, true)) => {
                 // Full: wait for space (the slow path, boxed once).
                 let this = self.clone();
                 Delivery {
+                    deadline: None,
                     state: DeliveryState::Sending(Box::pin(async move {
                         match this.shared.tx.send(msg).await {
                             Ok(()) => {
@@ -369,6 +374,7 @@ enum DeliveryState {
 #[must_use = "a durable delivery is only known when this future resolves"]
 pub struct Delivery {
     state: DeliveryState,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl fmt::Debug for Delivery {
@@ -386,7 +392,18 @@ impl Delivery {
     fn done(result: Result<Receipt, DeliveryError>) -> Self {
         Self {
             state: DeliveryState::Done(Some(result)),
+            deadline: None,
         }
+    }
+
+    /// Gives up after `limit` with [`DeliveryError::TimedOut`] (a stuck disk
+    /// must not hold requests forever). The event stays queued and may still
+    /// be written later. Needs a Tokio runtime with timers enabled.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        if !matches!(self.state, DeliveryState::Done(_)) {
+            self.deadline = Some(Box::pin(tokio::time::sleep(limit)));
+        }
+        self
     }
 }
 
@@ -394,6 +411,22 @@ impl Future for Delivery {
     type Output = Result<Receipt, DeliveryError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let polled = self.as_mut().poll_state(cx);
+        if polled.is_pending()
+            && let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(DeliveryError::TimedOut));
+        }
+        polled
+    }
+}
+
+impl Delivery {
+    fn poll_state(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Receipt, DeliveryError>> {
         loop {
             match &mut self.state {
                 DeliveryState::Done(result) => {

@@ -310,3 +310,42 @@ async fn shutdown_under_load_loses_nothing_accepted() {
     assert_eq!(requests, stats.accepted);
     assert!(report.cleanly_stopped);
 }
+
+#[tokio::test]
+async fn a_stuck_sink_times_out_instead_of_holding_requests() {
+    let sink = GatedSink {
+        inner: MemorySink::new(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)), // never writes
+        batches: Arc::default(),
+        delay: Duration::ZERO,
+    };
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = AuditLayer::new(auditor.clone())
+        .default_mode(DeliveryMode::Blocking)
+        .policy(
+            RoutePolicy::new()
+                .method(Method::DELETE)
+                .mode(DeliveryMode::Strict),
+        )
+        .delivery_timeout(Duration::from_millis(50));
+    let router = app(layer, Arc::clone(&calls));
+    let started = std::time::Instant::now();
+    let (status, rejection, _) = send(&router, Method::DELETE, "/things/1/delete").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rejection.unwrap().reason(), "audit_unavailable");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the strict handler must not run"
+    );
+    let (status, rejection, _) = send(&router, Method::GET, "/things/1").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(rejection.unwrap().reason(), "audit_write_failed");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The stuck writer cannot flush: the bounded shutdown says so.
+    let report = guard.shutdown(Duration::from_millis(200)).await;
+    assert!(report.timed_out);
+    assert!(report.unflushed > 0);
+    assert!(!report.is_complete());
+}

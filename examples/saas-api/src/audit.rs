@@ -28,6 +28,9 @@ use guardrails_audit::{
 
 use crate::settings::AuditSettings;
 
+/// How long a strict request waits for its durable attempt record.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for the audit trail to be flushed.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,13 +80,17 @@ pub fn start(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), StartErr
 }
 
 /// The audit layer of the app: metadata for every request, best effort;
-/// `DELETE` routes strict.
+/// `DELETE` routes strict, with a [`DELIVERY_TIMEOUT`].
 pub fn layer(auditor: Auditor) -> AuditLayer {
-    AuditLayer::new(auditor).policy(
-        RoutePolicy::new()
-            .method(Method::DELETE)
-            .mode(DeliveryMode::Strict),
-    )
+    AuditLayer::new(auditor)
+        .policy(
+            RoutePolicy::new()
+                .method(Method::DELETE)
+                .mode(DeliveryMode::Strict),
+        )
+        // A stuck disk fails strict requests closed (503) instead of
+        // holding them.
+        .delivery_timeout(DELIVERY_TIMEOUT)
 }
 
 /// Flushes and closes the trail; returns whether nothing was lost.

@@ -369,6 +369,7 @@ pub struct AuditLayer<R = RouteFromExtensions> {
     pub(crate) resolver: R,
     pub(crate) proxies: Arc<TrustedProxies>,
     pub(crate) excerpt_limit: usize,
+    pub(crate) delivery_timeout: Option<std::time::Duration>,
 }
 
 impl<R: fmt::Debug> fmt::Debug for AuditLayer<R> {
@@ -380,6 +381,7 @@ impl<R: fmt::Debug> fmt::Debug for AuditLayer<R> {
             .field("resolver", &self.resolver)
             .field("proxies", &self.proxies)
             .field("excerpt_limit", &self.excerpt_limit)
+            .field("delivery_timeout", &self.delivery_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -396,6 +398,7 @@ impl AuditLayer {
             resolver: RouteFromExtensions,
             proxies: Arc::new(TrustedProxies::none()),
             excerpt_limit: 4096,
+            delivery_timeout: None,
         }
     }
 }
@@ -434,6 +437,15 @@ impl<R> AuditLayer<R> {
         self
     }
 
+    /// How long `Blocking` and `Strict` requests wait for their record to be
+    /// durable before they are answered 500 `audit-failed` (blocking) or 503
+    /// `audit-unavailable` (strict, handler not run). Default: no limit.
+    /// Needs a Tokio runtime with timers enabled.
+    pub fn delivery_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.delivery_timeout = Some(limit);
+        self
+    }
+
     /// Uses another route resolver.
     pub fn route_resolver<R2: RouteResolver>(self, resolver: R2) -> AuditLayer<R2> {
         AuditLayer {
@@ -444,6 +456,7 @@ impl<R> AuditLayer<R> {
             resolver,
             proxies: self.proxies,
             excerpt_limit: self.excerpt_limit,
+            delivery_timeout: self.delivery_timeout,
         }
     }
 

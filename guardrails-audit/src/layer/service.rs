@@ -69,6 +69,7 @@ struct Ctx {
     excerpt: Option<SharedExcerpt>,
     json: bool,
     content_length: Option<u64>,
+    timeout: Option<std::time::Duration>,
 }
 
 fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
@@ -187,6 +188,7 @@ where
             excerpt,
             json,
             content_length,
+            timeout: self.layer.delivery_timeout,
         };
         if mode == DeliveryMode::Strict {
             let mut attempt = AuditEvent::new("http.request", method_category(req.method()))
@@ -195,7 +197,10 @@ where
                 let (request, source) = context.request_and_source();
                 attempt = attempt.with_request(request).with_source(source);
             }
-            let delivery = ctx.auditor.deliver(attempt, DeliveryMode::Strict);
+            let mut delivery = ctx.auditor.deliver(attempt, DeliveryMode::Strict);
+            if let Some(limit) = ctx.timeout {
+                delivery = delivery.timeout(limit);
+            }
             return ResponseFuture {
                 state: State::Attempt {
                     delivery,
@@ -432,7 +437,10 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(Ok(response.map(GuardBody::new)));
                             }
-                            let delivery = ctx.auditor.deliver(event, DeliveryMode::Blocking);
+                            let mut delivery = ctx.auditor.deliver(event, DeliveryMode::Blocking);
+                            if let Some(limit) = ctx.timeout {
+                                delivery = delivery.timeout(limit);
+                            }
                             *this.ctx = Some(ctx);
                             this.state.set(State::Completing {
                                 delivery,
