@@ -15,6 +15,14 @@
 //! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
 //! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
 //!
+//! # Domain events outside requests
+//!
+//! [`Auditor`] is `Clone + Send + Sync`: keep one in the application state
+//! (or anywhere) to record events that no request carries — jobs, admin
+//! tasks, start-up. Inside a request prefer the request's
+//! [`AuditContext`](crate::AuditContext), which fills in the request id,
+//! source and actor.
+//!
 //! # Shutdown
 //!
 //! [`AuditGuard::shutdown`] closes the queue (later events are refused and

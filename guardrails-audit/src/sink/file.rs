@@ -14,6 +14,11 @@
 //! [`JsonLinesBuilder::fsync`], made durable with one `fdatasync` before the
 //! pipeline acknowledges any event of the batch (group commit).
 //!
+//! One writer per file: two processes appending to the same file would
+//! interleave two continuations of one chain, which [`verify`](crate::verify())
+//! reports as inserted records. Give every instance its own file (or use a
+//! database sink for many instances).
+//!
 //! # Crash recovery
 //!
 //! At open the sink reads the end of the file. A last line without its
