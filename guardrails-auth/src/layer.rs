@@ -289,6 +289,15 @@ impl<A> AuthLayer<A> {
         self
     }
 
+    /// Also accepts the credential from the query parameter `param` (for
+    /// clients that cannot send headers, such as `EventSource`). Insecure:
+    /// query strings are logged by proxies, kept in browser history and leaked
+    /// through `Referer`; use only with short-lived tokens. Without this, a
+    /// query `access_token` is rejected with 400 `invalid_request`.
+    pub fn insecure_allow_query_token(self, param: impl Into<String>) -> Self {
+        self.credential_source(crate::InsecureQuery::new(param))
+    }
+
     /// Adds a client-sent identity header to remove from every request.
     pub fn strip_header(mut self, name: HeaderName) -> Self {
         self.config_mut().strip.push(name);

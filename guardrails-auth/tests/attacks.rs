@@ -741,6 +741,24 @@ async fn rs_to_hs_confusion_is_refused_even_when_hs256_is_allowed() {
 }
 
 #[tokio::test]
+async fn query_tokens_only_with_the_insecure_opt_in() {
+    let uri = format!("{URI}?access_token={}", token_a(&claims(ISSUER_A)));
+    let req = || get(&uri).body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(call(AuthLayer::new(verifier()), req()).await.status, 400);
+    let layer = AuthLayer::new(verifier()).insecure_allow_query_token("access_token");
+    assert_eq!(call(layer.clone(), req()).await.status, 200);
+    // A header and a query token at once: ambiguous.
+    let mut both = req();
+    both.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token_a(&claims(ISSUER_A)))
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(call(layer, both).await.status, 400);
+}
+
+#[tokio::test]
 async fn claims_reach_the_principal() {
     let mut c = claims(ISSUER_A);
     c["roles"] = json!(["admin", "billing"]);

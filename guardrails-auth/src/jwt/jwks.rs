@@ -202,6 +202,7 @@ pub(crate) struct JwksCache {
     jwks_url: OnceLock<String>,
     client: HttpClient,
     single_flight: tokio::sync::Mutex<()>,
+    fetching: std::sync::atomic::AtomicBool,
     started: std::sync::Once,
 }
 
@@ -259,6 +260,7 @@ impl JwksCache {
             jwks_url,
             client,
             single_flight: tokio::sync::Mutex::new(()),
+            fetching: std::sync::atomic::AtomicBool::new(false),
             started: std::sync::Once::new(),
         }))
     }
@@ -292,6 +294,16 @@ impl JwksCache {
                 true
             }
         }
+    }
+
+    /// Whether a fetch is running now.
+    pub(crate) fn is_fetching(&self) -> bool {
+        self.fetching.load(Ordering::Acquire)
+    }
+
+    /// Waits until the running fetch (if any) is done, without fetching.
+    pub(crate) async fn wait_for_fetch(&self) {
+        let _guard = self.single_flight.lock().await;
     }
 
     /// Starts the background refresh (and first fetch), once, when a tokio
@@ -339,7 +351,9 @@ impl JwksCache {
             *last = Some(Instant::now());
         }
         self.fetches.fetch_add(1, Ordering::AcqRel);
+        self.fetching.store(true, Ordering::Release);
         let result = self.fetch_and_store().await;
+        self.fetching.store(false, Ordering::Release);
         let outcome = if result.is_ok() { "ok" } else { "error" };
         if result.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);

@@ -546,8 +546,10 @@ impl JwtVerifierBuilder {
 
 enum Step {
     Done(Result<Principal, AuthError>),
+    /// Fetch the key set (`true`), or wait for the fetch already running
+    /// (`false`), then verify again.
     #[cfg(feature = "jwks")]
-    Refetch(Arc<jwks::JwksCache>),
+    Refetch(Arc<jwks::JwksCache>, bool),
 }
 
 fn now_secs() -> u64 {
@@ -589,7 +591,7 @@ impl JwtVerifier {
         match self.step(token, false) {
             Step::Done(r) => r,
             #[cfg(feature = "jwks")]
-            Step::Refetch(_) => Err(AuthError::UnknownKey),
+            Step::Refetch(..) => Err(AuthError::UnknownKey),
         }
     }
 
@@ -639,7 +641,7 @@ impl JwtVerifier {
             }
             Err(StepErr::Fail(e)) => Step::Done(Err(e)),
             #[cfg(feature = "jwks")]
-            Err(StepErr::Refetch(c)) => Step::Refetch(c),
+            Err(StepErr::Refetch(c, fetch)) => Step::Refetch(c, fetch),
         }
     }
 
@@ -700,9 +702,16 @@ impl JwtVerifier {
                 if allow_refetch
                     && head.kid.is_some()
                     && let KeySource::Jwks(c) = &inner.keys
-                    && c.try_claim_refetch()
                 {
-                    return Err(StepErr::Refetch(Arc::clone(c)));
+                    // Rate-limited: at most one fetch per interval, whatever
+                    // the number of unknown kids. A request that arrives
+                    // while that fetch runs waits for it instead.
+                    if c.try_claim_refetch() {
+                        return Err(StepErr::Refetch(Arc::clone(c), true));
+                    }
+                    if c.is_fetching() {
+                        return Err(StepErr::Refetch(Arc::clone(c), false));
+                    }
                 }
                 #[cfg(not(feature = "jwks"))]
                 let _ = allow_refetch;
@@ -735,7 +744,7 @@ impl JwtVerifier {
 enum StepErr {
     Fail(AuthError),
     #[cfg(feature = "jwks")]
-    Refetch(Arc<jwks::JwksCache>),
+    Refetch(Arc<jwks::JwksCache>, bool),
 }
 
 impl From<AuthError> for StepErr {
@@ -858,17 +867,21 @@ impl Authenticator for JwtVerifier {
         match self.step(credential.value(), true) {
             Step::Done(r) => Verdict::Ready(r),
             #[cfg(feature = "jwks")]
-            Step::Refetch(cache) => {
+            Step::Refetch(cache, fetch) => {
                 // The slow path: a `kid` not in the key set, and the refetch
                 // interval allows a fetch. The token is copied once here.
                 let this = self.clone();
                 let token = credential.value().to_owned();
                 Verdict::Pending(Box::pin(async move {
-                    // A failed fetch keeps the last good keys (stale-if-error).
-                    let _ = cache.refresh(jwks::Trigger::UnknownKid).await;
+                    if fetch {
+                        // A failed fetch keeps the last good keys (stale-if-error).
+                        let _ = cache.refresh(jwks::Trigger::UnknownKid).await;
+                    } else {
+                        cache.wait_for_fetch().await;
+                    }
                     match this.step(&token, false) {
                         Step::Done(r) => r,
-                        Step::Refetch(_) => Err(AuthError::UnknownKey),
+                        Step::Refetch(..) => Err(AuthError::UnknownKey),
                     }
                 }))
             }
