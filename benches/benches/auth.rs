@@ -278,7 +278,7 @@ fn bench(c: &mut Criterion) {
     let v = verifier(es.key.clone(), true);
     v.verify(&es.token).unwrap();
     g.bench_function("ES256/verify_hit", |b| {
-        b.iter(|| v.verify(black_box(&es.token)).unwrap())
+        b.iter(|| v.verify(black_box(&es.token)).unwrap());
     });
     let raw = validation(Algorithm::ES256);
     g.bench_function("ES256/raw_decode", |b| {
