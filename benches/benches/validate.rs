@@ -11,6 +11,7 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -74,6 +75,49 @@ fn core(c: &mut Criterion) {
         b.iter(|| scan::prescan(black_box(bytes), &config).unwrap());
     });
     group.finish();
+}
+
+/// The core against the baseline interleaved in chunks of 64 calls, so that
+/// both see the same machine load; prints the ratio of the totals.
+fn core_interleaved(c: &mut Criterion) {
+    let bytes = INVOICE.as_bytes();
+    let config = Config::default();
+    let raw = || {
+        let value: NewInvoice = serde_json::from_slice(black_box(bytes)).unwrap();
+        value.validate().unwrap();
+        black_box(value);
+    };
+    let ours = || {
+        black_box(json::from_slice::<NewInvoice>(black_box(bytes), &config, &()).unwrap());
+    };
+    let mut raw_total = Duration::ZERO;
+    let mut ours_total = Duration::ZERO;
+    c.bench_function("core/interleaved_guardrails_validate", |b| {
+        b.iter_custom(|iters| {
+            let mut mine = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = (iters - done).min(64);
+                let start = Instant::now();
+                for _ in 0..n {
+                    raw();
+                }
+                raw_total += start.elapsed();
+                let start = Instant::now();
+                for _ in 0..n {
+                    ours();
+                }
+                mine += start.elapsed();
+                done += n;
+            }
+            ours_total += mine;
+            mine
+        });
+    });
+    println!(
+        "core/interleaved ratio (guardrails / raw serde_json + garde): {:.3}",
+        ours_total.as_secs_f64() / raw_total.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
 }
 
 fn prescan(c: &mut Criterion) {
@@ -168,5 +212,5 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, core, prescan, layer);
+criterion_group!(benches, core, core_interleaved, prescan, layer);
 criterion_main!(benches);

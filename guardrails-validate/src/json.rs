@@ -146,7 +146,9 @@ where
     // declares for `T`; only when it cannot vouch for all of them does
     // deserialization go through `serde_ignored`, which finds (and points
     // at) each member serde would drop.
-    let tree = strict.then(tree_of::<T>);
+    // The tree also makes the duplicate-key check a bit test per declared
+    // field, so it is used in lenient mode too.
+    let tree = Some(tree_of::<T>());
     let (text, members) =
         prescan_with(bytes, config, tree.as_deref()).map_err(|e| scan_problem(bytes, e, config))?;
     let mut unknown = Unknown::default();

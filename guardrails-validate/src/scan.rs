@@ -249,8 +249,10 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
     };
     // The node of the value after the last key read.
     let mut pending = NO_NODE;
-    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(8);
-    let mut keys: Vec<(u64, Cow<'_, [u8]>)> = Vec::with_capacity(16);
+    // No allocation for documents nested at most `INLINE_FRAMES` deep whose
+    // keys are all declared fields: the usual request body.
+    let mut stack = Stack::default();
+    let mut keys: Vec<(u64, Cow<'_, [u8]>)> = Vec::new();
     let len = bytes.len();
     let mut i = 0;
     while i < len {
@@ -320,6 +322,11 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     None => {}
                 }
                 i = s.end + 1;
+                // A key is followed by `:` (usually right away): skip it here
+                // rather than through the dispatch.
+                if bytes.get(i) == Some(&b':') {
+                    i += 1;
+                }
             }
             b'{' | b'[' => {
                 if stack.len() >= config.max_depth {
@@ -407,6 +414,73 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
         }
     }
     Ok(members)
+}
+
+const INLINE_FRAMES: usize = 8;
+
+/// A stack of frames, the first [`INLINE_FRAMES`] without allocating.
+struct Stack<'a> {
+    inline: [Option<Frame<'a>>; INLINE_FRAMES],
+    len: usize,
+    spill: Vec<Frame<'a>>,
+}
+
+impl Default for Stack<'_> {
+    fn default() -> Self {
+        Self {
+            inline: [const { None }; INLINE_FRAMES],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Stack<'a> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn push(&mut self, frame: Frame<'a>) {
+        if self.len < INLINE_FRAMES {
+            self.inline[self.len] = Some(frame);
+        } else {
+            self.spill.push(frame);
+        }
+        self.len += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Frame<'a>> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        if self.len < INLINE_FRAMES {
+            self.inline[self.len].take()
+        } else {
+            self.spill.pop()
+        }
+    }
+
+    #[inline]
+    fn last(&self) -> Option<&Frame<'a>> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE_FRAMES => self.inline[n - 1].as_ref(),
+            _ => self.spill.last(),
+        }
+    }
+
+    #[inline]
+    fn last_mut(&mut self) -> Option<&mut Frame<'a>> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE_FRAMES => self.inline[n - 1].as_mut(),
+            _ => self.spill.last_mut(),
+        }
+    }
 }
 
 struct StringEnd {
