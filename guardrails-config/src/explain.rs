@@ -96,17 +96,20 @@ impl Explain {
         }
     }
 
+    /// Adds `key`; `is_secret` decides for the key and for every key
+    /// nested in its value (a list of tables with a `password` each).
     pub(crate) fn push(
         &mut self,
         key: String,
         value: &Value,
-        secret: bool,
+        is_secret: &dyn Fn(&str) -> bool,
         source: Option<Source>,
     ) {
+        let secret = is_secret(&key);
         let value = if secret {
-            serde_json::Value::String(REDACTED.to_owned())
+            redacted()
         } else {
-            to_json(value)
+            to_json(value, &key, is_secret)
         };
         self.entries.push(ExplainEntry {
             key,
@@ -200,16 +203,37 @@ impl fmt::Display for Explain {
     }
 }
 
-fn to_json(value: &Value) -> serde_json::Value {
+fn redacted() -> serde_json::Value {
+    serde_json::Value::String(REDACTED.to_owned())
+}
+
+/// `value` at `key` as JSON, with every nested secret key redacted.
+fn to_json(value: &Value, key: &str, is_secret: &dyn Fn(&str) -> bool) -> serde_json::Value {
     use serde_json::Value as J;
+    let nested = |child: String, v: &Value| {
+        if is_secret(&child) {
+            redacted()
+        } else {
+            to_json(v, &child, is_secret)
+        }
+    };
     match value {
         Value::String(_, s) => J::String(redact_url_credentials(s)),
         Value::Char(_, c) => J::String(c.to_string()),
         Value::Bool(_, b) => J::Bool(*b),
         Value::Num(_, n) => num_to_json(*n),
         Value::Empty(..) => J::Null,
-        Value::Dict(_, d) => J::Object(d.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
-        Value::Array(_, a) => J::Array(a.iter().map(to_json).collect()),
+        Value::Dict(_, d) => J::Object(
+            d.iter()
+                .map(|(k, v)| (k.clone(), nested(format!("{key}.{k}"), v)))
+                .collect(),
+        ),
+        Value::Array(_, a) => J::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| nested(format!("{key}.{i}"), v))
+                .collect(),
+        ),
     }
 }
 

@@ -681,7 +681,7 @@ impl Run<'_> {
             explain.push(
                 key.to_owned(),
                 value,
-                self.is_secret(key),
+                &|k| self.is_secret(k),
                 sources.get(key).cloned(),
             );
         });

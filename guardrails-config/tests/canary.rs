@@ -235,3 +235,48 @@ fn figment_alone_echoes_the_value() {
     assert!(error.to_string().contains(&canary));
     assert!(format!("{error:?}").contains(&canary));
 }
+
+/// A secret nested in a list of tables is a leaf of no `explain` entry of
+/// its own: it is redacted inside the list's value, table and JSON alike.
+#[test]
+fn secrets_nested_in_lists_of_tables_are_redacted() {
+    #[derive(Debug, serde::Deserialize, garde::Validate)]
+    #[allow(dead_code, reason = "only deserialized")]
+    struct Replicas {
+        #[garde(skip)]
+        replicas: Vec<Replica>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code, reason = "only deserialized")]
+    struct Replica {
+        host: String,
+        password: SecretString,
+        tls: ReplicaTls,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code, reason = "only deserialized")]
+    struct ReplicaTls {
+        private_key: SecretString,
+    }
+    impl guardrails_config::Configuration for Replicas {}
+
+    let canary = canary();
+    let fx = Fixture::empty();
+    fx.file(
+        "default.toml",
+        &format!(
+            "[[replicas]]\nhost = \"db-1.internal\"\npassword = \"{canary}\"\n\
+             tls = {{ private_key = \"{canary}\" }}\n"
+        ),
+    );
+    let loaded = fx.loader(&[]).load::<Replicas>().unwrap();
+    let table = loaded.explain().to_string();
+    let json = loaded.explain().to_json().to_string();
+    for text in [&table, &json] {
+        assert!(text.contains("db-1.internal"), "{text}");
+        assert!(!text.contains(&canary), "{text}");
+    }
+    let entry = loaded.explain().get("replicas").unwrap();
+    assert_eq!(entry.value()[0]["password"], "[REDACTED]");
+    assert_eq!(entry.value()[0]["tls"]["private_key"], "[REDACTED]");
+}
