@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::error::{Actual, Kind};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::zeroize::{Zeroize, Zeroizing};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -79,6 +80,8 @@ pub struct Loader {
     environment: Option<Environment>,
     defaults: Dict,
     overrides: Dict,
+    /// Kept secret until a load needs them.
+    secret_overrides: Vec<(String, SecretString)>,
     setup_errors: Vec<Finding>,
     secret_keys: Vec<String>,
     strict: bool,
@@ -102,11 +105,27 @@ impl fmt::Debug for Loader {
             )
             .field("environment", &self.environment)
             .field("default_keys", &leaf_keys(&self.defaults))
-            .field("override_keys", &leaf_keys(&self.overrides))
+            .field(
+                "override_keys",
+                &leaf_keys(&self.overrides)
+                    .into_iter()
+                    .chain(self.secret_overrides.iter().map(|(k, _)| k.clone()))
+                    .collect::<Vec<_>>(),
+            )
             .field("secret_keys", &self.secret_keys)
             .field("strict", &self.strict)
             .field("hardened", &self.hardened)
             .finish()
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        wipe(&mut self.defaults);
+        wipe(&mut self.overrides);
+        if let Some(vars) = &mut self.env_vars {
+            vars.zeroize();
+        }
     }
 }
 
@@ -123,6 +142,7 @@ impl Loader {
             environment: None,
             defaults: Dict::new(),
             overrides: Dict::new(),
+            secret_overrides: Vec::new(),
             setup_errors: Vec::new(),
             secret_keys: Vec::new(),
             strict: false,
@@ -219,11 +239,7 @@ impl Loader {
     /// An explicit secret override from code (declares `key` a secret).
     pub fn set_secret(mut self, key: &str, value: &SecretString) -> Self {
         self.secret_keys.push(key.to_owned());
-        insert_path(
-            &mut self.overrides,
-            key,
-            Value::from(value.expose_secret().to_owned()),
-        );
+        self.secret_overrides.push((key.to_owned(), value.clone()));
         self
     }
 
@@ -247,22 +263,28 @@ impl Loader {
         self
     }
 
-    /// The variables the loader reads: the injected ones, or the process
-    /// environment's (values that are not UTF-8 are reported if under the
-    /// prefix).
-    fn vars(&self, findings: &mut Vec<Finding>) -> Vec<(String, String)> {
-        if let Some(vars) = &self.env_vars {
-            return vars.clone();
-        }
+    /// The variables under `{PREFIX}_`: the injected ones, or the process
+    /// environment's (values that are not UTF-8 are reported). The rest of
+    /// the environment (other services' credentials) is never kept, and the
+    /// copies are wiped when dropped.
+    fn vars(&self, findings: &mut Vec<Finding>) -> Zeroizing<Vec<(String, String)>> {
         let under = format!("{}_", self.prefix);
-        let mut vars = Vec::new();
+        if let Some(vars) = &self.env_vars {
+            return Zeroizing::new(
+                vars.iter()
+                    .filter(|(name, _)| name.starts_with(&under))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        let mut vars = Zeroizing::new(Vec::new());
         for (name, value) in std::env::vars_os() {
-            let (Some(name), value) = (name.to_str(), value.into_string()) else {
+            let Some(name) = name.to_str().filter(|name| name.starts_with(&under)) else {
                 continue;
             };
-            match value {
+            match value.into_string() {
                 Ok(value) => vars.push((name.to_owned(), value)),
-                Err(_) if name.starts_with(&under) => findings.push(Finding::new(
+                Err(_) => findings.push(Finding::new(
                     Severity::Error,
                     FindingKind::InvalidValue,
                     None,
@@ -271,7 +293,6 @@ impl Loader {
                     }),
                     "is not valid UTF-8",
                 )),
-                Err(_) => {}
             }
         }
         vars
@@ -465,6 +486,46 @@ impl Provider for LayerProvider<'_> {
     }
 }
 
+/// A dictionary whose strings are wiped when it is dropped.
+///
+/// Best effort: the copies figment makes while extracting are out of reach,
+/// but the loader's own copies of secrets do not outlive the load.
+#[derive(Default)]
+struct Wiped(Dict);
+
+impl std::ops::Deref for Wiped {
+    type Target = Dict;
+
+    fn deref(&self) -> &Dict {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Wiped {
+    fn deref_mut(&mut self) -> &mut Dict {
+        &mut self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+/// Overwrites every string in `dict` with zeros.
+fn wipe(dict: &mut Dict) {
+    fn wipe_value(value: &mut Value) {
+        match value {
+            Value::String(_, s) => s.zeroize(),
+            Value::Dict(_, inner) => wipe(inner),
+            Value::Array(_, items) => items.iter_mut().for_each(wipe_value),
+            _ => {}
+        }
+    }
+    dict.values_mut().for_each(wipe_value);
+}
+
 /// One load.
 struct Run<'l> {
     loader: &'l Loader,
@@ -474,6 +535,14 @@ struct Run<'l> {
     layers: Vec<Layer>,
     env_keys: BTreeMap<String, String>,
     file_keys: BTreeMap<String, (String, PathBuf)>,
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        for layer in &mut self.layers {
+            wipe(&mut layer.dict);
+        }
+    }
 }
 
 impl Run<'_> {
@@ -580,7 +649,7 @@ impl Run<'_> {
                 }
             }
         }
-        let mut lower = Dict::new();
+        let mut lower = Wiped::default();
         for layer in &self.layers {
             merge(&mut lower, layer.dict.clone());
         }
@@ -599,10 +668,18 @@ impl Run<'_> {
             });
         }
         // 6. explicit overrides
-        if !loader.overrides.is_empty() {
+        if !loader.overrides.is_empty() || !loader.secret_overrides.is_empty() {
+            let mut dict = loader.overrides.clone();
+            for (key, secret) in &loader.secret_overrides {
+                insert_path(
+                    &mut dict,
+                    key,
+                    Value::from(secret.expose_secret().to_owned()),
+                );
+            }
             self.layers.push(Layer {
                 kind: LayerKind::Override,
-                dict: loader.overrides.clone(),
+                dict,
             });
         }
 
@@ -615,11 +692,13 @@ impl Run<'_> {
                 dict: &layer.dict,
             });
         }
-        let merged = figment
-            .data()
-            .ok()
-            .and_then(|mut map| map.remove(&Profile::Default))
-            .unwrap_or_default();
+        let merged = Wiped(
+            figment
+                .data()
+                .ok()
+                .and_then(|mut map| map.remove(&Profile::Default))
+                .unwrap_or_default(),
+        );
         let mut sources = BTreeMap::new();
         collect_sources(&merged, &mut Vec::new(), &mut |key, value| {
             if let Some(source) = self.source_of(&figment, key, value) {
@@ -629,7 +708,7 @@ impl Run<'_> {
 
         // Deserialize, collecting every problem: remove an invalid value,
         // stand in for a missing one, and try again.
-        let mut pruned = merged.clone();
+        let mut pruned = Wiped(merged.clone());
         let mut extracted = None;
         let mut retry = Retry::default();
         for _ in 0..(leaf_count(&merged) + 8) * (PLACEHOLDERS + 1) {
