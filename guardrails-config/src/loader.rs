@@ -465,24 +465,17 @@ impl Layer {
     }
 }
 
-/// A figment provider for one prepared layer; the metadata's custom source
-/// is the layer's index, so every value's tag leads back to its layer.
-struct LayerProvider<'a> {
-    index: usize,
-    name: String,
-    dict: &'a Dict,
-}
+/// The merged layers as a figment provider, for figment's lossy
+/// deserialization (strings to numbers and booleans) with error paths.
+struct Merged<'a>(&'a Dict);
 
-impl Provider for LayerProvider<'_> {
+impl Provider for Merged<'_> {
     fn metadata(&self) -> Metadata {
-        Metadata::from(
-            self.name.clone(),
-            figment::Source::Custom(self.index.to_string()),
-        )
+        Metadata::named("configuration")
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Ok(Profile::Default.collect(self.dict.clone()))
+        Ok(Profile::Default.collect(self.0.clone()))
     }
 }
 
@@ -683,25 +676,15 @@ impl Run<'_> {
             });
         }
 
-        // Merge with figment: it keeps the provider (tag) of every value.
-        let mut figment = Figment::new();
-        for (index, layer) in self.layers.iter().enumerate() {
-            figment = figment.merge(LayerProvider {
-                index,
-                name: layer.describe(prefix),
-                dict: &layer.dict,
-            });
+        // Merge as figment's `merge` does: tables recursively, anything
+        // else replaced. A value's source is the highest layer setting it.
+        let mut merged = Wiped::default();
+        for layer in &self.layers {
+            merge(&mut merged, layer.dict.clone());
         }
-        let merged = Wiped(
-            figment
-                .data()
-                .ok()
-                .and_then(|mut map| map.remove(&Profile::Default))
-                .unwrap_or_default(),
-        );
         let mut sources = BTreeMap::new();
-        collect_sources(&merged, &mut Vec::new(), &mut |key, value| {
-            if let Some(source) = self.source_of(&figment, key, value) {
+        collect_sources(&merged, &mut Vec::new(), &mut |key, _| {
+            if let Some(source) = self.source_of(key) {
                 sources.insert(key.to_owned(), source);
             }
         });
@@ -712,12 +695,7 @@ impl Run<'_> {
         let mut extracted = None;
         let mut retry = Retry::default();
         for _ in 0..(leaf_count(&merged) + 8) * (PLACEHOLDERS + 1) {
-            let attempt = Figment::from(LayerProvider {
-                index: usize::MAX,
-                name: "merged".to_owned(),
-                dict: &pruned,
-            })
-            .extract_lossy::<Capture<T>>();
+            let attempt = Figment::from(Merged(&pruned)).extract_lossy::<Capture<T>>();
             match attempt {
                 Ok(capture) => {
                     extracted = Some(capture);
@@ -994,16 +972,13 @@ impl Run<'_> {
         (env_dict, file_dict)
     }
 
-    /// The source of the value at `key` (tag → layer → source).
-    fn source_of(&self, figment: &Figment, key: &str, value: &Value) -> Option<Source> {
-        let index: usize = figment
-            .get_metadata(value.tag())?
-            .source
-            .as_ref()?
-            .custom()?
-            .parse()
-            .ok()?;
-        let layer = self.layers.get(index)?;
+    /// The source of the value at `key`: the highest layer that sets it.
+    fn source_of(&self, key: &str) -> Option<Source> {
+        let layer = self
+            .layers
+            .iter()
+            .rev()
+            .find(|layer| find(&layer.dict, key).is_some())?;
         Some(match &layer.kind {
             LayerKind::Default => Source::Default,
             LayerKind::File(path, profile) => Source::File {
