@@ -223,6 +223,7 @@ fn load(c: &mut Criterion) {
     let mut group = c.benchmark_group("audit_load");
     group.throughput(Throughput::Elements(REQUESTS));
     group.sample_size(10);
+    let mut servers = Vec::new();
     for audited in [false, true] {
         let (addr, guard) = runtime.block_on(async {
             let store = saas_api::invoices::Store::default();
@@ -265,12 +266,71 @@ fn load(c: &mut Criterion) {
                 total
             });
         });
+        servers.push((addr, guard));
+    }
+    group.finish();
+
+    // The machine is shared: alternate the two servers round by round so
+    // both see the same background load, and report the ratio of medians.
+    // Also the process CPU time per request (client, server and writer
+    // together), which background load disturbs less than wall time.
+    const ROUNDS: usize = 15;
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu = [0.0f64; 2];
+    for _ in 0..ROUNDS {
+        for (i, (addr, _)) in servers.iter().enumerate() {
+            let before = process_cpu_seconds();
+            let elapsed = runtime.block_on(drive(*addr, CONNECTIONS, REQUESTS));
+            // Let the writer finish the batches of this round.
+            std::thread::sleep(Duration::from_millis(20));
+            cpu[i] += process_cpu_seconds() - before;
+            rates[i].push(REQUESTS as f64 / elapsed.as_secs_f64());
+        }
+    }
+    let per_request = |c: f64| c / (ROUNDS as f64 * REQUESTS as f64) * 1e6;
+    if cpu[0] > 0.0 {
+        eprintln!(
+            "audit_load CPU per request (client + server + writer): no audit {:.1} µs, audited {:.1} µs, ratio {:.3}",
+            per_request(cpu[0]),
+            per_request(cpu[1]),
+            cpu[0] / cpu[1]
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let off = median(&mut rates[0]);
+    let on = median(&mut rates[1]);
+    eprintln!(
+        "audit_load interleaved ({ROUNDS} rounds of {REQUESTS} requests, {CONNECTIONS} connections): \
+         no audit {off:.0} req/s, audited {on:.0} req/s, ratio {:.3}",
+        on / off
+    );
+    for (_, guard) in servers {
         if let Some(guard) = guard {
             let report = runtime.block_on(guard.shutdown(Duration::from_secs(30)));
             assert!(report.is_complete(), "{report:?}");
         }
     }
-    group.finish();
+}
+
+/// User + system CPU seconds of this process (Linux; 0 elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses).
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
 }
 
 criterion_group!(benches, enqueue, sink, load);
