@@ -406,9 +406,8 @@ fn is_loopback(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost"
         || host.ends_with(".localhost")
-        || host == "::1"
         || host
-            .parse::<std::net::Ipv4Addr>()
+            .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -430,6 +429,8 @@ mod tests {
         assert_eq!(url_parts("example.com"), None);
         assert_eq!(url_parts("https:///path"), None);
         assert!(is_loopback("127.0.0.2") && is_loopback("LOCALHOST") && is_loopback("a.localhost"));
+        assert!(is_loopback("::1") && is_loopback("0:0:0:0:0:0:0:1"));
+        assert!(!is_loopback("::2") && !is_loopback("::ffff:10.0.0.1"));
         assert!(!is_loopback("localhost.example.com") && !is_loopback("10.0.0.1"));
     }
 

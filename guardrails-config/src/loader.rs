@@ -1550,7 +1550,8 @@ pub(crate) fn parse_toml(text: &str) -> Result<Dict, String> {
             .collect()),
         Err(error) => {
             let at = error.span().map_or_else(String::new, |span| {
-                let before = &text[..span.start.min(text.len())];
+                // `get`, not indexing: a slicing panic would print the text.
+                let before = text.get(..span.start).unwrap_or(text);
                 let line = before.matches('\n').count() + 1;
                 let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
                 format!(" at line {line}, column {column}")
