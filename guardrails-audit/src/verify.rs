@@ -26,6 +26,14 @@
 //! can be forged without the key. Records appended after the last checkpoint
 //! and then removed cannot be detected by any means but an external copy.
 //!
+//! # Command line
+//!
+//! With the `cli` feature, `guardrails-audit verify <FILE> [--key-file F]
+//! [--checkpoints F] [--checkpoint-key-file F] [--rotated]` wraps this
+//! function. It exits with `0` when the trail is whole, `1` when it is
+//! damaged (printing `damage=<kind> seq=<seq>`), and `2` when it cannot
+//! verify (unreadable file or key, a keyed chain without `--key-file`).
+//!
 //! ```no_run
 //! use guardrails_audit::{verify, VerifyOptions};
 //! use secrecy::SecretString;
