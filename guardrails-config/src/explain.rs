@@ -143,16 +143,8 @@ impl Explain {
     /// The explanation as a JSON document:
     /// `{"environment", "sources": [...], "entries": [{"key", "value", "secret", "source"}]}`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "environment": self.environment,
-            "sources": self.sources,
-            "entries": self.entries.iter().map(|e| serde_json::json!({
-                "key": e.key,
-                "value": e.value,
-                "secret": e.secret,
-                "source": e.source,
-            })).collect::<Vec<_>>(),
-        })
+        // Cannot fail: string keys and plain values only.
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
