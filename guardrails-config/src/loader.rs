@@ -44,6 +44,10 @@ pub trait Configuration: DeserializeOwned + garde::Validate {
     /// `{PREFIX}_{KEY}_FILE` works for them even when no lower layer sets
     /// them. Keys whose name contains `secret`, `password`, `token`,
     /// `credential`, `private` or ends in `key` are treated as secrets too.
+    ///
+    /// The loader cannot see field types: a `SecretString` field whose name
+    /// says nothing of the kind (`stripe.signing`) must be listed here, or
+    /// `explain` prints its value.
     const SECRET_KEYS: &'static [&'static str] = &[];
 
     /// Applies hardening checks; called only in hardened environments
