@@ -16,6 +16,9 @@ use crate::AuthError;
 
 /// The longest encoded JOSE header accepted, in bytes.
 pub const MAX_HEADER_LEN: usize = 2048;
+/// The longest token accepted by the verifier, in bytes (the bearer source
+/// caps credentials at 8 KiB before this).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// The longest `kid` accepted, in bytes.
 pub const MAX_KID_LEN: usize = 128;
 
@@ -36,6 +39,9 @@ fn is_b64url(s: &str) -> bool {
 
 /// Splits a compact JWS into exactly three base64url segments.
 pub(crate) fn split(token: &str) -> Result<Segments<'_>, AuthError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::TooLarge);
+    }
     let mut parts = token.splitn(4, '.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -339,6 +345,8 @@ mod tests {
         for bad in ["", "a.b", "a.b.c.d", ".b.c", "a.b c.d", "a.b.c=", "a+b.c.d"] {
             assert_eq!(split(bad).unwrap_err(), AuthError::Malformed, "{bad}");
         }
+        let huge = format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN));
+        assert_eq!(split(&huge).unwrap_err(), AuthError::TooLarge);
         let s = split("hh.pp.ss").unwrap();
         assert_eq!(
             (s.header, s.payload, s.signature, s.message),

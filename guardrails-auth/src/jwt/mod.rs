@@ -77,7 +77,7 @@ use guardrails_core::{AuthMethod, Principal};
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 
-pub use header::{MAX_HEADER_LEN, MAX_KID_LEN};
+pub use header::{MAX_HEADER_LEN, MAX_KID_LEN, MAX_TOKEN_LEN};
 #[cfg(feature = "jwks")]
 pub use jwks::JwksConfig;
 pub use keys::{KeyError, KeySet, VerifyingKey};
