@@ -544,11 +544,36 @@ impl Drop for Run<'_> {
 
 impl Run<'_> {
     fn fail(&mut self, environment: Option<Environment>, explain: Option<Explain>) -> ConfigError {
+        self.scrub_findings();
         ConfigError {
             environment,
             errors: std::mem::take(&mut self.errors),
             warnings: std::mem::take(&mut self.warnings),
             explain,
+        }
+    }
+
+    /// Removes the text of every secret value, from any layer, from every
+    /// message: the last line of defence against a message the app wrote
+    /// (a garde validator on a table holding a secret, a hardening rule, a
+    /// deserializer) that quotes a secret.
+    fn scrub_findings(&mut self) {
+        let mut texts = Vec::new();
+        for layer in &self.layers {
+            for (key, value) in &layer.dict {
+                secret_texts(value, key, &|k| is_secret_key(&self.secrets, k), &mut texts);
+            }
+        }
+        // Longest first, so a secret containing another goes whole.
+        texts.sort_by_key(|text| std::cmp::Reverse(text.len()));
+        for finding in self.errors.iter_mut().chain(self.warnings.iter_mut()) {
+            for text in &texts {
+                if finding.message.contains(text.as_str()) {
+                    finding.message = finding
+                        .message
+                        .replace(text.as_str(), crate::explain::REDACTED);
+                }
+            }
         }
     }
 
@@ -795,6 +820,7 @@ impl Run<'_> {
             self.trace_failure(environment, &described);
             return Err(self.fail(Some(environment), Some(explain)));
         }
+        self.scrub_findings();
         for warning in &self.warnings {
             tracing::warn!(
                 target: "guardrails_config",
@@ -1348,9 +1374,39 @@ fn describe_actual(actual: &Actual) -> &'static str {
     }
 }
 
-/// Removes every occurrence of the value's text from `message`.
-fn scrub(message: &str, value: Option<&Value>) -> String {
-    let text = match value {
+/// Collects the text of the values at secret keys (or below them) in
+/// `value`, which is at `key`; texts shorter than 3 bytes are left out, as
+/// in [`scrub`].
+fn secret_texts(
+    value: &Value,
+    key: &str,
+    is_secret: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Zeroizing<String>>,
+) {
+    match value {
+        Value::Dict(_, dict) => {
+            for (k, v) in dict {
+                secret_texts(v, &format!("{key}.{k}"), is_secret, out);
+            }
+        }
+        Value::Array(_, items) => {
+            for (i, v) in items.iter().enumerate() {
+                secret_texts(v, &format!("{key}.{i}"), is_secret, out);
+            }
+        }
+        leaf if is_secret(key) => {
+            let text = Zeroizing::new(value_text(Some(leaf)));
+            if text.trim().len() >= 3 {
+                out.push(Zeroizing::new(text.trim().to_owned()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text of a string or integer value (empty for anything else).
+fn value_text(value: Option<&Value>) -> String {
+    match value {
         Some(Value::String(_, s)) => s.clone(),
         Some(Value::Num(_, n)) => n
             .to_i128()
@@ -1358,7 +1414,12 @@ fn scrub(message: &str, value: Option<&Value>) -> String {
             .or_else(|| n.to_u128().map(|u| u.to_string()))
             .unwrap_or_default(),
         _ => String::new(),
-    };
+    }
+}
+
+/// Removes every occurrence of the value's text from `message`.
+fn scrub(message: &str, value: Option<&Value>) -> String {
+    let text = value_text(value);
     let text = text.trim();
     if text.len() >= 3 && message.contains(text) {
         message.replace(text, crate::explain::REDACTED)

@@ -280,3 +280,52 @@ fn secrets_nested_in_lists_of_tables_are_redacted() {
     assert_eq!(entry.value()[0]["password"], "[REDACTED]");
     assert_eq!(entry.value()[0]["tls"]["private_key"], "[REDACTED]");
 }
+
+/// Messages the app writes — a garde validator on a table that holds a
+/// secret, a hardening rule — are scrubbed of every secret value.
+#[test]
+fn app_messages_that_quote_a_secret_are_scrubbed() {
+    use guardrails_config::{Configuration, Environment, Hardening, Loader};
+    use secrecy::ExposeSecret;
+
+    #[derive(Debug, serde::Deserialize, garde::Validate)]
+    struct Careless {
+        #[garde(custom(quote_the_secret))]
+        upstream: Upstream,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Upstream {
+        api_secret: SecretString,
+    }
+    fn quote_the_secret(upstream: &Upstream, _: &()) -> garde::Result {
+        Err(garde::Error::new(format!(
+            "rejected {}",
+            upstream.api_secret.expose_secret()
+        )))
+    }
+    impl Configuration for Careless {
+        fn harden(&self, h: &mut Hardening<'_>) {
+            let quoted = format!("bad {}", self.upstream.api_secret.expose_secret());
+            h.error("app.quoting", "upstream", quoted.clone());
+            h.warn("app.quoting", "upstream", quoted);
+        }
+    }
+
+    let canary = canary();
+    let error = Loader::new("APP")
+        .environment(Environment::Production)
+        .with_env_vars([("APP_UPSTREAM__API_SECRET", canary.as_str())])
+        .load::<Careless>()
+        .unwrap_err();
+    let text = format!("{error}\n{error:?}");
+    assert!(!text.contains(&canary), "{text}");
+    assert_eq!(error.errors().len(), 2, "{text}");
+    assert!(
+        error
+            .errors()
+            .iter()
+            .chain(error.warnings())
+            .all(|f| f.message().contains("[REDACTED]")),
+        "{text}"
+    );
+}
