@@ -86,7 +86,10 @@
 //! `[REDACTED]` in [`Explain`], and no error message of this crate contains
 //! a configured value: type errors are built from the error's kind, not from
 //! figment's message (which echoes the value), and TOML syntax errors name
-//! the line and column, not the text.
+//! the line and column, not the text. As a last line of defence, every
+//! message (even one the app's own validator or hardening rule wrote) is
+//! scrubbed of the text of every secret value before it is returned or
+//! logged.
 //!
 //! # Example
 //!
