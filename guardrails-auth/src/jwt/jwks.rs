@@ -291,6 +291,8 @@ impl JwksCache {
             Some(at) if now.duration_since(at) < self.config.min_refetch_interval => false,
             _ => {
                 *last = Some(now);
+                // Requests that miss the claim wait for this fetch.
+                self.fetching.store(true, Ordering::Release);
                 true
             }
         }
@@ -338,12 +340,15 @@ impl JwksCache {
     /// Fetches the key set once (single-flight), replacing the keys on success.
     pub(crate) async fn refresh(&self, trigger: Trigger) -> Result<(), FetchError> {
         if tokio::runtime::Handle::try_current().is_err() {
+            self.fetching.store(false, Ordering::Release);
             return Err(FetchError::NoRuntime);
         }
         let before = self.fetches.load(Ordering::Acquire);
         let _guard = self.single_flight.lock().await;
         // Someone else fetched while we waited: their result stands.
         if self.fetches.load(Ordering::Acquire) != before && !matches!(trigger, Trigger::Manual) {
+            // We hold the lock: nothing is fetching now.
+            self.fetching.store(false, Ordering::Release);
             return Ok(());
         }
         {
