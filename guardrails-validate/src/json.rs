@@ -565,6 +565,33 @@ mod fast_path_tests {
         quantity: u32,
     }
 
+    fn picky<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        assert!(!s.is_empty(), "a Deserialize impl that panics on odd input");
+        Ok(s)
+    }
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Picky {
+        #[serde(deserialize_with = "picky")]
+        #[garde(length(max = 3))]
+        name: String,
+    }
+
+    #[test]
+    fn a_panicking_deserialize_impl_does_not_break_the_probe() {
+        let config = Config::default();
+        let ok: Picky = from_slice(br#"{"name":"ab"}"#, &config, &()).unwrap();
+        assert_eq!(ok.name, "ab");
+        let problem = from_slice::<Picky>(br#"{"name":"abcd","x":1}"#, &config, &()).unwrap_err();
+        let found: Vec<_> = problem
+            .violations()
+            .iter()
+            .map(|v| (v.pointer.as_str(), &*v.code))
+            .collect();
+        assert_eq!(found, [("/name", "length.max"), ("/x", "unknown_field")]);
+    }
+
     #[test]
     fn the_pre_scan_vouches_for_declared_members() {
         let tree = tree_of::<Inv>();

@@ -50,14 +50,22 @@ pub(crate) fn tree_of<T: de::DeserializeOwned + 'static>() -> Rc<Tree> {
 }
 
 impl Schema {
-    /// Probes `T`.
+    /// Probes `T`. A `Deserialize` impl that panics on the probe's made-up
+    /// values leaves the schema empty (pointers then keep Rust names, and
+    /// strict mode takes the `serde_ignored` path) rather than failing the
+    /// request.
     pub(crate) fn of<'de, T: serde::Deserialize<'de>>() -> Self {
         let mut schema = Schema::default();
-        let _ = T::deserialize(Probe {
-            schema: &mut schema,
-            pattern: String::new(),
-            depth: 0,
-        });
+        let probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = T::deserialize(Probe {
+                schema: &mut schema,
+                pattern: String::new(),
+                depth: 0,
+            });
+        }));
+        if probed.is_err() {
+            return Schema::default();
+        }
         schema
     }
 
