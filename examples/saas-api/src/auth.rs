@@ -6,7 +6,7 @@
 //!   or (development) the HS256 secret `auth.hs256_secret`. Verified tokens
 //!   are cached. `/healthz` and `/metrics` are public; everything else,
 //!   unknown paths included, needs a valid bearer token.
-//! - [`read`], [`write`] and [`admin`] are the per-route requirements of
+//! - [`read()`], [`write()`] and [`admin()`] are the per-route requirements of
 //!   the invoice routes, each with the tenant boundary: the `{tenant}` in
 //!   the path must equal the token's `tenant` claim, else 403.
 //! - [`TokenArgs`] / [`issue_token`] implement `saas-api token` (development
