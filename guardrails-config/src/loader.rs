@@ -42,8 +42,9 @@ pub trait Configuration: DeserializeOwned + garde::Validate {
     /// Dotted keys of the secret settings (`auth.hs256_secret`). They are
     /// redacted in `explain` and never echoed in errors, and
     /// `{PREFIX}_{KEY}_FILE` works for them even when no lower layer sets
-    /// them. Keys whose name contains `secret`, `password`, `token`,
-    /// `credential`, `private` or ends in `key` are treated as secrets too.
+    /// them. Keys whose name contains `secret`, `password`, `passwd`,
+    /// `passphrase`, `token`, `credential`, `private`, `privkey`,
+    /// `authorization` or `dsn`, or ends in `key`, are treated as secrets too.
     ///
     /// The loader cannot see field types: a `SecretString` field whose name
     /// says nothing of the kind (`stripe.signing`) must be listed here, or
@@ -1448,6 +1449,10 @@ pub(crate) fn is_secret_key(declared: &[String], key: &str) -> bool {
             "token",
             "credential",
             "private",
+            "privkey",
+            "passphrase",
+            "authorization",
+            "dsn",
         ]
         .iter()
         .any(|w| s.contains(w))
@@ -1699,6 +1704,10 @@ mod tests {
             "x.private_pem",
             "client_secret",
             "key",
+            "tls.privkey",
+            "gpg.passphrase",
+            "upstream.authorization",
+            "sentry.dsn",
         ] {
             assert!(is_secret_key(&declared, key), "{key}");
         }
