@@ -116,7 +116,13 @@ async fn a_good_production_configuration_starts() {
     cmd.env("SAAS_ENV", "production")
         .env("SAAS_AUTH__ISSUER", "https://idp.example.com/")
         .env("SAAS_AUTH__HS256_SECRET_FILE", secret.path())
-        .env("SAAS_AUDIT__PATH", audit.path());
+        .env("SAAS_AUDIT__PATH", audit.path())
+        // Kubernetes service variables of services `saas` and `saas-api`:
+        // production is strict about `SAAS_*`, yet these must not matter.
+        .env("SAAS_SERVICE_HOST", "10.0.0.1")
+        .env("SAAS_PORT", "tcp://10.0.0.1:80")
+        .env("SAAS_API_SERVICE_PORT_HTTP", "80")
+        .env("SAAS_API_PORT_80_TCP_ADDR", "10.0.0.2");
     let mut app = common::start(cmd);
     let reply = common::get(&app.url("/healthz")).await;
     assert_eq!(reply.status, 200);
