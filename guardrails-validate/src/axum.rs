@@ -122,6 +122,7 @@ where
         let config = config_of(request.extensions());
         let (parts, body) = request.into_parts();
         json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))?;
+        crate::body::check_content_encoding(&parts.headers)?;
         let bytes = read_body(body, &parts.headers, &config).await?;
         let context = T::Context::from_state(state);
         Ok(Valid(Json(json::from_slice(&bytes, &config, &context)?)))
@@ -141,6 +142,7 @@ where
         let (parts, body) = request.into_parts();
         let content_type = parts.headers.get(http::header::CONTENT_TYPE);
         urlencoded::check_form_content_type(content_type)?;
+        crate::body::check_content_encoding(&parts.headers)?;
         let bytes = read_body(body, &parts.headers, &config).await?;
         let context = T::Context::from_state(state);
         Ok(Valid(Form(urlencoded::from_form(

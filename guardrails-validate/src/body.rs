@@ -74,6 +74,29 @@ pub fn too_large(limit: usize) -> Problem {
         .unwrap_or(problem)
 }
 
+/// Checks that the body is not content-coded (`Content-Encoding` absent or
+/// `identity`): this crate does not decompress, and a compressed body must
+/// not reach a JSON parser as if it were text. Put a decompression layer
+/// with its own limits in front to accept compressed bodies.
+///
+/// # Errors
+///
+/// A 415 problem (RFC 7694) naming the encodings accepted.
+pub fn check_content_encoding(headers: &HeaderMap) -> Result<(), Problem> {
+    for value in headers.get_all(http::header::CONTENT_ENCODING) {
+        let identity = value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .all(|c| c.is_empty() || c.eq_ignore_ascii_case("identity"))
+        });
+        if !identity {
+            return Err(Problem::new(ProblemType::UNSUPPORTED_MEDIA_TYPE)
+                .with_detail("content-coded bodies are not accepted; send it uncompressed"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `Content-Length` against the limit, before anything is read.
 ///
 /// # Errors

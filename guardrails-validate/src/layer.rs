@@ -324,9 +324,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        if let Err(problem) =
-            json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))
-        {
+        let checked = json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))
+            .and_then(|()| crate::body::check_content_encoding(&parts.headers));
+        if let Err(problem) = checked {
             return ResponseFuture {
                 state: State::Rejected {
                     response: Some(self.on_rejection.on_rejection(problem)),

@@ -641,3 +641,19 @@ async fn rejections_can_be_answered_differently() {
         .to_bytes();
     assert_eq!(&body[..], b"415 0");
 }
+
+#[tokio::test]
+async fn content_coded_bodies_are_refused() {
+    let service = ServiceBuilder::new()
+        .layer(ValidateJsonLayer::<Order>::new())
+        .service_fn(|_: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) });
+    for (coding, status) in [("gzip", 415), ("br, identity", 415), ("identity", 200)] {
+        let request = Request::post("/")
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(Body::from(VALID))
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{coding}");
+    }
+}
