@@ -874,7 +874,8 @@ impl Run<'_> {
             profile,
         };
         let text = match read_limited(path) {
-            Ok(text) => text,
+            // The file may hold secrets (`production.toml`): wiped when dropped.
+            Ok(text) => Zeroizing::new(text),
             Err(ReadError::NotFound) => {
                 if requirement == Requirement::Required {
                     self.errors.push(Finding::new(
