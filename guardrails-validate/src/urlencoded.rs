@@ -5,12 +5,11 @@
 //! `invalid_encoding` — never silently replaced by U+FFFD as
 //! `form_urlencoded` would. Then the pairs are deserialized
 //! (`serde_urlencoded` semantics: `+` is a space, values parse into numbers
-//! and booleans), unknown keys are reported in strict mode, and garde runs.
+//! and booleans), unknown keys are reported in strict mode, and garde runs;
+//! every violation is reported at once.
 //!
 //! Pointers are `/query/<name>` for a query string, `/<name>` for a form body
-//! (the form is the document) and `/path/<name>` for path parameters. Unlike
-//! JSON bodies, only the first type error of a query or form is reported
-//! (with every unknown key and garde violation when there is none).
+//! (the form is the document) and `/path/<name>` for path parameters.
 //!
 //! ```
 //! use garde::Validate;
@@ -36,6 +35,8 @@
 //! assert_eq!(invalid.violations()[0].pointer, "/query/per_page");
 //! ```
 
+use std::collections::HashMap;
+
 use garde::Validate;
 use guardrails_core::{Problem, ProblemType, Violation};
 use serde::de::DeserializeOwned;
@@ -44,6 +45,9 @@ use crate::codes::{Coded, classify_data};
 use crate::json::{bounded, garde_violations};
 use crate::pointer::push_token;
 use crate::{Config, UnknownFields};
+
+/// How many times an input with type errors is patched and decoded again.
+const MAX_PASSES: usize = 64;
 
 /// Which input is decoded: decides the pointer prefix and the problem type.
 #[derive(Clone, Copy)]
@@ -263,49 +267,121 @@ where
         }
     }
     let strict = config.unknown_fields == UnknownFields::Deny;
+    let prefix = source.prefix();
     let mut violations: Vec<Violation> = Vec::new();
-    let result: Result<T, _> = {
-        let mut callback = |path: serde_ignored::Path<'_>| {
-            if strict && let serde_ignored::Path::Map { key, .. } = path {
-                let mut pointer = source.prefix().to_owned();
-                push_token(&mut pointer, &key);
-                violations.push(Violation::new(
-                    pointer,
-                    "unknown_field",
-                    "is not a known field",
-                ));
+    // Type errors are collected like for JSON: the offending pair gets a
+    // placeholder value and the input is decoded again, so that every
+    // error is reported at once. `patched` counts the attempts per name.
+    let mut patched: HashMap<String, usize> = HashMap::new();
+    let mut pairs: Option<Vec<(String, String)>> = None;
+    let mut value = None;
+    for _ in 0..MAX_PASSES {
+        let encoded;
+        let bytes = match &pairs {
+            None => input,
+            Some(pairs) => {
+                let mut serializer = form_urlencoded::Serializer::new(String::new());
+                serializer.extend_pairs(pairs.iter());
+                encoded = serializer.finish();
+                encoded.as_bytes()
             }
         };
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));
-        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut callback))
-    };
-    let value = match result {
-        Ok(value) => value,
-        Err(e) => {
-            let mut pointer = source.prefix().to_owned();
-            for segment in e.path().iter() {
-                if let serde_path_to_error::Segment::Map { key } = segment {
-                    push_token(&mut pointer, key);
+        let mut unknown: Vec<Violation> = Vec::new();
+        let result: Result<T, _> = {
+            let mut callback = |path: serde_ignored::Path<'_>| {
+                if strict && let serde_ignored::Path::Map { key, .. } = path {
+                    let mut pointer = prefix.to_owned();
+                    push_token(&mut pointer, &key);
+                    unknown.push(Violation::new(
+                        pointer,
+                        "unknown_field",
+                        "is not a known field",
+                    ));
+                }
+            };
+            let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut callback))
+        };
+        match result {
+            Ok(v) => {
+                violations.extend(unknown);
+                value = Some(v);
+                break;
+            }
+            Err(e) => {
+                let mut name = String::new();
+                for segment in e.path().iter() {
+                    if let serde_path_to_error::Segment::Map { key } = segment {
+                        name.clone_from(key);
+                    }
+                }
+                let data = classify_data(&e.inner().to_string());
+                if let Some(member) = &data.member {
+                    name.clone_from(member);
+                }
+                let attempts = patched.entry(name.clone()).or_insert(0);
+                if *attempts == 0 {
+                    let mut pointer = prefix.to_owned();
+                    push_token(&mut pointer, &name);
+                    violations.push(Violation::new(pointer, data.code, data.detail));
+                }
+                // Candidates: an accepted variant, then values that most
+                // scalar types parse.
+                let variant = data
+                    .placeholder
+                    .as_ref()
+                    .and_then(|p| p.as_str())
+                    .filter(|_| data.code == "unknown_variant")
+                    .map(str::to_owned);
+                let candidates: Vec<String> = variant
+                    .into_iter()
+                    .chain(["0", "false", "a"].map(str::to_owned))
+                    .collect();
+                let Some(candidate) = candidates.get(*attempts).cloned() else {
+                    break;
+                };
+                *attempts += 1;
+                let pairs = pairs
+                    .get_or_insert_with(|| form_urlencoded::parse(input).into_owned().collect());
+                match pairs.iter_mut().find(|(k, _)| *k == name) {
+                    Some(pair) => pair.1 = candidate,
+                    None => pairs.push((name, candidate)),
                 }
             }
-            let data = classify_data(&e.inner().to_string());
-            if let Some(member) = &data.member {
-                push_token(&mut pointer, member);
-            }
-            let violation = Violation::new(pointer, data.code, data.detail);
-            return Err(bounded(
-                Problem::new(ProblemType::VALIDATION_FAILED)
-                    .with_detail("the request has an invalid value"),
-                vec![violation],
-                config,
-            ));
         }
+    }
+    let Some(value) = value else {
+        return Err(bounded(
+            Problem::new(ProblemType::VALIDATION_FAILED).with_detail(format!(
+                "the request has {} invalid value{}",
+                violations.len(),
+                if violations.len() == 1 { "" } else { "s" }
+            )),
+            violations,
+            config,
+        ));
     };
     if let Err(report) = garde::with_i18n(Coded, || value.validate_with(context)) {
         for mut v in garde_violations::<T>(&report, &[], None) {
-            v.pointer = format!("{}{}", source.prefix(), v.pointer);
+            let first = v
+                .pointer
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            if patched.contains_key(&first.replace("~1", "/").replace("~0", "~")) {
+                continue; // a placeholder, not the client's value
+            }
+            v.pointer = format!("{prefix}{}", v.pointer);
             violations.push(v);
         }
+    }
+    if !patched.is_empty() && violations.is_empty() {
+        violations.push(Violation::new(
+            prefix,
+            "invalid_value",
+            "is not a valid value",
+        ));
     }
     if violations.is_empty() {
         return Ok(value);
@@ -314,7 +390,6 @@ where
     let names: Vec<String> = form_urlencoded::parse(input)
         .map(|(k, _)| k.into_owned())
         .collect();
-    let prefix = source.prefix();
     violations.sort_by_key(|v| {
         let rest = v.pointer.get(prefix.len()..).unwrap_or_default();
         let first = rest
@@ -348,6 +423,61 @@ fn replace_plus(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    #[allow(dead_code)]
+    struct Search {
+        #[garde(range(max = 10))]
+        a: u32,
+        #[garde(skip)]
+        b: bool,
+        #[garde(length(min = 2))]
+        c: String,
+        #[garde(skip)]
+        d: Kind,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Open,
+        Closed,
+    }
+
+    fn found(query: &str) -> Vec<(String, String)> {
+        let problem = from_query::<Search>(query, &Config::default(), &()).unwrap_err();
+        assert_eq!(problem.status(), 422);
+        problem
+            .violations()
+            .iter()
+            .map(|v| (v.pointer.clone(), v.code.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_violation_of_a_query_at_once() {
+        let v = |p: &str, c: &str| (p.to_owned(), c.to_owned());
+        assert_eq!(
+            found("c=z&a=x&e=1&b=maybe&d=ajar"),
+            [
+                v("/query/c", "length.min"),
+                v("/query/a", "invalid_value"),
+                v("/query/e", "unknown_field"),
+                v("/query/b", "invalid_value"),
+                v("/query/d", "unknown_variant"),
+            ]
+        );
+        assert_eq!(
+            found("a=11&d=open"),
+            [
+                v("/query/a", "range.max"),
+                v("/query/b", "required"),
+                v("/query/c", "required"),
+            ]
+        );
+        let ok = from_query::<Search>("a=1&b=true&c=zz&d=closed", &Config::default(), &()).unwrap();
+        assert_eq!(ok.a, 1);
+    }
 
     #[test]
     fn percent_encoding_is_strict() {
