@@ -21,9 +21,26 @@ pub struct App {
     pub lines: mpsc::Receiver<String>,
 }
 
-/// The `saas-api` command with a clean, loopback-only environment.
+/// A fresh, empty working directory for one run of the binary, under
+/// cargo's per-target temporary directory, so that relative paths such as
+/// the default audit file (`var/audit.jsonl`) are never shared between tests
+/// running in parallel.
+pub fn fresh_workdir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("saas-api-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a working directory");
+    dir
+}
+
+/// The `saas-api` command with a clean, loopback-only environment, run in a
+/// [`fresh_workdir`] (the app still finds its `config/` directory next to its
+/// manifest).
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_saas-api"));
+    cmd.current_dir(fresh_workdir());
     for (key, _) in std::env::vars() {
         if key.starts_with("SAAS_") {
             cmd.env_remove(key);
