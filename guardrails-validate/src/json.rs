@@ -63,8 +63,13 @@ use crate::schema::{Schema, tree_of};
 use crate::{Config, UnknownFields};
 
 /// How many times a document with type errors is patched and deserialized
-/// again to find further errors.
+/// again to find further errors…
 const MAX_PASSES: usize = 64;
+
+/// …and how many bytes all those passes may go through together, so that a
+/// large document full of type errors costs a bounded amount of work (a
+/// 1 MiB body gets 4 passes, a 300-byte one all 64).
+pub(crate) const PASS_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
 /// Checks that `content_type` is `application/json` or `*/*+json` with no
 /// `charset` or a UTF-8 one.
@@ -244,7 +249,8 @@ where
     let mut patched: Vec<String> = Vec::new();
     let mut missing: HashSet<String> = HashSet::new();
     let mut seen: HashSet<String> = HashSet::new();
-    for _ in 0..MAX_PASSES {
+    let passes = (PASS_BUDGET_BYTES / text.len().max(1)).clamp(1, MAX_PASSES);
+    for _ in 0..passes {
         let mut unknown = Unknown::default();
         let result: Result<T, _> = {
             let mut callback = |path: serde_ignored::Path<'_>| {

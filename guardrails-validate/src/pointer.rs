@@ -106,14 +106,19 @@ impl<'a> Walker<'a> {
                 b'"' if in_object && !self.after_key => {
                     let at = self.i;
                     let end = self.string_end()?;
-                    let key: String =
-                        serde_json::from_slice(&self.bytes[at..end]).unwrap_or_else(|_| {
-                            String::from_utf8_lossy(&self.bytes[at + 1..end - 1]).into_owned()
-                        });
+                    let raw = &self.bytes[at + 1..end - 1];
                     if let Some((base, ..)) = self.stack.last() {
                         self.pointer.truncate(*base);
                     }
-                    push_token(&mut self.pointer, &key);
+                    match std::str::from_utf8(raw) {
+                        // No escapes: the key is its bytes (no allocation).
+                        Ok(key) if !raw.contains(&b'\\') => push_token(&mut self.pointer, key),
+                        _ => {
+                            let key: String = serde_json::from_slice(&self.bytes[at..end])
+                                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+                            push_token(&mut self.pointer, &key);
+                        }
+                    }
                     self.i = end;
                     self.after_key = true;
                     return Some(Event::Key(at));

@@ -275,7 +275,8 @@ where
     let mut patched: HashMap<String, usize> = HashMap::new();
     let mut pairs: Option<Vec<(String, String)>> = None;
     let mut value = None;
-    for _ in 0..MAX_PASSES {
+    let passes = (crate::json::PASS_BUDGET_BYTES / input.len().max(1)).clamp(1, MAX_PASSES);
+    for _ in 0..passes {
         let encoded;
         let bytes = match &pairs {
             None => input,

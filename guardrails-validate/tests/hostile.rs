@@ -657,3 +657,25 @@ async fn content_coded_bodies_are_refused() {
         assert_eq!(response.status().as_u16(), status, "{coding}");
     }
 }
+
+#[tokio::test]
+async fn a_large_body_full_of_type_errors_costs_bounded_work() {
+    let items: Vec<&str> = (0..50_000).map(|_| r#"{"n":"x"}"#).collect();
+    let doc = format!(r#"{{"items":[{}]}}"#, items.join(","));
+    let config = Config::default().max_array_len(100_000);
+    let started = Instant::now();
+    let out = send::<Bulk>(config, Some("application/json"), None, Body::from(doc)).await;
+    assert_eq!(out.status, 422);
+    let violations = out.violations();
+    // 500 KB: 8 patch-and-retry passes fit the 4 MiB work budget.
+    assert_eq!(violations.len(), 8);
+    assert_eq!(
+        violations[0],
+        ("/items/0/n".to_owned(), "type_mismatch".to_owned())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
