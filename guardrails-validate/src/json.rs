@@ -15,7 +15,10 @@
 //!
 //! Every violation has an RFC 6901 pointer built from the names the client
 //! sent, a stable [code](crate::codes) and a human detail. A well-formed
-//! document gets all its violations at once, in document order; at most
+//! document gets all its violations at once, in document order (type errors
+//! are found by patching each offending value with a placeholder and
+//! deserializing again: at most 64 passes, and at most 4 MiB of document
+//! through all passes together, so the work stays bounded); at most
 //! [`Config::max_violations`] are listed and the `violations_total` extension
 //! member counts them all.
 //!
