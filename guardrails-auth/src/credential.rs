@@ -104,9 +104,14 @@ pub trait CredentialSource: fmt::Debug + Send + Sync + 'static {
 
 /// RFC 7235 `token68`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_token68(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
+    is_token68_bytes(s.as_bytes())
+}
+
+/// [`is_token68`] on bytes, in one pass.
+fn is_token68_bytes(s: &[u8]) -> bool {
+    let body_len = s.len() - s.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && s[..body_len].iter().all(|&b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
 }
@@ -152,17 +157,22 @@ impl CredentialSource for Bearer {
         if value.len() > self.max_len.saturating_add(7) {
             return Err(AuthError::TooLarge);
         }
-        let value = value.to_str().map_err(|_| AuthError::MalformedCredential)?;
-        let (scheme, rest) = value
-            .split_once(' ')
+        // One pass over the bytes: the token68 check implies visible ASCII.
+        let bytes = value.as_bytes();
+        let space = bytes
+            .iter()
+            .position(|&b| b == b' ')
             .ok_or(AuthError::MalformedCredential)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        if !bytes[..space].eq_ignore_ascii_case(b"bearer") {
             return Err(AuthError::MalformedCredential);
         }
-        let token = rest.trim_start_matches(' ');
-        if !is_token68(token) {
+        let rest = &bytes[space + 1..];
+        let start = rest.iter().take_while(|&&b| b == b' ').count();
+        let token = &rest[start..];
+        if !is_token68_bytes(token) {
             return Err(AuthError::MalformedCredential);
         }
+        let token = std::str::from_utf8(token).map_err(|_| AuthError::MalformedCredential)?;
         Ok(Some(Credential::new(token, "bearer")))
     }
 
