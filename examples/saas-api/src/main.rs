@@ -58,7 +58,8 @@ async fn serve(settings: Settings) -> ExitCode {
         }
     };
     // Token verification is set up before listening: a bad issuer or key
-    // setting stops the start-up. With a JWKS URL, keys are fetched now.
+    // setting stops the start-up. With a JWKS URL, the first fetch starts
+    // now in the background; requests that arrive before it ends wait for it.
     let auth = match saas_api::auth::layer(&settings) {
         Ok(auth) => auth,
         Err(error) => {
