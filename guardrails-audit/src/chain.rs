@@ -136,14 +136,21 @@ impl ChainHasher {
 
     /// The lower-case hex digest of `data`.
     pub fn digest_hex(&self, data: &[u8]) -> String {
-        match &self.key {
+        let hex = self.digest_hex_array(data);
+        hex.iter().map(|b| char::from(*b)).collect()
+    }
+
+    /// The lower-case hex digest of `data`, without allocating.
+    pub(crate) fn digest_hex_array(&self, data: &[u8]) -> [u8; 64] {
+        let digest: [u8; 32] = match &self.key {
             Some(mac) => {
                 let mut mac = mac.clone();
                 mac.update(data);
-                hex_lower(&mac.finalize().into_bytes())
+                mac.finalize().into_bytes().into()
             }
-            None => hex_lower(&Sha256::digest(data)),
-        }
+            None => Sha256::digest(data).into(),
+        };
+        hex_lower(&digest)
     }
 
     /// The hash of `record` (a whole record, with or without `chain.hash`:
@@ -176,12 +183,12 @@ impl ChainHasher {
 }
 
 /// Lower-case hex of a 32-byte digest.
-fn hex_lower(bytes: &[u8]) -> String {
+fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
     out
 }

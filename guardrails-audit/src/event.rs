@@ -208,7 +208,7 @@ pub struct RequestInfo {
     /// Request id.
     pub id: Option<String>,
     /// HTTP method.
-    pub method: Option<String>,
+    pub method: Option<Cow<'static, str>>,
     /// Route template.
     pub route: Option<String>,
     /// Raw path (sanitized, no query).
@@ -551,11 +551,12 @@ impl AuditEvent {
             }
         }
         fn int(out: &mut Vec<u8>, v: u64) {
-            use std::io::Write as _;
             if v <= MAX_SAFE_INTEGER as u64 {
-                let _ = write!(out, "{v}");
+                crate::jcs::write_u64(out, v);
             } else {
-                let _ = write!(out, "\"{v}\"");
+                out.push(b'"');
+                crate::jcs::write_u64(out, v);
+                out.push(b'"');
             }
         }
         out.push(b'{');
@@ -640,6 +641,16 @@ impl AuditEvent {
         out.push(b'{');
         key(out, "ip", true);
         match self.source.ip {
+            Some(std::net::IpAddr::V4(ip)) => {
+                out.push(b'"');
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    crate::jcs::write_u64(out, u64::from(octet));
+                }
+                out.push(b'"');
+            }
             Some(ip) => {
                 use std::io::Write as _;
                 let _ = write!(out, "\"{ip}\"");
@@ -738,6 +749,11 @@ pub(crate) fn integers_only(value: Value) -> Value {
 /// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
 /// escapes, and the text is cut at `max_chars` characters.
 pub fn sanitize(input: &str, max_chars: usize) -> String {
+    // Usual case: short enough and nothing to escape (C1 controls are
+    // U+0080..U+009F, encoded 0xC2 0x80..0x9F, so an ASCII check suffices).
+    if input.len() <= max_chars && input.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return input.to_owned();
+    }
     let mut out = String::with_capacity(input.len().min(max_chars));
     for (count, c) in input.chars().enumerate() {
         if count >= max_chars {

@@ -68,7 +68,10 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), NotCanonical>
                 return Err(NotCanonical);
             }
             // `-0` cannot be an i64; integers print the same in ECMAScript.
-            out.extend_from_slice(i.to_string().as_bytes());
+            if i < 0 {
+                out.push(b'-');
+            }
+            write_u64(out, i.unsigned_abs());
         }
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
@@ -93,22 +96,61 @@ pub(crate) fn write_map(
     map: &Map<String, Value>,
     mut hook: impl FnMut(&mut Vec<u8>, &str) -> Result<bool, NotCanonical>,
 ) -> Result<(), NotCanonical> {
-    let mut members: Vec<(&String, &Value)> = map.iter().collect();
-    members.sort_by(|a, b| cmp_utf16(a.0, b.0));
-    out.push(b'{');
-    for (i, (key, value)) in members.into_iter().enumerate() {
+    let mut member = |out: &mut Vec<u8>, i: usize, key: &String, value: &Value| {
         if i > 0 {
             out.push(b',');
         }
         if hook(out, key)? {
-            continue;
+            return Ok(());
         }
         write_str(out, key);
         out.push(b':');
-        write_value(out, value)?;
+        write_value(out, value)
+    };
+    out.push(b'{');
+    // The map usually iterates in canonical order already (a `BTreeMap`
+    // orders by code points, which equals UTF-16 order for every key below
+    // U+E000): then no sorted copy is needed.
+    let mut keys = map.keys();
+    let sorted = match keys.next() {
+        None => true,
+        Some(first) => {
+            let mut prev = first;
+            keys.all(|key| {
+                let ordered = cmp_utf16(prev, key) == Ordering::Less;
+                prev = key;
+                ordered
+            })
+        }
+    };
+    if sorted {
+        for (i, (key, value)) in map.iter().enumerate() {
+            member(out, i, key, value)?;
+        }
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+        for (i, (key, value)) in members.into_iter().enumerate() {
+            member(out, i, key, value)?;
+        }
     }
     out.push(b'}');
     Ok(())
+}
+
+/// Appends the decimal digits of `v`.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 requires.
@@ -122,14 +164,26 @@ pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
 /// Appends `s` as a JSON string escaped the ECMAScript way.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight bytes at a time while none needs escaping (most text).
+        if let Some(chunk) = bytes.get(i..i + 8)
+            && let Ok(chunk) = <[u8; 8]>::try_from(chunk)
+            && !needs_escape(u64::from_le_bytes(chunk))
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
+        i += 1;
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[start..i - 1]);
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -144,10 +198,22 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[usize::from(b & 0xf)]);
             }
         }
-        start = i + 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes of `w` is a control character, `"` or
+/// a backslash (exact for "any": the classic has-zero-byte / has-less-than tests).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
+        != 0
 }
 
 #[cfg(test)]
@@ -163,6 +229,44 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"\\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u001f\u{7f}\\u001bé€😀\""
         );
+    }
+
+    #[test]
+    fn fast_escape_path_agrees_with_serde_json_for_every_position() {
+        // Every byte class at every offset of a 8-byte chunk, in long text.
+        for special in [
+            "\"",
+            "\\",
+            "\n",
+            "\u{1}",
+            "\u{1f}",
+            " ",
+            "\u{7f}",
+            "\u{e9}",
+            "\u{1f600}",
+        ] {
+            for at in 0..20 {
+                let s = format!("{}{special}{}", "a".repeat(at), "b".repeat(19 - at.min(19)));
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                // serde_json escapes exactly as ECMAScript does.
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    serde_json::to_string(&s).unwrap(),
+                    "{s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unsorted_maps_are_sorted() {
+        let mut map = Map::new();
+        map.insert("b".into(), json!(1));
+        map.insert("a".into(), json!(-2));
+        let mut out = Vec::new();
+        write_map(&mut out, &map, |_, _| Ok(false)).unwrap();
+        assert_eq!(out, br#"{"a":-2,"b":1}"#);
     }
 
     #[test]

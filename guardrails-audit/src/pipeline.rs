@@ -148,8 +148,11 @@ enum Slot {
     Internal,
 }
 
+// Events travel by value: the channel stores them in its reused blocks, so
+// the request path neither allocates a box nor has the writer free it.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
-    Event(Box<AuditEvent>, Option<AckSender>),
+    Event(AuditEvent, Option<AckSender>),
     Dropped { count: u64 },
     Flush(oneshot::Sender<()>),
     Shutdown,
@@ -188,6 +191,12 @@ struct Counters {
 
 struct Shared {
     tx: mpsc::Sender<Msg>,
+    /// Ends the writer's linger early: signalled by senders that wait for
+    /// their event, and when the queue holds a full batch.
+    nudge: tokio::sync::Notify,
+    /// Queue capacity minus the largest batch: below this much free space a
+    /// full batch is waiting.
+    nudge_below: usize,
     redactor: Redactor,
     observer: Arc<Observer>,
     counters: Counters,
@@ -230,12 +239,12 @@ impl Auditor {
         &self.shared.observer
     }
 
-    fn prepare(&self, event: AuditEvent) -> Box<AuditEvent> {
+    fn prepare(&self, event: AuditEvent) -> AuditEvent {
         let mut event = self.shared.redactor.redact_event(event);
         if event.observer.is_none() {
             event.observer = Some(Arc::clone(&self.shared.observer));
         }
-        Box::new(event)
+        event
     }
 
     fn report_drops(&self) {
@@ -264,11 +273,9 @@ impl Auditor {
         }
     }
 
-    fn try_enqueue(
-        &self,
-        event: Box<AuditEvent>,
-        ack: Option<AckSender>,
-    ) -> Result<(), (Msg, bool)> {
+    // The refused message comes back by value, as `try_send` returns it.
+    #[allow(clippy::result_large_err)]
+    fn try_enqueue(&self, event: AuditEvent, ack: Option<AckSender>) -> Result<(), (Msg, bool)> {
         self.report_drops();
         let waits = ack.is_some();
         match self.shared.tx.try_send(Msg::Event(event, ack)) {
@@ -277,6 +284,9 @@ impl Auditor {
                 c.accepted.fetch_add(1, Ordering::AcqRel);
                 if waits {
                     c.queued_waiters.fetch_add(1, Ordering::AcqRel);
+                    self.shared.nudge.notify_one();
+                } else if self.shared.tx.capacity() < self.shared.nudge_below {
+                    self.shared.nudge.notify_one();
                 }
                 Ok(())
             }
@@ -336,6 +346,7 @@ impl Auditor {
                                 let c = &this.shared.counters;
                                 c.accepted.fetch_add(1, Ordering::AcqRel);
                                 c.queued_waiters.fetch_add(1, Ordering::AcqRel);
+                                this.shared.nudge.notify_one();
                                 Ok(ack_rx)
                             }
                             Err(_) => Err(this.refused(false)),
@@ -696,6 +707,8 @@ impl AuditPipelineBuilder {
         let (tx, rx) = mpsc::channel(self.capacity);
         let shared = Arc::new(Shared {
             tx,
+            nudge: tokio::sync::Notify::new(),
+            nudge_below: self.capacity.saturating_sub(self.max_batch),
             redactor: self.redactor,
             observer: Arc::new(self.observer),
             counters: Counters::default(),
@@ -778,21 +791,7 @@ impl<S: AuditSink> Writer<S> {
                     // Refuse new events; drain what was accepted before.
                     self.rx.close();
                 } else if !self.linger.is_zero() && self.rx.len() < self.max_batch {
-                    // Let the next batch gather without a wake-up per event:
-                    // while the writer is not parked on the queue, senders
-                    // do not pay for waking it. Best-effort events may wait
-                    // up to `max_linger` (fewer, larger batches and syncs);
-                    // a waiting sender ends the linger at the next step.
-                    let until = Instant::now() + self.max_linger;
-                    loop {
-                        tokio::time::sleep(self.linger).await;
-                        if self.shared.counters.queued_waiters.load(Ordering::Acquire) > 0
-                            || self.rx.len() >= self.max_batch
-                            || Instant::now() >= until
-                        {
-                            break;
-                        }
-                    }
+                    self.linger().await;
                 }
             }
             if last_tick.elapsed() >= self.tick {
@@ -815,6 +814,34 @@ impl<S: AuditSink> Writer<S> {
             Err(error) => {
                 self.sink_error(&error);
                 false
+            }
+        }
+    }
+
+    /// Lets the next batch gather without a wake-up per event: while the
+    /// writer is not parked on the queue, senders do not pay for waking it.
+    /// Waits `linger` (group commit for waiting senders), then, while no
+    /// sender waits and no full batch is queued, up to `max_linger` in all
+    /// (fewer, larger batches and syncs for best-effort events). A waiting
+    /// sender or a full batch ends it through `nudge`, so the writer wakes
+    /// at most twice per batch instead of polling.
+    async fn linger(&self) {
+        let until = tokio::time::Instant::now() + self.max_linger;
+        tokio::time::sleep(self.linger).await;
+        loop {
+            if self.shared.counters.queued_waiters.load(Ordering::Acquire) > 0
+                || self.rx.len() >= self.max_batch
+                || tokio::time::Instant::now() >= until
+            {
+                return;
+            }
+            // A stale permit (from a sender already taken) only costs one
+            // more check.
+            if tokio::time::timeout_at(until, self.shared.nudge.notified())
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     }
@@ -849,7 +876,7 @@ impl<S: AuditSink> Writer<S> {
                         .queued_waiters
                         .fetch_sub(1, Ordering::AcqRel);
                 }
-                events.push(*event);
+                events.push(event);
                 acks.push(Slot::Accepted(ack));
             }
             Msg::Dropped { count } => {

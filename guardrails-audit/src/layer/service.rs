@@ -83,6 +83,24 @@ fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
     None
 }
 
+/// The method's name, without an allocation for the standard methods.
+fn method_name(method: &Method) -> std::borrow::Cow<'static, str> {
+    let name = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        // An extension method is a token (no controls); bound its length.
+        _ => return sanitize(method.as_str(), 32).into(),
+    };
+    name.into()
+}
+
 fn method_category(method: &Method) -> Category {
     match *method {
         Method::GET | Method::HEAD | Method::OPTIONS => Category::DataRead,
@@ -144,7 +162,7 @@ where
         };
         let info = RequestInfo {
             id: Some(request_id),
-            method: Some(req.method().as_str().to_owned()),
+            method: Some(method_name(req.method())),
             route,
             path: Some(sanitize(req.uri().path(), MAX_PATH_CHARS)),
             status: None,

@@ -447,6 +447,8 @@ impl JsonLinesSink {
 
     /// Appends the canonical line of `event` (with the next seq) to `buf`.
     fn encode(&mut self, buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), SinkError> {
+        /// `"hash":"<64 hex digits>",`
+        const MEMBER: usize = 8 + 64 + 2;
         let start = buf.len();
         let mut splice_at = 0;
         let alg = self.hasher.alg().as_str();
@@ -461,19 +463,27 @@ impl JsonLinesSink {
             out.extend_from_slice(b",\"prev\":");
             jcs::write_str(out, prev);
             out.extend_from_slice(b",\"seq\":");
-            out.extend_from_slice(seq.to_string().as_bytes());
+            jcs::write_u64(out, seq);
             out.push(b'}');
         };
         if let Err(error) = event.write_canonical(buf, Some(&mut chain)) {
             buf.truncate(start);
             return Err(error.into());
         }
-        let hash = self.hasher.digest_hex(&buf[start..]);
-        let member = format!("\"hash\":\"{hash}\",");
-        buf.splice(splice_at..splice_at, member.bytes());
+        // Hash the record without `chain.hash`, then insert the member in
+        // place (it sorts between `alg` and `id`).
+        let hash = self.hasher.digest_hex_array(&buf[start..]);
+        let end = buf.len();
+        buf.resize(end + MEMBER, 0);
+        buf.copy_within(splice_at..end, splice_at + MEMBER);
+        let member = &mut buf[splice_at..splice_at + MEMBER];
+        member[..8].copy_from_slice(b"\"hash\":\"");
+        member[8..72].copy_from_slice(&hash);
+        member[72..].copy_from_slice(b"\",");
         buf.push(b'\n');
         self.next_seq += 1;
-        self.last_hash = hash;
+        self.last_hash.clear();
+        self.last_hash.extend(hash.iter().map(|b| char::from(*b)));
         Ok(())
     }
 
