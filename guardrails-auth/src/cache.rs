@@ -58,12 +58,20 @@ impl TokenCacheConfig {
     }
 }
 
+/// The validity of a verified token, re-checked on every hit: its `exp`,
+/// `nbf` and its own issuer's leeway (not the largest of all issuers').
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Validity {
+    pub(crate) exp: u64,
+    pub(crate) nbf: Option<u64>,
+    pub(crate) leeway: u64,
+}
+
 #[derive(Debug)]
 struct Entry {
     principal: Principal,
     deadline: Instant,
-    exp: u64,
-    nbf: Option<u64>,
+    validity: Validity,
     epoch: u64,
 }
 
@@ -111,22 +119,17 @@ impl TokenCache {
     }
 
     /// The cached principal for `hash`, if the entry is live, within its
-    /// token's validity at `now` (UNIX seconds, with `leeway`) and of the
-    /// current key `epoch`.
-    pub(crate) fn get(
-        &self,
-        hash: &[u8; 32],
-        now: u64,
-        leeway: u64,
-        epoch: u64,
-    ) -> Option<Principal> {
+    /// token's validity at `now` (UNIX seconds, with its issuer's leeway) and
+    /// of the current key `epoch`.
+    pub(crate) fn get(&self, hash: &[u8; 32], now: u64, epoch: u64) -> Option<Principal> {
         let found = {
             let map = self.map.read().unwrap_or_else(|e| e.into_inner());
             map.get(hash).map(|e| {
+                let Validity { exp, nbf, leeway } = e.validity;
                 let live = e.epoch == epoch
                     && Instant::now() < e.deadline
-                    && e.exp.saturating_add(leeway) >= now
-                    && e.nbf.is_none_or(|nbf| nbf <= now.saturating_add(leeway));
+                    && exp.saturating_add(leeway) >= now
+                    && nbf.is_none_or(|nbf| nbf <= now.saturating_add(leeway));
                 (live, live.then(|| e.principal.clone()))
             })
         };
@@ -154,20 +157,22 @@ impl TokenCache {
         hash: [u8; 32],
         principal: Principal,
         now: u64,
-        exp: u64,
-        nbf: Option<u64>,
+        validity: Validity,
         epoch: u64,
     ) {
-        let left = Duration::from_secs(exp.saturating_sub(now));
+        let left = Duration::from_secs(validity.exp.saturating_sub(now));
         let ttl = left.min(self.config.ttl);
         if ttl.is_zero() {
             return;
         }
+        // A TTL cap so large that the deadline overflows: not cached.
+        let Some(deadline) = Instant::now().checked_add(ttl) else {
+            return;
+        };
         let entry = Entry {
             principal,
-            deadline: Instant::now() + ttl,
-            exp,
-            nbf,
+            deadline,
+            validity,
             epoch,
         };
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
@@ -213,24 +218,38 @@ mod tests {
 
     #[test]
     fn entries_respect_exp_nbf_epoch_and_capacity() {
+        let v = |exp, nbf, leeway| Validity { exp, nbf, leeway };
         let cache = TokenCache::new(TokenCacheConfig::new().capacity(8));
         let h = token_hash("t");
-        cache.insert(h, p(), 1000, 2000, Some(900), 1);
-        assert!(cache.get(&h, 1000, 0, 1).is_some());
+        cache.insert(h, p(), 1000, v(2000, Some(900), 0), 1);
+        assert!(cache.get(&h, 1000, 1).is_some());
         // exp re-checked on hit
-        assert!(cache.get(&h, 2001, 0, 1).is_none());
-        cache.insert(h, p(), 1000, 2000, Some(1500), 1);
+        assert!(cache.get(&h, 2001, 1).is_none());
+        cache.insert(h, p(), 1000, v(2000, Some(1500), 0), 1);
         // nbf re-checked on hit
-        assert!(cache.get(&h, 1000, 0, 1).is_none());
-        cache.insert(h, p(), 1000, 2000, None, 1);
+        assert!(cache.get(&h, 1000, 1).is_none());
+        // with the entry's own leeway, and only that
+        cache.insert(h, p(), 1000, v(2000, None, 30), 1);
+        assert!(cache.get(&h, 2030, 1).is_some());
+        assert!(cache.get(&h, 2031, 1).is_none());
+        cache.insert(h, p(), 1000, v(2000, None, 0), 1);
         // another key epoch: flushed
-        assert!(cache.get(&h, 1000, 0, 2).is_none());
+        assert!(cache.get(&h, 1000, 2).is_none());
         // an already expired token is not cached
-        cache.insert(h, p(), 3000, 2000, None, 1);
-        assert!(cache.get(&h, 1000, 0, 1).is_none());
+        cache.insert(h, p(), 3000, v(2000, None, 0), 1);
+        assert!(cache.get(&h, 1000, 1).is_none());
         for i in 0..100 {
-            cache.insert(token_hash(&i.to_string()), p(), 1000, 2000, None, 1);
+            cache.insert(token_hash(&i.to_string()), p(), 1000, v(2000, None, 0), 1);
         }
         assert!(cache.len() <= 8);
+        // a TTL cap beyond what `Instant` can hold does not panic
+        let huge = TokenCache::new(TokenCacheConfig::new().ttl(Duration::MAX));
+        huge.insert(
+            h,
+            p(),
+            0,
+            v(crate::jwt::claims::MAX_NUMERIC_DATE, None, 0),
+            1,
+        );
     }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use common::*;
 use guardrails_auth::AuthLayer;
@@ -393,6 +395,74 @@ fn rows() -> Vec<Row> {
             "exp just beyond the leeway",
             token_a(&with("exp", json!(now() - 31))),
             "token_expired",
+        ),
+        bad(
+            "exp beyond any date (would overflow the clock)",
+            token_a(&with("exp", json!(u64::MAX))),
+            "invalid_claim",
+        ),
+        bad(
+            "negative exp",
+            token_a(&with("exp", json!(-1))),
+            "invalid_claim",
+        ),
+        bad(
+            "exp null",
+            token_a(&with("exp", json!(null))),
+            "invalid_claim",
+        ),
+        bad(
+            "fractional exp in the past",
+            token_a(&with("exp", json!(n as f64 - 3600.5))),
+            "token_expired",
+        ),
+        bad(
+            "nbf as a string",
+            token_a(&with("nbf", json!(n.to_string()))),
+            "invalid_claim",
+        ),
+        bad(
+            "iat beyond any date",
+            token_a(&with("iat", json!(1.0e300))),
+            "invalid_claim",
+        ),
+        bad(
+            "iss as an array",
+            token_a(&with("iss", json!([ISSUER_A]))),
+            "invalid_claim",
+        ),
+        bad(
+            "HS256 signature truncated to 16 bytes",
+            {
+                let t = sign(json!({"alg":"HS256"}), &claims(ISSUER_B), &hs_key());
+                let dot = t.rfind('.').unwrap();
+                let sig = URL_SAFE_NO_PAD.decode(&t[dot + 1..]).unwrap();
+                format!("{}.{}", &t[..dot], URL_SAFE_NO_PAD.encode(&sig[..16]))
+            },
+            "bad_signature",
+        ),
+        bad(
+            "HS256 signature with non-canonical trailing bits",
+            {
+                let t = sign(json!({"alg":"HS256"}), &claims(ISSUER_B), &hs_key());
+                // 32 bytes are 43 characters; the last one carries 2 unused
+                // bits. Flipping one gives another string for the same bytes.
+                let mut bytes = t.into_bytes();
+                let last = bytes.len() - 1;
+                let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                let i = alphabet.iter().position(|&c| c == bytes[last]).unwrap();
+                bytes[last] = alphabet[i ^ 1];
+                String::from_utf8(bytes).unwrap()
+            },
+            "bad_signature",
+        ),
+        bad(
+            "HS256 signature with base64 padding",
+            format!(
+                "{}=",
+                sign(json!({"alg":"HS256"}), &claims(ISSUER_B), &hs_key())
+            ),
+            "malformed_token",
         ),
         bad(
             "scope of the wrong type",

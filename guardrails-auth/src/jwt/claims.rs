@@ -81,16 +81,40 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
     }
 }
 
-/// A NumericDate (RFC 7519): a non-negative number of seconds, possibly fractional.
-pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1.0e15)
-                .map(|f| f as u64)
-        }),
-        _ => None,
-    }
+/// The largest NumericDate accepted: 10^15 s (some 31 million years). Far
+/// beyond any real date, and far from where `SystemTime` or `Instant`
+/// arithmetic overflows (a signed token with `exp: 18446744073709551615`
+/// must be refused, not panic the server).
+pub(crate) const MAX_NUMERIC_DATE: u64 = 1_000_000_000_000_000;
+
+/// A NumericDate (RFC 7519): a non-negative number of seconds, possibly
+/// fractional, at most [`MAX_NUMERIC_DATE`]. A fraction is rounded down when
+/// `round_up` is false (`exp`: the token expires no later than it says) and up
+/// when it is true (`nbf`, `iat`: never earlier than they say). Strings,
+/// negative numbers, NaN and infinities are not NumericDates.
+pub(crate) fn numeric_date(value: &Value, round_up: bool) -> Option<u64> {
+    let Value::Number(n) = value else {
+        return None;
+    };
+    let secs = match n.as_u64() {
+        Some(secs) => secs,
+        None => {
+            let f = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0)?;
+            let f = if round_up { f.ceil() } else { f.floor() };
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "finite, non-negative, and compared with the bound before the cast"
+            )]
+            if f > MAX_NUMERIC_DATE as f64 {
+                return None;
+            } else {
+                f as u64
+            }
+        }
+    };
+    (secs <= MAX_NUMERIC_DATE).then_some(secs)
 }
 
 /// A string, or `None` when the value is not one.
@@ -147,10 +171,32 @@ mod tests {
 
     #[test]
     fn numeric_dates() {
-        assert_eq!(numeric_date(&Value::from(10)), Some(10));
-        assert_eq!(numeric_date(&serde_json::json!(10.7)), Some(10));
-        assert_eq!(numeric_date(&Value::from(-1)), None);
-        assert_eq!(numeric_date(&Value::from("10")), None);
+        let rows: &[(Value, Option<u64>, Option<u64>)] = &[
+            (Value::from(10), Some(10), Some(10)),
+            (serde_json::json!(10.7), Some(10), Some(11)),
+            (serde_json::json!(10.0), Some(10), Some(10)),
+            (serde_json::json!(0), Some(0), Some(0)),
+            (Value::from(-1), None, None),
+            (serde_json::json!(-0.5), None, None),
+            (Value::from(i64::MIN), None, None),
+            (Value::from("10"), None, None),
+            (Value::Null, None, None),
+            (Value::Bool(true), None, None),
+            (serde_json::json!([10]), None, None),
+            (serde_json::json!({"t": 10}), None, None),
+            (
+                Value::from(MAX_NUMERIC_DATE),
+                Some(MAX_NUMERIC_DATE),
+                Some(MAX_NUMERIC_DATE),
+            ),
+            (Value::from(MAX_NUMERIC_DATE + 1), None, None),
+            (Value::from(u64::MAX), None, None),
+            (serde_json::json!(1.0e300), None, None),
+        ];
+        for (value, down, up) in rows {
+            assert_eq!(numeric_date(value, false), *down, "{value}");
+            assert_eq!(numeric_date(value, true), *up, "{value}");
+        }
     }
 
     #[test]

@@ -202,8 +202,57 @@ pub(crate) struct JwksCache {
     jwks_url: OnceLock<String>,
     client: HttpClient,
     single_flight: tokio::sync::Mutex<()>,
-    fetching: std::sync::atomic::AtomicBool,
+    /// How many fetches are claimed or running. Requests with an unknown
+    /// `kid` that cannot claim a fetch wait on this until it is zero: the
+    /// count and its changes live in one `watch` channel, so a waiter that
+    /// reads a non-zero count is woken by the decrement, however the two
+    /// interleave (no lost wake-up).
+    running: tokio::sync::watch::Sender<u32>,
     started: std::sync::Once,
+}
+
+/// One claimed or running fetch: counted in [`JwksCache::running`] from its
+/// creation until it is dropped (also when the future that holds it is
+/// dropped before it ran, so waiters are never left waiting on a fetch that
+/// will not happen).
+pub(crate) struct Running<C: std::ops::Deref<Target = JwksCache>> {
+    cache: C,
+}
+
+impl<C: std::ops::Deref<Target = JwksCache>> Running<C> {
+    fn new(cache: C) -> Self {
+        cache.running.send_modify(|n| *n += 1);
+        Self { cache }
+    }
+
+    /// The cache this fetch belongs to.
+    pub(crate) fn cache(&self) -> &JwksCache {
+        &self.cache
+    }
+}
+
+impl<C: std::ops::Deref<Target = JwksCache>> Drop for Running<C> {
+    fn drop(&mut self) {
+        self.cache.running.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// A claimed refetch for an unknown `kid`, owned by the request that claimed it.
+pub(crate) type RefetchClaim = Running<Arc<JwksCache>>;
+
+/// A request's place in line behind the running fetches: subscribed before
+/// the state was checked.
+pub(crate) struct FetchWaiter {
+    rx: tokio::sync::watch::Receiver<u32>,
+    timeout: Duration,
+}
+
+impl FetchWaiter {
+    /// Waits until no fetch is claimed or running (at most the fetch timeout
+    /// plus a second: a waiter never hangs on a stuck fetch).
+    pub(crate) async fn wait(mut self) {
+        let _ = tokio::time::timeout(self.timeout, self.rx.wait_for(|n| *n == 0)).await;
+    }
 }
 
 fn url_ok(url: &str, allow_http: bool) -> bool {
@@ -260,7 +309,7 @@ impl JwksCache {
             jwks_url,
             client,
             single_flight: tokio::sync::Mutex::new(()),
-            fetching: std::sync::atomic::AtomicBool::new(false),
+            running: tokio::sync::watch::Sender::new(0),
             started: std::sync::Once::new(),
         }))
     }
@@ -282,30 +331,40 @@ impl JwksCache {
         }
     }
 
-    /// Claims the right to refetch for an unknown `kid`: true at most once
-    /// per `min_refetch_interval`.
-    pub(crate) fn try_claim_refetch(&self) -> bool {
+    /// Claims the right to refetch for an unknown `kid`: at most once per
+    /// `min_refetch_interval`. The claim counts as a running fetch from now
+    /// on (under the same lock as the rate limit, so a request that loses
+    /// the claim always sees it), until the claim is dropped.
+    pub(crate) fn try_claim_refetch(self: &Arc<Self>) -> Option<RefetchClaim> {
         let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match *last {
-            Some(at) if now.duration_since(at) < self.config.min_refetch_interval => false,
+            Some(at) if now.duration_since(at) < self.config.min_refetch_interval => None,
             _ => {
                 *last = Some(now);
-                // Requests that miss the claim wait for this fetch.
-                self.fetching.store(true, Ordering::Release);
-                true
+                Some(Running::new(Arc::clone(self)))
             }
         }
     }
 
-    /// Whether a fetch is running now.
-    pub(crate) fn is_fetching(&self) -> bool {
-        self.fetching.load(Ordering::Acquire)
-    }
-
-    /// Waits until the running fetch (if any) is done, without fetching.
-    pub(crate) async fn wait_for_fetch(&self) {
-        let _guard = self.single_flight.lock().await;
+    /// For a request whose `kid` was unknown and that lost the claim: a
+    /// waiter when waiting can help, that is when a fetch is claimed or
+    /// running, or when the key set changed since `epoch_before` (read before
+    /// the keys were looked up); `None` when the answer stands.
+    pub(crate) fn waiter(&self, epoch_before: u64) -> Option<FetchWaiter> {
+        // Subscribe first, then read the count, then the epoch: a fetch that
+        // completes after the count was read wakes the waiter; one that
+        // completed before it has already moved the epoch (keys are stored
+        // and the epoch bumped before the count goes down).
+        let mut rx = self.running.subscribe();
+        let running = *rx.borrow_and_update();
+        if running == 0 && self.epoch() == epoch_before {
+            return None;
+        }
+        Some(FetchWaiter {
+            rx,
+            timeout: self.config.timeout + Duration::from_secs(1),
+        })
     }
 
     /// Starts the background refresh (and first fetch), once, when a tokio
@@ -340,15 +399,15 @@ impl JwksCache {
     /// Fetches the key set once (single-flight), replacing the keys on success.
     pub(crate) async fn refresh(&self, trigger: Trigger) -> Result<(), FetchError> {
         if tokio::runtime::Handle::try_current().is_err() {
-            self.fetching.store(false, Ordering::Release);
             return Err(FetchError::NoRuntime);
         }
+        // Counted as running while it waits for the lock and fetches, so
+        // requests with an unknown kid wait for it.
+        let _running = Running::new(self);
         let before = self.fetches.load(Ordering::Acquire);
         let _guard = self.single_flight.lock().await;
         // Someone else fetched while we waited: their result stands.
         if self.fetches.load(Ordering::Acquire) != before && !matches!(trigger, Trigger::Manual) {
-            // We hold the lock: nothing is fetching now.
-            self.fetching.store(false, Ordering::Release);
             return Ok(());
         }
         {
@@ -356,9 +415,7 @@ impl JwksCache {
             *last = Some(Instant::now());
         }
         self.fetches.fetch_add(1, Ordering::AcqRel);
-        self.fetching.store(true, Ordering::Release);
         let result = self.fetch_and_store().await;
-        self.fetching.store(false, Ordering::Release);
         let outcome = if result.is_ok() { "ok" } else { "error" };
         if result.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -486,9 +543,16 @@ mod tests {
             KeySet::new(),
         )
         .unwrap();
-        assert!(cache.try_claim_refetch());
+        let claim = cache.try_claim_refetch().expect("first claim");
         for _ in 0..1000 {
-            assert!(!cache.try_claim_refetch());
+            assert!(cache.try_claim_refetch().is_none());
         }
+        // Losers wait while the claim is held, not once it is dropped.
+        let epoch = cache.epoch();
+        assert!(cache.waiter(epoch).is_some());
+        drop(claim);
+        assert!(cache.waiter(epoch).is_none());
+        // A key set that changed since the lookup: retry, even with no fetch running.
+        assert!(cache.waiter(epoch.wrapping_sub(1)).is_some());
     }
 }

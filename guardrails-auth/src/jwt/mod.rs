@@ -83,7 +83,7 @@ pub use jwks::JwksConfig;
 pub use keys::{KeyError, KeySet, VerifyingKey};
 
 use crate::authenticator::{Authenticator, BoxAuthFuture, Verdict};
-use crate::cache::{TokenCache, TokenCacheConfig, token_hash};
+use crate::cache::{TokenCache, TokenCacheConfig, Validity, token_hash};
 use crate::{AuthError, Credential};
 
 /// The default leeway for `exp`, `nbf` and `iat`: 30 seconds.
@@ -471,7 +471,6 @@ pub struct JwtVerifier {
 struct VerifierInner {
     issuers: Vec<Issuer>,
     cache: Option<TokenCache>,
-    max_leeway: u64,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -528,17 +527,10 @@ impl JwtVerifierBuilder {
                 c.start_background_refresh();
             }
         }
-        let max_leeway = self
-            .issuers
-            .iter()
-            .map(|i| i.inner.leeway)
-            .max()
-            .unwrap_or(0);
         Ok(JwtVerifier {
             inner: Arc::new(VerifierInner {
                 issuers: self.issuers,
                 cache: self.cache.map(TokenCache::new),
-                max_leeway,
             }),
         })
     }
@@ -546,10 +538,20 @@ impl JwtVerifierBuilder {
 
 enum Step {
     Done(Result<Principal, AuthError>),
-    /// Fetch the key set (`true`), or wait for the fetch already running
-    /// (`false`), then verify again.
+    /// Fetch the key set, or wait for the fetch already running, then verify
+    /// again.
     #[cfg(feature = "jwks")]
-    Refetch(Arc<jwks::JwksCache>, bool),
+    Refetch(Refetch),
+}
+
+/// The slow path of an unknown `kid` at a JWKS issuer.
+#[cfg(feature = "jwks")]
+enum Refetch {
+    /// This request claimed the (rate-limited) refetch.
+    Fetch(jwks::RefetchClaim),
+    /// Another fetch is claimed or running, or the keys changed since they
+    /// were looked up: wait for it (registered before the state was read).
+    Wait(jwks::FetchWaiter),
 }
 
 fn now_secs() -> u64 {
@@ -627,21 +629,21 @@ impl JwtVerifier {
             (cache, hash, epoch)
         });
         if let Some((cache, hash, epoch)) = &cached
-            && let Some(p) = cache.get(hash, now, self.inner.max_leeway, *epoch)
+            && let Some(p) = cache.get(hash, now, *epoch)
         {
             return Step::Done(Ok(p));
         }
         let result = self.verify_uncached(token, now, allow_refetch);
         match result {
-            Ok((principal, exp, nbf)) => {
+            Ok((principal, validity)) => {
                 if let Some((cache, hash, epoch)) = cached {
-                    cache.insert(hash, principal.clone(), now, exp, nbf, epoch);
+                    cache.insert(hash, principal.clone(), now, validity, epoch);
                 }
                 Step::Done(Ok(principal))
             }
             Err(StepErr::Fail(e)) => Step::Done(Err(e)),
             #[cfg(feature = "jwks")]
-            Err(StepErr::Refetch(c, fetch)) => Step::Refetch(c, fetch),
+            Err(StepErr::Refetch(r)) => Step::Refetch(r),
         }
     }
 
@@ -680,7 +682,7 @@ impl JwtVerifier {
         token: &str,
         now: u64,
         allow_refetch: bool,
-    ) -> Result<(Principal, u64, Option<u64>), StepErr> {
+    ) -> Result<(Principal, Validity), StepErr> {
         let segments = header::split(token)?;
         let head = header::parse(segments.header)?;
         let payload = URL_SAFE_NO_PAD
@@ -694,6 +696,10 @@ impl JwtVerifier {
                 _ => return Err(AuthError::WrongType.into()),
             }
         }
+        // Read before the keys: a key set stored after this read is noticed
+        // below, when the kid is unknown.
+        #[cfg(feature = "jwks")]
+        let epoch_before = issuer.epoch();
         let keys = issuer.keys();
         let key = match keys.select(head.kid.as_deref(), head.alg, &inner.algorithms) {
             Ok(key) => key,
@@ -705,12 +711,12 @@ impl JwtVerifier {
                 {
                     // Rate-limited: at most one fetch per interval, whatever
                     // the number of unknown kids. A request that arrives
-                    // while that fetch runs waits for it instead.
-                    if c.try_claim_refetch() {
-                        return Err(StepErr::Refetch(Arc::clone(c), true));
+                    // while a fetch is claimed or runs waits for it instead.
+                    if let Some(claim) = c.try_claim_refetch() {
+                        return Err(StepErr::Refetch(Refetch::Fetch(claim)));
                     }
-                    if c.is_fetching() {
-                        return Err(StepErr::Refetch(Arc::clone(c), false));
+                    if let Some(waiter) = c.waiter(epoch_before) {
+                        return Err(StepErr::Refetch(Refetch::Wait(waiter)));
                     }
                 }
                 #[cfg(not(feature = "jwks"))]
@@ -737,14 +743,22 @@ impl JwtVerifier {
                 AuthError::MalformedClaims
             }
         })?;
-        build_principal(&mut c, inner, now).map_err(StepErr::Fail)
+        let (principal, exp, nbf) = build_principal(&mut c, inner, now)?;
+        Ok((
+            principal,
+            Validity {
+                exp,
+                nbf,
+                leeway: inner.leeway,
+            },
+        ))
     }
 }
 
 enum StepErr {
     Fail(AuthError),
     #[cfg(feature = "jwks")]
-    Refetch(Arc<jwks::JwksCache>, bool),
+    Refetch(Refetch),
 }
 
 impl From<AuthError> for StepErr {
@@ -767,13 +781,13 @@ fn validate(
     let (Some(exp), Some(iss), Some(aud), Some(_)) = (&c.exp, &c.iss, &c.aud, &c.sub) else {
         return Err(AuthError::MissingClaim);
     };
-    let exp = numeric_date(exp).ok_or(AuthError::InvalidClaim)?;
+    let exp = numeric_date(exp, false).ok_or(AuthError::InvalidClaim)?;
     if exp.saturating_add(leeway) < now {
         return Err(AuthError::Expired);
     }
     let nbf = match &c.nbf {
         Some(v) => {
-            let nbf = numeric_date(v).ok_or(AuthError::InvalidClaim)?;
+            let nbf = numeric_date(v, true).ok_or(AuthError::InvalidClaim)?;
             if nbf > now.saturating_add(leeway) {
                 return Err(AuthError::NotYetValid);
             }
@@ -782,7 +796,7 @@ fn validate(
         None => None,
     };
     if let Some(iat) = &c.iat
-        && numeric_date(iat).ok_or(AuthError::InvalidClaim)? > now.saturating_add(leeway)
+        && numeric_date(iat, true).ok_or(AuthError::InvalidClaim)? > now.saturating_add(leeway)
     {
         return Err(AuthError::IssuedInFuture);
     }
@@ -867,17 +881,21 @@ impl Authenticator for JwtVerifier {
         match self.step(credential.value(), true) {
             Step::Done(r) => Verdict::Ready(r),
             #[cfg(feature = "jwks")]
-            Step::Refetch(cache, fetch) => {
-                // The slow path: a `kid` not in the key set, and the refetch
-                // interval allows a fetch. The token is copied once here.
+            Step::Refetch(refetch) => {
+                // The slow path: a `kid` not in the key set, and a fetch to
+                // make or to wait for. The token is copied once here.
                 let this = self.clone();
                 let token = credential.value().to_owned();
                 Verdict::Pending(Box::pin(async move {
-                    if fetch {
-                        // A failed fetch keeps the last good keys (stale-if-error).
-                        let _ = cache.refresh(jwks::Trigger::UnknownKid).await;
-                    } else {
-                        cache.wait_for_fetch().await;
+                    match refetch {
+                        Refetch::Fetch(claim) => {
+                            // A failed fetch keeps the last good keys
+                            // (stale-if-error). The claim is released only
+                            // after the keys are stored.
+                            let _ = claim.cache().refresh(jwks::Trigger::UnknownKid).await;
+                            drop(claim);
+                        }
+                        Refetch::Wait(waiter) => waiter.wait().await,
                     }
                     match this.step(&token, false) {
                         Step::Done(r) => r,
