@@ -19,36 +19,11 @@ use garde::Validate;
 use guardrails_validate::{Config, ValidateJsonLayer, Validated, json, scan};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde::Deserialize;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-/// The saas-api `NewInvoice` rules.
-#[derive(Debug, Deserialize, Validate)]
-#[allow(dead_code)]
-struct NewInvoice {
-    #[garde(email)]
-    customer_email: String,
-    #[garde(pattern(r"^[A-Z]{3}$"))]
-    currency: String,
-    #[garde(length(min = 10, max = 10))]
-    due_date: String,
-    #[garde(length(min = 1, max = 100), dive)]
-    lines: Vec<Line>,
-    #[serde(default)]
-    #[garde(inner(length(chars, max = 1000)))]
-    memo: Option<String>,
-}
-
-#[derive(Debug, Deserialize, Validate)]
-#[allow(dead_code)]
-struct Line {
-    #[garde(length(chars, min = 1, max = 200))]
-    description: String,
-    #[garde(range(min = 1, max = 10_000))]
-    quantity: u32,
-    #[garde(range(max = 100_000_000))]
-    unit_price_cents: u64,
-}
+// The real saas-api body type, with its garde rules (email, currency
+// pattern, calendar date, 1..=100 lines with bounded fields, memo).
+use saas_api::invoices::NewInvoice;
 
 const INVOICE: &str = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats, annual plan","quantity":3,"unit_price_cents":1500},{"description":"Premium support","quantity":1,"unit_price_cents":9900},{"description":"Onboarding","quantity":2,"unit_price_cents":25000}],"memo":"Thank you for your business."}"#;
 
