@@ -19,7 +19,8 @@
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
 //!
 //! In `staging` and `production` the hardening rules apply: the issuer and
-//! JWKS URL must be `https`; a JWKS URL or an HS256 secret is required;
+//! JWKS URL must be `https`; the keys come from a JWKS URL, an HS256 secret,
+//! or (with neither) OpenID Connect discovery from the `https` issuer;
 //! secrets must be at least 32 bytes, random-looking and not development
 //! values (preferably read from files); the audit destination must be chosen
 //! for the deployment. Production also requires `config/production.toml`
@@ -125,10 +126,19 @@ impl Configuration for Settings {
             self.audit.hmac_key.as_ref(),
             &SecretPolicy::hmac_key(),
         );
+        // Without a JWKS URL or a secret, keys are found by OpenID Connect
+        // discovery from the issuer, which is then a URL: `https`, as checked
+        // above. An issuer that is not even `https://...` cannot be discovered.
+        let discoverable = self
+            .auth
+            .issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
         h.require(
             "auth.jwks_url",
-            self.auth.jwks_url.is_some() || self.auth.hs256_secret.is_some(),
-            "a JWKS URL (SAAS_AUTH__JWKS_URL) or an HS256 secret (SAAS_AUTH__HS256_SECRET_FILE)",
+            self.auth.jwks_url.is_some() || self.auth.hs256_secret.is_some() || discoverable,
+            "a JWKS URL (SAAS_AUTH__JWKS_URL), an HS256 secret (SAAS_AUTH__HS256_SECRET_FILE), \
+             or an https issuer (SAAS_AUTH__ISSUER) for OpenID Connect discovery",
         );
         h.require(
             "audit.path",
@@ -310,14 +320,44 @@ mod tests {
     }
 
     #[test]
-    fn production_needs_jwks_or_a_secret() {
-        let error = load(&[
+    fn production_accepts_discovery_from_an_https_issuer() {
+        // Neither a JWKS URL nor a secret: keys by OpenID Connect discovery.
+        let loaded = load(&[
             ("SAAS_ENV", "production"),
             ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
             ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
         ])
-        .unwrap_err();
-        assert_eq!(error.keys().collect::<Vec<_>>(), ["auth.jwks_url"]);
+        .unwrap();
+        assert!(loaded.config().auth.jwks_url.is_none());
+        assert!(loaded.config().auth.hs256_secret.is_none());
+    }
+
+    #[test]
+    fn production_without_keys_needs_a_discoverable_issuer() {
+        for issuer in ["idp.example.com", "http://idp.example.com/"] {
+            let error = load(&[
+                ("SAAS_ENV", "production"),
+                ("SAAS_AUTH__ISSUER", issuer),
+                ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
+            ])
+            .unwrap_err();
+            let mut keys: Vec<&str> = error.keys().collect();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys, ["auth.issuer", "auth.jwks_url"], "{issuer}: {error}");
+        }
+        // Discovery does not open a door for a weak secret: a development or
+        // short secret is still refused next to an https issuer.
+        for secret in [DEVELOPMENT_HS256_SECRET, "too-short"] {
+            let error = load(&[
+                ("SAAS_ENV", "production"),
+                ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+                ("SAAS_AUTH__HS256_SECRET", secret),
+                ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
+            ])
+            .unwrap_err();
+            assert!(error.keys().any(|k| k == "auth.hs256_secret"), "{error}");
+        }
     }
 
     #[test]

@@ -132,6 +132,28 @@ async fn a_good_production_configuration_starts() {
     assert!(!output.contains(STRONG));
 }
 
+/// Neither a JWKS URL nor a secret: keys by OpenID Connect discovery from the
+/// https issuer. The issuer here cannot be reached (`.invalid` never
+/// resolves), so nothing verifies, yet the app starts and denies by default.
+#[tokio::test]
+async fn a_production_configuration_with_discovery_starts() {
+    let audit = TempSecret::new("audit-discovery.jsonl", "");
+    let mut cmd = common::command();
+    cmd.env("SAAS_ENV", "production")
+        .env("SAAS_AUTH__ISSUER", "https://idp.invalid/")
+        .env("SAAS_AUDIT__PATH", audit.path());
+    let mut app = common::start(cmd);
+    assert_eq!(common::get(&app.url("/healthz")).await.status, 200);
+    assert_eq!(
+        common::get(&app.url("/v1/tenants/acme/invoices"))
+            .await
+            .status,
+        401
+    );
+    let status = app.terminate(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn config_prints_the_redacted_configuration_with_sources() {
     let (output, stdout, stderr) = run(common::command().arg("config"));
