@@ -288,9 +288,25 @@ impl AuditEvent {
     /// it) with a fresh UUIDv7 and the current time; outcome `unknown`,
     /// anonymous actor.
     pub fn new(action: impl Into<Cow<'static, str>>, category: Category) -> Self {
+        let (id, time) = Self::fresh_id_and_time();
+        Self::new_at(id, time, action, category)
+    }
+
+    /// A fresh UUIDv7 and the current time, for [`AuditEvent::new_at`].
+    pub(crate) fn fresh_id_and_time() -> (Uuid, OffsetDateTime) {
+        (Uuid::now_v7(), OffsetDateTime::now_utc())
+    }
+
+    /// A new event with the given id and time (taken earlier).
+    pub(crate) fn new_at(
+        id: Uuid,
+        time: OffsetDateTime,
+        action: impl Into<Cow<'static, str>>,
+        category: Category,
+    ) -> Self {
         Self {
-            id: Uuid::now_v7(),
-            time: OffsetDateTime::now_utc(),
+            id,
+            time,
             action: action.into(),
             category,
             outcome: Outcome::Unknown,

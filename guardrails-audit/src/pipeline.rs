@@ -239,12 +239,10 @@ impl Auditor {
         &self.shared.observer
     }
 
+    /// Redacts the event's details. The writer fills in the observer, so
+    /// that request threads do not share the observer's reference count.
     fn prepare(&self, event: AuditEvent) -> AuditEvent {
-        let mut event = self.shared.redactor.redact_event(event);
-        if event.observer.is_none() {
-            event.observer = Some(Arc::clone(&self.shared.observer));
-        }
-        event
+        self.shared.redactor.redact_event(event)
     }
 
     fn report_drops(&self) {
@@ -869,7 +867,10 @@ impl<S: AuditSink> Writer<S> {
         flushes: &mut Vec<oneshot::Sender<()>>,
     ) -> bool {
         match msg {
-            Msg::Event(event, ack) => {
+            Msg::Event(mut event, ack) => {
+                if event.observer.is_none() {
+                    event.observer = Some(Arc::clone(&self.shared.observer));
+                }
                 if ack.is_some() {
                     self.shared
                         .counters

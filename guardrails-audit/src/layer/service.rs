@@ -60,10 +60,16 @@ impl<S, R> AuditService<S, R> {
 }
 
 /// The per-request audit state carried by the response future.
+///
+/// It holds the event's id, time and category rather than the event itself:
+/// the response future stays small (it is moved, and boxed by routers), and
+/// the event is built once, when the response is known.
 struct Ctx {
     auditor: Auditor,
     mode: DeliveryMode,
-    event: Option<AuditEvent>,
+    id: uuid::Uuid,
+    time: time::OffsetDateTime,
+    category: Category,
     started: Instant,
     context: Option<AuditContext>,
     excerpt: Option<SharedExcerpt>,
@@ -123,8 +129,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner service is called right here, except for strict
+        // requests, which take the ready service along (and leave a clone).
         let route = self
             .layer
             .resolver
@@ -135,7 +141,7 @@ where
             .decide(req.method(), route.as_deref().unwrap_or(path));
         if level == Level::None {
             let req = req.map(|b| ExcerptBody::new(b, None, 0));
-            return ResponseFuture::passthrough(inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req));
         }
         let started = Instant::now();
         let request_id = match req.extensions().get::<RequestId>() {
@@ -170,7 +176,7 @@ where
         };
         // The request information lives in the context (shared with
         // handlers); the completion record takes it back, see `complete`.
-        let event = AuditEvent::new("http.request", method_category(req.method()));
+        let (id, time) = AuditEvent::fresh_id_and_time();
         let context = AuditContext::new(self.layer.auditor.clone(), mode, info, source);
         req.extensions_mut().insert(context.clone());
         let (excerpt, json, content_length) = if level == Level::Request {
@@ -200,7 +206,9 @@ where
         let ctx = Ctx {
             auditor,
             mode,
-            event: Some(event),
+            id,
+            time,
+            category: method_category(req.method()),
             started,
             context: Some(context),
             excerpt,
@@ -222,18 +230,25 @@ where
             return ResponseFuture {
                 state: State::Attempt {
                     delivery,
-                    pending: Some((inner, req)),
+                    pending: Some((ready_inner(&mut self.inner), req)),
                 },
                 ctx: Some(ctx),
             };
         }
         ResponseFuture {
             state: State::Inner {
-                future: inner.call(req),
+                future: self.inner.call(req),
             },
             ctx: Some(ctx),
         }
     }
+}
+
+/// Takes the service that was driven to readiness, leaving a clone in its
+/// place (tower's "be careful when cloning inner services").
+fn ready_inner<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -305,10 +320,7 @@ fn audit_problem<B: From<bytes::Bytes>>(
 
 /// Fills the completion fields of the request's event.
 fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEvent {
-    let mut event = ctx
-        .event
-        .take()
-        .unwrap_or_else(|| AuditEvent::new("http.request", Category::System));
+    let mut event = AuditEvent::new_at(ctx.id, ctx.time, "http.request", ctx.category);
     let duration = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let (request, source, captured) = match ctx.context.take() {
         Some(context) => {
