@@ -255,6 +255,7 @@ enum Entry {
 }
 
 struct Rec {
+    alg: ChainAlg,
     seq: u64,
     id: String,
     prev: String,
@@ -321,15 +322,19 @@ fn parse_record(line: &[u8], hashers: &Hashers) -> Result<Option<Rec>, VerifyErr
     ) else {
         return Ok(None);
     };
-    let hasher = match ChainAlg::parse(&alg) {
-        Some(ChainAlg::Sha256) => &hashers.sha,
-        Some(ChainAlg::HmacSha256) => hashers.hmac.as_ref().ok_or(VerifyError::KeyRequired)?,
+    let (alg, hasher) = match ChainAlg::parse(&alg) {
+        Some(ChainAlg::Sha256) => (ChainAlg::Sha256, &hashers.sha),
+        Some(ChainAlg::HmacSha256) => (
+            ChainAlg::HmacSha256,
+            hashers.hmac.as_ref().ok_or(VerifyError::KeyRequired)?,
+        ),
         None => return Ok(None),
     };
     let hash_ok = hasher
         .hash_record(&value)
         .is_ok_and(|computed| same_hash(&computed, &stored));
     Ok(Some(Rec {
+        alg,
         seq,
         id,
         prev,
@@ -435,6 +440,11 @@ pub fn verify(
     let mut expected: Option<u64> = None;
     let mut last_hash = String::new();
     let mut start_prev: Option<String> = None;
+    // One algorithm for the whole trail: HMAC-SHA-256 when a key is given,
+    // otherwise that of the first record. A record's own `alg` is not
+    // trusted: without this, anyone could append or rewrite records of a
+    // keyed trail as plain SHA-256 records, which need no key.
+    let mut trail_alg = options.key.as_ref().map(|_| ChainAlg::HmacSha256);
     for (i, at) in entries.iter().enumerate() {
         let rec = match &at.entry {
             Entry::Garbage { len, complete } => {
@@ -459,6 +469,24 @@ pub fn verify(
             }
             Entry::Record(rec) => rec,
         };
+        match trail_alg {
+            Some(alg) if alg != rec.alg => {
+                let (kind, detail) = if report.records == 0 {
+                    (
+                        DamageKind::WrongKey,
+                        "a key was given, but the trail is not keyed (plain sha256)",
+                    )
+                } else {
+                    (
+                        DamageKind::Modified,
+                        "the record is chained with another algorithm than the trail (a keyless rewrite of a keyed trail)",
+                    )
+                };
+                return Err(damage(kind, Some(rec.seq), at, detail));
+            }
+            Some(_) => {}
+            None => trail_alg = Some(rec.alg),
+        }
         if !rec.hash_ok {
             return Err(damage(
                 DamageKind::Modified,

@@ -92,6 +92,52 @@ async fn modified_and_rehashed_record_is_caught_by_the_link_or_the_key() {
 }
 
 #[tokio::test]
+async fn keyless_rewrite_of_a_keyed_trail_is_caught() {
+    // An attacker without the key rewrites record 3 and everything after it
+    // as plain SHA-256 records, each linked to the previous one: every hash
+    // is correct for the `alg` the record claims. The record's own `alg`
+    // must not choose the check. (Checkpoints left out: the chain alone must
+    // catch it.)
+    let (_dir, path) = trail(true).await;
+    let mut lines = read_lines(&path);
+    let mut prev: String = serde_json::from_str::<Value>(&lines[2]).unwrap()["chain"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for line in &mut lines[3..] {
+        let mut v: Value = serde_json::from_str(&line.replace("inv_3", "inv_X")).unwrap();
+        v["chain"]["alg"] = Value::from("sha256");
+        v["chain"]["prev"] = Value::from(prev.as_str());
+        *line = rehash(&v.to_string());
+        prev = serde_json::from_str::<Value>(line).unwrap()["chain"]["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    write_lines(&path, &lines);
+    let keyed = VerifyOptions::new().key(key());
+    assert_eq!(damage(&path, &keyed), (DamageKind::Modified, Some(3)));
+
+    // The whole trail rewritten keyless: a key was given, nothing is keyed.
+    let mut prev = guardrails_audit::chain::ZERO_HASH.to_owned();
+    for line in &mut lines {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        v["chain"]["alg"] = Value::from("sha256");
+        v["chain"]["prev"] = Value::from(prev.as_str());
+        *line = rehash(&v.to_string());
+        prev = serde_json::from_str::<Value>(line).unwrap()["chain"]["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    write_lines(&path, &lines);
+    assert_eq!(damage(&path, &keyed), (DamageKind::WrongKey, Some(0)));
+    // Without a key the forged trail is self-consistent: that is what plain
+    // SHA-256 promises, and why keyed trails must be verified with the key.
+    assert!(verify(&path, &VerifyOptions::new()).is_ok());
+}
+
+#[tokio::test]
 async fn inserted_record() {
     for hmac in [false, true] {
         // A replayed copy of a genuine record.
