@@ -793,8 +793,9 @@ pub const REDACTED: &str = "[REDACTED]";
 ///
 /// A key is sensitive when, lower-cased and with `-` and `_` removed, it
 /// contains one of the configured fragments. The default fragments cover
-/// passwords, secrets, tokens, API keys, private keys, authorization,
-/// cookies, sessions, credentials and card data; [`Redactor::with_key`] adds
+/// passwords and passphrases, secrets, tokens (bearer, JWT, CSRF), API,
+/// access, signing, HMAC, encryption, master and private keys,
+/// authorization, cookies, sessions, credentials and card data; [`Redactor::with_key`] adds
 /// more.
 ///
 /// ```
@@ -822,10 +823,22 @@ pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
     "authorization",
     "cookie",
     "session",
+    "sessid",
     "credential",
     "cardnumber",
     "cvv",
     "ssn",
+    "passphrase",
+    "privkey",
+    "accesskey",
+    "signingkey",
+    "hmackey",
+    "encryptionkey",
+    "masterkey",
+    "bearer",
+    "jwt",
+    "csrf",
+    "xsrf",
 ];
 
 impl Default for Redactor {
@@ -1005,6 +1018,14 @@ mod tests {
             "client_secret",
             "Set-Cookie",
             "access_token",
+            "PHPSESSID",
+            "jsessionid",
+            "hmac_key",
+            "signing-key",
+            "aws_access_key_id",
+            "passphrase",
+            "id_jwt",
+            "_csrf",
         ] {
             assert!(r.is_sensitive(k), "{k}");
         }

@@ -569,11 +569,21 @@ impl Drop for AuditGuard {
         if self.shut.load(Ordering::Acquire) {
             return;
         }
-        let _ = self.auditor.shared.tx.try_send(Msg::Shutdown);
+        // A full queue refuses the request at first: retry until the writer
+        // made room (it drains the queue meanwhile), within the bound.
+        let mut asked = self.auditor.shared.tx.try_send(Msg::Shutdown).is_ok();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut closed = false;
         let mut finished = false;
         while Instant::now() < deadline {
+            if !asked {
+                asked = match self.auditor.shared.tx.try_send(Msg::Shutdown) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => false,
+                    // Already closed: the writer is finishing.
+                    Err(mpsc::error::TrySendError::Closed(_)) => true,
+                };
+            }
             if let Some(done) = self.done.as_mut() {
                 match done.try_recv() {
                     Ok(c) => {

@@ -330,9 +330,14 @@ fn parse_record(line: &[u8], hashers: &Hashers) -> Result<Option<Rec>, VerifyErr
         ),
         None => return Ok(None),
     };
+    // The sink writes every line as the canonical form of its record, so
+    // the bytes must be exactly that: a record that only parses to the
+    // hashed value (a duplicated key that another parser reads differently,
+    // added whitespace or escapes) is modified.
     let hash_ok = hasher
         .hash_record(&value)
-        .is_ok_and(|computed| same_hash(&computed, &stored));
+        .is_ok_and(|computed| same_hash(&computed, &stored))
+        && crate::jcs::to_vec(&value).is_ok_and(|canonical| canonical == line);
     Ok(Some(Rec {
         alg,
         seq,

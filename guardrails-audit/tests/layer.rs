@@ -168,6 +168,24 @@ async fn records_route_template_actor_status_and_duration() {
 }
 
 #[tokio::test]
+async fn raw_path_can_be_left_out() {
+    let (app, sink, guard) = setup(|l| l.record_path(false));
+    let req = Request::get("/v1/tenants/acme/invoices/magic-link-secret")
+        .header("authorization", "ok")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, req).await, StatusCode::OK);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["request"]["route"],
+        "/v1/tenants/{tenant}/invoices/{id}"
+    );
+    assert!(events[0]["request"]["path"].is_null());
+    assert!(!events[0].to_string().contains("magic-link-secret"));
+}
+
+#[tokio::test]
 async fn authentication_authorization_and_validation_failures_are_recorded_as_such() {
     let (app, sink, guard) = setup(|l| l);
     let anon = Request::get("/v1/tenants/acme/invoices/inv_1")

@@ -92,6 +92,24 @@ async fn modified_and_rehashed_record_is_caught_by_the_link_or_the_key() {
 }
 
 #[tokio::test]
+async fn duplicated_key_is_modification() {
+    // `{"action":"admin.grant","action":"http.request",...}` parses (last
+    // key wins in serde_json and Python) to the hashed record, but a reader
+    // that keeps the first key sees another action: lines must be canonical.
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        assert!(lines[3].starts_with("{\"action\":"));
+        lines[3] = lines[3].replacen('{', "{\"action\":\"admin.grant\",", 1);
+        write_lines(&path, &lines);
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Modified, Some(3))
+        );
+    }
+}
+
+#[tokio::test]
 async fn keyless_rewrite_of_a_keyed_trail_is_caught() {
     // An attacker without the key rewrites record 3 and everything after it
     // as plain SHA-256 records, each linked to the previous one: every hash

@@ -12,6 +12,12 @@
 //!
 //! Place it **outermost**, so it sees every rejection of the guards inside.
 //!
+//! Headers other than the user agent, and the query string, are never
+//! recorded. The raw path is: when an application carries secrets in path
+//! segments (`/reset/{token}`, magic links), turn it off with
+//! [`AuditLayer::record_path`] (`false`), and the route template alone is
+//! recorded.
+//!
 //! # Policy
 //!
 //! Like Kubernetes audit policies, [`RoutePolicy`] rules (first match wins)
@@ -369,6 +375,7 @@ pub struct AuditLayer<R = RouteFromExtensions> {
     pub(crate) resolver: R,
     pub(crate) proxies: Arc<TrustedProxies>,
     pub(crate) excerpt_limit: usize,
+    pub(crate) record_path: bool,
     pub(crate) delivery_timeout: Option<std::time::Duration>,
 }
 
@@ -381,6 +388,7 @@ impl<R: fmt::Debug> fmt::Debug for AuditLayer<R> {
             .field("resolver", &self.resolver)
             .field("proxies", &self.proxies)
             .field("excerpt_limit", &self.excerpt_limit)
+            .field("record_path", &self.record_path)
             .field("delivery_timeout", &self.delivery_timeout)
             .finish_non_exhaustive()
     }
@@ -398,6 +406,7 @@ impl AuditLayer {
             resolver: RouteFromExtensions,
             proxies: Arc::new(TrustedProxies::none()),
             excerpt_limit: 4096,
+            record_path: true,
             delivery_timeout: None,
         }
     }
@@ -430,6 +439,15 @@ impl<R> AuditLayer<R> {
         self
     }
 
+    /// Whether `request.path` records the raw path (default `true`). Turn it
+    /// off when path segments can carry secrets (reset tokens, magic links):
+    /// `request.path` is then `null` and `request.route` identifies the
+    /// request.
+    pub fn record_path(mut self, record: bool) -> Self {
+        self.record_path = record;
+        self
+    }
+
     /// The largest request body excerpt at level `Request` (default 4096
     /// bytes); larger bodies are recorded by size only.
     pub fn excerpt_limit(mut self, bytes: usize) -> Self {
@@ -456,6 +474,7 @@ impl<R> AuditLayer<R> {
             resolver,
             proxies: self.proxies,
             excerpt_limit: self.excerpt_limit,
+            record_path: self.record_path,
             delivery_timeout: self.delivery_timeout,
         }
     }

@@ -170,7 +170,10 @@ where
             id: Some(request_id),
             method: Some(method_name(req.method())),
             route,
-            path: Some(sanitize(req.uri().path(), MAX_PATH_CHARS)),
+            path: self
+                .layer
+                .record_path
+                .then(|| sanitize(req.uri().path(), MAX_PATH_CHARS)),
             status: None,
             duration_us: None,
         };
