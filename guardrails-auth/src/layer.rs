@@ -118,6 +118,20 @@ fn record_passed(reason: &'static str) {
     .increment(1);
 }
 
+/// Whether `path` could leave a public prefix once an inner service or
+/// proxy normalizes it: a `.` or `..` segment, or an encoded `.`, `/` or `\`.
+/// Such a path is not public by prefix (deny by default).
+fn may_escape(path: &str) -> bool {
+    path.split('/').any(|s| s == "." || s == "..")
+        || path.as_bytes().windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1], w[2].to_ascii_lowercase()),
+                    (b'2', b'e' | b'f') | (b'5', b'c')
+                )
+        })
+}
+
 /// A path pattern of the public list.
 #[derive(Clone, Debug)]
 enum PublicPath {
@@ -178,7 +192,7 @@ impl Config {
     fn is_public(&self, path: &str) -> bool {
         self.public.iter().any(|p| match p {
             PublicPath::Exact(e) => e == path,
-            PublicPath::Prefix(pre) => path.starts_with(pre.as_str()),
+            PublicPath::Prefix(pre) => path.starts_with(pre.as_str()) && !may_escape(path),
         })
     }
 
@@ -262,6 +276,9 @@ impl<A> AuthLayer<A> {
 
     /// Makes every path starting with `prefix` public. Prefer exact paths;
     /// end the prefix with `/` so `/static` does not open `/static-admin`.
+    /// A path with a `.` or `..` segment, or a percent-encoded `.`, `/` or
+    /// `\`, is never public by prefix: normalized later, it could name a
+    /// protected route.
     pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config_mut()
             .public
@@ -590,6 +607,12 @@ mod tests {
             ("/healthz/", &[], Err(AuthError::Missing)),
             ("/static/app.js", &[], Ok("public")),
             ("/staticx", &[], Err(AuthError::Missing)),
+            ("/static/../v1/x", &[], Err(AuthError::Missing)),
+            ("/static/./app.js", &[], Err(AuthError::Missing)),
+            ("/static/%2e%2e/v1/x", &[], Err(AuthError::Missing)),
+            ("/static/..%2Fv1/x", &[], Err(AuthError::Missing)),
+            ("/static/..%5cv1/x", &[], Err(AuthError::Missing)),
+            ("/static/app.v2.js", &[], Ok("public")),
             ("/v1/x", &[], Err(AuthError::Missing)),
             ("/v1/x", &[("authorization", "Bearer t")], Ok("verify")),
             ("/v1/x", &[("authorization", "bearer t")], Ok("verify")),

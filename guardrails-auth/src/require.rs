@@ -86,6 +86,12 @@ pub(crate) fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            // Exactly two hex digits: `from_str_radix` alone would take
+            // `%+1` as 0x01, where the router's decoder keeps it literal, so
+            // the tenant checked here and the one the handler reads differ.
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -622,5 +628,8 @@ mod tests {
         assert!(require_role("").is_err());
         assert_eq!(percent_decode("%ff"), None);
         assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("a%2Db").as_deref(), Some("a-b"));
     }
 }
