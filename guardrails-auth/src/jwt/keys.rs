@@ -117,6 +117,18 @@ pub struct VerifyingKey {
     kind: KeyKind,
     key: DecodingKey,
     hmac: Option<HmacState>,
+    /// The length of an HMAC secret (0 for other keys): an HMAC key verifies
+    /// only algorithms whose hash is no longer than it (RFC 7518 section 3.2).
+    secret_len: usize,
+}
+
+/// The shortest HMAC secret for `alg`: the hash output's length.
+fn hmac_min_len(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    }
 }
 
 /// Never prints key material (an HMAC key is a secret).
@@ -192,6 +204,7 @@ impl VerifyingKey {
             kind: KeyKind::Hmac,
             key: DecodingKey::from_secret(bytes),
             hmac: HmacState::new(alg, bytes),
+            secret_len: bytes.len(),
         })
     }
 
@@ -283,9 +296,12 @@ impl VerifyingKey {
         }
         let key = DecodingKey::from_jwk(jwk).ok()?;
         let mut hmac = None;
+        let mut secret_len = 0;
         if kind == KeyKind::Hmac {
-            let secret = key.try_get_as_bytes().ok().filter(|k| k.len() >= 32)?;
+            let min = alg.map_or(32, hmac_min_len);
+            let secret = key.try_get_as_bytes().ok().filter(|k| k.len() >= min)?;
             hmac = alg.and_then(|a| HmacState::new(a, secret));
+            secret_len = secret.len();
         }
         Some(Self {
             kid,
@@ -293,6 +309,7 @@ impl VerifyingKey {
             kind,
             key,
             hmac,
+            secret_len,
         })
     }
 
@@ -311,6 +328,7 @@ impl VerifyingKey {
             kind,
             key,
             hmac: None,
+            secret_len: 0,
         }
     }
 
@@ -368,6 +386,10 @@ impl VerifyingKey {
             return Err(AuthError::AlgorithmNotAllowed);
         }
         if self.alg.is_some_and(|a| a != alg) || !self.kind.accepts(alg) {
+            return Err(AuthError::AlgorithmKeyMismatch);
+        }
+        // An HMAC JWK without `alg`: not for a hash longer than its secret.
+        if self.kind == KeyKind::Hmac && self.secret_len < hmac_min_len(alg) {
             return Err(AuthError::AlgorithmKeyMismatch);
         }
         Ok(())
@@ -598,6 +620,21 @@ mod tests {
         let set = KeySet::from_jwks_json(doc.as_bytes(), &[Algorithm::HS256]).unwrap();
         let kids: Vec<_> = set.kids().collect();
         assert_eq!(kids, ["sig", "ops"]);
+        // The 34-byte secret of `sig` (no `alg`) verifies HS256, never HS512.
+        let all = [Algorithm::HS256, Algorithm::HS512];
+        let set = KeySet::from_jwks_json(doc.as_bytes(), &all).unwrap();
+        assert!(set.select(Some("sig"), Algorithm::HS256, &all).is_ok());
+        assert_eq!(
+            set.select(Some("sig"), Algorithm::HS512, &all).unwrap_err(),
+            AuthError::AlgorithmKeyMismatch
+        );
+        let short512 = format!(r#"{{"keys":[{{"kty":"oct","kid":"s","alg":"HS512","k":"{k}"}}]}}"#);
+        assert!(
+            KeySet::from_jwks_json(short512.as_bytes(), &all)
+                .unwrap()
+                .is_empty(),
+            "an HS512 JWK needs a 64-byte secret"
+        );
         // no HMAC algorithm allowed: no oct key at all
         let set = KeySet::from_jwks_json(doc.as_bytes(), &[Algorithm::RS256]).unwrap();
         assert!(set.is_empty());

@@ -554,10 +554,13 @@ enum Refetch {
     Wait(jwks::FetchWaiter),
 }
 
+/// The wall clock in UNIX seconds. A clock set before 1970 fails closed: it
+/// reads as the end of time, so every token is expired (0 would make every
+/// token without `nbf` valid forever).
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(u64::MAX, |d| d.as_secs())
 }
 
 fn typ_matches(expected: &str, got: &str) -> bool {
