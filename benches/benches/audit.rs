@@ -11,7 +11,9 @@
 //! - `audit_load`: the saas-api router (`GET /healthz`) served on loopback
 //!   and driven by 16 keep-alive HTTP/1.1 connections, with
 //!   `app::audited_router` (best effort, SHA-256 file) against
-//!   `app::router`.
+//!   `app::router`. Besides requests per second it prints the process CPU
+//!   time per request, the audit writer thread's share of it, and the
+//!   context switches per request.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -277,13 +279,19 @@ fn load(c: &mut Criterion) {
     const ROUNDS: usize = 15;
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut cpu = [0.0f64; 2];
+    let mut writer_cpu = [0.0f64; 2];
+    let mut switches = [0u64; 2];
     for _ in 0..ROUNDS {
         for (i, (addr, _)) in servers.iter().enumerate() {
             let before = process_cpu_seconds();
+            let (writer_before, switches_before) = thread_stats();
             let elapsed = runtime.block_on(drive(*addr, CONNECTIONS, REQUESTS));
             // Let the writer finish the batches of this round.
             std::thread::sleep(Duration::from_millis(20));
             cpu[i] += process_cpu_seconds() - before;
+            let (writer_after, switches_after) = thread_stats();
+            writer_cpu[i] += writer_after - writer_before;
+            switches[i] += switches_after.saturating_sub(switches_before);
             rates[i].push(REQUESTS as f64 / elapsed.as_secs_f64());
         }
     }
@@ -294,6 +302,14 @@ fn load(c: &mut Criterion) {
             per_request(cpu[0]),
             per_request(cpu[1]),
             cpu[0] / cpu[1]
+        );
+    }
+    if cpu[0] > 0.0 {
+        eprintln!(
+            "audit_load per request: audit writer thread CPU {:.2} µs; context switches (all threads) no audit {:.3}, audited {:.3}",
+            per_request(writer_cpu[1]),
+            switches[0] as f64 / (ROUNDS as f64 * REQUESTS as f64),
+            switches[1] as f64 / (ROUNDS as f64 * REQUESTS as f64),
         );
     }
     let median = |v: &mut Vec<f64>| {
@@ -331,6 +347,40 @@ fn process_cpu_seconds() -> f64 {
         .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
         .unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// CPU seconds of the audit writer threads, and the context switches of all
+/// threads of this process (Linux; zeros elsewhere).
+fn thread_stats() -> (f64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0.0, 0);
+    };
+    let (mut writer, mut switches) = (0.0, 0);
+    for task in tasks.flatten() {
+        let path = task.path();
+        if let Ok(stat) = std::fs::read_to_string(path.join("stat"))
+            && stat.contains("(guardrails-audi")
+            && let Some(rest) = stat.rsplit(')').next()
+        {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = fields
+                .get(11..13)
+                .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+                .unwrap_or(0.0);
+            writer += ticks / 100.0;
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            for line in status.lines() {
+                if let Some(n) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    switches += n.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+    }
+    (writer, switches)
 }
 
 criterion_group!(benches, enqueue, sink, load);
