@@ -563,6 +563,16 @@ fn rows() -> Vec<Row> {
             "duplicate_claim",
         ),
         bad(
+            "duplicate member in a nested claim",
+            sign_raw(
+                r#"{"alg":"RS256","kid":"rsa-1"}"#,
+                &good_json.replacen('{', r#"{"perms":{"admin":false,"admin":true},"#, 1),
+                &rsa_private(),
+                Algorithm::RS256,
+            ),
+            "duplicate_claim",
+        ),
+        bad(
             "duplicate header member",
             sign_raw(
                 r#"{"alg":"RS256","kid":"rsa-1","kid":"ec-1"}"#,

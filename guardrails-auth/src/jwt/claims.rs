@@ -3,7 +3,9 @@
 //! `serde_json` silently keeps the last of two members with the same name, so
 //! `{"sub":"alice","sub":"admin"}` would read as `admin` here and as `alice`
 //! in another parser. The [`Claims`] deserializer refuses any payload that
-//! names a claim twice.
+//! names a claim twice, at the top level and in any nested object (an app
+//! claim such as `{"perms":{"admin":false,"admin":true}}` reaches the app
+//! through the `Principal`).
 
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -55,7 +57,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
         let mut c = Claims::default();
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let value: Value = map.next_value()?;
+            let StrictValue(value) = map.next_value()?;
             let slot = match &*name {
                 "sub" => &mut c.sub,
                 "iss" => &mut c.iss,
@@ -78,6 +80,81 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             set(slot, value)?;
         }
         Ok(c)
+    }
+}
+
+/// A JSON value read like `serde_json::Value`, except that an object naming a
+/// member twice is an error.
+struct StrictValue(Value);
+
+impl<'de> de::Deserialize<'de> for StrictValue {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            if members.insert(name, value).is_some() {
+                return Err(de::Error::custom(DUPLICATE_CLAIM));
+            }
+        }
+        Ok(Value::Object(members))
     }
 }
 
@@ -160,6 +237,30 @@ mod tests {
         let ok: Claims = serde_json::from_str(r#"{"sub":"a","plan":{"x":1},"n":2}"#).unwrap();
         assert_eq!(ok.sub, Some(Value::from("a")));
         assert_eq!(ok.extra.len(), 2);
+    }
+
+    #[test]
+    fn nested_duplicates_are_refused() {
+        for json in [
+            r#"{"sub":"a","perms":{"admin":false,"admin":true}}"#,
+            r#"{"sub":"a","tenant":{"id":"x","id":"y"}}"#,
+            r#"{"sub":"a","list":[1,{"k":1,"k":2}]}"#,
+            r#"{"sub":"a","deep":{"a":{"b":{"c":1,"c":2}}}}"#,
+        ] {
+            let err = serde_json::from_str::<Claims>(json).unwrap_err();
+            assert!(
+                err.to_string().starts_with(DUPLICATE_CLAIM),
+                "{json}: {err}"
+            );
+        }
+        let ok: Claims = serde_json::from_str(
+            r#"{"sub":"a","perms":{"admin":false,"x":[1,2.5,null,"s",true]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.extra["perms"],
+            serde_json::json!({"admin": false, "x": [1, 2.5, null, "s", true]})
+        );
     }
 
     #[test]
