@@ -175,58 +175,81 @@ fn the_token_command_is_development_only() {
     assert!(!out.status.success());
 }
 
-/// An independent IdP (PyJWT + http.server, from guardrails-auth's interop test).
-#[tokio::test]
-async fn an_external_identity_provider_through_jwks_url() {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("GUARDRAILS_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "python3 with pyjwt[crypto] is required"
+/// An independent IdP (PyJWT + http.server, from guardrails-auth's interop
+/// test), killed when dropped. `None` (the test skips) without PyJWT, unless
+/// `GUARDRAILS_REQUIRE_EXTERNAL=1`.
+struct Idp {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Idp {
+    fn start() -> Option<Idp> {
+        let ok = Command::new("python3")
+            .args(["-c", "import jwt, cryptography"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("GUARDRAILS_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+                "python3 with pyjwt[crypto] is required"
+            );
+            eprintln!("SKIP: python3 with pyjwt[crypto] not found (run .ci/setup-external)");
+            return None;
+        }
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../guardrails-auth/tests/interop/jose_idp.py"
         );
-        eprintln!("SKIP: python3 with pyjwt[crypto] not found (run .ci/setup-external)");
-        return;
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+        Some(Idp { child, port })
     }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guardrails-auth/tests/interop/jose_idp.py"
-    );
-    let mut idp = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(idp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    let idp_get = |path: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out.split_once("\r\n\r\n").unwrap().1.to_owned()
-    };
+    }
+}
 
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The external IdP's keys through `SAAS_AUTH__JWKS_URL`.
+#[tokio::test]
+async fn an_external_identity_provider_through_jwks_url() {
+    let Some(idp) = Idp::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command();
     cmd.env("SAAS_AUDIT__PATH", dir.path().join("audit.jsonl"))
-        .env("SAAS_AUTH__ISSUER", format!("http://127.0.0.1:{port}"))
-        .env(
-            "SAAS_AUTH__JWKS_URL",
-            format!("http://127.0.0.1:{port}/jwks.json"),
-        )
+        .env("SAAS_AUTH__ISSUER", idp.base())
+        .env("SAAS_AUTH__JWKS_URL", format!("{}/jwks.json", idp.base()))
         .env("SAAS_AUTH__AUDIENCE", "saas-api");
     let app = start(cmd);
     let list = app.url("/v1/tenants/acme/invoices");
     for alg in ["ES256", "RS256", "EdDSA"] {
-        let t = idp_get(&format!("/token?alg={alg}&scope=invoices:read"));
+        let t = idp.get(&format!("/token?alg={alg}&scope=invoices:read"));
         let r = send(request("GET", &list, Some(&t), None)).await;
         assert_eq!(r.status, 200, "{alg}: {:?}", r.json());
     }
@@ -243,6 +266,37 @@ async fn an_external_identity_provider_through_jwks_url() {
         send(request("GET", &list, Some(&dev), None)).await.status,
         401
     );
-    let _ = idp.kill();
-    let _ = idp.wait();
+}
+
+/// The external IdP's keys found by OpenID Connect discovery from the issuer
+/// alone: no JWKS URL, no secret (the `test` environment has no development
+/// secret, and allows a plain-http loopback issuer).
+#[tokio::test]
+async fn an_external_identity_provider_through_discovery() {
+    let Some(idp) = Idp::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command();
+    cmd.env("SAAS_ENV", "test")
+        .env("SAAS_AUDIT__PATH", dir.path().join("audit.jsonl"))
+        .env("SAAS_AUTH__ISSUER", idp.base())
+        .env("SAAS_AUTH__AUDIENCE", "saas-api");
+    let app = start(cmd);
+    let list = app.url("/v1/tenants/acme/invoices");
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        let t = idp.get(&format!("/token?alg={alg}&scope=invoices:read"));
+        let r = send(request("GET", &list, Some(&t), None)).await;
+        assert_eq!(r.status, 200, "{alg}: {:?}", r.json());
+    }
+    // The keys came from the `jwks_uri` the discovery document named.
+    let stats: serde_json::Value = serde_json::from_str(&idp.get("/stats")).unwrap();
+    assert!(stats["jwks_hits"].as_u64() >= Some(1), "{stats}");
+    // Forged: a token of the IdP with its signature replaced.
+    let t = idp.get("/token?alg=ES256&scope=invoices:read");
+    let forged = format!("{}.AAAA", &t[..t.rfind('.').unwrap()]);
+    assert_eq!(
+        send(request("GET", &list, Some(&forged), None))
+            .await
+            .status,
+        401
+    );
 }
