@@ -16,7 +16,7 @@ use axum::routing::get;
 use common::*;
 use guardrails_auth::jwt::jwks::FetchError;
 use guardrails_auth::jwt::{Issuer, JwksConfig, JwtVerifier};
-use guardrails_auth::{AuthError, AuthLayer, TokenCacheConfig};
+use guardrails_auth::{AuthError, AuthLayer, Authenticator, Credential, TokenCacheConfig, Verdict};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
@@ -166,6 +166,63 @@ async fn concurrent_unknown_kids_share_one_refetch() {
     // Once fetched, every request succeeds without fetching.
     assert_eq!(status_of(&layer, &t).await, 200);
     assert_eq!(server.hits.load(Ordering::SeqCst) - before, 1);
+}
+
+/// The race the single-flight wait must not lose: a request that loses the
+/// refetch claim runs before the claimant's fetch has even started. It must
+/// wait for that fetch, not look at the old keys and fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loser_of_the_claim_waits_even_before_the_fetch_starts() {
+    let server = Server::default();
+    set_keys(&server, &[jwk(&rsa_private(), "k1")]);
+    let base = serve(server.clone()).await;
+    let issuer = issuer(&base, |c| {
+        c.min_refetch_interval(Duration::from_millis(200))
+    });
+    issuer.refresh().await.unwrap();
+    let verifier = JwtVerifier::builder().issuer(issuer).build().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = server.hits.load(Ordering::SeqCst);
+    set_keys(
+        &server,
+        &[jwk(&rsa_private(), "k1"), jwk(&rsa2_private(), "k2")],
+    );
+    let t = token("k2", &rsa2_private());
+    let credential = Credential::new(&t, "bearer");
+    let Verdict::Pending(claimant) = verifier.authenticate(&credential) else {
+        panic!("the first unknown kid claims a fetch");
+    };
+    let Verdict::Pending(loser) = verifier.authenticate(&credential) else {
+        panic!("the second waits for the claimed fetch, it is not rejected");
+    };
+    let loser = tokio::spawn(loser);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !loser.is_finished(),
+        "the loser waits for the claimed fetch"
+    );
+    assert_eq!(server.hits.load(Ordering::SeqCst) - before, 0);
+    assert_eq!(claimant.await.unwrap().subject(), "alice");
+    assert_eq!(loser.await.unwrap().unwrap().subject(), "alice");
+    assert_eq!(server.hits.load(Ordering::SeqCst) - before, 1);
+
+    // A claim whose request goes away before fetching releases its waiters.
+    let t3 = token("k3", &rsa2_private());
+    let credential = Credential::new(&t3, "bearer");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let Verdict::Pending(claimant) = verifier.authenticate(&credential) else {
+        panic!("a new claim after the interval");
+    };
+    let Verdict::Pending(loser) = verifier.authenticate(&credential) else {
+        panic!("the loser waits");
+    };
+    let loser = tokio::spawn(loser);
+    drop(claimant);
+    let answer = tokio::time::timeout(Duration::from_secs(2), loser)
+        .await
+        .expect("released when the claim is dropped, not after a timeout")
+        .unwrap();
+    assert_eq!(answer.unwrap_err(), AuthError::UnknownKey);
 }
 
 async fn status_of(layer: &AuthLayer<JwtVerifier>, token: &str) -> u16 {
