@@ -25,7 +25,9 @@ use crate::pipeline::{Auditor, Delivery, DeliveryMode};
 #[derive(Clone)]
 pub struct AuditService<S, R = super::RouteFromExtensions> {
     inner: S,
-    layer: AuditLayer<R>,
+    // Shared: routers clone the service for every request, and one reference
+    // count is cheaper than the layer's several.
+    layer: std::sync::Arc<AuditLayer<R>>,
 }
 
 impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for AuditService<S, R> {
@@ -40,7 +42,10 @@ impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for AuditService<S, R> {
 impl<S, R> AuditService<S, R> {
     /// Wraps `inner`.
     pub fn new(inner: S, layer: AuditLayer<R>) -> Self {
-        Self { inner, layer }
+        Self {
+            inner,
+            layer: std::sync::Arc::new(layer),
+        }
     }
 
     /// The inner service.
@@ -144,11 +149,16 @@ where
             return ResponseFuture::passthrough(self.inner.call(req));
         }
         let started = Instant::now();
+        // One wall-clock read for the event's id and time and a generated
+        // request id.
+        let (id, time) = AuditEvent::fresh_id_and_time();
         let request_id = match req.extensions().get::<RequestId>() {
             Some(id) => id.as_str().to_owned(),
             None => {
                 let mut buf = uuid::Uuid::encode_buffer();
-                let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+                let id = crate::event::uuid_v7_at(time)
+                    .hyphenated()
+                    .encode_lower(&mut buf);
                 if let Some(rid) = RequestId::new(id) {
                     req.extensions_mut().insert(rid);
                 }
@@ -179,7 +189,6 @@ where
         };
         // The request information lives in the context (shared with
         // handlers); the completion record takes it back, see `complete`.
-        let (id, time) = AuditEvent::fresh_id_and_time();
         let context = AuditContext::new(self.layer.auditor.clone(), mode, info, source);
         req.extensions_mut().insert(context.clone());
         let (excerpt, json, content_length) = if level == Level::Request {
