@@ -192,10 +192,10 @@ struct Counters {
 struct Shared {
     tx: mpsc::Sender<Msg>,
     /// Ends the writer's linger early: signalled by senders that wait for
-    /// their event, and when the queue holds a full batch.
+    /// their event, and when enough events wait (`Writer::wake_at`).
     nudge: tokio::sync::Notify,
-    /// Queue capacity minus the largest batch: below this much free space a
-    /// full batch is waiting.
+    /// Queue capacity minus `Writer::wake_at`: below this much free space
+    /// best-effort senders end the linger too.
     nudge_below: usize,
     redactor: Redactor,
     observer: Arc<Observer>,
@@ -680,7 +680,8 @@ impl AuditPipelineBuilder {
     }
 
     /// How long best-effort events may wait in the queue for a larger batch
-    /// while no `Blocking` or `Strict` sender waits (default 10 ms; at least
+    /// while no `Blocking` or `Strict` sender waits and fewer than a batch
+    /// (or half the queue, if smaller) are queued (default 10 ms; at least
     /// the linger). Bounds how stale the file can be under best-effort load
     /// and how many `fsync`s per second it costs.
     pub fn max_linger(mut self, max_linger: Duration) -> Self {
@@ -713,10 +714,15 @@ impl AuditPipelineBuilder {
     /// When the thread or its runtime cannot be created.
     pub fn spawn<S: AuditSink>(self, sink: S) -> std::io::Result<(Auditor, AuditGuard)> {
         let (tx, rx) = mpsc::channel(self.capacity);
+        // Lingering ends once this many events wait: a full batch, or half
+        // the queue when the queue is smaller than two batches (so that
+        // best-effort senders do not meet a full queue while the writer
+        // lingers).
+        let wake_at = self.max_batch.min(self.capacity.div_ceil(2)).max(1);
         let shared = Arc::new(Shared {
             tx,
             nudge: tokio::sync::Notify::new(),
-            nudge_below: self.capacity.saturating_sub(self.max_batch),
+            nudge_below: self.capacity - wake_at,
             redactor: self.redactor,
             observer: Arc::new(self.observer),
             counters: Counters::default(),
@@ -736,6 +742,7 @@ impl AuditPipelineBuilder {
             tick: self.tick,
             linger: self.linger,
             max_linger: self.max_linger.max(self.linger),
+            wake_at,
             next_seq: None,
         };
         let thread = std::thread::Builder::new()
@@ -762,6 +769,8 @@ struct Writer<S> {
     tick: Duration,
     linger: Duration,
     max_linger: Duration,
+    /// Queued events that end a linger.
+    wake_at: usize,
     next_seq: Option<u64>,
 }
 
@@ -798,7 +807,7 @@ impl<S: AuditSink> Writer<S> {
                 if shutting_down {
                     // Refuse new events; drain what was accepted before.
                     self.rx.close();
-                } else if !self.linger.is_zero() && self.rx.len() < self.max_batch {
+                } else if !self.linger.is_zero() && self.rx.len() < self.wake_at {
                     self.linger().await;
                 }
             }
@@ -838,7 +847,7 @@ impl<S: AuditSink> Writer<S> {
         tokio::time::sleep(self.linger).await;
         loop {
             if self.shared.counters.queued_waiters.load(Ordering::Acquire) > 0
-                || self.rx.len() >= self.max_batch
+                || self.rx.len() >= self.wake_at
                 || tokio::time::Instant::now() >= until
             {
                 return;
