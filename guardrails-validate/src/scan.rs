@@ -156,6 +156,11 @@ pub(crate) struct Tree {
     children: Vec<Vec<u32>>,
     /// Per node: the node of an array item.
     items: Vec<u32>,
+    /// Per node: whether the field names are all distinct.
+    distinct: Vec<bool>,
+    /// Per node: whether the field names are distinct and need no escape in
+    /// JSON (no `"`, `\` or control byte).
+    plain: Vec<bool>,
 }
 
 impl Tree {
@@ -191,6 +196,18 @@ impl Tree {
                     id(&child)
                 })
                 .collect();
+            let names = fields.unwrap_or_default();
+            let distinct = names
+                .iter()
+                .enumerate()
+                .all(|(i, f)| !names[..i].contains(f));
+            tree.distinct.push(distinct);
+            tree.plain.push(
+                distinct
+                    && names
+                        .iter()
+                        .all(|f| f.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')),
+            );
             tree.fields.push(fields);
             tree.children.push(children);
             tree.items.push(id(&format!("{pattern}/*")));
@@ -200,6 +217,14 @@ impl Tree {
 
     fn fields(&self, node: u32) -> Option<&'static [&'static str]> {
         self.fields.get(node as usize).copied().flatten()
+    }
+
+    fn distinct(&self, node: u32) -> bool {
+        self.distinct.get(node as usize).copied().unwrap_or(false)
+    }
+
+    fn plain(&self, node: u32) -> bool {
+        self.plain.get(node as usize).copied().unwrap_or(false)
     }
 
     fn item(&self, node: u32) -> u32 {
@@ -261,6 +286,48 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
             b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
             b'"' => {
                 let start = i;
+                // The usual key: the declared field at this member's
+                // position, sent as is. When the field names are plain (no
+                // quote, backslash or control byte), bytes equal to the name
+                // followed by a quote are exactly that key, unescaped: no
+                // string scan and no search.
+                if let Some(tree) = tree
+                    && let Some(frame) = stack.last_mut()
+                    && frame.is_object
+                    && frame.expect_key
+                    && tree.plain(frame.node)
+                    && let Some(name) = tree.fields(frame.node).and_then(|f| f.get(frame.count))
+                    && name.len() <= config.max_string_bytes
+                    && bytes.get(i + 1 + name.len()) == Some(&b'"')
+                    && bytes
+                        .get(i + 1..i + 1 + name.len())
+                        .is_some_and(|raw| same(raw, name.as_bytes()))
+                {
+                    let index = frame.count;
+                    frame.expect_key = false;
+                    frame.count += 1;
+                    if frame.count > config.max_object_members {
+                        return err(ScanErrorKind::TooManyMembers, start);
+                    }
+                    pending = tree.child(frame.node, index);
+                    let end = i + 1 + name.len();
+                    let fresh = if index < 64 {
+                        let bit = 1u64 << index;
+                        let fresh = frame.seen & bit == 0;
+                        frame.seen |= bit;
+                        fresh
+                    } else {
+                        insert_key(frame, &mut keys, Cow::Borrowed(&bytes[i + 1..end]))
+                    };
+                    if !fresh {
+                        return err(ScanErrorKind::DuplicateKey, start);
+                    }
+                    i = end + 1;
+                    if bytes.get(i) == Some(&b':') {
+                        i += 1;
+                    }
+                    continue;
+                }
                 let Some(s) = scan_string(bytes, i + 1, config.allow_nul)? else {
                     return Ok(members); // unterminated: the parser reports it
                 };
@@ -285,7 +352,20 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                         if let Some(tree) = tree
                             && let Some(fields) = tree.fields(frame.node)
                         {
-                            match fields.iter().position(|f| f.as_bytes() == &*key) {
+                            // Clients mostly send the fields in declaration
+                            // order: try the one at this member's position
+                            // first (only when the names are distinct, so
+                            // the answer is the one a search would give).
+                            let guess = frame.count - 1;
+                            let found = match fields.get(guess) {
+                                Some(f)
+                                    if same(f.as_bytes(), &key) && tree.distinct(frame.node) =>
+                                {
+                                    Some(guess)
+                                }
+                                _ => fields.iter().position(|f| same(f.as_bytes(), &key)),
+                            };
+                            match found {
                                 Some(index) => {
                                     pending = tree.child(frame.node, index);
                                     field = Some(index);
@@ -322,10 +402,15 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     None => {}
                 }
                 i = s.end + 1;
-                // A key is followed by `:` (usually right away): skip it here
-                // rather than through the dispatch.
-                if bytes.get(i) == Some(&b':') {
-                    i += 1;
+                // A key is followed by `:`, a value usually by `,`: skip
+                // them here rather than through the dispatch.
+                match bytes.get(i) {
+                    Some(b':') => i += 1,
+                    Some(b',') => {
+                        after_comma(&mut stack);
+                        i += 1;
+                    }
+                    _ => {}
                 }
             }
             b'{' | b'[' => {
@@ -370,17 +455,18 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                 };
                 keys.truncate(frame.keys_start);
                 i += 1;
+                if bytes.get(i) == Some(&b',') {
+                    after_comma(&mut stack);
+                    i += 1;
+                }
             }
             b',' => {
-                if let Some(frame) = stack.last_mut() {
-                    frame.expect_key = frame.is_object;
-                }
+                after_comma(&mut stack);
                 i += 1;
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i < len && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                {
+                while i < len && NUMBER[bytes[i] as usize] {
                     i += 1;
                 }
                 if i - start > config.max_number_len {
@@ -393,6 +479,10 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     if frame.count > config.max_array_len {
                         return err(ScanErrorKind::TooManyItems, start);
                     }
+                }
+                if bytes.get(i) == Some(&b',') {
+                    after_comma(&mut stack);
+                    i += 1;
                 }
             }
             b't' | b'f' | b'n' => {
@@ -408,6 +498,10 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                         return err(ScanErrorKind::TooManyItems, start);
                     }
                 }
+                if bytes.get(i) == Some(&b',') {
+                    after_comma(&mut stack);
+                    i += 1;
+                }
             }
             // Anything else is a syntax error: the parser reports it.
             _ => return Ok(members),
@@ -415,6 +509,57 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
     }
     Ok(members)
 }
+
+/// Byte equality without a `memcmp` call for the short keys of most bodies.
+/// Keys of 4 to 16 bytes are compared as two (overlapping) words.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map(u64::from_le_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    if (4..8).contains(&n) {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map(u32::from_le_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    a == b
+}
+
+/// After a `,`: an object expects a key again.
+#[inline]
+fn after_comma(stack: &mut Stack<'_>) {
+    if let Some(frame) = stack.last_mut() {
+        frame.expect_key = frame.is_object;
+    }
+}
+
+/// The bytes a number literal is scanned over.
+static NUMBER: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        table[c as usize] = true;
+        c += 1;
+    }
+    table[b'-' as usize] = true;
+    table[b'+' as usize] = true;
+    table[b'.' as usize] = true;
+    table[b'e' as usize] = true;
+    table[b'E' as usize] = true;
+    table
+};
 
 const INLINE_FRAMES: usize = 8;
 
@@ -749,6 +894,41 @@ mod tests {
                 assert_eq!(err.kind(), ScanErrorKind::DuplicateKey, "{dup}");
             }
         }
+    }
+
+    #[test]
+    fn key_comparison_sees_every_byte() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same(&a, &a.clone()));
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'#';
+                assert!(!same(&a, &b), "{n} {at}");
+            }
+            assert!(!same(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    #[test]
+    fn fields_out_of_order_and_repeated_are_found() {
+        let mut structs = std::collections::HashMap::new();
+        let fields: &'static [&'static str] = &["a", "b", "c"];
+        structs.insert(String::new(), fields);
+        let tree = Tree::from_patterns(&structs);
+        let config = Config::default();
+        let check = |doc: &'static str| prescan_with(doc.as_bytes(), &config, Some(&tree));
+        assert_eq!(
+            check(r#"{"c":1,"a":2,"b":3}"#).unwrap().1,
+            Members::AllKnown
+        );
+        assert_eq!(check(r#"{"a":1,"x":2,"c":3}"#).unwrap().1, Members::Unknown);
+        assert_eq!(check(r#"{"a":1,"bc":2}"#).unwrap().1, Members::Unknown);
+        assert_eq!(check(r#"{"a":1,"\u0062":2}"#).unwrap().1, Members::AllKnown);
+        let dup = check(r#"{"a":1,"\u0061":2}"#).unwrap_err();
+        assert_eq!((dup.kind(), dup.offset()), (ScanErrorKind::DuplicateKey, 7));
+        let dup = check(r#"{"b":1,"b":2}"#).unwrap_err();
+        assert_eq!((dup.kind(), dup.offset()), (ScanErrorKind::DuplicateKey, 7));
     }
 
     #[test]

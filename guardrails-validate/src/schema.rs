@@ -17,6 +17,7 @@ use std::any::TypeId;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::scan::Tree;
@@ -32,7 +33,8 @@ pub(crate) struct Schema {
 /// The pre-scan [`Tree`] of `T`, probed once per type and thread.
 pub(crate) fn tree_of<T: de::DeserializeOwned + 'static>() -> Rc<Tree> {
     thread_local! {
-        static TREES: RefCell<HashMap<TypeId, Rc<Tree>>> = RefCell::new(HashMap::new());
+        static TREES: RefCell<HashMap<TypeId, Rc<Tree>, BuildHasherDefault<IdHasher>>> =
+            RefCell::new(HashMap::default());
     }
     let id = TypeId::of::<T>();
     if let Some(tree) =
@@ -47,6 +49,27 @@ pub(crate) fn tree_of<T: de::DeserializeOwned + 'static>() -> Rc<Tree> {
         }
     });
     tree
+}
+
+/// A hasher for [`TypeId`]s, which are already hashes: SipHash on every
+/// request buys nothing.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
 }
 
 impl Schema {
