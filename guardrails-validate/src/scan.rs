@@ -277,14 +277,17 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
     // No allocation for documents nested at most `INLINE_FRAMES` deep whose
     // keys are all declared fields: the usual request body.
     let mut stack = Stack::default();
-    let mut keys: Vec<(u64, Cow<'_, [u8]>)> = Vec::new();
+    let mut keys: Vec<Cow<'_, [u8]>> = Vec::new();
     let len = bytes.len();
     let mut i = 0;
     while i < len {
         let c = bytes[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
-            b'"' => {
+            // A loop: in the usual body a string is followed by another
+            // (a key by its string value, a value by the next key), and
+            // staying here spares a dispatch.
+            b'"' => loop {
                 let start = i;
                 // The usual key: the declared field at this member's
                 // position, sent as is. When the field names are plain (no
@@ -326,7 +329,10 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     if bytes.get(i) == Some(&b':') {
                         i += 1;
                     }
-                    continue;
+                    if bytes.get(i) == Some(&b'"') {
+                        continue;
+                    }
+                    break;
                 }
                 let Some(s) = scan_string(bytes, i + 1, config.allow_nul)? else {
                     return Ok(members); // unterminated: the parser reports it
@@ -412,7 +418,10 @@ fn structure(bytes: &[u8], config: &Config, tree: Option<&Tree>) -> Result<Membe
                     }
                     _ => {}
                 }
-            }
+                if bytes.get(i) != Some(&b'"') {
+                    break;
+                }
+            },
             b'{' | b'[' => {
                 if stack.len() >= config.max_depth {
                     return err(ScanErrorKind::DepthExceeded, i);
@@ -787,39 +796,28 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
 }
 
 /// Records `key` in the current object; `false` if it is already there.
+#[inline]
 fn insert_key<'a>(
     frame: &mut Frame<'a>,
-    keys: &mut Vec<(u64, Cow<'a, [u8]>)>,
+    keys: &mut Vec<Cow<'a, [u8]>>,
     key: Cow<'a, [u8]>,
 ) -> bool {
     if let Some(set) = &mut frame.set {
         return set.insert(key);
     }
-    let print = fingerprint(&key);
     let current = &keys[frame.keys_start..];
-    if current.iter().any(|(p, k)| *p == print && *k == key) {
+    // Length first, then two words: cheaper than hashing for a few keys.
+    if current.iter().any(|k| same(k, &key)) {
         return false;
     }
     if current.len() >= LINEAR_KEYS {
-        let mut set: HashSet<Cow<'a, [u8]>> =
-            keys.drain(frame.keys_start..).map(|(_, k)| k).collect();
+        let mut set: HashSet<Cow<'a, [u8]>> = keys.drain(frame.keys_start..).collect();
         set.insert(key);
         frame.set = Some(Box::new(set));
     } else {
-        keys.push((print, key));
+        keys.push(key);
     }
     true
-}
-
-/// Length and three bytes of a key: most different keys differ here, which
-/// spares the byte comparison.
-#[inline]
-fn fingerprint(key: &[u8]) -> u64 {
-    let byte = |i: usize| u64::from(key.get(i).copied().unwrap_or(0));
-    (key.len() as u64 & 0xFFFF_FFFF)
-        | byte(0) << 32
-        | byte(key.len() / 2) << 40
-        | byte(key.len().wrapping_sub(1)) << 48
 }
 
 #[cfg(test)]
