@@ -162,6 +162,9 @@ fn metrics_and_traces_never_carry_the_token() {
         .unwrap();
     metrics::with_local_recorder(&recorder, || {
         tracing::subscriber::with_default(subscriber, || {
+            // Interest cached by other tests' threads is recomputed under
+            // this subscriber (tracing's callsite cache is process-wide).
+            tracing::callsite::rebuild_interest_cache();
             rt.block_on(async {
                 for t in [&good, &expired, &"garbage.token.here".to_owned()] {
                     call(

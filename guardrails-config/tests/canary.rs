@@ -59,8 +59,20 @@ fn describe(result: &Result<Loaded<Settings>, ConfigError>) -> String {
     out
 }
 
+/// The tests of this file run one at a time: tracing's callsite interest and
+/// global max level are process-wide, and a test loading configuration on
+/// another thread while the canary test's scoped subscriber is being set up
+/// can leave events of the canary test unrecorded.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn the_canary_never_appears_in_any_output() {
+    let _serial = serial();
     let canary = canary();
     let short = &canary[..20];
     let logs = Buffer::default();
@@ -74,6 +86,10 @@ fn the_canary_never_appears_in_any_output() {
     let mut outcomes = Vec::new();
 
     tracing::subscriber::with_default(subscriber, || {
+        // Callsites first hit by another thread while no subscriber was
+        // listening may have cached "not interested" (and a lower global
+        // max level); recompute now that this one is the default.
+        tracing::callsite::rebuild_interest_cache();
         let fx = Fixture::new();
         let secret_path = fx.secret_file("hs", &format!("{canary}\n"));
 
@@ -223,6 +239,7 @@ fn the_canary_never_appears_in_any_output() {
 /// error message (so the canary test above is meaningful).
 #[test]
 fn figment_alone_echoes_the_value() {
+    let _serial = serial();
     #[derive(Debug, serde::Deserialize)]
     struct Pin {
         #[allow(dead_code, reason = "only deserialized")]
@@ -240,6 +257,7 @@ fn figment_alone_echoes_the_value() {
 /// its own: it is redacted inside the list's value, table and JSON alike.
 #[test]
 fn secrets_nested_in_lists_of_tables_are_redacted() {
+    let _serial = serial();
     #[derive(Debug, serde::Deserialize, garde::Validate)]
     #[allow(dead_code, reason = "only deserialized")]
     struct Replicas {
@@ -285,6 +303,7 @@ fn secrets_nested_in_lists_of_tables_are_redacted() {
 /// secret, a hardening rule — are scrubbed of every secret value.
 #[test]
 fn app_messages_that_quote_a_secret_are_scrubbed() {
+    let _serial = serial();
     use guardrails_config::{Configuration, Environment, Hardening, Loader};
     use secrecy::ExposeSecret;
 

@@ -31,7 +31,16 @@ fn capture(f: impl FnOnce()) -> String {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    // One capture at a time, with interest recomputed under this subscriber:
+    // tracing's callsite cache and max level are process-wide.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f();
+    });
     String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
 }
 
