@@ -64,7 +64,7 @@ fn describe(result: &Result<Loaded<Settings>, ConfigError>) -> String {
 /// another thread while the canary test's scoped subscriber is being set up
 /// can leave events of the canary test unrecorded.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

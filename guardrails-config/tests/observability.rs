@@ -33,7 +33,7 @@ fn capture(f: impl FnOnce()) -> String {
         .finish();
     // One capture at a time, with interest recomputed under this subscriber:
     // tracing's callsite cache and max level are process-wide.
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static SERIAL: Mutex<()> = Mutex::new(());
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
