@@ -13,11 +13,9 @@ use guardrails_auth::api_key::{
     ApiKeyAuthenticator, ApiKeyGenerator, ApiKeyStore, InMemoryApiKeyStore, Pepper, StoreError,
     StoreFuture, parse_key,
 };
-use guardrails_auth::jwt::{Issuer, JwtVerifier, VerifyingKey};
 use guardrails_auth::{AuthLayer, HeaderSource, JwtOrApiKey};
 use http::{HeaderName, Request};
 use http_body_util::Full;
-use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
 /// Counts lookups; fails when `down`.
@@ -174,21 +172,7 @@ async fn jwts_and_api_keys_side_by_side_and_custom_header() {
     let (key, record) = generator.generate("svc", Some("acme"), ["invoices:read"], None);
     store.insert(record);
     let keys = ApiKeyAuthenticator::new("sk_test", pepper(), store).unwrap();
-    let jwt = JwtVerifier::builder()
-        .issuer(
-            Issuer::builder(ISSUER_A)
-                .audience(AUDIENCE)
-                .key(
-                    VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                        .unwrap()
-                        .with_kid("rsa-1")
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let jwt = rsa_verifier();
     let both = JwtOrApiKey::new(jwt, keys.clone(), "sk_test");
     let layer = AuthLayer::new(both);
     assert_eq!(

@@ -9,31 +9,16 @@ use axum::body::Body;
 use axum::routing::get;
 use common::*;
 use guardrails_auth::extract::Authenticated;
-use guardrails_auth::jwt::{Issuer, JwtVerifier, VerifyingKey};
+use guardrails_auth::jwt::JwtVerifier;
 use guardrails_auth::require::PathParam;
 use guardrails_auth::{AuthLayer, RequireLayer};
 use http::Request;
 use http_body_util::BodyExt;
-use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tower::ServiceExt;
 
 fn app() -> Router {
-    let verifier = JwtVerifier::builder()
-        .issuer(
-            Issuer::builder(ISSUER_A)
-                .audience(AUDIENCE)
-                .key(
-                    VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                        .unwrap()
-                        .with_kid("rsa-1")
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let verifier = rsa_verifier();
     let tenant = RequireLayer::new()
         .scope("invoices:read")
         .unwrap()

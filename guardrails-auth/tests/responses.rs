@@ -7,32 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use common::*;
-use guardrails_auth::jwt::{Issuer, JwtVerifier, VerifyingKey};
+use guardrails_auth::jwt::JwtVerifier;
 use guardrails_auth::respond::{AuthRejection, GrpcResponder};
 use guardrails_auth::{AuthError, AuthLayer, RequireLayer};
 use http::{Request, Response};
 use http_body_util::Full;
-use jsonwebtoken::Algorithm;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use serde_json::json;
 use tower::ServiceBuilder;
 
 fn verifier() -> JwtVerifier {
-    JwtVerifier::builder()
-        .issuer(
-            Issuer::builder(ISSUER_A)
-                .audience(AUDIENCE)
-                .key(
-                    VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                        .unwrap()
-                        .with_kid("rsa-1")
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap()
+    rsa_verifier()
 }
 
 fn grpc_request(token: Option<&str>) -> Request<Full<Bytes>> {

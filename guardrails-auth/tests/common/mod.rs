@@ -39,6 +39,26 @@ pub fn hs_key() -> EncodingKey {
     EncodingKey::from_secret(HS_SECRET)
 }
 
+/// A verifier trusting only issuer A, with its RSA key `rsa-1` (RS256).
+pub fn rsa_verifier() -> guardrails_auth::jwt::JwtVerifier {
+    use guardrails_auth::jwt::{Issuer, JwtVerifier, VerifyingKey};
+    JwtVerifier::builder()
+        .issuer(
+            Issuer::builder(ISSUER_A)
+                .audience(AUDIENCE)
+                .key(
+                    VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+                        .unwrap()
+                        .with_kid("rsa-1")
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
