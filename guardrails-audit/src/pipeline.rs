@@ -11,7 +11,7 @@
 //!
 //! | mode | request path | guarantee | when the audit trail fails |
 //! |---|---|---|---|
-//! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | written within about [`AuditPipelineBuilder::max_linger`] (10 ms by default) plus one write, unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and, for a full queue, written in-band as an `audit.dropped { count, first_seq }` record as soon as space returns | the request proceeds |
+//! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | written within about [`AuditPipelineBuilder::max_linger`] (10 ms by default) plus one write, unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and written in-band as an `audit.dropped { count, first_seq }` record: reason `queue_full` as soon as space returns, `sink_error` (events of failed batches) as soon as the sink writes again | the request proceeds |
 //! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
 //! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
 //!
@@ -145,7 +145,12 @@ type AckSender = oneshot::Sender<Result<Receipt, DeliveryError>>;
 /// the pipeline wrote on its own (`audit.dropped`).
 enum Slot {
     Accepted(Option<AckSender>),
-    Internal,
+    /// An in-band `audit.dropped` record for `count` queue-full drops.
+    QueueFull {
+        count: u64,
+    },
+    /// The in-band `audit.dropped` record for events lost in failed batches.
+    SinkError,
 }
 
 // Events travel by value: the channel stores them in its reused blocks, so
@@ -731,7 +736,7 @@ impl AuditPipelineBuilder {
             shared: Arc::clone(&shared),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()?;
         let (done_tx, done_rx) = oneshot::channel();
         let writer = Writer {
@@ -744,6 +749,7 @@ impl AuditPipelineBuilder {
             max_linger: self.max_linger.max(self.linger),
             wake_at,
             next_seq: None,
+            lost: 0,
         };
         let thread = std::thread::Builder::new()
             .name("guardrails-audit-writer".into())
@@ -772,6 +778,8 @@ struct Writer<S> {
     /// Queued events that end a linger.
     wake_at: usize,
     next_seq: Option<u64>,
+    /// Accepted events of failed batches not yet reported in-band.
+    lost: u64,
 }
 
 impl<S: AuditSink> Writer<S> {
@@ -813,6 +821,11 @@ impl<S: AuditSink> Writer<S> {
             }
             if last_tick.elapsed() >= self.tick {
                 last_tick = Instant::now();
+                if self.lost > 0 {
+                    // Report losses as soon as the sink works again, even
+                    // when no new event comes.
+                    self.write(&mut events, &mut acks).await;
+                }
                 if let Err(error) = self.sink.tick().await {
                     self.sink_error(&error);
                 }
@@ -821,8 +834,10 @@ impl<S: AuditSink> Writer<S> {
         // The queue is closed and empty: report unreported drops, close the sink.
         let count = self.shared.counters.unreported.swap(0, Ordering::AcqRel);
         if count > 0 {
-            events.push(self.dropped_event(count));
-            acks.push(Slot::Internal);
+            events.push(self.dropped_event(count, "queue_full"));
+            acks.push(Slot::QueueFull { count });
+        }
+        if !events.is_empty() || self.lost > 0 {
             self.write(&mut events, &mut acks).await;
         }
         metrics::gauge!("guardrails_audit_queue_depth").set(0.0);
@@ -863,10 +878,12 @@ impl<S: AuditSink> Writer<S> {
         }
     }
 
-    fn dropped_event(&self, count: u64) -> AuditEvent {
+    /// The in-band record of `count` events lost for `reason`
+    /// (`queue_full` or `sink_error`).
+    fn dropped_event(&self, count: u64, reason: &'static str) -> AuditEvent {
         let mut event = AuditEvent::new("audit.dropped", Category::System)
             .with_outcome(Outcome::Failure)
-            .with_reason("queue_full")
+            .with_reason(reason)
             .with_detail("count", count)
             .with_detail(
                 "first_seq",
@@ -900,8 +917,8 @@ impl<S: AuditSink> Writer<S> {
                 acks.push(Slot::Accepted(ack));
             }
             Msg::Dropped { count } => {
-                events.push(self.dropped_event(count));
-                acks.push(Slot::Internal);
+                events.push(self.dropped_event(count, "queue_full"));
+                acks.push(Slot::QueueFull { count });
             }
             Msg::Flush(tx) => flushes.push(tx),
             Msg::Shutdown => return true,
@@ -916,16 +933,20 @@ impl<S: AuditSink> Writer<S> {
     }
 
     async fn write(&mut self, events: &mut Vec<AuditEvent>, acks: &mut Vec<Slot>) {
+        if self.lost > 0 {
+            // Events of earlier failed batches: say so in-band, first.
+            events.insert(0, self.dropped_event(self.lost, "sink_error"));
+            acks.insert(0, Slot::SinkError);
+        }
         let started = Instant::now();
         let result = self.sink.write_batch(events).await;
         metrics::histogram!("guardrails_audit_write_seconds", "sink" => self.sink.name())
             .record(started.elapsed().as_secs_f64());
-        // Internal records (audit.dropped) were never counted as accepted.
+        // In-band records (audit.dropped) were never counted as accepted.
         let counted = acks
             .iter()
             .filter(|slot| matches!(slot, Slot::Accepted(_)))
             .count() as u64;
-        let internal = events.len() as u64 - counted;
         let c = &self.shared.counters;
         match result {
             Ok(receipt) => {
@@ -953,6 +974,7 @@ impl<S: AuditSink> Writer<S> {
                     }
                 }
                 self.next_seq = receipt.first_seq.map(|s| s + events.len() as u64);
+                self.lost = 0;
                 c.written.fetch_add(counted, Ordering::AcqRel);
                 for (i, slot) in acks.drain(..).enumerate() {
                     if let Slot::Accepted(Some(ack)) = slot {
@@ -966,10 +988,19 @@ impl<S: AuditSink> Writer<S> {
                 self.sink_error(&error);
                 c.failed.fetch_add(counted, Ordering::AcqRel);
                 metrics::counter!("guardrails_audit_dropped_total", "reason" => "sink_error")
-                    .increment(counted + internal);
+                    .increment(counted);
+                // Reported in-band by the next batch the sink accepts (the
+                // count of a failed `sink_error` record is still in `lost`).
+                self.lost += counted;
                 for slot in acks.drain(..) {
-                    if let Slot::Accepted(Some(ack)) = slot {
-                        let _ = ack.send(Err(DeliveryError::WriteFailed));
+                    match slot {
+                        Slot::Accepted(Some(ack)) => {
+                            let _ = ack.send(Err(DeliveryError::WriteFailed));
+                        }
+                        Slot::QueueFull { count } => {
+                            c.unreported.fetch_add(count, Ordering::AcqRel);
+                        }
+                        Slot::Accepted(None) | Slot::SinkError => {}
                     }
                 }
             }

@@ -349,3 +349,42 @@ async fn a_stuck_sink_times_out_instead_of_holding_requests() {
     assert!(report.unflushed > 0);
     assert!(!report.is_complete());
 }
+
+#[tokio::test]
+async fn events_of_failed_batches_are_reported_in_band_when_the_sink_returns() {
+    let memory = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(memory.clone()).unwrap();
+    memory.set_failing(true);
+    for i in 0..5u64 {
+        auditor
+            .record(AuditEvent::new("t.lost", Category::System).with_detail("i", i))
+            .unwrap();
+    }
+    // A waiter in the failing batch is told; its event counts as lost too.
+    let failed = auditor
+        .record_durable(AuditEvent::new("t.lost", Category::System))
+        .await;
+    assert_eq!(failed, Err(DeliveryError::WriteFailed));
+    auditor.flush().await.unwrap();
+    assert_eq!(auditor.stats().failed, 6);
+    assert!(memory.is_empty());
+
+    memory.set_failing(false);
+    let receipt = auditor
+        .record_durable(AuditEvent::new("t.after", Category::System))
+        .await
+        .unwrap();
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    // The report still says what was lost.
+    assert_eq!((report.failed, report.unflushed), (6, 0), "{report:?}");
+    assert!(report.sink_closed);
+    let events = memory.events();
+    let first = &events[0];
+    assert_eq!(first.action(), "audit.dropped");
+    assert_eq!(first.reason(), Some("sink_error"));
+    assert_eq!(first.details()["count"], 6);
+    assert_eq!(events[1].action(), "t.after");
+    // The receipt numbers the waiter's own record, after the report.
+    assert_eq!(receipt.seq, Some(1));
+    assert!(!events.iter().any(|e| e.action() == "t.lost"));
+}
