@@ -1,9 +1,16 @@
-//! Verification of a JSON-lines audit trail.
+//! Verification of an audit trail: a JSON-lines file, or (feature
+//! `postgres`) the chains stored in PostgreSQL.
 //!
 //! [`verify`] recomputes every record's hash, follows the chain (`seq` +1 per
 //! record, `prev` = the previous `hash`), checks the checkpoints, and either
 //! returns a [`VerifyReport`] or names the first damage: its [`DamageKind`],
-//! the first bad `seq`, the file and the line.
+//! the first bad `seq`, and its [`Location`] (the file and line, or the
+//! database chain and row).
+//!
+//! The same checks run over any ordered source of records, one record at a
+//! time: the lines of a file and its rotated predecessors, or the rows of a
+//! database chain in `seq` order (`verify_postgres`, which also checks that
+//! each row's columns agree with its stored record).
 //!
 //! | kind | what it means |
 //! |---|---|
@@ -47,15 +54,18 @@
 //! }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH, same_hash};
-use crate::sink::file::{ACTION_RECOVERED, CHECKPOINT_SCHEMA};
+use crate::chain::{ChainAlg, ChainHasher};
+
+mod check;
+
+use check::{ChainInput, Checkpoint, Entry, Hashers, TrailEnds, check_chain, parse_record};
 
 /// What to verify with; `Debug` never shows keys.
 #[derive(Default, Clone)]
@@ -104,6 +114,14 @@ impl VerifyOptions {
     pub fn checkpoints(mut self, path: impl Into<PathBuf>) -> Self {
         self.checkpoints = Some(path.into());
         self
+    }
+
+    /// The checkpoint signer: the checkpoint key, else the chain key.
+    fn checkpoint_signer(&self) -> Option<ChainHasher> {
+        self.checkpoint_key
+            .as_ref()
+            .or(self.key.as_ref())
+            .map(ChainHasher::hmac)
     }
 
     /// Also verify the rotated files (`<name>.<20 digits>`) before the named
@@ -186,17 +204,82 @@ impl fmt::Display for DamageKind {
     }
 }
 
+/// Where damage was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// A line of a file (line `0` for verdicts of the checkpoint file about
+    /// the trail as a whole).
+    Line {
+        /// The file.
+        file: PathBuf,
+        /// The 1-based line.
+        line: u64,
+    },
+    /// A row of a database chain, by the value of its `seq` column.
+    Row {
+        /// The chain.
+        chain_id: String,
+        /// The row's `seq` column (which may differ from the record's own).
+        seq: u64,
+    },
+    /// A stored checkpoint of a database chain, by its row id.
+    Checkpoint {
+        /// The chain.
+        chain_id: String,
+        /// The checkpoint row's `id`.
+        id: i64,
+    },
+    /// A database chain as a whole (records missing at an end).
+    Chain {
+        /// The chain.
+        chain_id: String,
+    },
+}
+
+impl Location {
+    /// The file, for damage found in a file.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::Line { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
+    /// The chain id, for damage found in a database.
+    pub fn chain_id(&self) -> Option<&str> {
+        match self {
+            Self::Row { chain_id, .. }
+            | Self::Checkpoint { chain_id, .. }
+            | Self::Chain { chain_id } => Some(chain_id),
+            Self::Line { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Line { file, line } => write!(f, "{}, line {line}", file.display()),
+            Self::Row { chain_id, seq } => write!(f, "chain {chain_id:?}, row with seq {seq}"),
+            Self::Checkpoint { chain_id, id } => {
+                write!(f, "chain {chain_id:?}, checkpoint {id}")
+            }
+            Self::Chain { chain_id } => write!(f, "chain {chain_id:?}"),
+        }
+    }
+}
+
 /// The first damage found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Damage {
     /// What kind.
     pub kind: DamageKind,
     /// The first bad seq, when known.
     pub seq: Option<u64>,
-    /// The file.
-    pub file: PathBuf,
-    /// The 1-based line in the file (0 for the checkpoint file's verdicts).
-    pub line: u64,
+    /// Where: a file and line, or a database chain and row.
+    pub location: Location,
     /// What exactly did not match.
     pub detail: String,
 }
@@ -208,13 +291,7 @@ impl fmt::Display for Damage {
             Some(seq) => write!(f, "{seq}")?,
             None => f.write_str("?")?,
         }
-        write!(
-            f,
-            " ({}, line {}): {}",
-            self.file.display(),
-            self.line,
-            self.detail
-        )
+        write!(f, " ({}): {}", self.location, self.detail)
     }
 }
 
@@ -249,28 +326,6 @@ impl VerifyError {
     }
 }
 
-enum Entry {
-    Record(Rec),
-    Garbage { len: u64, complete: bool },
-}
-
-struct Rec {
-    alg: ChainAlg,
-    seq: u64,
-    id: String,
-    prev: String,
-    stored: String,
-    hash_ok: bool,
-    action: String,
-    torn_bytes: Option<u64>,
-}
-
-struct Located {
-    entry: Entry,
-    file: usize,
-    line: u64,
-}
-
 /// The rotated files of `path` (`<name>.<20 digits>`), oldest first.
 pub(crate) fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     let dir = match path.parent() {
@@ -300,60 +355,6 @@ pub(crate) fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-struct Hashers {
-    sha: ChainHasher,
-    hmac: Option<ChainHasher>,
-}
-
-fn parse_record(line: &[u8], hashers: &Hashers) -> Result<Option<Rec>, VerifyError> {
-    let Ok(value) = serde_json::from_slice::<Value>(line) else {
-        return Ok(None);
-    };
-    let Some(chain) = value.get("chain").and_then(Value::as_object) else {
-        return Ok(None);
-    };
-    let text = |k: &str| chain.get(k).and_then(Value::as_str).map(str::to_owned);
-    let (Some(alg), Some(id), Some(prev), Some(stored), Some(seq)) = (
-        text("alg"),
-        text("id"),
-        text("prev"),
-        text("hash"),
-        chain.get("seq").and_then(Value::as_u64),
-    ) else {
-        return Ok(None);
-    };
-    let (alg, hasher) = match ChainAlg::parse(&alg) {
-        Some(ChainAlg::Sha256) => (ChainAlg::Sha256, &hashers.sha),
-        Some(ChainAlg::HmacSha256) => (
-            ChainAlg::HmacSha256,
-            hashers.hmac.as_ref().ok_or(VerifyError::KeyRequired)?,
-        ),
-        None => return Ok(None),
-    };
-    // The sink writes every line as the canonical form of its record, so
-    // the bytes must be exactly that: a record that only parses to the
-    // hashed value (a duplicated key that another parser reads differently,
-    // added whitespace or escapes) is modified.
-    let hash_ok = hasher
-        .hash_record(&value)
-        .is_ok_and(|computed| same_hash(&computed, &stored))
-        && crate::jcs::to_vec(&value).is_ok_and(|canonical| canonical == line);
-    Ok(Some(Rec {
-        alg,
-        seq,
-        id,
-        prev,
-        stored,
-        hash_ok,
-        action: value
-            .get("action")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-        torn_bytes: value.pointer("/details/torn_bytes").and_then(Value::as_u64),
-    }))
-}
-
 /// Verifies the trail at `path`; see the [module documentation](self).
 ///
 /// # Errors
@@ -377,6 +378,8 @@ pub fn verify(
         hmac: options.key.as_ref().map(ChainHasher::hmac),
     };
 
+    // Every line is parsed first, so that an unreadable file or a keyed
+    // record without a key stops verification before any verdict.
     let mut entries = Vec::new();
     for (file_index, file) in files.iter().enumerate() {
         let data = std::fs::read(file).map_err(|source| VerifyError::Io {
@@ -391,408 +394,90 @@ pub fn verify(
         let count = lines.len();
         for (i, line) in lines.into_iter().enumerate() {
             let complete = ends_complete || i + 1 < count;
-            let entry = match parse_record(line, &hashers)? {
+            let parsed = match serde_json::from_slice::<Value>(line) {
+                Ok(value) => parse_record(&value, Some(line), &hashers)?,
+                Err(_) => None,
+            };
+            let entry = match parsed {
                 Some(rec) if complete => Entry::Record(rec),
                 _ => Entry::Garbage {
                     len: line.len() as u64,
                     complete,
                 },
             };
-            entries.push(Located {
-                entry,
-                file: file_index,
-                line: i as u64 + 1,
-            });
+            entries.push((entry, (file_index, i as u64 + 1)));
         }
     }
 
-    let damage = |kind, seq, at: &Located, detail: &str| {
-        VerifyError::Damaged(Damage {
-            kind,
-            seq,
-            file: files[at.file].clone(),
-            line: at.line,
-            detail: detail.to_owned(),
-        })
+    // The checkpoints are read before the chain pass so that it keeps only
+    // the hashes they name; their errors are reported after the chain's.
+    let checkpoints = options
+        .checkpoints
+        .as_deref()
+        .map(|cp_path| read_checkpoint_file(cp_path, options));
+    let keep = match &checkpoints {
+        Some(Ok(cps)) => check::wanted_seqs(cps),
+        _ => HashSet::new(),
     };
-
-    let records: Vec<&Rec> = entries
-        .iter()
-        .filter_map(|e| match &e.entry {
-            Entry::Record(r) => Some(r),
-            Entry::Garbage { .. } => None,
-        })
-        .collect();
-    // A keyed chain where nothing verifies: the key is wrong (or all rewritten).
-    if !records.is_empty() && records.iter().all(|r| !r.hash_ok) {
-        let first = entries
-            .iter()
-            .find(|e| matches!(e.entry, Entry::Record(_)))
-            .ok_or(VerifyError::KeyRequired)?;
-        return Err(damage(
-            DamageKind::WrongKey,
-            records.first().map(|r| r.seq),
-            first,
-            "no record verifies with this key",
-        ));
-    }
-
+    let input = ChainInput {
+        alg: options.key.as_ref().map(|_| ChainAlg::HmacSha256),
+        key_given: options.key.is_some(),
+        chain_id: None,
+        starts_at_zero: false,
+        keep: &keep,
+    };
     let mut report = VerifyReport {
         files: files.clone(),
         ..VerifyReport::default()
     };
-    let mut hashes: HashMap<u64, String> = HashMap::new();
-    let mut expected: Option<u64> = None;
-    let mut last_hash = String::new();
-    let mut start_prev: Option<String> = None;
-    // One algorithm for the whole trail: HMAC-SHA-256 when a key is given,
-    // otherwise that of the first record. A record's own `alg` is not
-    // trusted: without this, anyone could append or rewrite records of a
-    // keyed trail as plain SHA-256 records, which need no key.
-    let mut trail_alg = options.key.as_ref().map(|_| ChainAlg::HmacSha256);
-    for (i, at) in entries.iter().enumerate() {
-        let rec = match &at.entry {
-            Entry::Garbage { len, complete } => {
-                if !complete && i + 1 == entries.len() {
-                    report.torn_tail = true;
-                    continue;
-                }
-                let recovered = entries.get(i + 1).is_some_and(|next| {
-                    matches!(&next.entry, Entry::Record(r)
-                        if r.action == ACTION_RECOVERED && r.hash_ok && r.torn_bytes == Some(*len)
-                            && Some(r.seq) == expected.or(Some(0)) && (expected.is_none() || r.prev == last_hash))
-                });
-                if recovered {
-                    continue;
-                }
-                return Err(damage(
-                    DamageKind::Malformed,
-                    expected,
-                    at,
-                    "a line that is not a chained record and no recovery record accounts for it",
-                ));
-            }
-            Entry::Record(rec) => rec,
-        };
-        match trail_alg {
-            Some(alg) if alg != rec.alg => {
-                let (kind, detail) = if report.records == 0 {
-                    (
-                        DamageKind::WrongKey,
-                        "a key was given, but the trail is not keyed (plain sha256)",
-                    )
-                } else {
-                    (
-                        DamageKind::Modified,
-                        "the record is chained with another algorithm than the trail (a keyless rewrite of a keyed trail)",
-                    )
-                };
-                return Err(damage(kind, Some(rec.seq), at, detail));
-            }
-            Some(_) => {}
-            None => trail_alg = Some(rec.alg),
+    let state = check_chain(entries.into_iter(), &input, &mut report, |&(file, line)| {
+        Location::Line {
+            file: files[file].clone(),
+            line,
         }
-        if !rec.hash_ok {
-            return Err(damage(
-                DamageKind::Modified,
-                Some(rec.seq),
-                at,
-                "the record does not match its hash",
-            ));
-        }
-        match &report.chain_id {
-            Some(id) if *id != rec.id => {
-                return Err(damage(
-                    DamageKind::Inserted,
-                    Some(rec.seq),
-                    at,
-                    "the record belongs to another chain",
-                ));
-            }
-            Some(_) => {}
-            None => report.chain_id = Some(rec.id.clone()),
-        }
-        let later = |seq: u64| {
-            entries[i + 1..].iter().find_map(|e| match &e.entry {
-                Entry::Record(r) if r.seq == seq && r.id == rec.id => Some(r),
-                _ => None,
-            })
-        };
-        match expected {
-            None => {
-                if rec.seq == 0 && rec.prev != ZERO_HASH {
-                    return Err(damage(
-                        DamageKind::Modified,
-                        Some(0),
-                        at,
-                        "the first record of the chain does not start from the zero hash",
-                    ));
-                }
-                if rec.seq > 0 {
-                    start_prev = Some(rec.prev.clone());
-                }
-                report.first_seq = Some(rec.seq);
-            }
-            Some(exp) if rec.seq == exp => {
-                if rec.prev != last_hash {
-                    if later(exp).is_some() {
-                        return Err(damage(
-                            DamageKind::Inserted,
-                            Some(exp),
-                            at,
-                            "a record with this seq that does not link to the previous one; the genuine one follows",
-                        ));
-                    }
-                    // This record is intact; the previous one was rewritten
-                    // (its hash recomputed) or replaced.
-                    return Err(damage(
-                        DamageKind::Modified,
-                        Some(exp - 1),
-                        at,
-                        &format!(
-                            "seq {exp} does not link to seq {}: that record was rewritten or replaced",
-                            exp - 1
-                        ),
-                    ));
-                }
-            }
-            Some(exp) if rec.seq > exp => {
-                if let Some(missing) = later(exp) {
-                    if rec.prev == missing.stored {
-                        return Err(damage(
-                            DamageKind::Reordered,
-                            Some(exp),
-                            at,
-                            "the record with this seq appears later in the trail",
-                        ));
-                    }
-                    return Err(damage(
-                        DamageKind::Inserted,
-                        Some(rec.seq),
-                        at,
-                        "a record that does not belong at this position",
-                    ));
-                }
-                return Err(damage(
-                    DamageKind::Deleted,
-                    Some(exp),
-                    at,
-                    &format!("{} record(s) missing before seq {}", rec.seq - exp, rec.seq),
-                ));
-            }
-            Some(_) => {
-                return Err(damage(
-                    DamageKind::Inserted,
-                    Some(rec.seq),
-                    at,
-                    "a seq that was already used (duplicated or forged record)",
-                ));
-            }
-        }
-        if rec.action == ACTION_RECOVERED {
-            report.recoveries += 1;
-        }
-        report.cleanly_stopped = rec.action == crate::sink::file::ACTION_STOPPED;
-        expected = Some(rec.seq + 1);
-        last_hash.clone_from(&rec.stored);
-        hashes.insert(rec.seq, rec.stored.clone());
-        report.records += 1;
-        report.last_seq = Some(rec.seq);
-    }
-    report.head_hash = (!last_hash.is_empty()).then_some(last_hash);
-    report.alg = detect_alg(&files, &entries);
+    })?;
 
-    if let Some(cp_path) = &options.checkpoints {
-        check_checkpoints(
-            cp_path,
-            options,
-            &files,
-            &hashes,
-            start_prev.as_deref(),
-            &mut report,
-        )?;
+    if let Some(checkpoints) = checkpoints {
+        let ends = TrailEnds {
+            end: Location::Line {
+                file: files.last().cloned().unwrap_or_default(),
+                line: 0,
+            },
+            start: Location::Line {
+                file: files.first().cloned().unwrap_or_default(),
+                line: 1,
+            },
+        };
+        check::check_checkpoints(checkpoints?, &state, &ends, &mut report)?;
     }
     Ok(report)
 }
 
-fn detect_alg(files: &[PathBuf], entries: &[Located]) -> Option<ChainAlg> {
-    // Read the alg of the first record again (cheap: first line only).
-    let first = entries
-        .iter()
-        .find(|e| matches!(e.entry, Entry::Record(_)))?;
-    let data = std::fs::read(&files[first.file]).ok()?;
-    let line = data
-        .split(|b| *b == b'\n')
-        .nth(usize::try_from(first.line).ok()?.checked_sub(1)?)?;
-    let value: Value = serde_json::from_slice(line).ok()?;
-    ChainAlg::parse(value.pointer("/chain/alg")?.as_str()?)
-}
-
-fn check_checkpoints(
+/// Reads and checks the signature of every checkpoint of a file.
+fn read_checkpoint_file(
     cp_path: &Path,
     options: &VerifyOptions,
-    files: &[PathBuf],
-    hashes: &HashMap<u64, String>,
-    start_prev: Option<&str>,
-    report: &mut VerifyReport,
-) -> Result<(), VerifyError> {
+) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
     let data = std::fs::read(cp_path).map_err(|source| VerifyError::Io {
         path: cp_path.to_path_buf(),
         source,
     })?;
-    let signer = options
-        .checkpoint_key
-        .as_ref()
-        .or(options.key.as_ref())
-        .map(ChainHasher::hmac);
-    let last_file = files.last().cloned().unwrap_or_default();
-    let cp_damage = |kind, seq, line: u64, detail: &str| {
-        VerifyError::Damaged(Damage {
-            kind,
-            seq,
-            file: cp_path.to_path_buf(),
-            line,
-            detail: detail.to_owned(),
+    let signer = options.checkpoint_signer();
+    Ok(data
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| {
+            let line_no = i as u64 + 1;
+            check::parse_checkpoint(
+                serde_json::from_slice::<Value>(line).ok(),
+                signer.as_ref(),
+                Location::Line {
+                    file: cp_path.to_path_buf(),
+                    line: line_no,
+                },
+                format!("checkpoint line {line_no}"),
+            )
         })
-    };
-    let mut linked_start = start_prev.is_none();
-    let mut below_start: Option<u64> = None;
-    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
-        let line_no = i as u64 + 1;
-        if line.is_empty() {
-            continue;
-        }
-        let Ok(Value::Object(mut cp)) = serde_json::from_slice::<Value>(line) else {
-            return Err(cp_damage(
-                DamageKind::Malformed,
-                None,
-                line_no,
-                "not a checkpoint",
-            ));
-        };
-        if cp.get("schema").and_then(Value::as_str) != Some(CHECKPOINT_SCHEMA) {
-            return Err(cp_damage(
-                DamageKind::Malformed,
-                None,
-                line_no,
-                "not a checkpoint",
-            ));
-        }
-        let seq = cp.get("seq").and_then(Value::as_u64);
-        let sig_alg = cp
-            .get("sig_alg")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let sig = cp.remove("sig");
-        match (sig_alg.as_str(), &signer) {
-            ("none", None) => {}
-            ("none", Some(_)) => {
-                return Err(cp_damage(
-                    DamageKind::Modified,
-                    seq,
-                    line_no,
-                    "an unsigned checkpoint in a keyed trail",
-                ));
-            }
-            ("hmac-sha256", Some(signer)) => {
-                let unsigned = crate::jcs::to_vec(&Value::Object(cp.clone()))
-                    .map_err(|_| cp_damage(DamageKind::Malformed, seq, line_no, "not canonical"))?;
-                let expected = signer.digest_hex(&unsigned);
-                if !sig
-                    .as_ref()
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| same_hash(s, &expected))
-                {
-                    return Err(cp_damage(
-                        DamageKind::WrongKey,
-                        seq,
-                        line_no,
-                        "the checkpoint signature does not verify with this key",
-                    ));
-                }
-            }
-            ("hmac-sha256", None) => return Err(VerifyError::KeyRequired),
-            _ => {
-                return Err(cp_damage(
-                    DamageKind::Malformed,
-                    seq,
-                    line_no,
-                    "unknown signature algorithm",
-                ));
-            }
-        }
-        if cp.get("chain_id").and_then(Value::as_str) != report.chain_id.as_deref() {
-            continue;
-        }
-        let (Some(seq), Some(hash)) = (seq, cp.get("hash").and_then(Value::as_str)) else {
-            return Err(cp_damage(
-                DamageKind::Malformed,
-                None,
-                line_no,
-                "no seq or hash",
-            ));
-        };
-        let first = report.first_seq.unwrap_or(0);
-        match hashes.get(&seq) {
-            Some(stored) if same_hash(stored, hash) => report.checkpoints_checked += 1,
-            Some(_) => {
-                return Err(VerifyError::Damaged(Damage {
-                    kind: DamageKind::Modified,
-                    seq: Some(seq),
-                    file: last_file,
-                    line: 0,
-                    detail: format!(
-                        "the record differs from the one checkpoint line {line_no} signed"
-                    ),
-                }));
-            }
-            None if report.last_seq.is_none_or(|last| seq > last) => {
-                let missing = report.last_seq.map_or(0, |l| l + 1);
-                return Err(VerifyError::Damaged(Damage {
-                    kind: DamageKind::Truncated,
-                    seq: Some(missing),
-                    file: last_file,
-                    line: 0,
-                    detail: format!(
-                        "checkpoint line {line_no} names seq {seq}, but the trail ends before it"
-                    ),
-                }));
-            }
-            None if seq < first => {
-                if seq + 1 == first {
-                    if start_prev.is_some_and(|p| same_hash(p, hash)) {
-                        linked_start = true;
-                        report.checkpoints_checked += 1;
-                    } else {
-                        return Err(VerifyError::Damaged(Damage {
-                            kind: DamageKind::Modified,
-                            seq: Some(first),
-                            file: files.first().cloned().unwrap_or_default(),
-                            line: 1,
-                            detail: "the first record does not link to the rotation checkpoint"
-                                .into(),
-                        }));
-                    }
-                } else {
-                    below_start = Some(below_start.map_or(seq, |b: u64| b.max(seq)));
-                }
-            }
-            None => {}
-        }
-    }
-    if !linked_start {
-        let from = below_start.map_or(0, |b| b + 1);
-        return Err(VerifyError::Damaged(Damage {
-            kind: DamageKind::Truncated,
-            seq: Some(from),
-            file: files.first().cloned().unwrap_or_default(),
-            line: 1,
-            detail: format!(
-                "the trail starts at seq {} but no rotation checkpoint links it: records from seq {from} are missing",
-                report.first_seq.unwrap_or(0)
-            ),
-        }));
-    }
-    Ok(())
+        .collect())
 }

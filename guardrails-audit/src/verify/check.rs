@@ -1,0 +1,547 @@
+//! The chain checks, over any ordered source of parsed records.
+//!
+//! A source (the lines of the files of a trail, the rows of one chain in a
+//! database) turns each stored record into an [`Entry`] and labels it with
+//! its position (`A`: a file and line, a row). [`check_chain`] consumes the
+//! entries in order, one at a time; it only looks further ahead when it has
+//! found damage and must tell its kind (is the missing record somewhere
+//! later? does any record verify with this key?), and then stops. Checkpoints
+//! are parsed first ([`parse_checkpoint`]) so that the chain pass keeps only
+//! the hashes they name, and judged after it ([`check_checkpoints`]).
+
+use std::collections::{HashMap, HashSet};
+use std::iter::Peekable;
+
+use serde_json::Value;
+
+use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
+use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH, same_hash};
+use crate::sink::file::{ACTION_RECOVERED, ACTION_STOPPED, CHECKPOINT_SCHEMA};
+
+/// One stored item of a trail.
+pub(crate) enum Entry {
+    /// A chained record.
+    Record(Rec),
+    /// Something that is not a chained record (`len` bytes; `complete`:
+    /// followed by a line end, or a database row).
+    Garbage { len: u64, complete: bool },
+}
+
+/// A parsed chained record.
+pub(crate) struct Rec {
+    pub(crate) alg: ChainAlg,
+    pub(crate) seq: u64,
+    pub(crate) id: String,
+    pub(crate) prev: String,
+    pub(crate) stored: String,
+    /// The recomputed hash matches (and, for files, the bytes are canonical).
+    pub(crate) hash_ok: bool,
+    pub(crate) action: String,
+    pub(crate) torn_bytes: Option<u64>,
+    /// What the place the record is stored at says differently from the
+    /// record itself (a database column edited without the record).
+    pub(crate) mismatch: Option<String>,
+}
+
+/// The chain hashers: plain SHA-256 and, with a key, HMAC-SHA-256.
+pub(crate) struct Hashers {
+    pub(crate) sha: ChainHasher,
+    pub(crate) hmac: Option<ChainHasher>,
+}
+
+/// Parses a record; `Ok(None)` when `value` is not a chained record.
+///
+/// `canonical`: the stored bytes, which must be exactly the canonical form
+/// of the record (files); `None` where the store keeps a parsed value
+/// (jsonb), which is then hashed as parsed.
+pub(crate) fn parse_record(
+    value: &Value,
+    canonical: Option<&[u8]>,
+    hashers: &Hashers,
+) -> Result<Option<Rec>, VerifyError> {
+    let Some(chain) = value.get("chain").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let text = |k: &str| chain.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(alg), Some(id), Some(prev), Some(stored), Some(seq)) = (
+        text("alg"),
+        text("id"),
+        text("prev"),
+        text("hash"),
+        chain.get("seq").and_then(Value::as_u64),
+    ) else {
+        return Ok(None);
+    };
+    let (alg, hasher) = match ChainAlg::parse(&alg) {
+        Some(ChainAlg::Sha256) => (ChainAlg::Sha256, &hashers.sha),
+        Some(ChainAlg::HmacSha256) => (
+            ChainAlg::HmacSha256,
+            hashers.hmac.as_ref().ok_or(VerifyError::KeyRequired)?,
+        ),
+        None => return Ok(None),
+    };
+    // The file sink writes every line as the canonical form of its record,
+    // so the bytes must be exactly that: a record that only parses to the
+    // hashed value (a duplicated key that another parser reads differently,
+    // added whitespace or escapes) is modified.
+    let hash_ok = hasher
+        .hash_record(value)
+        .is_ok_and(|computed| same_hash(&computed, &stored))
+        && canonical
+            .is_none_or(|line| crate::jcs::to_vec(value).is_ok_and(|canonical| canonical == line));
+    Ok(Some(Rec {
+        alg,
+        seq,
+        id,
+        prev,
+        stored,
+        hash_ok,
+        action: value
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        torn_bytes: value.pointer("/details/torn_bytes").and_then(Value::as_u64),
+        mismatch: None,
+    }))
+}
+
+/// What the source knows about the chain before reading it.
+pub(crate) struct ChainInput<'a> {
+    /// The algorithm every record must use: HMAC-SHA-256 when a key is
+    /// given, the registered one of a database chain, otherwise that of the
+    /// first record. A record's own `alg` is not trusted: without this,
+    /// anyone could append or rewrite records of a keyed trail as plain
+    /// SHA-256 records, which need no key.
+    pub(crate) alg: Option<ChainAlg>,
+    /// Whether a key was given (a trail of another algorithm is then a
+    /// wrong key rather than a rewrite, when its first record shows it).
+    pub(crate) key_given: bool,
+    /// The chain every record must belong to, when the source knows it.
+    pub(crate) chain_id: Option<&'a str>,
+    /// The chain starts at seq 0 in this source (no rotation): a first
+    /// record with a higher seq means the head was cut.
+    pub(crate) starts_at_zero: bool,
+    /// The seqs whose hashes the checkpoints need.
+    pub(crate) keep: &'a HashSet<u64>,
+}
+
+/// What the checkpoints need from the chain pass.
+#[derive(Default)]
+pub(crate) struct ChainState {
+    /// The hashes of the records whose seqs were asked for.
+    pub(crate) hashes: HashMap<u64, String>,
+    /// The `prev` of the first record, when the trail starts mid-chain.
+    pub(crate) start_prev: Option<String>,
+}
+
+fn damage_at(kind: DamageKind, seq: Option<u64>, location: Location, detail: &str) -> VerifyError {
+    VerifyError::Damaged(Damage {
+        kind,
+        seq,
+        location,
+        detail: detail.to_owned(),
+    })
+}
+
+/// Whether any record verifies: none does (and there is one) means the key
+/// is wrong, or everything was rewritten. Consumes what it reads.
+fn wrong_key<A, I, F>(
+    first: Option<(u64, Location)>,
+    rest: &mut I,
+    locate: &F,
+) -> Option<VerifyError>
+where
+    I: Iterator<Item = (Entry, A)>,
+    F: Fn(&A) -> Location,
+{
+    let mut first = first;
+    for (entry, at) in rest {
+        if let Entry::Record(rec) = entry {
+            if rec.hash_ok {
+                return None;
+            }
+            if first.is_none() {
+                first = Some((rec.seq, locate(&at)));
+            }
+        }
+    }
+    let (seq, location) = first?;
+    Some(damage_at(
+        DamageKind::WrongKey,
+        Some(seq),
+        location,
+        "no record verifies with this key",
+    ))
+}
+
+/// Checks one chain, in order; fills `report` and returns what the
+/// checkpoints need, or the first damage.
+pub(crate) fn check_chain<A, I, F>(
+    entries: I,
+    input: &ChainInput<'_>,
+    report: &mut VerifyReport,
+    locate: F,
+) -> Result<ChainState, VerifyError>
+where
+    I: Iterator<Item = (Entry, A)>,
+    F: Fn(&A) -> Location,
+{
+    let mut entries: Peekable<I> = entries.peekable();
+    let mut state = ChainState::default();
+    let mut expected: Option<u64> = None;
+    let mut last_hash = String::new();
+    let mut trail_alg = input.alg;
+    if let Some(id) = input.chain_id {
+        report.chain_id = Some(id.to_owned());
+    }
+    while let Some((entry, at)) = entries.next() {
+        let rec = match entry {
+            Entry::Garbage { len, complete } => {
+                if !complete && entries.peek().is_none() {
+                    report.torn_tail = true;
+                    continue;
+                }
+                let recovered = entries.peek().is_some_and(|(next, _)| {
+                    matches!(next, Entry::Record(r)
+                        if r.action == ACTION_RECOVERED && r.hash_ok && r.torn_bytes == Some(len)
+                            && Some(r.seq) == expected.or(Some(0)) && (expected.is_none() || r.prev == last_hash))
+                });
+                if recovered {
+                    continue;
+                }
+                if report.records == 0
+                    && let Some(error) = wrong_key(None, &mut entries, &locate)
+                {
+                    return Err(error);
+                }
+                return Err(damage_at(
+                    DamageKind::Malformed,
+                    expected,
+                    locate(&at),
+                    "a line that is not a chained record and no recovery record accounts for it",
+                ));
+            }
+            Entry::Record(rec) => rec,
+        };
+        let damage = |kind, seq, detail: &str| damage_at(kind, seq, locate(&at), detail);
+        match trail_alg {
+            Some(alg) if alg != rec.alg => {
+                let (kind, detail) = if report.records == 0 && input.key_given {
+                    (
+                        DamageKind::WrongKey,
+                        "a key was given, but the trail is not keyed (plain sha256)",
+                    )
+                } else {
+                    (
+                        DamageKind::Modified,
+                        "the record is chained with another algorithm than the trail (a keyless rewrite of a keyed trail)",
+                    )
+                };
+                return Err(damage(kind, Some(rec.seq), detail));
+            }
+            Some(_) => {}
+            None => trail_alg = Some(rec.alg),
+        }
+        if report.alg.is_none() {
+            report.alg = Some(rec.alg);
+        }
+        if !rec.hash_ok {
+            if report.records == 0
+                && let Some(error) = wrong_key(Some((rec.seq, locate(&at))), &mut entries, &locate)
+            {
+                return Err(error);
+            }
+            return Err(damage(
+                DamageKind::Modified,
+                Some(rec.seq),
+                "the record does not match its hash",
+            ));
+        }
+        match &report.chain_id {
+            Some(id) if *id != rec.id => {
+                return Err(damage(
+                    DamageKind::Inserted,
+                    Some(rec.seq),
+                    "the record belongs to another chain",
+                ));
+            }
+            Some(_) => {}
+            None => report.chain_id = Some(rec.id.clone()),
+        }
+        let mut later = |seq: u64| {
+            entries.by_ref().find_map(|(e, _)| match e {
+                Entry::Record(r) if r.seq == seq && r.id == rec.id => Some(r),
+                _ => None,
+            })
+        };
+        match expected {
+            None => {
+                if rec.seq == 0 && rec.prev != ZERO_HASH {
+                    return Err(damage(
+                        DamageKind::Modified,
+                        Some(0),
+                        "the first record of the chain does not start from the zero hash",
+                    ));
+                }
+                if rec.seq > 0 {
+                    if input.starts_at_zero {
+                        return Err(damage(
+                            DamageKind::Truncated,
+                            Some(0),
+                            &format!(
+                                "the chain starts at seq {}: its first records are missing",
+                                rec.seq
+                            ),
+                        ));
+                    }
+                    state.start_prev = Some(rec.prev.clone());
+                }
+                report.first_seq = Some(rec.seq);
+            }
+            Some(exp) if rec.seq == exp => {
+                if rec.prev != last_hash {
+                    if later(exp).is_some() {
+                        return Err(damage(
+                            DamageKind::Inserted,
+                            Some(exp),
+                            "a record with this seq that does not link to the previous one; the genuine one follows",
+                        ));
+                    }
+                    // This record is intact; the previous one was rewritten
+                    // (its hash recomputed) or replaced.
+                    return Err(damage(
+                        DamageKind::Modified,
+                        Some(exp - 1),
+                        &format!(
+                            "seq {exp} does not link to seq {}: that record was rewritten or replaced",
+                            exp - 1
+                        ),
+                    ));
+                }
+            }
+            Some(exp) if rec.seq > exp => {
+                if let Some(missing) = later(exp) {
+                    if rec.prev == missing.stored {
+                        return Err(damage(
+                            DamageKind::Reordered,
+                            Some(exp),
+                            "the record with this seq appears later in the trail",
+                        ));
+                    }
+                    return Err(damage(
+                        DamageKind::Inserted,
+                        Some(rec.seq),
+                        "a record that does not belong at this position",
+                    ));
+                }
+                return Err(damage(
+                    DamageKind::Deleted,
+                    Some(exp),
+                    &format!("{} record(s) missing before seq {}", rec.seq - exp, rec.seq),
+                ));
+            }
+            Some(_) => {
+                return Err(damage(
+                    DamageKind::Inserted,
+                    Some(rec.seq),
+                    "a seq that was already used (duplicated or forged record)",
+                ));
+            }
+        }
+        if let Some(mismatch) = &rec.mismatch {
+            return Err(damage(DamageKind::Modified, Some(rec.seq), mismatch));
+        }
+        if rec.action == ACTION_RECOVERED {
+            report.recoveries += 1;
+        }
+        report.cleanly_stopped = rec.action == ACTION_STOPPED;
+        expected = Some(rec.seq + 1);
+        if input.keep.contains(&rec.seq) {
+            state.hashes.insert(rec.seq, rec.stored.clone());
+        }
+        last_hash = rec.stored;
+        report.records += 1;
+        report.last_seq = Some(rec.seq);
+    }
+    report.head_hash = (!last_hash.is_empty()).then_some(last_hash);
+    Ok(state)
+}
+
+/// A checkpoint whose signature verified.
+pub(crate) struct Checkpoint {
+    /// Where it is stored.
+    pub(crate) location: Location,
+    /// How to name it in a detail (`checkpoint line 3`, `checkpoint 17`).
+    pub(crate) name: String,
+    pub(crate) chain_id: Option<String>,
+    pub(crate) seq: Option<u64>,
+    pub(crate) hash: Option<String>,
+}
+
+/// Checks a checkpoint object's form and signature. `signer`: the
+/// checkpoint key, if any.
+///
+/// # Errors
+///
+/// Damage at `location`, or [`VerifyError::KeyRequired`] for a signed
+/// checkpoint without a key.
+pub(crate) fn parse_checkpoint(
+    value: Option<Value>,
+    signer: Option<&ChainHasher>,
+    location: Location,
+    name: String,
+) -> Result<Checkpoint, VerifyError> {
+    let malformed = |seq, detail: &str, location: Location| {
+        damage_at(DamageKind::Malformed, seq, location, detail)
+    };
+    let Some(Value::Object(mut cp)) = value else {
+        return Err(malformed(None, "not a checkpoint", location));
+    };
+    if cp.get("schema").and_then(Value::as_str) != Some(CHECKPOINT_SCHEMA) {
+        return Err(malformed(None, "not a checkpoint", location));
+    }
+    let seq = cp.get("seq").and_then(Value::as_u64);
+    let sig_alg = cp
+        .get("sig_alg")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let sig = cp.remove("sig");
+    match (sig_alg.as_str(), signer) {
+        ("none", None) => {}
+        ("none", Some(_)) => {
+            return Err(damage_at(
+                DamageKind::Modified,
+                seq,
+                location,
+                "an unsigned checkpoint in a keyed trail",
+            ));
+        }
+        ("hmac-sha256", Some(signer)) => {
+            let Ok(unsigned) = crate::jcs::to_vec(&Value::Object(cp.clone())) else {
+                return Err(malformed(seq, "not canonical", location));
+            };
+            let expected = signer.digest_hex(&unsigned);
+            if !sig
+                .as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|s| same_hash(s, &expected))
+            {
+                return Err(damage_at(
+                    DamageKind::WrongKey,
+                    seq,
+                    location,
+                    "the checkpoint signature does not verify with this key",
+                ));
+            }
+        }
+        ("hmac-sha256", None) => return Err(VerifyError::KeyRequired),
+        _ => return Err(malformed(seq, "unknown signature algorithm", location)),
+    }
+    Ok(Checkpoint {
+        location,
+        name,
+        chain_id: cp
+            .get("chain_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        seq,
+        hash: cp.get("hash").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
+/// The seqs whose hashes the checkpoints name.
+pub(crate) fn wanted_seqs(checkpoints: &[Result<Checkpoint, VerifyError>]) -> HashSet<u64> {
+    checkpoints
+        .iter()
+        .filter_map(|cp| cp.as_ref().ok()?.seq)
+        .collect()
+}
+
+/// Where checkpoint verdicts about the trail itself are reported.
+pub(crate) struct TrailEnds {
+    /// The end of the trail (missing records after the last one).
+    pub(crate) end: Location,
+    /// The start of the trail (a first record that does not link).
+    pub(crate) start: Location,
+}
+
+/// Judges the trail against its checkpoints, in their order; a checkpoint
+/// that failed to parse is reported when its turn comes.
+pub(crate) fn check_checkpoints(
+    checkpoints: Vec<Result<Checkpoint, VerifyError>>,
+    state: &ChainState,
+    ends: &TrailEnds,
+    report: &mut VerifyReport,
+) -> Result<(), VerifyError> {
+    let start_prev = state.start_prev.as_deref();
+    let mut linked_start = start_prev.is_none();
+    let mut below_start: Option<u64> = None;
+    for cp in checkpoints {
+        let cp = cp?;
+        if cp.chain_id.as_deref() != report.chain_id.as_deref() {
+            continue;
+        }
+        let (Some(seq), Some(hash)) = (cp.seq, cp.hash.as_deref()) else {
+            return Err(damage_at(
+                DamageKind::Malformed,
+                None,
+                cp.location,
+                "no seq or hash",
+            ));
+        };
+        let first = report.first_seq.unwrap_or(0);
+        match state.hashes.get(&seq) {
+            Some(stored) if same_hash(stored, hash) => report.checkpoints_checked += 1,
+            Some(_) => {
+                return Err(damage_at(
+                    DamageKind::Modified,
+                    Some(seq),
+                    ends.end.clone(),
+                    &format!("the record differs from the one {} signed", cp.name),
+                ));
+            }
+            None if report.last_seq.is_none_or(|last| seq > last) => {
+                let missing = report.last_seq.map_or(0, |l| l + 1);
+                return Err(damage_at(
+                    DamageKind::Truncated,
+                    Some(missing),
+                    ends.end.clone(),
+                    &format!("{} names seq {seq}, but the trail ends before it", cp.name),
+                ));
+            }
+            None if seq < first => {
+                if seq + 1 == first {
+                    if start_prev.is_some_and(|p| same_hash(p, hash)) {
+                        linked_start = true;
+                        report.checkpoints_checked += 1;
+                    } else {
+                        return Err(damage_at(
+                            DamageKind::Modified,
+                            Some(first),
+                            ends.start.clone(),
+                            "the first record does not link to the rotation checkpoint",
+                        ));
+                    }
+                } else {
+                    below_start = Some(below_start.map_or(seq, |b: u64| b.max(seq)));
+                }
+            }
+            None => {}
+        }
+    }
+    if !linked_start {
+        let from = below_start.map_or(0, |b| b + 1);
+        return Err(damage_at(
+            DamageKind::Truncated,
+            Some(from),
+            ends.start.clone(),
+            &format!(
+                "the trail starts at seq {} but no rotation checkpoint links it: records from seq {from} are missing",
+                report.first_seq.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(())
+}
