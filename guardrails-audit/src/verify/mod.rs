@@ -64,6 +64,12 @@ use serde_json::Value;
 use crate::chain::{ChainAlg, ChainHasher};
 
 mod check;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+
+#[cfg(feature = "postgres")]
+pub use postgres::{PgVerifyOptions, PgVerifyReport, verify_postgres};
 
 use check::{ChainInput, Checkpoint, Entry, Hashers, TrailEnds, check_chain, parse_record};
 
@@ -314,6 +320,22 @@ pub enum VerifyError {
     /// The trail is damaged.
     #[error("audit trail damaged: {0}")]
     Damaged(Damage),
+    /// The requested database chain has neither a registration nor records.
+    #[error("no chain {chain_id:?} in the database")]
+    UnknownChain {
+        /// The chain id asked for.
+        chain_id: String,
+    },
+    /// A database query failed (the error names no connection parameter).
+    #[cfg(feature = "postgres")]
+    #[error("database query failed ({operation}): {source}")]
+    Database {
+        /// What was being done.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
 }
 
 impl VerifyError {

@@ -1,0 +1,559 @@
+//! Verification of the chains stored in PostgreSQL (feature `postgres`).
+//!
+//! [`verify_postgres`] checks one chain, or every chain, of the crate's
+//! PostgreSQL schema (`migrations/0001_audit_trail.sql`), with the same
+//! checks and the same [`DamageKind`]s as a file:
+//!
+//! - the rows of a chain are read in `(seq, id)` order, in keyset pages (a
+//!   bounded amount of memory whatever the size of the table), and each row's
+//!   `record` (the whole record as `jsonb`) is hashed again: the record is
+//!   parsed into a JSON value and hashed in its RFC 8785 canonical form, as
+//!   the sink hashed it;
+//! - the row's columns must agree with its record: `seq`, `prev`, `hash`,
+//!   `id`, `time` and every queryable event column (`action`, `tenant`,
+//!   `actor`, `status`, …). A column edited without the record (which no
+//!   hash covers, and which is what queries read) is [`DamageKind::Modified`];
+//!   a row whose `seq` column was swapped with another's is
+//!   [`DamageKind::Reordered`];
+//! - a chain starts at seq 0: missing first rows are
+//!   [`DamageKind::Truncated`] at seq 0;
+//! - the chain's signed checkpoints (`audit_checkpoints`, in the file sink's
+//!   checkpoint format) must match the records they name, and a checkpoint
+//!   naming a seq beyond the last row means the end was cut:
+//!   [`DamageKind::Truncated`] — also for a registered chain with no rows
+//!   left at all;
+//! - in the all-chains mode, rows of a chain that is not registered in
+//!   `audit_chains` are [`DamageKind::Inserted`].
+//!
+//! The damage names the chain and the first bad seq in its
+//! [`Location`]: the row (by its `seq` column), the checkpoint (by its id),
+//! or the chain as a whole.
+//!
+//! A key ([`PgVerifyOptions::key`]) is needed for `hmac-sha256` chains; when
+//! a key is given, every chain verified must be keyed (a plain `sha256` chain
+//! is then reported as [`DamageKind::WrongKey`], since anyone could have
+//! rewritten it).
+//!
+//! ```no_run
+//! use guardrails_audit::verify::postgres::{PgVerifyOptions, verify_postgres};
+//! use secrecy::SecretString;
+//!
+//! # async fn run(client: tokio_postgres::Client) -> Result<(), guardrails_audit::VerifyError> {
+//! let options = PgVerifyOptions::new().key(SecretString::from("the chain key"));
+//! let report = verify_postgres(&client, &options).await?;
+//! for chain in &report.chains {
+//!     println!("{:?}: {} records", chain.chain_id, chain.records);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+use super::check::{
+    self, ChainInput, Checkpoint, Entry, Hashers, TrailEnds, check_chain, parse_record,
+};
+use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
+use crate::chain::{ChainAlg, ChainHasher};
+
+/// Rows read per page.
+const PAGE_ROWS: i64 = 2000;
+
+/// Pages buffered between the reader and the checker.
+const PAGES_IN_FLIGHT: usize = 2;
+
+/// What to verify and with which keys; `Debug` never shows keys.
+#[derive(Default, Clone)]
+#[must_use]
+pub struct PgVerifyOptions {
+    key: Option<SecretString>,
+    checkpoint_key: Option<SecretString>,
+    chain: Option<String>,
+}
+
+impl fmt::Debug for PgVerifyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgVerifyOptions")
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "checkpoint_key",
+                &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("chain", &self.chain)
+            .finish()
+    }
+}
+
+impl PgVerifyOptions {
+    /// Every chain, no key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The chain key (needed for `hmac-sha256` chains; also the default
+    /// checkpoint key).
+    pub fn key(mut self, key: SecretString) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The checkpoint key, when it differs from the chain key.
+    pub fn checkpoint_key(mut self, key: SecretString) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// Only this chain (by default, every registered chain, and any chain
+    /// with rows but no registration).
+    pub fn chain(mut self, chain_id: impl Into<String>) -> Self {
+        self.chain = Some(chain_id.into());
+        self
+    }
+}
+
+/// Every chain verified, whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgVerifyReport {
+    /// One report per chain, by chain id.
+    pub chains: Vec<VerifyReport>,
+}
+
+impl PgVerifyReport {
+    /// Records verified over all chains.
+    pub fn records(&self) -> u64 {
+        self.chains.iter().map(|c| c.records).sum()
+    }
+}
+
+fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> VerifyError {
+    move |source| VerifyError::Database { operation, source }
+}
+
+/// Verifies the chains in the database `client` is connected to; see the
+/// [module documentation](self).
+///
+/// The role needs `SELECT` on `audit_chains`, `audit_events` and
+/// `audit_checkpoints`. Must run inside a Tokio runtime (the hashing runs on
+/// its blocking pool while the next page is read).
+///
+/// # Errors
+///
+/// [`VerifyError::Damaged`] naming the first damage (chains are verified in
+/// chain id order), [`VerifyError::KeyRequired`] for a keyed chain without a
+/// key, [`VerifyError::UnknownChain`] when the requested chain has neither a
+/// registration nor rows, and [`VerifyError::Database`] when a query fails.
+pub async fn verify_postgres(
+    client: &Client,
+    options: &PgVerifyOptions,
+) -> Result<PgVerifyReport, VerifyError> {
+    let registered: Vec<(String, String)> = match &options.chain {
+        Some(id) => client
+            .query(
+                "SELECT chain_id, alg FROM audit_chains WHERE chain_id = $1",
+                &[id],
+            )
+            .await
+            .map_err(db("read the chain"))?,
+        None => client
+            .query(
+                "SELECT chain_id, alg FROM audit_chains ORDER BY chain_id",
+                &[],
+            )
+            .await
+            .map_err(db("list the chains"))?,
+    }
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    .collect::<Result<_, tokio_postgres::Error>>()
+    .map_err(db("read the chains"))?;
+
+    // Rows of chains without a registration (the foreign key forbids them;
+    // only a superuser can create them).
+    let unregistered: Vec<String> = match &options.chain {
+        Some(id) if registered.is_empty() => {
+            let rows = client
+                .query(
+                    "SELECT 1 FROM audit_events WHERE chain_id = $1 LIMIT 1",
+                    &[id],
+                )
+                .await
+                .map_err(db("read the chain"))?;
+            if rows.is_empty() {
+                return Err(VerifyError::UnknownChain {
+                    chain_id: id.clone(),
+                });
+            }
+            vec![id.clone()]
+        }
+        Some(_) => Vec::new(),
+        None => client
+            .query(
+                // A skip scan over the (chain_id, seq) index: one probe per chain.
+                "WITH RECURSIVE c(id) AS ( \
+                   (SELECT chain_id FROM audit_events ORDER BY chain_id LIMIT 1) \
+                   UNION ALL \
+                   SELECT (SELECT e.chain_id FROM audit_events e WHERE e.chain_id > c.id \
+                           ORDER BY e.chain_id LIMIT 1) FROM c WHERE c.id IS NOT NULL) \
+                 SELECT id FROM c WHERE id IS NOT NULL \
+                   AND NOT EXISTS (SELECT 1 FROM audit_chains a WHERE a.chain_id = c.id)",
+                &[],
+            )
+            .await
+            .map_err(db("list the chains"))?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(db("list the chains"))?,
+    };
+    if let Some(chain_id) = unregistered.into_iter().min() {
+        let first: Option<i64> = client
+            .query_one(
+                "SELECT min(seq) FROM audit_events WHERE chain_id = $1",
+                &[&chain_id],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("read the chain"))?;
+        return Err(VerifyError::Damaged(Damage {
+            kind: DamageKind::Inserted,
+            seq: first.and_then(|s| u64::try_from(s).ok()),
+            detail: "records of a chain that is not registered in audit_chains".into(),
+            location: Location::Chain { chain_id },
+        }));
+    }
+
+    let mut report = PgVerifyReport::default();
+    for (chain_id, alg) in registered {
+        report
+            .chains
+            .push(verify_chain(client, options, chain_id, &alg).await?);
+    }
+    Ok(report)
+}
+
+async fn verify_chain(
+    client: &Client,
+    options: &PgVerifyOptions,
+    chain_id: String,
+    alg: &str,
+) -> Result<VerifyReport, VerifyError> {
+    let chain_damage = |kind, detail: &str| {
+        VerifyError::Damaged(Damage {
+            kind,
+            seq: None,
+            location: Location::Chain {
+                chain_id: chain_id.clone(),
+            },
+            detail: detail.to_owned(),
+        })
+    };
+    let alg = match (ChainAlg::parse(alg), &options.key) {
+        (Some(ChainAlg::HmacSha256), None) => return Err(VerifyError::KeyRequired),
+        (Some(ChainAlg::Sha256), Some(_)) => {
+            return Err(chain_damage(
+                DamageKind::WrongKey,
+                "a key was given, but the chain is registered as not keyed (plain sha256)",
+            ));
+        }
+        (Some(alg), _) => alg,
+        (None, _) => {
+            return Err(chain_damage(
+                DamageKind::Malformed,
+                "the chain is registered with an unknown algorithm",
+            ));
+        }
+    };
+
+    let checkpoints = read_checkpoints(client, options, &chain_id).await?;
+    let keep = check::wanted_seqs(&checkpoints);
+
+    let statement = client
+        .prepare(
+            "SELECT seq, prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
+                    auth_method, target_type, target_id, source_ip, request_id, method, route, \
+                    status, duration_us, record::text \
+             FROM audit_events \
+             WHERE chain_id = $1 AND seq >= $2 AND (seq, id) > ($2, $3) \
+             ORDER BY seq, id LIMIT $4",
+        )
+        .await
+        .map_err(db("prepare the chain query"))?;
+
+    // The checker runs on the blocking pool and pulls pages as it goes, so
+    // that the hashing of one page overlaps the reading of the next, and it
+    // can look ahead (to name damage) without the reader knowing.
+    let (pages, mut incoming) = tokio::sync::mpsc::channel::<Vec<RawRow>>(PAGES_IN_FLIGHT);
+    let hashers = Hashers {
+        sha: ChainHasher::sha256(),
+        // Without a key, a record claiming hmac-sha256 in a sha256 chain is
+        // judged by its algorithm, which differs from the registered one,
+        // before its hash: any hasher does for it.
+        hmac: Some(options.key.as_ref().map_or_else(
+            || ChainHasher::hmac_bytes(Uuid::now_v7().as_bytes()),
+            ChainHasher::hmac,
+        )),
+    };
+    let key_given = options.key.is_some();
+    let id = chain_id.clone();
+    let checker = tokio::task::spawn_blocking(move || {
+        let input = ChainInput {
+            alg: Some(alg),
+            key_given,
+            chain_id: Some(&id),
+            starts_at_zero: true,
+            keep: &keep,
+        };
+        let mut report = VerifyReport::default();
+        let mut page = Vec::new().into_iter();
+        let entries = std::iter::from_fn(|| {
+            loop {
+                if let Some(row) = page.next() {
+                    return Some(row);
+                }
+                page = incoming.blocking_recv()?.into_iter();
+            }
+        })
+        .map(|row: RawRow| {
+            let seq = row.seq;
+            (row.into_entry(&hashers), seq)
+        });
+        let state = check_chain(entries, &input, &mut report, |&seq| Location::Row {
+            chain_id: id.clone(),
+            seq: u64::try_from(seq).unwrap_or(0),
+        })?;
+        Ok::<_, VerifyError>((report, state))
+    });
+
+    let mut after = (-1_i64, Uuid::nil());
+    let read = async {
+        loop {
+            let rows = client
+                .query(&statement, &[&chain_id, &after.0, &after.1, &PAGE_ROWS])
+                .await
+                .map_err(db("read the chain"))?;
+            let full = rows.len() as i64 == PAGE_ROWS;
+            let page = rows
+                .iter()
+                .map(RawRow::from_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db("read the chain"))?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = (last.seq, last.id);
+            // The checker stopped (damage found): nothing more to read.
+            if pages.send(page).await.is_err() || !full {
+                return Ok(());
+            }
+        }
+    };
+    let read: Result<(), VerifyError> = read.await;
+    drop(pages);
+    let checked = match checker.await {
+        Ok(result) => result,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    // A verdict on a chain that could not be read to its end is no verdict.
+    read?;
+    let (mut report, state) = checked?;
+    let ends = TrailEnds {
+        end: Location::Chain {
+            chain_id: chain_id.clone(),
+        },
+        start: Location::Chain { chain_id },
+    };
+    check::check_checkpoints(checkpoints, &state, &ends, &mut report)?;
+    Ok(report)
+}
+
+/// The checkpoints of a chain, in the order they were stored, each with its
+/// signature checked and its columns compared with its record.
+async fn read_checkpoints(
+    client: &Client,
+    options: &PgVerifyOptions,
+    chain_id: &str,
+) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
+    let signer = options
+        .checkpoint_key
+        .as_ref()
+        .or(options.key.as_ref())
+        .map(ChainHasher::hmac);
+    let rows = client
+        .query(
+            "SELECT id, seq, hash, record::text FROM audit_checkpoints \
+             WHERE chain_id = $1 ORDER BY id",
+            &[&chain_id],
+        )
+        .await
+        .map_err(db("read the checkpoints"))?;
+    let mut checkpoints = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get(0).map_err(db("read the checkpoints"))?;
+        let seq: i64 = row.try_get(1).map_err(db("read the checkpoints"))?;
+        let hash: String = row.try_get(2).map_err(db("read the checkpoints"))?;
+        let record: String = row.try_get(3).map_err(db("read the checkpoints"))?;
+        let location = Location::Checkpoint {
+            chain_id: chain_id.to_owned(),
+            id,
+        };
+        let parsed = check::parse_checkpoint(
+            serde_json::from_str(&record).ok(),
+            signer.as_ref(),
+            location.clone(),
+            format!("checkpoint {id}"),
+        )
+        .and_then(|cp| {
+            let agrees = cp.chain_id.as_deref() == Some(chain_id)
+                && cp.seq.and_then(|s| i64::try_from(s).ok()) == Some(seq)
+                && cp.hash.as_deref() == Some(hash.as_str());
+            if agrees {
+                Ok(cp)
+            } else {
+                Err(VerifyError::Damaged(Damage {
+                    kind: DamageKind::Modified,
+                    seq: u64::try_from(seq).ok(),
+                    location,
+                    detail: "the checkpoint's columns disagree with its signed record".into(),
+                }))
+            }
+        });
+        checkpoints.push(parsed);
+    }
+    Ok(checkpoints)
+}
+
+/// One row of `audit_events`, as read.
+struct RawRow {
+    seq: i64,
+    prev: String,
+    hash: String,
+    id: Uuid,
+    time: OffsetDateTime,
+    text: [(&'static str, Option<String>); 13],
+    status: Option<i32>,
+    duration_us: Option<i64>,
+    record: String,
+}
+
+/// The text columns and where their value is in the record.
+const TEXT_COLUMNS: [(&str, &str); 13] = [
+    ("action", "/action"),
+    ("category", "/category"),
+    ("outcome", "/outcome"),
+    ("reason", "/reason"),
+    ("actor", "/actor/subject"),
+    ("tenant", "/actor/tenant"),
+    ("auth_method", "/actor/auth_method"),
+    ("target_type", "/target/type"),
+    ("target_id", "/target/id"),
+    ("source_ip", "/source/ip"),
+    ("request_id", "/request/id"),
+    ("method", "/request/method"),
+    ("route", "/request/route"),
+];
+
+impl RawRow {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        let mut text: [(&'static str, Option<String>); 13] = Default::default();
+        for (i, (slot, (column, _))) in text.iter_mut().zip(TEXT_COLUMNS).enumerate() {
+            *slot = (column, row.try_get(5 + i)?);
+        }
+        Ok(Self {
+            seq: row.try_get(0)?,
+            prev: row.try_get(1)?,
+            hash: row.try_get(2)?,
+            id: row.try_get(3)?,
+            time: row.try_get(4)?,
+            text,
+            status: row.try_get(18)?,
+            duration_us: row.try_get(19)?,
+            record: row.try_get(20)?,
+        })
+    }
+
+    /// Parses and hashes the record, and compares the columns with it.
+    fn into_entry(self, hashers: &Hashers) -> Entry {
+        let garbage = Entry::Garbage {
+            len: self.record.len() as u64,
+            complete: true,
+        };
+        let Ok(value) = serde_json::from_str::<Value>(&self.record) else {
+            return garbage;
+        };
+        match parse_record(&value, None, hashers) {
+            Ok(Some(mut rec)) => {
+                rec.mismatch = self.mismatch(&value, &rec);
+                Entry::Record(rec)
+            }
+            // Not a chain record; a key is always given to parse_record here.
+            Ok(None) | Err(_) => garbage,
+        }
+    }
+
+    /// The first column that says something else than the record.
+    fn mismatch(&self, value: &Value, rec: &check::Rec) -> Option<String> {
+        let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
+        let int = |pointer: &str| value.pointer(pointer).and_then(Value::as_i64);
+        let column = if u64::try_from(self.seq).ok() != Some(rec.seq) {
+            Some("seq")
+        } else if self.prev != rec.prev {
+            Some("prev")
+        } else if self.hash != rec.stored {
+            Some("hash")
+        } else if text("/id").and_then(|s| Uuid::parse_str(s).ok()) != Some(self.id) {
+            Some("id")
+        } else if text("/time").and_then(|s| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        }) != Some(self.time)
+        {
+            Some("time")
+        } else if int("/request/status") != self.status.map(i64::from) {
+            Some("status")
+        } else if int("/request/duration_us") != self.duration_us {
+            Some("duration_us")
+        } else {
+            self.text
+                .iter()
+                .zip(TEXT_COLUMNS)
+                .find(|((_, column), (_, pointer))| column.as_deref() != text(pointer))
+                .map(|((name, _), _)| *name)
+        }?;
+        Some(format!(
+            "the {column} column says something else than the stored record"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_never_show_keys() {
+        let options = PgVerifyOptions::new()
+            .key(SecretString::from("chain-key-secret"))
+            .checkpoint_key(SecretString::from("cp-key-secret"))
+            .chain("c1");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("[REDACTED]") && shown.contains("c1"));
+    }
+
+    #[test]
+    fn report_sums_records() {
+        let mut report = PgVerifyReport::default();
+        for n in [3, 4] {
+            report.chains.push(VerifyReport {
+                records: n,
+                ..VerifyReport::default()
+            });
+        }
+        assert_eq!(report.records(), 7);
+    }
+}
