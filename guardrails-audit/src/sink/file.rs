@@ -447,39 +447,14 @@ impl JsonLinesSink {
 
     /// Appends the canonical line of `event` (with the next seq) to `buf`.
     fn encode(&mut self, buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), SinkError> {
-        /// `"hash":"<64 hex digits>",`
-        const MEMBER: usize = 8 + 64 + 2;
-        let start = buf.len();
-        let mut splice_at = 0;
-        let alg = self.hasher.alg().as_str();
-        let (id, seq, prev) = (&self.chain_id, self.next_seq, &self.last_hash);
-        let mut chain = |out: &mut Vec<u8>| {
-            out.extend_from_slice(b"\"chain\":{\"alg\":");
-            jcs::write_str(out, alg);
-            out.push(b',');
-            splice_at = out.len();
-            out.extend_from_slice(b"\"id\":");
-            jcs::write_str(out, id);
-            out.extend_from_slice(b",\"prev\":");
-            jcs::write_str(out, prev);
-            out.extend_from_slice(b",\"seq\":");
-            jcs::write_u64(out, seq);
-            out.push(b'}');
-        };
-        if let Err(error) = event.write_canonical(buf, Some(&mut chain)) {
-            buf.truncate(start);
-            return Err(error.into());
-        }
-        // Hash the record without `chain.hash`, then insert the member in
-        // place (it sorts between `alg` and `id`).
-        let hash = self.hasher.digest_hex_array(&buf[start..]);
-        let end = buf.len();
-        buf.resize(end + MEMBER, 0);
-        buf.copy_within(splice_at..end, splice_at + MEMBER);
-        let member = &mut buf[splice_at..splice_at + MEMBER];
-        member[..8].copy_from_slice(b"\"hash\":\"");
-        member[8..72].copy_from_slice(&hash);
-        member[72..].copy_from_slice(b"\",");
+        let hash = encode_record(
+            &self.hasher,
+            &self.chain_id,
+            self.next_seq,
+            &self.last_hash,
+            buf,
+            event,
+        )?;
         buf.push(b'\n');
         self.next_seq += 1;
         self.last_hash.clear();
@@ -623,6 +598,53 @@ impl JsonLinesSink {
         self.write_durably(&buf, true)?;
         self.checkpoint("shutdown")
     }
+}
+
+/// Appends the canonical record of `event` with the chain member
+/// (`alg`, `id`, `seq`, `prev` and the computed `hash`) to `buf`, without a
+/// line end, and returns the hash (lower-case hex). Shared by every chained
+/// sink, so that a record has the same bytes in a file and in a database.
+pub(crate) fn encode_record(
+    hasher: &ChainHasher,
+    chain_id: &str,
+    seq: u64,
+    prev: &str,
+    buf: &mut Vec<u8>,
+    event: &AuditEvent,
+) -> Result<[u8; 64], NotCanonical> {
+    /// `"hash":"<64 hex digits>",`
+    const MEMBER: usize = 8 + 64 + 2;
+    let start = buf.len();
+    let mut splice_at = 0;
+    let alg = hasher.alg().as_str();
+    let mut chain = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"\"chain\":{\"alg\":");
+        jcs::write_str(out, alg);
+        out.push(b',');
+        splice_at = out.len();
+        out.extend_from_slice(b"\"id\":");
+        jcs::write_str(out, chain_id);
+        out.extend_from_slice(b",\"prev\":");
+        jcs::write_str(out, prev);
+        out.extend_from_slice(b",\"seq\":");
+        jcs::write_u64(out, seq);
+        out.push(b'}');
+    };
+    if let Err(error) = event.write_canonical(buf, Some(&mut chain)) {
+        buf.truncate(start);
+        return Err(error);
+    }
+    // Hash the record without `chain.hash`, then insert the member in place
+    // (it sorts between `alg` and `id`).
+    let hash = hasher.digest_hex_array(&buf[start..]);
+    let end = buf.len();
+    buf.resize(end + MEMBER, 0);
+    buf.copy_within(splice_at..end, splice_at + MEMBER);
+    let member = &mut buf[splice_at..splice_at + MEMBER];
+    member[..8].copy_from_slice(b"\"hash\":\"");
+    member[8..72].copy_from_slice(&hash);
+    member[72..].copy_from_slice(b"\",");
+    Ok(hash)
 }
 
 /// A signed checkpoint line.

@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::AuditEvent;
 
 pub mod file;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 /// The future a sink returns: boxed once per batch.
 pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SinkError>> + Send + 'a>>;

@@ -104,3 +104,6 @@ pub fn python_with_rfc8785() -> Option<String> {
     );
     None
 }
+
+#[cfg(feature = "postgres")]
+pub mod pg;

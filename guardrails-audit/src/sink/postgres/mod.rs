@@ -1,0 +1,286 @@
+//! The PostgreSQL sink: one tamper-evident audit trail for many instances
+//! (feature `postgres`).
+//!
+//! - [`migrate`] creates and upgrades the schema (explicit, versioned,
+//!   idempotent).
+//! - [`PostgresSink`] writes the pipeline's batches into `audit_events`, in
+//!   the same hash-chain format as the JSON-lines file, with group commit,
+//!   retries and signed checkpoints.
+//! - [`record_in`] records an event inside the application's own
+//!   transaction (the outbox); the sink moves committed outbox rows into its
+//!   chain.
+//!
+//! ```no_run
+//! use guardrails_audit::sink::postgres::{PostgresSink, migrate};
+//! use guardrails_audit::{AuditLayer, AuditPipeline};
+//! use secrecy::SecretString;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Once per deployment, as the schema owner:
+//! let (mut owner, connection) =
+//!     tokio_postgres::connect("host=127.0.0.1 user=audit_owner dbname=app", tokio_postgres::NoTls).await?;
+//! tokio::spawn(connection);
+//! migrate(&mut owner).await?;
+//!
+//! // In every instance, as the writer role:
+//! let url = SecretString::from(std::env::var("AUDIT_DATABASE_URL")?);
+//! let sink = PostgresSink::builder(url)
+//!     .hmac_key(SecretString::from(std::env::var("AUDIT_HMAC_KEY")?))
+//!     .open()
+//!     .await?;
+//! let (auditor, guard) = AuditPipeline::builder().spawn(sink)?;
+//! let layer = AuditLayer::new(auditor);
+//! // ... serve with the layer, then:
+//! guard.shutdown(std::time::Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! `migrations/0001_audit_trail.sql`, applied by [`migrate`] and recorded in
+//! `guardrails_audit_migrations`:
+//!
+//! - `audit_chains (chain_id, alg, created_at, instance)`: every chain, so a
+//!   chain whose records were all removed is still known;
+//! - `audit_events`: the chain columns `chain_id`, `seq`, `prev`, `hash`
+//!   (`UNIQUE (chain_id, seq)`), the event's columns for queries (`id`,
+//!   `time`, `action`, `category`, `outcome`, `reason`, `actor`, `tenant`,
+//!   `auth_method`, `target_type`, `target_id`, `source_ip`, `request_id`,
+//!   `method`, `route`, `status`, `duration_us`) and `record`, the whole
+//!   record as `jsonb`: exactly the record that was hashed, with
+//!   `chain.hash`. Indexes by tenant and time, actor and time, time, and
+//!   request id;
+//! - `audit_checkpoints`: signed checkpoints, each `record` the same object
+//!   as a line of the file sink's checkpoint file;
+//! - `audit_outbox`: events recorded with [`record_in`], waiting for a sink.
+//!
+//! # Chains: one per writer
+//!
+//! Each sink appends to its own chain, so writers never wait on each other:
+//! by default a fresh UUIDv7 chain id every time a sink is built (a restarted
+//! instance starts a new chain; `audit_chains` lists them all). With
+//! [`PostgresSinkBuilder::chain_id`] an instance continues its chain across
+//! restarts: the sink reads the chain's head (the last record, which must
+//! verify with its key) and goes on from there. Never run two writers with
+//! the same chain id at once: their inserts collide on `(chain_id, seq)`; the
+//! sink detects it (a record at its seq with another hash), logs an error,
+//! counts `guardrails_audit_postgres_chain_conflicts_total` and retries after
+//! the other writer's record, so nothing is lost, but the two writers then
+//! serialize on one chain.
+//!
+//! # Delivery and idempotency
+//!
+//! Each batch is one transaction holding one multi-row insert
+//! (`INSERT … SELECT … FROM unnest(…) ON CONFLICT (chain_id, seq) DO
+//! NOTHING`, prepared once per connection), plus the outbox rows it relays
+//! and a checkpoint when one is due. The pipeline acknowledges a batch only
+//! after `COMMIT` returned; with `synchronous_commit` on (the server's
+//! default, checked at connect) a committed batch is on the server's disk,
+//! and the receipt says `durable: true`.
+//!
+//! When anything fails (connection lost, server restarting, a timeout) the
+//! sink drops the connection and retries the same batch with exponential
+//! backoff for at most [`PostgresSinkBuilder::retry_for`] (2 s by default):
+//! it reconnects, re-reads the chain head and first looks for the batch's
+//! first event: if a commit reached the server but its acknowledgement was
+//! lost, the batch is already there and is acknowledged as it is, otherwise
+//! it is chained again from the head (the same seqs) and inserted. Rows that
+//! already exist at a seq must have the same hash; a seq is never reused for
+//! other content. So a database restart neither loses nor duplicates an
+//! acknowledged event. When the retries are exhausted the batch fails, and
+//! the pipeline does what its mode says:
+//!
+//! | mode | with PostgreSQL |
+//! |---|---|
+//! | `BestEffort` | the request never waits; events of a failed batch are counted (`guardrails_audit_dropped_total{reason="sink_error"}`) and an in-band `audit.dropped {reason: "sink_error", count}` record is written as soon as the database accepts writes again |
+//! | `Blocking` | the response waits for the commit; a failed batch (after the retries) answers 500 |
+//! | `Strict` | the attempt record is committed before the handler runs; if it cannot be (after the retries), 503 and the handler does not run |
+//!
+//! A batch reported failed may in rare cases exist after all (the commit
+//! reached the server, then the server stayed unreachable until the retries
+//! were spent): the failure is then over-reported, never hidden.
+//!
+//! # What the table owner can still do
+//!
+//! The writer role (below) can only `INSERT` and `SELECT`; `UPDATE`,
+//! `DELETE` and `TRUNCATE` are not granted, and `BEFORE UPDATE OR DELETE`
+//! row triggers and `BEFORE TRUNCATE` statement triggers refuse them even for
+//! a role that has the privilege. The owner of the tables, and any
+//! superuser, can still drop the triggers, rewrite rows, or drop the tables:
+//! a database cannot protect data from its own administrators. That is why
+//! the records stay hash-chained (HMAC with a key the database never sees
+//! makes a rewrite detectable even for the owner) and why checkpoints exist:
+//! signed checkpoints make truncation and wholesale rewrites detectable up
+//! to the last checkpoint; for the strongest guarantee ship them elsewhere
+//! too (or have a job copy `audit_checkpoints` off the database).
+//!
+//! # The writer role
+//!
+//! Run [`migrate`] as the schema owner, then grant the writer only what it
+//! needs (`migrations/writer_role.sql`):
+//!
+//! ```sql
+//! CREATE ROLE audit_writer LOGIN PASSWORD '...';
+//! GRANT SELECT, INSERT ON audit_chains, audit_events, audit_checkpoints TO audit_writer;
+//! GRANT SELECT, INSERT, DELETE ON audit_outbox TO audit_writer;
+//! GRANT UPDATE (created_at) ON audit_outbox TO audit_writer; -- row locks only (a trigger refuses updates)
+//! -- an application that only records through the outbox:
+//! GRANT INSERT ON audit_outbox TO app_role;
+//! ```
+//!
+//! # The outbox
+//!
+//! [`record_in`] inserts the event (redacted, as the pipeline would) into
+//! `audit_outbox` through the caller's client or transaction: the event
+//! exists if and only if the caller's transaction commits — the only way to
+//! make "the change happened" and "the audit record exists" one fact.
+//! Before every batch and at every tick, a sink takes committed outbox rows
+//! (`SELECT … ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED`), chains them,
+//! inserts them into `audit_events` and deletes them from the outbox, in
+//! the same transaction: each row moves exactly once, and several sinks
+//! relay concurrently without waiting on each other. An outbox row that is
+//! not an audit record (written by hand) is replaced by an
+//! `audit.outbox_rejected` record keeping its text, never silently dropped.
+//! Outbox events get their chain position when relayed, so their `seq`
+//! order is relay order; their `time` is when they were recorded.
+//!
+//! # U+0000
+//!
+//! Neither `jsonb` nor `text` can hold the character U+0000. An event whose
+//! strings (fields, detail keys or values) contain it is stored with each
+//! U+0000 replaced by U+FFFD (the replacement character) **before** it is
+//! hashed, so the stored record verifies as stored; events without U+0000
+//! are not touched (a cheap scan of the canonical bytes decides). The same
+//! event in a JSON-lines file keeps its U+0000 (as `\u0000`).
+//!
+//! # TLS
+//!
+//! This version connects without TLS (`tokio_postgres::NoTls`): use it on
+//! loopback, a Unix socket, or a private network you trust, or put a
+//! TLS-terminating proxy next to the application. A connection string that
+//! asks for `sslmode=require` fails to connect instead of falling back to
+//! plain text.
+//!
+//! # Metrics and tracing
+//!
+//! Besides the pipeline's metrics (with `sink="postgres"`):
+//! `guardrails_audit_postgres_connects_total{result="ok"|"error"}`,
+//! `guardrails_audit_postgres_retries_total`,
+//! `guardrails_audit_postgres_chain_conflicts_total` and
+//! `guardrails_audit_postgres_outbox_relayed_total`. Warnings and errors go
+//! to target `audit` with the chain id; the connection string never appears
+//! in a log, an error or `Debug` output.
+
+mod encode;
+mod migrate;
+mod outbox;
+mod sink;
+
+pub use migrate::{MigrationReport, SCHEMA_VERSION, migrate};
+pub use outbox::{record_in, record_in_with};
+pub use sink::{ACTION_OUTBOX_REJECTED, PostgresSink, PostgresSinkBuilder};
+
+use crate::jcs::NotCanonical;
+use crate::sink::SinkError;
+
+/// A PostgreSQL operation of the audit trail failed.
+///
+/// No variant holds or prints the connection string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The configuration is invalid (the message never repeats the
+    /// connection string).
+    #[error("invalid PostgreSQL audit configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// The server refused or failed a statement, or the connection broke.
+    #[error("PostgreSQL audit {operation} failed: {}", describe(source))]
+    Database {
+        /// What was being done (`connect`, `insert events`, `commit`…).
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// An operation took longer than the configured I/O timeout.
+    #[error("PostgreSQL audit {operation} timed out")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+    },
+    /// The database records a schema version newer than this crate knows.
+    #[error("the audit schema is at version {found}, newer than version {known} of this crate")]
+    NewerSchema {
+        /// The version recorded in the database.
+        found: i32,
+        /// The newest version this crate knows.
+        known: i32,
+    },
+    /// The stored chain cannot be continued by this sink (another
+    /// algorithm, another key, a damaged last record).
+    #[error("the audit chain cannot be continued: {0}")]
+    Incompatible(&'static str),
+    /// Another writer appended a different record at this seq of the chain.
+    #[error("another writer appended record {seq} of this audit chain")]
+    ChainConflict {
+        /// The contested seq.
+        seq: u64,
+    },
+    /// A record has no canonical form.
+    #[error(transparent)]
+    NotCanonical(#[from] NotCanonical),
+    /// The sink has no connection (closed).
+    #[error("the PostgreSQL audit sink is closed")]
+    Closed,
+}
+
+impl PgError {
+    pub(crate) fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        move |source| Self::Database { operation, source }
+    }
+
+    /// Whether retrying (after reconnecting) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database { .. }
+                | Self::Timeout { .. }
+                | Self::ChainConflict { .. }
+                | Self::Closed
+        )
+    }
+
+    /// The server's SQLSTATE code, for a [`PgError::Database`] error that
+    /// the server reported.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Database { source, .. } => {
+                source.code().map(tokio_postgres::error::SqlState::code)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The driver's error with the server's message and SQLSTATE, without its
+/// `DETAIL` (which may quote row values).
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+impl From<PgError> for SinkError {
+    fn from(error: PgError) -> Self {
+        SinkError::Other(Box::new(error))
+    }
+}

@@ -1,0 +1,787 @@
+//! The PostgreSQL sink; see the [module documentation](super).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+
+use super::PgError;
+use super::encode::{Head, Rows};
+use crate::chain::{ChainHasher, ZERO_HASH, same_hash};
+use crate::event::{AuditEvent, Category, Outcome};
+use crate::sink::file::{ACTION_STOPPED, checkpoint_line};
+use crate::sink::{AuditSink, SinkError, SinkFuture, WriteReceipt};
+
+/// The action of the record that replaces an outbox row that is not an
+/// audit record (its text is kept in `details.record`).
+pub const ACTION_OUTBOX_REJECTED: &str = "audit.outbox_rejected";
+
+/// The longest outbox text kept in an `audit.outbox_rejected` record.
+const REJECTED_TEXT_CHARS: usize = 4096;
+
+const INSERT_EVENTS: &str = "INSERT INTO audit_events (chain_id, seq, prev, hash, id, time, action, \
+     category, outcome, reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
+     request_id, method, route, status, duration_us, record) \
+     SELECT $1, u.seq, u.prev, u.hash, u.id, u.time, u.action, u.category, u.outcome, u.reason, \
+     u.actor, u.tenant, u.auth_method, u.target_type, u.target_id, u.source_ip, u.request_id, \
+     u.method, u.route, u.status, u.duration_us, u.record::jsonb \
+     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::integer[], \
+     $21::bigint[], $22::text[]) \
+     AS u(seq, prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
+     auth_method, target_type, target_id, source_ip, request_id, method, route, status, \
+     duration_us, record) \
+     ON CONFLICT (chain_id, seq) DO NOTHING";
+
+const TAKE_OUTBOX: &str = "SELECT id, record::text FROM audit_outbox ORDER BY id LIMIT $1 \
+     FOR UPDATE SKIP LOCKED";
+
+/// Configuration of a [`PostgresSink`]; `Debug` never shows the connection
+/// string or a key.
+#[must_use]
+pub struct PostgresSinkBuilder {
+    conn: SecretString,
+    chain_id: Option<String>,
+    key: Option<SecretString>,
+    checkpoint_key: Option<SecretString>,
+    checkpoint_every_events: u64,
+    checkpoint_every: Duration,
+    retry_for: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    io_timeout: Duration,
+    outbox_limit: i64,
+    instance: Option<String>,
+}
+
+impl fmt::Debug for PostgresSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSinkBuilder")
+            .field("conn", &"[REDACTED]")
+            .field("chain_id", &self.chain_id)
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "checkpoint_key",
+                &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("checkpoint_every_events", &self.checkpoint_every_events)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("retry_for", &self.retry_for)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("io_timeout", &self.io_timeout)
+            .field("outbox_limit", &self.outbox_limit)
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+impl PostgresSinkBuilder {
+    /// Continues (or starts) the chain `id` instead of a fresh UUIDv7 chain
+    /// per [`build`](Self::build). Give each instance its own stable id
+    /// (`host-1`, a pod name) to continue its chain across restarts; never
+    /// give two running writers the same id (see the
+    /// [module documentation](super)). 1 to 200 characters, no U+0000.
+    pub fn chain_id(mut self, id: impl Into<String>) -> Self {
+        self.chain_id = Some(id.into());
+        self
+    }
+
+    /// Chains with HMAC-SHA-256 under `key` instead of plain SHA-256.
+    pub fn hmac_key(mut self, key: SecretString) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Chains with HMAC-SHA-256 when `key` is given.
+    pub fn maybe_hmac_key(mut self, key: Option<SecretString>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Signs checkpoints with this key (default: the chain key; unsigned,
+    /// `"sig_alg":"none"`, without any key).
+    pub fn checkpoint_key(mut self, key: SecretString) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// A checkpoint every `events` records and every `interval` (when
+    /// anything was written). Defaults: 1000 records, 60 seconds.
+    pub fn checkpoint_every(mut self, events: u64, interval: Duration) -> Self {
+        self.checkpoint_every_events = events.max(1);
+        self.checkpoint_every = interval;
+        self
+    }
+
+    /// How long a failed batch is retried (reconnecting, with exponential
+    /// backoff) before the sink reports it failed. Default 2 seconds: a
+    /// `Blocking` or `Strict` request waits at most about this long (plus
+    /// one [`io_timeout`](Self::io_timeout)) before it gets its 500 or 503.
+    pub fn retry_for(mut self, total: Duration) -> Self {
+        self.retry_for = total;
+        self
+    }
+
+    /// The first and the largest pause between retries (defaults 50 ms and
+    /// 1 s; each pause doubles).
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff_min = first.max(Duration::from_millis(1));
+        self.backoff_max = max.max(self.backoff_min);
+        self
+    }
+
+    /// The longest one attempt (connect, or one batch's transaction) may
+    /// take before it counts as failed. Default 5 seconds.
+    pub fn io_timeout(mut self, timeout: Duration) -> Self {
+        self.io_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many outbox rows one transaction moves into the chain (default
+    /// 1000); 0 turns the relay off for this sink.
+    pub fn outbox_relay(mut self, rows: usize) -> Self {
+        self.outbox_limit = i64::try_from(rows).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// The instance name recorded with the chain in `audit_chains`.
+    pub fn instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Checks the configuration and returns the sink, without connecting:
+    /// the sink connects on the pipeline's writer runtime at its first write
+    /// or tick.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::InvalidConfig`] for a connection string that does not
+    /// parse (the message never repeats it) or an invalid chain id.
+    pub fn build(self) -> Result<PostgresSink, PgError> {
+        let mut config = Config::from_str(self.conn.expose_secret())
+            .map_err(|_| PgError::InvalidConfig("the connection string does not parse"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.io_timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("guardrails-audit");
+        }
+        let chain_id = match self.chain_id {
+            Some(id) => {
+                let chars = id.chars().count();
+                if !(1..=200).contains(&chars) || id.contains('\0') {
+                    return Err(PgError::InvalidConfig(
+                        "a chain id has 1 to 200 characters and no U+0000",
+                    ));
+                }
+                id
+            }
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        let hasher = ChainHasher::new(self.key.as_ref());
+        let signer = match (&self.checkpoint_key, &self.key) {
+            (Some(k), _) | (None, Some(k)) => Some(ChainHasher::hmac(k)),
+            (None, None) => None,
+        };
+        Ok(PostgresSink {
+            config,
+            chain_id,
+            hasher,
+            signer,
+            instance: self.instance,
+            checkpoint_every_events: self.checkpoint_every_events,
+            checkpoint_every: self.checkpoint_every,
+            retry_for: self.retry_for,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            io_timeout: self.io_timeout,
+            outbox_limit: self.outbox_limit,
+            conn: None,
+            head: None,
+            uncertain: false,
+            durable: true,
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            last_failure: None,
+            stopped: false,
+            rows: Rows::default(),
+            scratch: Vec::with_capacity(4096),
+        })
+    }
+
+    /// [`build`](Self::build), then connects once on the current runtime to
+    /// check the server, the schema, the chain's algorithm and key
+    /// (registering the chain), and disconnects: configuration mistakes
+    /// surface at start-up rather than at the first event.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), plus [`PgError::Database`] or
+    /// [`PgError::Timeout`] when the server cannot be reached or the schema
+    /// is missing, and [`PgError::Incompatible`] when an existing chain of
+    /// this id uses another algorithm or does not verify with this key.
+    pub async fn open(self) -> Result<PostgresSink, PgError> {
+        let mut sink = self.build()?;
+        sink.ensure_ready().await?;
+        sink.conn = None;
+        sink.head = None;
+        Ok(sink)
+    }
+}
+
+/// One connection with its prepared statements; dropping it closes it.
+struct Conn {
+    client: Client,
+    insert: Statement,
+    take_outbox: Statement,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The PostgreSQL sink; see the [module documentation](super).
+pub struct PostgresSink {
+    config: Config,
+    chain_id: String,
+    hasher: ChainHasher,
+    signer: Option<ChainHasher>,
+    instance: Option<String>,
+    checkpoint_every_events: u64,
+    checkpoint_every: Duration,
+    retry_for: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    io_timeout: Duration,
+    outbox_limit: i64,
+    conn: Option<Conn>,
+    /// The chain head as committed; `None` until read from the database.
+    head: Option<Head>,
+    /// An attempt failed after its commit may have reached the server.
+    uncertain: bool,
+    durable: bool,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    last_failure: Option<Instant>,
+    stopped: bool,
+    rows: Rows,
+    scratch: Vec<u8>,
+}
+
+impl fmt::Debug for PostgresSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("chain_id", &self.chain_id)
+            .field("alg", &self.hasher.alg())
+            .field("next_seq", &self.head.as_ref().map(|h| h.next_seq))
+            .field("connected", &self.conn.is_some())
+            .field("retry_for", &self.retry_for)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one transaction wrote.
+struct Written {
+    /// The seq of the batch's first event.
+    first_seq: u64,
+}
+
+impl PostgresSink {
+    /// Configures a sink for the server at `conn`: a URL
+    /// (`postgresql://user:password@host:5432/db`) or a key-value string
+    /// (`host=… user=… password=… dbname=…`), kept secret.
+    pub fn builder(conn: SecretString) -> PostgresSinkBuilder {
+        PostgresSinkBuilder {
+            conn,
+            chain_id: None,
+            key: None,
+            checkpoint_key: None,
+            checkpoint_every_events: 1000,
+            checkpoint_every: Duration::from_secs(60),
+            retry_for: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(5),
+            outbox_limit: 1000,
+            instance: None,
+        }
+    }
+
+    /// The chain id this sink writes.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The seq the next record gets, when the head has been read.
+    pub fn next_seq(&self) -> Option<u64> {
+        self.head.as_ref().map(|h| h.next_seq)
+    }
+
+    fn reset(&mut self) {
+        self.conn = None;
+        self.head = None;
+        self.uncertain = true;
+        self.last_failure = Some(Instant::now());
+    }
+
+    /// Connects, registers the chain and reads its head, as needed.
+    async fn ensure_ready(&mut self) -> Result<(), PgError> {
+        if self.conn.is_none() {
+            let conn = tokio::time::timeout(self.io_timeout, self.connect())
+                .await
+                .map_err(|_| PgError::Timeout {
+                    operation: "connect",
+                })??;
+            self.conn = Some(conn);
+        }
+        if self.head.is_none() {
+            let head = tokio::time::timeout(self.io_timeout, self.read_head())
+                .await
+                .map_err(|_| PgError::Timeout {
+                    operation: "read chain head",
+                })??;
+            self.head = Some(head);
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self) -> Result<Conn, PgError> {
+        let (client, connection) = match self.config.connect(NoTls).await {
+            Ok(pair) => pair,
+            Err(error) => {
+                metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "error")
+                    .increment(1);
+                return Err(PgError::Database {
+                    operation: "connect",
+                    source: error,
+                });
+            }
+        };
+        metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "ok")
+            .increment(1);
+        let task = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(target: "audit", %error, "audit database connection ended");
+            }
+        });
+        let alg = self.hasher.alg().as_str();
+        client
+            .execute(
+                "INSERT INTO audit_chains (chain_id, alg, instance) VALUES ($1, $2, $3) \
+                 ON CONFLICT (chain_id) DO NOTHING",
+                &[&self.chain_id, &alg, &self.instance],
+            )
+            .await
+            .map_err(PgError::db("register chain"))?;
+        let stored: String = client
+            .query_one(
+                "SELECT alg FROM audit_chains WHERE chain_id = $1",
+                &[&self.chain_id],
+            )
+            .await
+            .map_err(PgError::db("read chain"))?
+            .get(0);
+        if stored != alg {
+            return Err(PgError::Incompatible(
+                "the chain is registered with another algorithm",
+            ));
+        }
+        let commit: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .map_err(PgError::db("read synchronous_commit"))?
+            .get(0);
+        self.durable = commit != "off";
+        let insert = client
+            .prepare(INSERT_EVENTS)
+            .await
+            .map_err(PgError::db("prepare insert"))?;
+        let take_outbox = client
+            .prepare(TAKE_OUTBOX)
+            .await
+            .map_err(PgError::db("prepare outbox"))?;
+        Ok(Conn {
+            client,
+            insert,
+            take_outbox,
+            task,
+        })
+    }
+
+    /// The committed head of the chain; its last record must verify with
+    /// this sink's key.
+    async fn read_head(&mut self) -> Result<Head, PgError> {
+        let conn = self.conn.as_ref().ok_or(PgError::Closed)?;
+        let row = conn
+            .client
+            .query_opt(
+                "SELECT seq, hash, record::text FROM audit_events WHERE chain_id = $1 \
+                 ORDER BY seq DESC LIMIT 1",
+                &[&self.chain_id],
+            )
+            .await
+            .map_err(PgError::db("read chain head"))?;
+        let Some(row) = row else {
+            return Ok(Head {
+                next_seq: 0,
+                hash: ZERO_HASH.to_owned(),
+            });
+        };
+        let seq: i64 = row.get(0);
+        let hash: String = row.get(1);
+        let record: String = row.get(2);
+        let record: Value = serde_json::from_str(&record)
+            .map_err(|_| PgError::Incompatible("the chain's last record is not JSON"))?;
+        let computed = self.hasher.hash_record(&record)?;
+        if !same_hash(&computed, &hash) {
+            return Err(PgError::Incompatible(
+                "the chain's last record does not verify with this key",
+            ));
+        }
+        Ok(Head {
+            next_seq: u64::try_from(seq).unwrap_or(0) + 1,
+            hash,
+        })
+    }
+
+    /// Writes `batch` (possibly empty) after the committed outbox rows, with
+    /// a checkpoint when one is due or `checkpoint` names a reason, in one
+    /// transaction; retried with backoff until `retry_for` is spent.
+    async fn write_retrying(
+        &mut self,
+        batch: &[AuditEvent],
+        checkpoint: Option<&'static str>,
+    ) -> Result<Written, PgError> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = self.backoff_min;
+        loop {
+            let result = match tokio::time::timeout(
+                self.io_timeout,
+                self.attempt(batch, checkpoint),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(PgError::Timeout {
+                    operation: "write batch",
+                }),
+            };
+            let error = match result {
+                Ok(written) => return Ok(written),
+                Err(error) => error,
+            };
+            self.reset();
+            if !error.is_retryable() || Instant::now() + pause > deadline {
+                return Err(error);
+            }
+            metrics::counter!("guardrails_audit_postgres_retries_total").increment(1);
+            tracing::warn!(
+                target: "audit",
+                chain_id = %self.chain_id,
+                %error,
+                retry_in_ms = pause.as_millis() as u64,
+                "audit database write failed; retrying"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.backoff_max);
+        }
+    }
+
+    async fn attempt(
+        &mut self,
+        batch: &[AuditEvent],
+        checkpoint: Option<&'static str>,
+    ) -> Result<Written, PgError> {
+        self.ensure_ready().await?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(PgError::Closed);
+        };
+        if self.uncertain {
+            // A previous attempt of this batch may have committed after
+            // all (the acknowledgement was lost): its first event is there.
+            if let Some(first) = batch.first() {
+                let found = conn
+                    .client
+                    .query_opt(
+                        "SELECT seq FROM audit_events WHERE id = $1 AND chain_id = $2",
+                        &[&first.id(), &self.chain_id],
+                    )
+                    .await
+                    .map_err(PgError::db("look for a committed batch"))?;
+                if let Some(row) = found {
+                    let seq: i64 = row.get(0);
+                    self.uncertain = false;
+                    return Ok(Written {
+                        first_seq: u64::try_from(seq).unwrap_or(0),
+                    });
+                }
+            }
+            self.uncertain = false;
+        }
+        let mut head = self.head.clone().ok_or(PgError::Closed)?;
+        let tx = conn
+            .client
+            .transaction()
+            .await
+            .map_err(PgError::db("begin"))?;
+        self.rows.clear();
+        let mut outbox_ids: Vec<i64> = Vec::new();
+        if self.outbox_limit > 0 {
+            let taken = tx
+                .query(&conn.take_outbox, &[&self.outbox_limit])
+                .await
+                .map_err(PgError::db("read outbox"))?;
+            for row in taken {
+                let id: i64 = row.get(0);
+                let text: String = row.get(1);
+                outbox_ids.push(id);
+                let parsed = match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(map)) => self
+                        .rows
+                        .push_record(&self.hasher, &self.chain_id, &mut head, map)
+                        .unwrap_or(false),
+                    _ => false,
+                };
+                if !parsed {
+                    let rejected = outbox_rejected(id, &text);
+                    self.rows.push_event(
+                        &self.hasher,
+                        &self.chain_id,
+                        &mut head,
+                        &rejected,
+                        &mut self.scratch,
+                    )?;
+                }
+            }
+        }
+        let relayed = self.rows.len();
+        let first_seq = head.next_seq;
+        for event in batch {
+            self.rows.push_event(
+                &self.hasher,
+                &self.chain_id,
+                &mut head,
+                event,
+                &mut self.scratch,
+            )?;
+        }
+        let written = self.rows.len();
+        if written > 0 {
+            insert_rows(&tx, &conn.insert, &self.chain_id, &self.rows).await?;
+        }
+        if !outbox_ids.is_empty() {
+            tx.execute(
+                "DELETE FROM audit_outbox WHERE id = ANY($1)",
+                &[&outbox_ids],
+            )
+            .await
+            .map_err(PgError::db("delete relayed outbox rows"))?;
+        }
+        let since = self.since_checkpoint + written as u64;
+        let reason = checkpoint.or_else(|| {
+            let interval = since > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_every;
+            if since >= self.checkpoint_every_events {
+                Some("count")
+            } else if interval {
+                Some("interval")
+            } else {
+                None
+            }
+        });
+        if let Some(reason) = reason
+            && head.next_seq > 0
+        {
+            let line = checkpoint_line(
+                self.signer.as_ref(),
+                &self.chain_id,
+                head.next_seq - 1,
+                &head.hash,
+                reason,
+            )?;
+            let record = String::from_utf8_lossy(&line);
+            let seq = i64::try_from(head.next_seq - 1).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO audit_checkpoints (chain_id, seq, hash, record) \
+                 VALUES ($1, $2, $3, $4::text::jsonb)",
+                &[&self.chain_id, &seq, &head.hash, &record.as_ref()],
+            )
+            .await
+            .map_err(PgError::db("write checkpoint"))?;
+        }
+        // From here on the outcome may be unknown until the head is read.
+        self.uncertain = true;
+        tx.commit().await.map_err(PgError::db("commit"))?;
+        self.uncertain = false;
+        self.head = Some(head);
+        if reason.is_some() {
+            self.since_checkpoint = 0;
+            self.last_checkpoint = Instant::now();
+        } else {
+            self.since_checkpoint = since;
+        }
+        if relayed > 0 {
+            metrics::counter!("guardrails_audit_postgres_outbox_relayed_total")
+                .increment(relayed as u64);
+        }
+        Ok(Written { first_seq })
+    }
+
+    async fn write_events(&mut self, batch: &[AuditEvent]) -> Result<WriteReceipt, SinkError> {
+        if self.stopped {
+            return Err(SinkError::Unavailable("the PostgreSQL sink is closed"));
+        }
+        let written = self.write_retrying(batch, None).await?;
+        Ok(WriteReceipt {
+            first_seq: Some(written.first_seq),
+            durable: self.durable,
+        })
+    }
+
+    async fn maintain(&mut self) -> Result<(), SinkError> {
+        if self.stopped {
+            return Ok(());
+        }
+        // While the server is away, try again at most every backoff_max:
+        // a tick must not hold the writer in connection attempts.
+        if self.conn.is_none()
+            && self
+                .last_failure
+                .is_some_and(|at| at.elapsed() < self.backoff_max)
+        {
+            return Ok(());
+        }
+        let result = match tokio::time::timeout(self.io_timeout, self.attempt(&[], None)).await {
+            Ok(result) => result,
+            Err(_) => Err(PgError::Timeout { operation: "tick" }),
+        };
+        if let Err(error) = result {
+            self.reset();
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), SinkError> {
+        if self.stopped {
+            return Ok(());
+        }
+        let event =
+            AuditEvent::new(ACTION_STOPPED, Category::System).with_outcome(Outcome::Success);
+        let result = self
+            .write_retrying(std::slice::from_ref(&event), Some("shutdown"))
+            .await;
+        self.stopped = true;
+        self.conn = None;
+        result.map(|_| ()).map_err(SinkError::from)
+    }
+}
+
+/// The record that takes the place of an outbox row that is not an audit
+/// record, so that the row leaves the outbox without being lost.
+fn outbox_rejected(id: i64, text: &str) -> AuditEvent {
+    let kept: String = text.chars().take(REJECTED_TEXT_CHARS).collect();
+    AuditEvent::new(ACTION_OUTBOX_REJECTED, Category::System)
+        .with_outcome(Outcome::Failure)
+        .with_reason("not_an_audit_record")
+        .with_detail("outbox_id", id)
+        .with_detail("record", kept)
+}
+
+/// One multi-row insert; rows that already exist must be identical (a
+/// retried batch), else another writer uses this chain id.
+async fn insert_rows(
+    tx: &Transaction<'_>,
+    insert: &Statement,
+    chain_id: &str,
+    rows: &Rows,
+) -> Result<(), PgError> {
+    let inserted = tx
+        .execute(
+            insert,
+            &[
+                &chain_id,
+                &rows.seq,
+                &rows.prev,
+                &rows.hash,
+                &rows.id,
+                &rows.time,
+                &rows.action,
+                &rows.category,
+                &rows.outcome,
+                &rows.reason,
+                &rows.actor,
+                &rows.tenant,
+                &rows.auth_method,
+                &rows.target_type,
+                &rows.target_id,
+                &rows.source_ip,
+                &rows.request_id,
+                &rows.method,
+                &rows.route,
+                &rows.status,
+                &rows.duration_us,
+                &rows.record,
+            ],
+        )
+        .await
+        .map_err(PgError::db("insert events"))?;
+    if inserted as usize == rows.len() {
+        return Ok(());
+    }
+    let (Some(first), Some(last)) = (rows.seq.first(), rows.seq.last()) else {
+        return Ok(());
+    };
+    let existing = tx
+        .query(
+            "SELECT seq, hash FROM audit_events WHERE chain_id = $1 AND seq BETWEEN $2 AND $3",
+            &[&chain_id, first, last],
+        )
+        .await
+        .map_err(PgError::db("compare existing records"))?;
+    for row in existing {
+        let seq: i64 = row.get(0);
+        let hash: String = row.get(1);
+        let index = usize::try_from(seq - first).unwrap_or(usize::MAX);
+        let ours = rows.hash.get(index).map(String::as_str).unwrap_or("");
+        if !same_hash(ours, &hash) {
+            metrics::counter!("guardrails_audit_postgres_chain_conflicts_total").increment(1);
+            tracing::error!(
+                target: "audit",
+                chain_id = %chain_id,
+                seq,
+                "another writer appends to this audit chain; give every writer its own chain id"
+            );
+            return Err(PgError::ChainConflict {
+                seq: u64::try_from(seq).unwrap_or(0),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl AuditSink for PostgresSink {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+        Box::pin(self.write_events(batch))
+    }
+
+    fn tick(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(self.maintain())
+    }
+
+    fn close(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(self.stop())
+    }
+}
