@@ -49,6 +49,9 @@ pub mod event;
 pub mod jcs;
 pub mod layer;
 pub mod pipeline;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod query;
 pub mod sink;
 pub mod verify;
 

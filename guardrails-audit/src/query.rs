@@ -1,0 +1,453 @@
+//! Reading the audit trail back from PostgreSQL (feature `postgres`): the
+//! queries an admin page runs, and whole chains for export.
+//!
+//! [`AuditQuery`] filters by tenant, actor, action, request id and a time
+//! range, and pages by `(time, id)`: each [`Page`] carries the
+//! [`Cursor`] of the next one, so that every matching record is returned
+//! exactly once, in `(time, id)` order, however many are appended meanwhile.
+//! Every value is a bind parameter; the SQL is made of fixed fragments only,
+//! and each filter combination uses one of the schema's indexes (tenant and
+//! time, actor and time, time). A page holds 1 to [`MAX_LIMIT`] records.
+//!
+//! [`read_chain`] and [`read_checkpoints`] read one chain in `seq` order and
+//! its checkpoints, as the `guardrails-audit export --chain` command does to
+//! write a file that the file verifier accepts.
+//!
+//! ```no_run
+//! use guardrails_audit::query::AuditQuery;
+//! use time::{Duration, OffsetDateTime};
+//!
+//! # async fn run(client: tokio_postgres::Client) -> Result<(), guardrails_audit::query::QueryError> {
+//! let mut query = AuditQuery::new()
+//!     .tenant("acme")
+//!     .action("invoice.delete")
+//!     .since(OffsetDateTime::now_utc() - Duration::days(7))
+//!     .limit(100);
+//! loop {
+//!     let page = query.fetch(&client).await?;
+//!     for event in &page.records {
+//!         println!("{} {} {:?}", event.time, event.action, event.actor);
+//!     }
+//!     match page.next {
+//!         Some(cursor) => query = query.after(cursor),
+//!         None => break,
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+/// The largest page.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// The page size when none is set.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// A query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The page size is outside `1..=MAX_LIMIT`.
+    #[error("the page size must be between 1 and {MAX_LIMIT}, not {limit}")]
+    InvalidLimit {
+        /// The size asked for.
+        limit: u32,
+    },
+    /// The database query failed (the error names no connection parameter).
+    #[error("audit query failed: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// A stored record is not JSON (cannot happen with `jsonb`).
+    #[error("a stored audit record is not JSON: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+/// The position after which the next page starts: the `(time, id)` of the
+/// last record of a page.
+///
+/// Its text form (`Display`, `FromStr`) is opaque and URL-safe, for an admin
+/// page's "next" link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    time: OffsetDateTime,
+    id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor after the record with this time and id.
+    pub fn new(time: OffsetDateTime, id: Uuid) -> Self {
+        Self { time, id }
+    }
+
+    /// The time of the last record of the page.
+    pub fn time(&self) -> OffsetDateTime {
+        self.time
+    }
+
+    /// The id of the last record of the page.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = self.time.unix_timestamp_nanos() / 1000;
+        write!(f, "{micros}_{}", self.id.simple())
+    }
+}
+
+/// A cursor's text form was not one.
+#[derive(Debug, thiserror::Error)]
+#[error("not an audit query cursor")]
+#[non_exhaustive]
+pub struct InvalidCursor;
+
+impl FromStr for Cursor {
+    type Err = InvalidCursor;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (micros, id) = s.split_once('_').ok_or(InvalidCursor)?;
+        let micros: i128 = micros.parse().map_err(|_| InvalidCursor)?;
+        let time =
+            OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| InvalidCursor)?;
+        let id = Uuid::try_parse(id).map_err(|_| InvalidCursor)?;
+        Ok(Self { time, id })
+    }
+}
+
+/// A stored audit record: its queryable columns and the whole record as it
+/// was hashed (with `chain`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StoredEvent {
+    /// The chain the record belongs to.
+    pub chain_id: String,
+    /// Its position in the chain.
+    pub seq: u64,
+    /// The event id.
+    pub id: Uuid,
+    /// When it happened.
+    pub time: OffsetDateTime,
+    /// The action (`http.request`, `invoice.delete`…).
+    pub action: String,
+    /// The category.
+    pub category: String,
+    /// The outcome.
+    pub outcome: String,
+    /// The outcome's reason code.
+    pub reason: Option<String>,
+    /// The actor's subject.
+    pub actor: Option<String>,
+    /// The actor's tenant.
+    pub tenant: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The HTTP status.
+    pub status: Option<i32>,
+    /// The whole record.
+    pub record: Value,
+}
+
+const COLUMNS: &str = "chain_id, seq, id, time, action, category, outcome, reason, actor, \
+                       tenant, request_id, status, record::text";
+
+impl StoredEvent {
+    fn from_row(row: &Row) -> Result<Self, QueryError> {
+        let seq: i64 = row.try_get(1)?;
+        let record: String = row.try_get(12)?;
+        Ok(Self {
+            chain_id: row.try_get(0)?,
+            seq: u64::try_from(seq).unwrap_or(0),
+            id: row.try_get(2)?,
+            time: row.try_get(3)?,
+            action: row.try_get(4)?,
+            category: row.try_get(5)?,
+            outcome: row.try_get(6)?,
+            reason: row.try_get(7)?,
+            actor: row.try_get(8)?,
+            tenant: row.try_get(9)?,
+            request_id: row.try_get(10)?,
+            status: row.try_get(11)?,
+            record: serde_json::from_str(&record)?,
+        })
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Page {
+    /// The records, in `(time, id)` order.
+    pub records: Vec<StoredEvent>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A filtered, paginated query; see the [module documentation](self).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct AuditQuery {
+    tenant: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    request_id: Option<String>,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    after: Option<Cursor>,
+    limit: u32,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AuditQuery {
+    /// Every record, [`DEFAULT_LIMIT`] per page.
+    pub fn new() -> Self {
+        Self {
+            tenant: None,
+            actor: None,
+            action: None,
+            request_id: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+
+    /// Only the records of this tenant (the actor's tenant).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Only the records of this actor (the subject).
+    pub fn actor(mut self, subject: impl Into<String>) -> Self {
+        self.actor = Some(subject.into());
+        self
+    }
+
+    /// Only the records of this action.
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
+
+    /// Only the records of this request.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Only the records at or after this time.
+    pub fn since(mut self, time: OffsetDateTime) -> Self {
+        self.since = Some(time);
+        self
+    }
+
+    /// Only the records before this time.
+    pub fn until(mut self, time: OffsetDateTime) -> Self {
+        self.until = Some(time);
+        self
+    }
+
+    /// The page after this cursor (from [`Page::next`]).
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
+    /// The page size, `1..=`[`MAX_LIMIT`] ([`fetch`](Self::fetch) refuses
+    /// others).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The SQL and its parameters: fixed fragments, numbered placeholders.
+    fn sql(&self) -> (String, Vec<&(dyn ToSql + Sync)>) {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE true");
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let filters: [(&str, Option<&(dyn ToSql + Sync)>); 6] = [
+            (" AND tenant = ?", self.tenant.as_ref().map(|v| v as _)),
+            (" AND actor = ?", self.actor.as_ref().map(|v| v as _)),
+            (" AND action = ?", self.action.as_ref().map(|v| v as _)),
+            (
+                " AND request_id = ?",
+                self.request_id.as_ref().map(|v| v as _),
+            ),
+            (" AND time >= ?", self.since.as_ref().map(|v| v as _)),
+            (" AND time < ?", self.until.as_ref().map(|v| v as _)),
+        ];
+        for (fragment, value) in filters {
+            if let Some(value) = value {
+                push(&mut sql, &mut params, fragment, value);
+            }
+        }
+        if let Some(after) = &self.after {
+            push(&mut sql, &mut params, " AND (time, id) > (?", &after.time);
+            push(&mut sql, &mut params, ", ?)", &after.id);
+        }
+        sql.push_str(" ORDER BY time, id LIMIT ");
+        // One more than a page, to know whether another page follows.
+        sql.push_str(&(i64::from(self.limit) + 1).to_string());
+        (sql, params)
+    }
+
+    /// Runs the query: one page.
+    ///
+    /// # Errors
+    ///
+    /// [`QueryError::InvalidLimit`] for a page size outside
+    /// `1..=`[`MAX_LIMIT`], [`QueryError::Database`] when the query fails.
+    pub async fn fetch(&self, client: &Client) -> Result<Page, QueryError> {
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            return Err(QueryError::InvalidLimit { limit: self.limit });
+        }
+        let (sql, params) = self.sql();
+        let rows = client.query(&sql, &params).await?;
+        let limit = self.limit as usize;
+        let more = rows.len() > limit;
+        let records = rows
+            .iter()
+            .take(limit)
+            .map(StoredEvent::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            records.last().map(|e| Cursor::new(e.time, e.id))
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+}
+
+/// Appends `fragment` with its `?` numbered as the next parameter.
+fn push<'a>(
+    sql: &mut String,
+    params: &mut Vec<&'a (dyn ToSql + Sync)>,
+    fragment: &str,
+    value: &'a (dyn ToSql + Sync),
+) {
+    params.push(value);
+    sql.push_str(&fragment.replace('?', &format!("${}", params.len())));
+}
+
+/// Up to `limit` (`1..=`[`MAX_LIMIT`]) records of one chain with
+/// `seq >= from_seq`, in `seq` order (then id, should a superuser have
+/// created duplicates).
+///
+/// # Errors
+///
+/// [`QueryError::InvalidLimit`], [`QueryError::Database`].
+pub async fn read_chain(
+    client: &Client,
+    chain_id: &str,
+    from_seq: u64,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, QueryError> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(QueryError::InvalidLimit { limit });
+    }
+    let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE chain_id = $1 AND seq >= $2 \
+                 ORDER BY seq, id LIMIT $3"
+            ),
+            &[&chain_id, &from, &i64::from(limit)],
+        )
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The checkpoints of one chain, in the order they were stored, as the
+/// signed objects of the checkpoint format.
+///
+/// # Errors
+///
+/// [`QueryError::Database`].
+pub async fn read_checkpoints(client: &Client, chain_id: &str) -> Result<Vec<Value>, QueryError> {
+    let rows = client
+        .query(
+            "SELECT record::text FROM audit_checkpoints WHERE chain_id = $1 ORDER BY id",
+            &[&chain_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok(serde_json::from_str(row.try_get::<_, &str>(0)?)?))
+        .collect()
+}
+
+/// The ids of the registered chains, in order.
+///
+/// # Errors
+///
+/// [`QueryError::Database`].
+pub async fn chain_ids(client: &Client) -> Result<Vec<String>, QueryError> {
+    let rows = client
+        .query("SELECT chain_id FROM audit_chains ORDER BY chain_id", &[])
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_is_fixed_fragments_with_numbered_parameters() {
+        let q = AuditQuery::new()
+            .tenant("t'; DROP TABLE audit_events; --")
+            .since(OffsetDateTime::UNIX_EPOCH)
+            .after(Cursor::new(OffsetDateTime::UNIX_EPOCH, Uuid::nil()))
+            .limit(10);
+        let (sql, params) = q.sql();
+        assert!(!sql.contains("DROP"), "{sql}");
+        assert!(
+            sql.ends_with(
+                "WHERE true AND tenant = $1 AND time >= $2 AND (time, id) > ($3, $4) ORDER BY time, id LIMIT 11"
+            ),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 4);
+        let q = AuditQuery::new().actor("a").action("b");
+        let (sql, params) = q.sql();
+        assert!(
+            sql.ends_with("WHERE true AND actor = $1 AND action = $2 ORDER BY time, id LIMIT 101"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 2);
+    }
+
+    #[test]
+    fn cursor_text_round_trips_and_rejects_garbage() {
+        let time = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap();
+        let cursor = Cursor::new(time, Uuid::now_v7());
+        let text = cursor.to_string();
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
+        for bad in [
+            "",
+            "x",
+            "1_",
+            "_0",
+            "1_zz",
+            "a_00000000000000000000000000000000",
+        ] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad}");
+        }
+    }
+}
