@@ -1,9 +1,29 @@
-//! `guardrails-audit`: verify a hash-chained JSON-lines audit trail.
+//! `guardrails-audit`: verify a hash-chained audit trail (a JSON-lines file,
+//! or the chains in PostgreSQL), and export records from PostgreSQL.
 //!
 //! ```text
 //! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F]
 //!                                [--checkpoint-key-file F] [--rotated]
+//! guardrails-audit verify --postgres [--chain ID] [--key-file F]
+//!                                [--checkpoint-key-file F] [--postgres-url-file F]
+//! guardrails-audit export [--chain ID [--checkpoints-out F]]
+//!                         [--tenant T] [--actor A] [--action A] [--request-id R]
+//!                         [--since RFC3339] [--until RFC3339]
+//!                         [--out F] [--postgres-url-file F]
 //! ```
+//!
+//! The PostgreSQL commands (built with the `postgres` feature) read the
+//! database URL from the `GUARDRAILS_AUDIT_POSTGRES_URL` environment variable
+//! or from the file named by `--postgres-url-file`, never from the command
+//! line (where other users of the machine could read it), and never print
+//! it: errors name the host at most. The connection is made without TLS:
+//! use a Unix socket, loopback or a trusted network.
+//!
+//! `export` writes one record per line, each the canonical JSON of the
+//! stored record (as the file sink writes it). `--chain ID` exports one
+//! whole chain in `seq` order (and `--checkpoints-out F` its checkpoints), a
+//! file that `guardrails-audit verify` accepts; otherwise the records that
+//! match the filters, in `(time, id)` order.
 //!
 //! Exit codes:
 //!
@@ -12,9 +32,11 @@
 //! - `1`: the trail is damaged; the first bad `seq` and the kind of damage
 //!   (`modified`, `inserted`, `deleted`, `reordered`, `truncated`,
 //!   `wrong_key`, `malformed`) are printed on standard error, and on standard
-//!   output as `damage=<kind> seq=<seq>`;
-//! - `2`: verification could not run (unreadable file or key, a keyed chain
-//!   without `--key-file`, bad arguments).
+//!   output as `damage=<kind> seq=<seq>` (with ` chain=<id>` for a database
+//!   chain);
+//! - `2`: verification (or export) could not run (unreadable file or key, a
+//!   keyed chain without `--key-file`, no database URL, a failed query, bad
+//!   arguments).
 //!
 //! Key files hold the key as text; one trailing newline is ignored.
 
@@ -45,8 +67,16 @@ struct Cli {
 enum Command {
     /// Verify a trail: exit 0 when whole, 1 when damaged, 2 when it cannot be verified.
     Verify {
-        /// The JSON-lines audit file.
-        file: PathBuf,
+        /// The JSON-lines audit file (not with --postgres).
+        #[arg(required_unless_present = "postgres")]
+        file: Option<PathBuf>,
+        /// Verify the chains stored in PostgreSQL instead of a file (URL from
+        /// GUARDRAILS_AUDIT_POSTGRES_URL or --postgres-url-file).
+        #[arg(long, conflicts_with_all = ["file", "checkpoints", "rotated"])]
+        postgres: bool,
+        /// With --postgres: only this chain (default: every chain).
+        #[arg(long, requires = "postgres")]
+        chain: Option<String>,
         /// A file holding the HMAC chain key.
         #[arg(long)]
         key_file: Option<PathBuf>,
@@ -59,7 +89,13 @@ enum Command {
         /// Also verify the rotated files `<FILE>.<20 digits>` as one chain.
         #[arg(long)]
         rotated: bool,
+        /// A file holding the PostgreSQL URL (instead of GUARDRAILS_AUDIT_POSTGRES_URL).
+        #[arg(long, requires = "postgres")]
+        postgres_url_file: Option<PathBuf>,
     },
+    /// Export records from PostgreSQL as JSON lines (URL from
+    /// GUARDRAILS_AUDIT_POSTGRES_URL or --postgres-url-file).
+    Export(ExportArgs),
     /// Test helper: write events in blocking mode, printing `ack <seq>` for
     /// each durable one.
     #[command(hide = true)]
@@ -72,6 +108,40 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: u64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// One whole chain in seq order (a file the verifier accepts); not with filters.
+    #[arg(long, conflicts_with_all = ["tenant", "actor", "action", "request_id", "since", "until"])]
+    chain: Option<String>,
+    /// With --chain: also write the chain's checkpoints to this file.
+    #[arg(long, requires = "chain")]
+    checkpoints_out: Option<PathBuf>,
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this actor (subject).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only this action.
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this request id.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Only records at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only records before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A file holding the PostgreSQL URL (instead of GUARDRAILS_AUDIT_POSTGRES_URL).
+    #[arg(long)]
+    postgres_url_file: Option<PathBuf>,
 }
 
 fn read_key(path: &Path) -> Result<SecretString, String> {
@@ -93,12 +163,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify {
+            postgres: true,
+            chain,
+            key_file,
+            checkpoint_key_file,
+            postgres_url_file,
+            ..
+        } => pg::verify(
+            chain,
+            key_file.as_deref(),
+            checkpoint_key_file.as_deref(),
+            postgres_url_file.as_deref(),
+        ),
+        Command::Verify {
             file,
             key_file,
             checkpoints,
             checkpoint_key_file,
             rotated,
-        } => run_verify(&file, key_file, checkpoints, checkpoint_key_file, rotated),
+            ..
+        } => match file {
+            Some(file) => run_verify(&file, key_file, checkpoints, checkpoint_key_file, rotated),
+            None => {
+                eprintln!("error: a FILE or --postgres is needed");
+                ExitCode::from(2)
+            }
+        },
+        Command::Export(args) => pg::export(&args),
         Command::WriteLoad {
             file,
             key_file,
@@ -106,6 +197,22 @@ fn main() -> ExitCode {
             concurrency,
         } => write_load(&file, key_file.as_deref(), count, concurrency),
     }
+}
+
+/// Prints a damage report and returns exit code 1.
+fn report_damage(damage: &guardrails_audit::Damage) -> ExitCode {
+    let chain = damage
+        .location
+        .chain_id()
+        .map(|id| format!(" chain={id}"))
+        .unwrap_or_default();
+    println!(
+        "damage={} seq={}{chain}",
+        damage.kind,
+        damage.seq.map_or("-".into(), |s| s.to_string())
+    );
+    eprintln!("error: audit trail damaged: {damage}");
+    ExitCode::from(1)
 }
 
 fn run_verify(
@@ -149,15 +256,7 @@ fn run_verify(
             }
             ExitCode::SUCCESS
         }
-        Err(VerifyError::Damaged(damage)) => {
-            println!(
-                "damage={} seq={}",
-                damage.kind,
-                damage.seq.map_or("-".into(), |s| s.to_string())
-            );
-            eprintln!("error: audit trail damaged: {damage}");
-            ExitCode::from(1)
-        }
+        Err(VerifyError::Damaged(damage)) => report_damage(&damage),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(2)
@@ -232,4 +331,280 @@ fn write_load(file: &Path, key_file: Option<&Path>, count: u64, concurrency: u64
             ExitCode::FAILURE
         }
     })
+}
+
+/// The PostgreSQL commands.
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::io::{BufWriter, Write};
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use guardrails_audit::VerifyError;
+    use guardrails_audit::query::{self, AuditQuery, MAX_LIMIT, QueryError};
+    use guardrails_audit::verify::{PgVerifyOptions, verify_postgres};
+    use secrecy::{ExposeSecret, SecretString};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    use tokio_postgres::config::Host;
+
+    use super::{ExportArgs, read_key, report_damage};
+
+    /// The variable that holds the database URL.
+    const URL_VAR: &str = "GUARDRAILS_AUDIT_POSTGRES_URL";
+
+    fn fail(message: impl std::fmt::Display) -> ExitCode {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    }
+
+    /// The URL from the file or the variable; never from the command line.
+    fn url(file: Option<&Path>) -> Result<SecretString, String> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            None => std::env::var(URL_VAR).map_err(|_| {
+                format!("no database URL: set {URL_VAR} or use --postgres-url-file")
+            })?,
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("the database URL is empty".into());
+        }
+        Ok(SecretString::from(text.to_owned()))
+    }
+
+    /// Connects; errors name the host at most, never the URL.
+    async fn connect(url: &SecretString) -> Result<tokio_postgres::Client, String> {
+        // The parser's messages may quote parts of the URL: not shown.
+        let config: tokio_postgres::Config = url
+            .expose_secret()
+            .parse()
+            .map_err(|_| "the database URL is not a valid PostgreSQL URL".to_owned())?;
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "the default host".to_owned(),
+        };
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL at {host}: {e}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                eprintln!("error: database connection: {error}");
+            }
+        });
+        Ok(client)
+    }
+
+    fn runtime() -> Result<tokio::runtime::Runtime, String> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn verify(
+        chain: Option<String>,
+        key_file: Option<&Path>,
+        checkpoint_key_file: Option<&Path>,
+        url_file: Option<&Path>,
+    ) -> ExitCode {
+        let mut options = PgVerifyOptions::new();
+        if let Some(chain) = chain {
+            options = options.chain(chain);
+        }
+        for (path, checkpoint) in [(key_file, false), (checkpoint_key_file, true)] {
+            if let Some(path) = path {
+                match read_key(path) {
+                    Ok(key) if checkpoint => options = options.checkpoint_key(key),
+                    Ok(key) => options = options.key(key),
+                    Err(message) => return fail(message),
+                }
+            }
+        }
+        let url = match url(url_file) {
+            Ok(url) => url,
+            Err(message) => return fail(message),
+        };
+        let runtime = match runtime() {
+            Ok(rt) => rt,
+            Err(message) => return fail(message),
+        };
+        runtime.block_on(async move {
+            let client = match connect(&url).await {
+                Ok(client) => client,
+                Err(message) => return fail(message),
+            };
+            match verify_postgres(&client, &options).await {
+                Ok(report) => {
+                    for chain in &report.chains {
+                        println!(
+                            "ok chain={} records={} last_seq={} checkpoints_checked={} cleanly_stopped={}",
+                            chain.chain_id.as_deref().unwrap_or("-"),
+                            chain.records,
+                            chain.last_seq.map_or("-".into(), |s| s.to_string()),
+                            chain.checkpoints_checked,
+                            chain.cleanly_stopped
+                        );
+                    }
+                    println!(
+                        "ok chains={} records={}",
+                        report.chains.len(),
+                        report.records()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(VerifyError::Damaged(damage)) => report_damage(&damage),
+                Err(error) => fail(error),
+            }
+        })
+    }
+
+    fn time_arg(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, String> {
+        value
+            .map(|v| {
+                OffsetDateTime::parse(v, &Rfc3339)
+                    .map_err(|_| format!("--{name} is not an RFC 3339 time: {v:?}"))
+            })
+            .transpose()
+    }
+
+    /// Writes `value` as one canonical JSON line.
+    fn write_line(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), String> {
+        let mut line =
+            guardrails_audit::jcs::to_vec(value).map_err(|e| format!("a stored record: {e}"))?;
+        line.push(b'\n');
+        out.write_all(&line).map_err(|e| format!("write: {e}"))
+    }
+
+    pub(super) fn export(args: &ExportArgs) -> ExitCode {
+        let (since, until) = match (
+            time_arg("since", args.since.as_deref()),
+            time_arg("until", args.until.as_deref()),
+        ) {
+            (Ok(since), Ok(until)) => (since, until),
+            (Err(message), _) | (_, Err(message)) => return fail(message),
+        };
+        let url = match url(args.postgres_url_file.as_deref()) {
+            Ok(url) => url,
+            Err(message) => return fail(message),
+        };
+        let mut out: Box<dyn Write> = match &args.out {
+            Some(path) => match std::fs::File::create(path) {
+                Ok(file) => Box::new(BufWriter::new(file)),
+                Err(e) => return fail(format!("cannot create {}: {e}", path.display())),
+            },
+            None => Box::new(BufWriter::new(std::io::stdout().lock())),
+        };
+        let runtime = match runtime() {
+            Ok(rt) => rt,
+            Err(message) => return fail(message),
+        };
+        let result = runtime.block_on(async {
+            let client = connect(&url).await?;
+            let db = |e: QueryError| e.to_string();
+            let mut count = 0_u64;
+            if let Some(chain) = &args.chain {
+                let mut from = 0;
+                loop {
+                    let page = query::read_chain(&client, chain, from, MAX_LIMIT)
+                        .await
+                        .map_err(db)?;
+                    for event in &page {
+                        write_line(&mut out, &event.record)?;
+                        count += 1;
+                    }
+                    match page.last() {
+                        Some(last) if page.len() == MAX_LIMIT as usize => from = last.seq + 1,
+                        _ => break,
+                    }
+                }
+                if count == 0 && !query::chain_ids(&client).await.map_err(db)?.contains(chain) {
+                    return Err(format!("no chain {chain:?} in the database"));
+                }
+                if let Some(path) = &args.checkpoints_out {
+                    let checkpoints = query::read_checkpoints(&client, chain).await.map_err(db)?;
+                    let mut file = std::fs::File::create(path)
+                        .map(BufWriter::new)
+                        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                    for checkpoint in &checkpoints {
+                        write_line(&mut file, checkpoint)?;
+                    }
+                    file.flush().map_err(|e| format!("write: {e}"))?;
+                }
+            } else {
+                let mut q = AuditQuery::new().limit(MAX_LIMIT);
+                let filters = [
+                    (
+                        &args.tenant,
+                        AuditQuery::tenant as fn(AuditQuery, String) -> AuditQuery,
+                    ),
+                    (&args.actor, AuditQuery::actor),
+                    (&args.action, AuditQuery::action),
+                    (&args.request_id, AuditQuery::request_id),
+                ];
+                for (value, filter) in filters {
+                    if let Some(value) = value {
+                        q = filter(q, value.clone());
+                    }
+                }
+                if let Some(since) = since {
+                    q = q.since(since);
+                }
+                if let Some(until) = until {
+                    q = q.until(until);
+                }
+                loop {
+                    let page = q.fetch(&client).await.map_err(db)?;
+                    for event in &page.records {
+                        write_line(&mut out, &event.record)?;
+                        count += 1;
+                    }
+                    match page.next {
+                        Some(cursor) => q = q.after(cursor),
+                        None => break,
+                    }
+                }
+            }
+            out.flush().map_err(|e| format!("write: {e}"))?;
+            Ok::<_, String>(count)
+        });
+        match result {
+            Ok(count) => {
+                eprintln!("exported {count} record(s)");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(message),
+        }
+    }
+}
+
+/// The PostgreSQL commands need the `postgres` feature.
+#[cfg(not(feature = "postgres"))]
+mod pg {
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use super::ExportArgs;
+
+    fn unavailable() -> ExitCode {
+        eprintln!("error: this guardrails-audit was built without the `postgres` feature");
+        ExitCode::from(2)
+    }
+
+    pub(super) fn verify(
+        _chain: Option<String>,
+        _key_file: Option<&Path>,
+        _checkpoint_key_file: Option<&Path>,
+        _url_file: Option<&Path>,
+    ) -> ExitCode {
+        unavailable()
+    }
+
+    pub(super) fn export(_args: &ExportArgs) -> ExitCode {
+        unavailable()
+    }
 }

@@ -1,0 +1,605 @@
+//! Verification from the database: every damage kind, caught and named with
+//! its chain and first bad seq; the CLI's exit codes; an exported chain
+//! verifies as a file.
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::pg::PgServer;
+use common::{KEY, awkward_events, key};
+use guardrails_audit::chain::ChainHasher;
+use guardrails_audit::sink::AuditSink;
+use guardrails_audit::sink::postgres::{PostgresSink, migrate};
+use guardrails_audit::verify::{Location, PgVerifyOptions, verify_postgres};
+use guardrails_audit::{DamageKind, VerifyError, VerifyOptions, verify};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio_postgres::Client;
+
+macro_rules! server {
+    () => {
+        match PgServer::start().await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+/// Writes `n` events in batches of 7 to a new chain (checkpoint every 5)
+/// and closes the sink; returns the chain id.
+async fn write_chain(pg: &PgServer, key: Option<SecretString>, n: usize) -> String {
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .maybe_hmac_key(key)
+        .checkpoint_every(5, Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
+    for batch in awkward_events(n).chunks(7) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    sink.chain_id().to_owned()
+}
+
+fn options(hmac: bool) -> PgVerifyOptions {
+    if hmac {
+        PgVerifyOptions::new().key(key())
+    } else {
+        PgVerifyOptions::new()
+    }
+}
+
+/// Runs `sql` as the superuser with the append-only triggers disabled.
+async fn tamper(admin: &Client, sql: &str, chain: &str) {
+    admin
+        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .await
+        .unwrap();
+    admin.execute(sql, &[&chain]).await.unwrap();
+    admin
+        .batch_execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        .await
+        .unwrap();
+}
+
+async fn damage(client: &Client, options: &PgVerifyOptions) -> (DamageKind, Option<u64>) {
+    let error = verify_postgres(client, options)
+        .await
+        .expect_err("damage must be detected");
+    let d = error
+        .damage()
+        .unwrap_or_else(|| panic!("not a damage: {error}"));
+    (d.kind, d.seq)
+}
+
+#[tokio::test]
+async fn a_chain_written_by_the_sink_verifies() {
+    let pg = server!();
+    let plain = write_chain(&pg, None, 20).await;
+    let admin = pg.admin().await;
+    let report = verify_postgres(&admin, &PgVerifyOptions::new().chain(&plain))
+        .await
+        .unwrap();
+    assert_eq!(report.chains.len(), 1);
+    let chain = &report.chains[0];
+    assert_eq!(chain.chain_id.as_deref(), Some(plain.as_str()));
+    // 20 events and the stop record.
+    assert_eq!(chain.records, 21);
+    assert_eq!((chain.first_seq, chain.last_seq), (Some(0), Some(20)));
+    assert!(chain.cleanly_stopped);
+    assert!(chain.checkpoints_checked >= 4, "{chain:?}");
+    // All chains at once: a second chain appears.
+    let second = write_chain(&pg, None, 3).await;
+    let report = verify_postgres(&admin, &PgVerifyOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.chains.len(), 2);
+    assert_eq!(report.records(), 21 + 4);
+    assert!(
+        report
+            .chains
+            .iter()
+            .any(|c| c.chain_id.as_deref() == Some(second.as_str()))
+    );
+    // A chain that does not exist.
+    assert!(matches!(
+        verify_postgres(&admin, &PgVerifyOptions::new().chain("nope")).await,
+        Err(VerifyError::UnknownChain { .. })
+    ));
+}
+
+#[tokio::test]
+async fn keyed_chain_needs_its_key() {
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 10).await;
+    let admin = pg.admin().await;
+    let report = verify_postgres(&admin, &options(true)).await.unwrap();
+    assert_eq!(report.records(), 11);
+    assert!(matches!(
+        verify_postgres(&admin, &PgVerifyOptions::new()).await,
+        Err(VerifyError::KeyRequired)
+    ));
+    let wrong = PgVerifyOptions::new().key(SecretString::from("not the key"));
+    let error = verify_postgres(&admin, &wrong).await.unwrap_err();
+    let d = error.damage().unwrap();
+    assert_eq!((d.kind, d.seq), (DamageKind::WrongKey, Some(0)));
+    assert_eq!(d.location.chain_id(), Some(chain.as_str()));
+    // The right chain key, a wrong checkpoint key.
+    let wrong_cp = options(true).checkpoint_key(SecretString::from("not the key"));
+    assert_eq!(damage(&admin, &wrong_cp).await.0, DamageKind::WrongKey);
+}
+
+#[tokio::test]
+async fn modified_record_jsonb() {
+    let pg = server!();
+    for hmac in [false, true] {
+        let chain = write_chain(&pg, hmac.then(key), 20).await;
+        let admin = pg.admin().await;
+        tamper(
+            &admin,
+            "UPDATE audit_events SET record = jsonb_set(record, '{target,id}', '\"inv_X\"') \
+             WHERE chain_id = $1 AND seq = 3",
+            &chain,
+        )
+        .await;
+        let error = verify_postgres(&admin, &options(hmac).chain(&chain))
+            .await
+            .unwrap_err();
+        let d = error.damage().unwrap();
+        assert_eq!((d.kind, d.seq), (DamageKind::Modified, Some(3)), "{d}");
+        assert_eq!(
+            d.location,
+            Location::Row {
+                chain_id: chain.clone(),
+                seq: 3
+            }
+        );
+        assert!(d.to_string().contains(&chain), "{d}");
+    }
+}
+
+#[tokio::test]
+async fn modified_record_rehashed_breaks_the_next_link() {
+    // SHA-256: whoever edits the jsonb can recompute its hash (and the hash
+    // column); the next record's link still names the old hash.
+    let pg = server!();
+    let chain = write_chain(&pg, None, 20).await;
+    let admin = pg.admin().await;
+    let row = admin
+        .query_one(
+            "SELECT record::text FROM audit_events WHERE chain_id = $1 AND seq = 6",
+            &[&chain],
+        )
+        .await
+        .unwrap();
+    let mut record: Value = serde_json::from_str(row.get(0)).unwrap();
+    record["target"]["id"] = Value::from("inv_forged");
+    record["chain"].as_object_mut().unwrap().remove("hash");
+    let hash = ChainHasher::sha256().hash_record(&record).unwrap();
+    record["chain"]["hash"] = Value::from(hash.clone());
+    admin
+        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "UPDATE audit_events SET record = $2::text::jsonb, hash = $3, target_id = 'inv_forged' \
+             WHERE chain_id = $1 AND seq = 6",
+            &[&chain, &record.to_string(), &hash],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        damage(&admin, &options(false)).await,
+        (DamageKind::Modified, Some(6))
+    );
+}
+
+#[tokio::test]
+async fn modified_column_only() {
+    let pg = server!();
+    for (column, sql) in [
+        (
+            "tenant",
+            "UPDATE audit_events SET tenant = 'other' WHERE chain_id = $1 AND seq = 4",
+        ),
+        (
+            "action",
+            "UPDATE audit_events SET action = 'test.other' WHERE chain_id = $1 AND seq = 4",
+        ),
+        (
+            "time",
+            "UPDATE audit_events SET time = time - interval '1 hour' WHERE chain_id = $1 AND seq = 4",
+        ),
+        (
+            "seq",
+            "UPDATE audit_events SET seq = 1000 WHERE chain_id = $1 AND seq = 25",
+        ),
+    ] {
+        let chain = write_chain(&pg, Some(key()), 25).await;
+        let admin = pg.admin().await;
+        tamper(&admin, sql, &chain).await;
+        let error = verify_postgres(&admin, &options(true).chain(&chain))
+            .await
+            .unwrap_err();
+        let d = error.damage().unwrap();
+        // The last row (the stop record) keeps its place: only its column lies.
+        let seq = if column == "seq" { 25 } else { 4 };
+        assert_eq!(
+            (d.kind, d.seq),
+            (DamageKind::Modified, Some(seq)),
+            "{column}: {d}"
+        );
+        assert!(d.detail.contains(column), "{column}: {d}");
+    }
+}
+
+#[tokio::test]
+async fn deleted_middle_row() {
+    let pg = server!();
+    for hmac in [false, true] {
+        let chain = write_chain(&pg, hmac.then(key), 20).await;
+        let admin = pg.admin().await;
+        tamper(
+            &admin,
+            "DELETE FROM audit_events WHERE chain_id = $1 AND seq IN (5, 6)",
+            &chain,
+        )
+        .await;
+        assert_eq!(
+            damage(&admin, &options(hmac).chain(&chain)).await,
+            (DamageKind::Deleted, Some(5))
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleted_tail_is_truncation_against_a_checkpoint() {
+    let pg = server!();
+    for hmac in [false, true] {
+        let chain = write_chain(&pg, hmac.then(key), 20).await;
+        let admin = pg.admin().await;
+        tamper(
+            &admin,
+            "DELETE FROM audit_events WHERE chain_id = $1 AND seq >= 12",
+            &chain,
+        )
+        .await;
+        let error = verify_postgres(&admin, &options(hmac).chain(&chain))
+            .await
+            .unwrap_err();
+        let d = error.damage().unwrap();
+        assert_eq!((d.kind, d.seq), (DamageKind::Truncated, Some(12)), "{d}");
+        assert_eq!(
+            d.location,
+            Location::Chain {
+                chain_id: chain.clone()
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_row_deleted_is_truncation_of_a_registered_chain() {
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 8).await;
+    let admin = pg.admin().await;
+    tamper(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1",
+        &chain,
+    )
+    .await;
+    assert_eq!(
+        damage(&admin, &options(true)).await,
+        (DamageKind::Truncated, Some(0))
+    );
+}
+
+#[tokio::test]
+async fn deleted_head_is_truncation_at_seq_0() {
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 12).await;
+    let admin = pg.admin().await;
+    tamper(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1 AND seq < 3",
+        &chain,
+    )
+    .await;
+    assert_eq!(
+        damage(&admin, &options(true)).await,
+        (DamageKind::Truncated, Some(0))
+    );
+}
+
+#[tokio::test]
+async fn swapped_seqs_are_reordered() {
+    let pg = server!();
+    for hmac in [false, true] {
+        let chain = write_chain(&pg, hmac.then(key), 20).await;
+        let admin = pg.admin().await;
+        // Three steps: the unique (chain_id, seq) is checked row by row.
+        for sql in [
+            "UPDATE audit_events SET seq = 1000000 WHERE chain_id = $1 AND seq = 8",
+            "UPDATE audit_events SET seq = 8 WHERE chain_id = $1 AND seq = 9",
+            "UPDATE audit_events SET seq = 9 WHERE chain_id = $1 AND seq = 1000000",
+        ] {
+            tamper(&admin, sql, &chain).await;
+        }
+        assert_eq!(
+            damage(&admin, &options(hmac).chain(&chain)).await,
+            (DamageKind::Reordered, Some(8))
+        );
+    }
+}
+
+#[tokio::test]
+async fn forged_row_is_inserted() {
+    // A forged record for seq 7, linked and hashed correctly (possible with
+    // SHA-256 only), next to the genuine one: the unique constraint had to
+    // be dropped first, which only the table owner can do.
+    let pg = server!();
+    let chain = write_chain(&pg, None, 20).await;
+    let admin = pg.admin().await;
+    admin
+        .batch_execute("ALTER TABLE audit_events DROP CONSTRAINT audit_events_chain_seq")
+        .await
+        .unwrap();
+    let row = admin
+        .query_one(
+            "SELECT record::text FROM audit_events WHERE chain_id = $1 AND seq = 7",
+            &[&chain],
+        )
+        .await
+        .unwrap();
+    let mut record: Value = serde_json::from_str(row.get(0)).unwrap();
+    let id = uuid::Uuid::now_v7().to_string();
+    record["id"] = Value::from(id.clone());
+    record["target"]["id"] = Value::from("inv_forged");
+    record["chain"].as_object_mut().unwrap().remove("hash");
+    let hash = ChainHasher::sha256().hash_record(&record).unwrap();
+    record["chain"]["hash"] = Value::from(hash.clone());
+    admin
+        .execute(
+            "INSERT INTO audit_events (chain_id, seq, prev, hash, id, time, action, category, \
+               outcome, reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
+               request_id, method, route, status, duration_us, record) \
+             SELECT chain_id, seq, prev, $3, $4::text::uuid, time, action, category, outcome, \
+               reason, actor, tenant, auth_method, target_type, 'inv_forged', source_ip, \
+               request_id, method, route, status, duration_us, $2::text::jsonb \
+             FROM audit_events WHERE chain_id = $1 AND seq = 7",
+            &[&chain, &record.to_string(), &hash, &id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        damage(&admin, &options(false)).await,
+        (DamageKind::Inserted, Some(7))
+    );
+}
+
+#[tokio::test]
+async fn rows_of_an_unregistered_chain_are_inserted() {
+    let pg = server!();
+    let chain = write_chain(&pg, None, 5).await;
+    let admin = pg.admin().await;
+    // Only with the foreign key's triggers off too (superuser).
+    admin
+        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER ALL")
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "INSERT INTO audit_events SELECT 'zz-unregistered', seq, prev, hash, \
+               gen_random_uuid(), time, action, category, outcome, reason, actor, tenant, \
+               auth_method, target_type, target_id, source_ip, request_id, method, route, \
+               status, duration_us, record FROM audit_events WHERE chain_id = $1 AND seq = 2",
+            &[&chain],
+        )
+        .await
+        .unwrap();
+    let error = verify_postgres(&admin, &PgVerifyOptions::new())
+        .await
+        .unwrap_err();
+    let d = error.damage().unwrap();
+    assert_eq!((d.kind, d.seq), (DamageKind::Inserted, Some(2)));
+    assert_eq!(d.location.chain_id(), Some("zz-unregistered"));
+}
+
+#[tokio::test]
+async fn a_large_chain_verifies_across_pages() {
+    // More rows than one page of the verifier (2000), and damage beyond
+    // the first page.
+    let pg = server!();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .hmac_key(key())
+        .open()
+        .await
+        .unwrap();
+    let events: Vec<_> = (0..4500_u64)
+        .map(|i| {
+            guardrails_audit::AuditEvent::new("test.bulk", guardrails_audit::Category::System)
+                .with_detail("i", i)
+        })
+        .collect();
+    for batch in events.chunks(500) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let chain = sink.chain_id().to_owned();
+    let report = verify_postgres(&admin, &options(true)).await.unwrap();
+    assert_eq!(report.records(), 4501);
+    tamper(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1 AND seq = 3001",
+        &chain,
+    )
+    .await;
+    assert_eq!(
+        damage(&admin, &options(true)).await,
+        (DamageKind::Deleted, Some(3001))
+    );
+}
+
+fn cli(args: &[&str], url: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guardrails-audit"));
+    command.args(args);
+    command.env_remove("GUARDRAILS_AUDIT_POSTGRES_URL");
+    if let Some(url) = url {
+        command.env("GUARDRAILS_AUDIT_POSTGRES_URL", url);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn cli_verify_exit_codes_and_secrets() {
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 20).await;
+    let writer_url = pg.create_writer_role().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+
+    // Whole, through the variable, as the writer role (SELECT is enough).
+    let (code, out, err) = cli(
+        &["verify", "--postgres", "--key-file", key_arg],
+        Some(&writer_url),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("ok chain={chain} records=21")),
+        "{out}"
+    );
+    assert!(out.contains("ok chains=1 records=21"), "{out}");
+
+    // Through a URL file, one chain.
+    let url_file = dir.path().join("url");
+    std::fs::write(&url_file, format!("{writer_url}\n")).unwrap();
+    let (code, out, _) = cli(
+        &[
+            "verify",
+            "--postgres",
+            "--chain",
+            &chain,
+            "--key-file",
+            key_arg,
+            "--postgres-url-file",
+            url_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // No URL at all, or an unreachable server: 2, and the password is
+    // never printed.
+    let (code, _, err) = cli(&["verify", "--postgres", "--key-file", key_arg], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("GUARDRAILS_AUDIT_POSTGRES_URL"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = format!("postgresql://someone:hunter2-secret@127.0.0.1:{port}/db");
+    let (code, out, err) = cli(
+        &["verify", "--postgres", "--key-file", key_arg],
+        Some(&unreachable),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(
+        !err.contains("hunter2") && !out.contains("hunter2"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &["verify", "--postgres", "--key-file", key_arg],
+        Some("postgresql://u:hunter2-secret@127.0.0.1:notaport/db"),
+    );
+    assert_eq!(code, 2);
+    assert!(!err.contains("hunter2"), "{err}");
+    let (code, _, err) = cli(&["verify", "--postgres"], Some(&writer_url));
+    assert_eq!(code, 2, "a keyed chain without a key");
+    assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
+
+    // Damaged.
+    let admin = pg.admin().await;
+    tamper(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1 AND seq = 5",
+        &chain,
+    )
+    .await;
+    let (code, out, err) = cli(
+        &["verify", "--postgres", "--key-file", key_arg],
+        Some(&writer_url),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out.trim(), format!("damage=deleted seq=5 chain={chain}"));
+    assert!(err.contains("deleted at seq 5"), "{err}");
+    assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn exported_chain_verifies_as_a_file() {
+    let pg = server!();
+    for hmac in [false, true] {
+        let chain = write_chain(&pg, hmac.then(key), 30).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.jsonl");
+        let checkpoints = dir.path().join("export.checkpoints");
+        let (code, _, err) = cli(
+            &[
+                "export",
+                "--chain",
+                &chain,
+                "--out",
+                file.to_str().unwrap(),
+                "--checkpoints-out",
+                checkpoints.to_str().unwrap(),
+            ],
+            Some(pg.admin_conn()),
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("exported 31 record(s)"), "{err}");
+        let file_options = VerifyOptions::new().checkpoints(&checkpoints);
+        let file_options = if hmac {
+            file_options.key(key())
+        } else {
+            file_options
+        };
+        let report = verify(&file, &file_options).unwrap();
+        assert_eq!(report.records, 31);
+        assert_eq!(report.chain_id.as_deref(), Some(chain.as_str()));
+        assert!(report.checkpoints_checked >= 5, "{report:?}");
+        assert!(report.cleanly_stopped);
+        // The same lines to standard output.
+        let (code, out, _) = cli(&["export", "--chain", &chain], Some(pg.admin_conn()));
+        assert_eq!(code, 0);
+        assert_eq!(out, std::fs::read_to_string(&file).unwrap());
+        // A cut export is caught by the file verifier against the checkpoints.
+        let lines: Vec<&str> = out.lines().take(17).collect();
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        assert_eq!(
+            verify(&file, &file_options)
+                .unwrap_err()
+                .damage()
+                .unwrap()
+                .kind,
+            DamageKind::Truncated
+        );
+    }
+}
