@@ -98,6 +98,13 @@ CREATE TRIGGER audit_checkpoints_no_truncate
     BEFORE TRUNCATE ON audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION guardrails_audit_append_only();
 
+-- Outbox rows may be inserted and, once relayed, deleted; never changed.
+-- (The writer holds a column UPDATE privilege only because row locks,
+-- SELECT ... FOR UPDATE SKIP LOCKED, require one.)
+CREATE TRIGGER audit_outbox_no_update
+    BEFORE UPDATE ON audit_outbox
+    FOR EACH ROW EXECUTE FUNCTION guardrails_audit_append_only();
+
 CREATE TRIGGER audit_chains_append_only
     BEFORE UPDATE OR DELETE ON audit_chains
     FOR EACH ROW EXECUTE FUNCTION guardrails_audit_append_only();

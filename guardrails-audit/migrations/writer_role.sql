@@ -9,6 +9,9 @@
 -- how the sink moves committed outbox rows into its chain.
 GRANT SELECT, INSERT ON audit_chains, audit_events, audit_checkpoints TO audit_writer;
 GRANT SELECT, INSERT, DELETE ON audit_outbox TO audit_writer;
+-- SELECT ... FOR UPDATE SKIP LOCKED (how several sinks share the outbox)
+-- needs an UPDATE privilege on some column; a trigger refuses every UPDATE.
+GRANT UPDATE (created_at) ON audit_outbox TO audit_writer;
 
 -- An application that only records through the outbox (record_in) needs:
 --   GRANT INSERT ON audit_outbox TO app_role;

@@ -5,8 +5,27 @@
 
 mod common;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
 use common::pg::PgServer;
-use guardrails_audit::sink::postgres::{SCHEMA_VERSION, migrate};
+use guardrails_audit::chain::{ChainHasher, ZERO_HASH};
+use guardrails_audit::sink::AuditSink;
+use guardrails_audit::sink::postgres::{PgError, PostgresSink, SCHEMA_VERSION, migrate, record_in};
+use guardrails_audit::{
+    AuditEvent, AuditLayer, AuditPipeline, Auditor, Category, DeliveryError, DeliveryMode, Outcome,
+    RoutePolicy,
+};
+use http::{Method, Request, StatusCode};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio_postgres::Client;
+use tower::ServiceExt;
+use uuid::Uuid;
 
 macro_rules! server {
     () => {
@@ -15,6 +34,66 @@ macro_rules! server {
             None => return,
         }
     };
+}
+
+/// A migrated database and a superuser client.
+async fn migrated(pg: &PgServer) -> Client {
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    admin
+}
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn event(i: usize) -> AuditEvent {
+    AuditEvent::new("test.event", Category::DataWrite)
+        .with_outcome(Outcome::Success)
+        .with_target("invoice", format!("inv_{i}"))
+        .with_detail("i", i as u64)
+}
+
+/// The records of a chain in seq order, checked: seqs from 0 without gaps,
+/// each `prev` the previous hash, each hash recomputed from the stored
+/// `jsonb` record, the chain columns equal to the record's chain member.
+async fn verified_chain(admin: &Client, chain_id: &str, hasher: &ChainHasher) -> Vec<Value> {
+    let rows = admin
+        .query(
+            "SELECT seq, prev, hash, id, record::text FROM audit_events WHERE chain_id = $1 ORDER BY seq",
+            &[&chain_id],
+        )
+        .await
+        .unwrap();
+    let mut prev = ZERO_HASH.to_owned();
+    let mut records = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let seq: i64 = row.get(0);
+        let row_prev: String = row.get(1);
+        let hash: String = row.get(2);
+        let id: Uuid = row.get(3);
+        let record: Value = serde_json::from_str(row.get::<_, &str>(4)).unwrap();
+        assert_eq!(seq, i as i64, "{chain_id}: seqs are contiguous from 0");
+        assert_eq!(row_prev, prev, "{chain_id}: prev of {seq}");
+        assert_eq!(record["chain"]["prev"], Value::from(prev.as_str()));
+        assert_eq!(record["chain"]["seq"], Value::from(seq));
+        assert_eq!(record["chain"]["id"], Value::from(chain_id));
+        assert_eq!(record["chain"]["alg"], Value::from(hasher.alg().as_str()));
+        assert_eq!(record["chain"]["hash"], Value::from(hash.as_str()));
+        assert_eq!(record["id"], Value::from(id.to_string()));
+        assert_eq!(
+            hasher.hash_record(&record).unwrap(),
+            hash,
+            "{chain_id}: hash of {seq}"
+        );
+        prev = hash;
+        records.push(record);
+    }
+    records
+}
+
+async fn count(admin: &Client, sql: &str) -> i64 {
+    admin.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test]
@@ -54,4 +133,677 @@ async fn migrate_twice_is_a_no_op() {
             .get(0);
         assert_eq!(n, 1, "{table}");
     }
+    // A database from a newer crate is refused.
+    admin
+        .execute(
+            "INSERT INTO guardrails_audit_migrations (version, name) VALUES ($1, 'future')",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let newer = migrate(&mut admin).await.unwrap_err();
+    assert!(
+        matches!(newer, PgError::NewerSchema { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{newer}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_once() {
+    let pg = server!();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut client = pg.admin().await;
+        tasks.push(tokio::spawn(async move {
+            migrate(&mut client).await.unwrap().applied
+        }));
+    }
+    let mut applied = Vec::new();
+    for task in tasks {
+        applied.extend(task.await.unwrap());
+    }
+    assert_eq!(applied, vec![1], "exactly one caller applied version 1");
+}
+
+#[tokio::test]
+async fn several_writers_concurrently_every_acknowledged_event_once() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    const WRITERS: usize = 3;
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 500;
+    let mut pipelines = Vec::new();
+    for w in 0..WRITERS {
+        let mut builder = PostgresSink::builder(secret(pg.admin_conn()));
+        if w == 1 {
+            builder = builder.hmac_key(secret("writer-1-chain-key"));
+        }
+        let sink = builder.open().await.unwrap();
+        let chain_id = sink.chain_id().to_owned();
+        let (auditor, guard) = AuditPipeline::builder().capacity(8192).spawn(sink).unwrap();
+        pipelines.push((chain_id, auditor, guard));
+    }
+    let chain_ids: HashSet<_> = pipelines.iter().map(|p| p.0.clone()).collect();
+    assert_eq!(chain_ids.len(), WRITERS, "each sink gets its own chain");
+
+    // Writer 0 blocking, writer 1 best effort, writer 2 mixed.
+    let mut tasks = Vec::new();
+    for (w, (_, auditor, _)) in pipelines.iter().enumerate() {
+        for t in 0..TASKS {
+            let auditor = auditor.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0..PER_TASK {
+                    let event = event(i);
+                    let id = event.id();
+                    let blocking = match w {
+                        0 => true,
+                        1 => false,
+                        _ => (i + t) % 2 == 0,
+                    };
+                    if blocking {
+                        auditor.record_durable(event).await.unwrap();
+                        acknowledged.push(id);
+                    } else if auditor.record(event).is_ok() {
+                        acknowledged.push(id);
+                    }
+                }
+                acknowledged
+            }));
+        }
+    }
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    for (_, _, guard) in pipelines {
+        let report = guard.shutdown(Duration::from_secs(30)).await;
+        assert!(report.is_complete(), "{report:?}");
+    }
+    assert!(acknowledged.len() >= WRITERS * TASKS * PER_TASK * 2 / 3);
+
+    let duplicates = count(
+        &admin,
+        "SELECT count(*) FROM (SELECT id FROM audit_events GROUP BY id HAVING count(*) > 1) d",
+    )
+    .await;
+    assert_eq!(duplicates, 0);
+    let rows = admin
+        .query("SELECT id FROM audit_events", &[])
+        .await
+        .unwrap();
+    let stored: HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .count();
+    assert_eq!(missing, 0, "every acknowledged event is stored");
+    for chain_id in &chain_ids {
+        let alg: String = admin
+            .query_one(
+                "SELECT alg FROM audit_chains WHERE chain_id = $1",
+                &[chain_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let hasher = if alg == "hmac-sha256" {
+            ChainHasher::hmac(&secret("writer-1-chain-key"))
+        } else {
+            ChainHasher::sha256()
+        };
+        let records = verified_chain(&admin, chain_id, &hasher).await;
+        assert_eq!(
+            records.last().unwrap()["action"],
+            "audit.stopped",
+            "closed cleanly"
+        );
+        let checkpoints = count(
+            &admin,
+            &format!("SELECT count(*) FROM audit_checkpoints WHERE chain_id = '{chain_id}'"),
+        )
+        .await;
+        assert!(checkpoints >= 2, "count checkpoints and the shutdown one");
+    }
+}
+
+/// Acknowledged ids of a load run against `auditor` until `stop` is set:
+/// blocking senders that keep count of failures, and best-effort ones.
+async fn load(
+    auditor: Auditor,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    blocking: bool,
+) -> (Vec<Uuid>, usize) {
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    let mut i = 0;
+    while !stop.load(Ordering::Acquire) {
+        let event = event(i);
+        let id = event.id();
+        i += 1;
+        if blocking {
+            match auditor.record_durable(event).await {
+                Ok(_) => acknowledged.push(id),
+                Err(DeliveryError::WriteFailed) => failed += 1,
+                Err(other) => panic!("{other}"),
+            }
+        } else {
+            if auditor.record(event).is_ok() {
+                acknowledged.push(id);
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    (acknowledged, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
+    let pg = server!();
+    if !pg.can_restart() {
+        eprintln!("SKIPPED: an external server cannot be restarted by the test");
+        return;
+    }
+    let admin = migrated(&pg).await;
+    drop(admin);
+    let sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("restart")
+        .retry_for(Duration::from_secs(10))
+        .open()
+        .await
+        .unwrap();
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(100_000)
+        .spawn(sink)
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for blocking in [true, true, true, false] {
+        tasks.push(tokio::spawn(load(
+            auditor.clone(),
+            Arc::clone(&stop),
+            blocking,
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = auditor.stats().written;
+    let restarter = {
+        let pg = &pg;
+        async move { tokio::task::block_in_place(|| pg.restart()) }
+    };
+    restarter.await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Release);
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    for task in tasks {
+        let (ids, f) = task.await.unwrap();
+        acknowledged.extend(ids);
+        failed += f;
+    }
+    let report = guard.shutdown(Duration::from_secs(30)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(before > 0, "the load ran before the restart");
+
+    let admin = pg.admin().await;
+    let records = verified_chain(&admin, "restart", &ChainHasher::sha256()).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for record in &records {
+        *seen
+            .entry(record["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "no record twice");
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !seen.contains_key(&id.to_string()))
+        .count();
+    assert_eq!(missing, 0, "every acknowledged event survived the restart");
+    assert!(
+        acknowledged.len() as u64 > before,
+        "writes resumed after the restart"
+    );
+    let dropped = records
+        .iter()
+        .filter(|r| r["action"] == "audit.dropped" && r["reason"] == "sink_error")
+        .count();
+    if failed > 0 {
+        assert!(dropped > 0, "a loss is reported in-band");
+    }
+    eprintln!(
+        "restart: {} acknowledged, {failed} failed, {} records",
+        acknowledged.len(),
+        records.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_requests_during_an_outage_get_503_and_skip_the_handler() {
+    let pg = server!();
+    if !pg.can_restart() {
+        eprintln!("SKIPPED: an external server cannot be stopped by the test");
+        return;
+    }
+    drop(migrated(&pg).await);
+    let sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("strict")
+        .retry_for(Duration::from_millis(300))
+        .io_timeout(Duration::from_secs(2))
+        .open()
+        .await
+        .unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let flusher = auditor.clone();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler_calls = Arc::clone(&calls);
+    let app = Router::new()
+        .route(
+            "/v1/things/{id}",
+            axum::routing::delete(move || {
+                let calls = Arc::clone(&handler_calls);
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    "deleted"
+                }
+            }),
+        )
+        .layer(
+            AuditLayer::new(auditor).policy(
+                RoutePolicy::new()
+                    .method(Method::DELETE)
+                    .mode(DeliveryMode::Strict),
+            ),
+        );
+    let delete = |app: &Router| {
+        let app = app.clone();
+        async move {
+            app.oneshot(
+                Request::delete("/v1/things/t1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        }
+    };
+    assert_eq!(delete(&app).await, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The completion record is not waited for: write it before the outage.
+    flusher.flush().await.unwrap();
+
+    tokio::task::block_in_place(|| pg.stop());
+    assert_eq!(delete(&app).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the handler did not run without its attempt record"
+    );
+
+    tokio::task::block_in_place(|| pg.start_again());
+    assert_eq!(delete(&app).await, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let report = guard.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.failed, 1, "the refused attempt record: {report:?}");
+    assert!(report.sink_closed && report.unflushed == 0, "{report:?}");
+
+    let admin = pg.admin().await;
+    let records = verified_chain(&admin, "strict", &ChainHasher::sha256()).await;
+    let summary: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["stage"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let dropped: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "audit.dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{summary:?}");
+    assert_eq!(dropped[0]["reason"], "sink_error");
+    assert_eq!(
+        dropped[0]["details"]["count"], 1,
+        "the refused attempt record"
+    );
+    let received = records
+        .iter()
+        .filter(|r| r["action"] == "http.request" && r["stage"] == "received")
+        .count();
+    assert_eq!(received, 2, "{summary:?}");
+}
+
+#[tokio::test]
+async fn the_writer_role_cannot_change_or_remove_records() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let writer_url = pg.create_writer_role().await;
+
+    // The sink works with the writer's privileges, outbox relay included.
+    let sink = PostgresSink::builder(secret(&writer_url))
+        .chain_id("writer")
+        .checkpoint_every(2, Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    record_in(&admin, &event(100)).await.unwrap();
+    for i in 0..3 {
+        auditor.record_durable(event(i)).await.unwrap();
+    }
+    assert!(guard.shutdown(Duration::from_secs(10)).await.is_complete());
+    let records = verified_chain(&admin, "writer", &ChainHasher::sha256()).await;
+    assert_eq!(records.len(), 5, "outbox event, 3 events, audit.stopped");
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
+
+    let writer = common::pg::connect(&writer_url).await.unwrap();
+    let statements = [
+        "UPDATE audit_events SET action = 'forged'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE audit_checkpoints SET hash = 'x'",
+        "DELETE FROM audit_checkpoints",
+        "TRUNCATE audit_checkpoints",
+        "UPDATE audit_chains SET alg = 'sha256'",
+        "DELETE FROM audit_chains",
+        "TRUNCATE audit_chains",
+        "UPDATE audit_outbox SET record = '{}'",
+    ];
+    for sql in statements {
+        let error = writer.batch_execute(sql).await.unwrap_err();
+        let db = error.as_db_error().unwrap();
+        assert_eq!(db.code().code(), "42501", "{sql}: {}", db.message());
+        assert!(
+            db.message().contains("permission denied"),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+    // INSERT works (a hand-made record in the outbox becomes an
+    // `audit.outbox_rejected` record when relayed).
+    let inserted = writer
+        .execute(
+            "INSERT INTO audit_outbox (record) VALUES ('{}'::jsonb)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+    // Even with the privileges, the triggers refuse.
+    admin
+        .batch_execute(
+            "GRANT UPDATE, DELETE, TRUNCATE ON audit_events, audit_checkpoints, audit_chains, audit_outbox TO audit_writer",
+        )
+        .await
+        .unwrap();
+    for sql in statements {
+        let error = writer.batch_execute(sql).await.unwrap_err();
+        let db = error.as_db_error().unwrap();
+        // TRUNCATE of a referenced table meets the foreign key first.
+        assert!(
+            db.message().contains("append-only") || db.message().contains("foreign key"),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM audit_events").await,
+        5,
+        "nothing changed"
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 1);
+}
+
+#[tokio::test]
+async fn outbox_events_exist_only_when_their_transaction_commits() {
+    let pg = server!();
+    let mut admin = migrated(&pg).await;
+    admin
+        .batch_execute("CREATE TABLE invoices (id text PRIMARY KEY)")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("INSERT INTO invoices VALUES ('inv_1'), ('inv_2')")
+        .await
+        .unwrap();
+
+    let rolled_back = AuditEvent::new("invoice.delete", Category::DataWrite)
+        .with_target("invoice", "inv_1")
+        .with_detail("password", "hunter2");
+    let tx = admin.transaction().await.unwrap();
+    tx.execute("DELETE FROM invoices WHERE id = 'inv_1'", &[])
+        .await
+        .unwrap();
+    record_in(&tx, &rolled_back).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    let committed = AuditEvent::new("invoice.delete", Category::DataWrite)
+        .with_outcome(Outcome::Success)
+        .with_target("invoice", "inv_2")
+        .with_detail("password", "hunter2");
+    let tx = admin.transaction().await.unwrap();
+    tx.execute("DELETE FROM invoices WHERE id = 'inv_2'", &[])
+        .await
+        .unwrap();
+    record_in(&tx, &committed).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 1);
+
+    // Two sinks relay concurrently: the row moves exactly once.
+    let mut guards = Vec::new();
+    let mut auditors = Vec::new();
+    for name in ["relay-a", "relay-b"] {
+        let sink = PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id(name)
+            .open()
+            .await
+            .unwrap();
+        let (auditor, guard) = AuditPipeline::builder()
+            .tick(Duration::from_millis(20))
+            .spawn(sink)
+            .unwrap();
+        auditors.push(auditor);
+        guards.push(guard);
+    }
+    // The relay runs at ticks (and before batches).
+    let mut waited = Duration::ZERO;
+    while count(&admin, "SELECT count(*) FROM audit_outbox").await > 0 {
+        assert!(
+            waited < Duration::from_secs(10),
+            "the outbox was not relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    for guard in guards {
+        assert!(guard.shutdown(Duration::from_secs(10)).await.is_complete());
+    }
+    let mut found = Vec::new();
+    for chain in ["relay-a", "relay-b"] {
+        for record in verified_chain(&admin, chain, &ChainHasher::sha256()).await {
+            if record["action"] == "invoice.delete" {
+                found.push(record);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "exactly once");
+    assert_eq!(found[0]["id"], committed.id().to_string());
+    assert_eq!(found[0]["target"]["id"], "inv_2");
+    assert_eq!(found[0]["details"]["password"], "[REDACTED]");
+    let rolled = count(
+        &admin,
+        &format!(
+            "SELECT count(*) FROM audit_events WHERE id = '{}'",
+            rolled_back.id()
+        ),
+    )
+    .await;
+    assert_eq!(rolled, 0, "the rolled-back event never appears");
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
+    let (target_id, tenant): (Option<String>, Option<String>) = {
+        let row = admin
+            .query_one(
+                "SELECT target_id, tenant FROM audit_events WHERE action = 'invoice.delete'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(target_id.as_deref(), Some("inv_2"));
+    assert_eq!(tenant, None);
+}
+
+#[tokio::test]
+async fn an_outbox_row_that_is_not_a_record_is_kept_as_evidence() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    admin
+        .batch_execute(r#"INSERT INTO audit_outbox (record) VALUES ('{"not": "an event"}')"#)
+        .await
+        .unwrap();
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("rejects")
+        .build()
+        .unwrap();
+    sink.write_batch(&[event(1)]).await.unwrap();
+    sink.close().await.unwrap();
+    let records = verified_chain(&admin, "rejects", &ChainHasher::sha256()).await;
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["audit.outbox_rejected", "test.event", "audit.stopped"]
+    );
+    assert_eq!(records[0]["details"]["record"], r#"{"not": "an event"}"#);
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
+}
+
+#[tokio::test]
+async fn nul_characters_are_stored_as_replacement_characters() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("nul")
+        .build()
+        .unwrap();
+    let with_nul = AuditEvent::new("test.nul", Category::System)
+        .with_reason("a\0b")
+        .with_detail("k\0", "v\0")
+        .with_detail("escaped", "back\\u0000slash");
+    let plain = event(2);
+    let receipt = sink
+        .write_batch(&[with_nul.clone(), plain.clone()])
+        .await
+        .unwrap();
+    assert_eq!(receipt.first_seq, Some(0));
+    assert!(receipt.durable);
+    // The record is found by its id, its strings carry U+FFFD, it verifies.
+    let records = verified_chain(&admin, "nul", &ChainHasher::sha256()).await;
+    assert_eq!(records[0]["id"], with_nul.id().to_string());
+    assert_eq!(records[0]["reason"], "a\u{FFFD}b");
+    assert_eq!(records[0]["details"]["k\u{FFFD}"], "v\u{FFFD}");
+    assert_eq!(records[0]["details"]["escaped"], "back\\u0000slash");
+    let reason: String = admin
+        .query_one(
+            "SELECT reason FROM audit_events WHERE chain_id = 'nul' AND seq = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "a\u{FFFD}b");
+    // An event without U+0000 is stored byte for byte as the file sink
+    // writes it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jsonl");
+    let mut file = guardrails_audit::sink::file::JsonLinesSink::builder(&path)
+        .open()
+        .unwrap();
+    file.write_batch(&[plain]).await.unwrap();
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut ours = records[1].clone();
+    let mut theirs = line;
+    for v in [&mut ours, &mut theirs] {
+        v.as_object_mut().unwrap().remove("chain");
+    }
+    assert_eq!(ours, theirs);
+    sink.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stable_chain_id_continues_its_chain_and_a_wrong_key_is_refused() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    for round in 0..2 {
+        let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("stable")
+            .hmac_key(secret("stable-key"))
+            .open()
+            .await
+            .unwrap();
+        let receipt = sink.write_batch(&[event(round)]).await.unwrap();
+        assert_eq!(receipt.first_seq, Some(round as u64 * 2));
+        sink.close().await.unwrap();
+    }
+    let records = verified_chain(&admin, "stable", &ChainHasher::hmac(&secret("stable-key"))).await;
+    assert_eq!(records.len(), 4);
+    let wrong_key = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("stable")
+        .hmac_key(secret("another-key"))
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong_key, PgError::Incompatible(_)), "{wrong_key}");
+    let wrong_alg = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("stable")
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong_alg, PgError::Incompatible(_)), "{wrong_alg}");
+}
+
+#[tokio::test]
+async fn debug_and_errors_never_show_the_password() {
+    let password = "s3cret-pa55word-in-the-url";
+    let url = format!("postgresql://audit_writer:{password}@127.0.0.1:1/audit?connect_timeout=1");
+    let builder = PostgresSink::builder(secret(&url))
+        .hmac_key(secret("chain-key-value"))
+        .checkpoint_key(secret("checkpoint-key-value"));
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains(password), "{shown}");
+    assert!(!shown.contains("chain-key-value"), "{shown}");
+    assert!(!shown.contains("checkpoint-key-value"), "{shown}");
+    assert!(shown.contains("[REDACTED]"));
+    let sink = builder.build().unwrap();
+    let shown = format!("{sink:?}");
+    assert!(!shown.contains(password), "{shown}");
+    assert!(!shown.contains("127.0.0.1"), "{shown}");
+    // Nothing listens on port 1: the error says so without the URL.
+    let error = PostgresSink::builder(secret(&url))
+        .retry_for(Duration::ZERO)
+        .open()
+        .await
+        .unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains(password), "{text}");
+    let bad = PostgresSink::builder(secret(&format!(
+        "postgresql://u:{password}@host:notaport/db"
+    )))
+    .build()
+    .unwrap_err();
+    let text = format!("{bad} {bad:?}");
+    assert!(!text.contains(password), "{text}");
+    assert!(matches!(bad, PgError::InvalidConfig(_)));
 }

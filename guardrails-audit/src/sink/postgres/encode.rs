@@ -371,7 +371,7 @@ mod tests {
         let plain = AuditEvent::new("a.b", Category::System).with_detail("k", "back\\u0000slash");
         assert!(!has_nul(&plain), "an escaped backslash is not a NUL");
         let event = AuditEvent::new("a.b", Category::System)
-            .with_target("t\0", "i\0d")
+            .with_reason("r\0n")
             .with_request(RequestInfo {
                 path: Some("/p\0".into()),
                 ..RequestInfo::default()
@@ -380,7 +380,7 @@ mod tests {
         assert!(has_nul(&event));
         let fixed = without_nul(&event);
         assert!(!has_nul(&fixed));
-        assert_eq!(fixed.target().map(|t| t.id.as_str()), Some("i\u{FFFD}d"));
+        assert_eq!(fixed.reason(), Some("r\u{FFFD}n"));
         assert_eq!(
             fixed.details()["k\u{FFFD}"],
             serde_json::json!(["v\u{FFFD}", {"x": "\u{FFFD}"}])
