@@ -27,7 +27,7 @@ macro_rules! server {
 
 fn event(i: u64) -> AuditEvent {
     let tenant = ["acme", "globex", "initech"][(i % 3) as usize];
-    let action = if i % 4 == 0 {
+    let action = if i.is_multiple_of(4) {
         "invoice.delete"
     } else {
         "http.request"
