@@ -807,3 +807,24 @@ async fn debug_and_errors_never_show_the_password() {
     assert!(!text.contains(password), "{text}");
     assert!(matches!(bad, PgError::InvalidConfig(_)));
 }
+
+#[tokio::test]
+async fn sslmode_require_is_not_served_in_plain_text() {
+    let pg = server!();
+    if !pg.can_restart() {
+        eprintln!("SKIPPED: the external server may offer TLS");
+        return;
+    }
+    drop(migrated(&pg).await);
+    let error = PostgresSink::builder(secret(&format!("{} sslmode=require", pg.admin_conn())))
+        .retry_for(Duration::ZERO)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PgError::Database { .. }), "{error}");
+    // The same server without the requirement works.
+    PostgresSink::builder(secret(pg.admin_conn()))
+        .open()
+        .await
+        .unwrap();
+}

@@ -155,11 +155,12 @@
 //!
 //! # TLS
 //!
-//! This version connects without TLS (`tokio_postgres::NoTls`): use it on
-//! loopback, a Unix socket, or a private network you trust, or put a
-//! TLS-terminating proxy next to the application. A connection string that
-//! asks for `sslmode=require` fails to connect instead of falling back to
-//! plain text.
+//! By default the sink connects without TLS (`tokio_postgres::NoTls`): fine
+//! on loopback, a Unix socket, or a private network you trust. Elsewhere,
+//! pass any `tokio_postgres` TLS connector to [`PostgresSinkBuilder::tls`]
+//! (`tokio-postgres-rustls`, `postgres-native-tls`; this crate does not pick
+//! a TLS stack for you) and put `sslmode=require` in the connection string,
+//! so that a server without TLS is refused rather than used in plain text.
 //!
 //! # Metrics and tracing
 //!

@@ -1,12 +1,16 @@
 //! The PostgreSQL sink; see the [module documentation](super).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, NoTls, Socket, Statement, Transaction};
 
 use super::PgError;
 use super::encode::{Head, Rows};
@@ -40,10 +44,69 @@ const INSERT_EVENTS: &str = "INSERT INTO audit_events (chain_id, seq, prev, hash
 const TAKE_OUTBOX: &str = "SELECT id, record::text FROM audit_outbox ORDER BY id LIMIT $1 \
      FOR UPDATE SKIP LOCKED";
 
+type ConnectFuture<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Connects with a TLS choice, and drives the connection on the current
+/// runtime (the pipeline's writer).
+#[derive(Clone)]
+struct Connector {
+    connect: Arc<dyn for<'a> Fn(&'a Config) -> ConnectFuture<'a> + Send + Sync>,
+    tls: bool,
+}
+
+impl Connector {
+    fn new<T>(tls: T, encrypted: bool) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        Self {
+            connect: Arc::new(move |config: &Config| -> ConnectFuture<'_> {
+                let tls = tls.clone();
+                Box::pin(async move {
+                    let (client, connection) = config.connect(tls).await?;
+                    let task = tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(target: "audit", %error, "audit database connection ended");
+                        }
+                    });
+                    Ok((client, task))
+                })
+            }),
+            tls: encrypted,
+        }
+    }
+}
+
 /// Configuration of a [`PostgresSink`]; `Debug` never shows the connection
 /// string or a key.
+///
+/// ```no_run
+/// use guardrails_audit::sink::postgres::PostgresSink;
+/// use secrecy::SecretString;
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), guardrails_audit::sink::postgres::PgError> {
+/// let sink = PostgresSink::builder(SecretString::from("postgresql://audit_writer:pw@db/app"))
+///     .chain_id("api-1") // continue this instance's chain across restarts
+///     .hmac_key(SecretString::from("a long random key from your secret store"))
+///     .checkpoint_every(1000, Duration::from_secs(60))
+///     .retry_for(Duration::from_secs(2))
+///     .open()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[must_use]
 pub struct PostgresSinkBuilder {
+    connector: Connector,
     conn: SecretString,
     chain_id: Option<String>,
     key: Option<SecretString>,
@@ -62,6 +125,7 @@ impl fmt::Debug for PostgresSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresSinkBuilder")
             .field("conn", &"[REDACTED]")
+            .field("tls", &self.connector.tls)
             .field("chain_id", &self.chain_id)
             .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
             .field(
@@ -149,6 +213,23 @@ impl PostgresSinkBuilder {
         self
     }
 
+    /// Connects through TLS with `tls`, any `tokio_postgres` TLS connector
+    /// (for example `tokio_postgres_rustls::MakeRustlsConnect` or
+    /// `postgres_native_tls::MakeTlsConnector`). Without it the sink uses
+    /// `NoTls`: use that only on loopback, a Unix socket or a network you
+    /// trust. With `sslmode=require` in the connection string, a server
+    /// without TLS is refused.
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        self.connector = Connector::new(tls, true);
+        self
+    }
+
     /// The instance name recorded with the chain in `audit_chains`.
     pub fn instance(mut self, instance: impl Into<String>) -> Self {
         self.instance = Some(instance.into());
@@ -190,6 +271,7 @@ impl PostgresSinkBuilder {
             (None, None) => None,
         };
         Ok(PostgresSink {
+            connector: self.connector,
             config,
             chain_id,
             hasher,
@@ -251,6 +333,7 @@ impl Drop for Conn {
 
 /// The PostgreSQL sink; see the [module documentation](super).
 pub struct PostgresSink {
+    connector: Connector,
     config: Config,
     chain_id: String,
     hasher: ChainHasher,
@@ -284,6 +367,7 @@ impl fmt::Debug for PostgresSink {
             .field("alg", &self.hasher.alg())
             .field("next_seq", &self.head.as_ref().map(|h| h.next_seq))
             .field("connected", &self.conn.is_some())
+            .field("tls", &self.connector.tls)
             .field("retry_for", &self.retry_for)
             .finish_non_exhaustive()
     }
@@ -301,6 +385,7 @@ impl PostgresSink {
     /// (`host=… user=… password=… dbname=…`), kept secret.
     pub fn builder(conn: SecretString) -> PostgresSinkBuilder {
         PostgresSinkBuilder {
+            connector: Connector::new(NoTls, false),
             conn,
             chain_id: None,
             key: None,
@@ -355,7 +440,7 @@ impl PostgresSink {
     }
 
     async fn connect(&mut self) -> Result<Conn, PgError> {
-        let (client, connection) = match self.config.connect(NoTls).await {
+        let (client, task) = match (self.connector.connect)(&self.config).await {
             Ok(pair) => pair,
             Err(error) => {
                 metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "error")
@@ -368,11 +453,6 @@ impl PostgresSink {
         };
         metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "ok")
             .increment(1);
-        let task = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(target: "audit", %error, "audit database connection ended");
-            }
-        });
         let alg = self.hasher.alg().as_str();
         client
             .execute(
