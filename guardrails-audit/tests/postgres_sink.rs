@@ -828,3 +828,269 @@ async fn sslmode_require_is_not_served_in_plain_text() {
         .await
         .unwrap();
 }
+
+/// A loopback TCP proxy whose connections can all be cut at once.
+struct CuttingProxy {
+    port: u16,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let cuts = Arc::clone(&generation);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            generation,
+            task,
+        }
+    }
+
+    /// Closes every open connection (new ones are accepted).
+    fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_at_any_moment_lose_and_duplicate_nothing_acknowledged() {
+    let pg = server!();
+    if !pg.can_restart() {
+        eprintln!("SKIPPED: the proxy needs the local cluster's port");
+        return;
+    }
+    drop(migrated(&pg).await);
+    let port: u16 = pg
+        .admin_conn()
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = CuttingProxy::start(port).await;
+    let through_proxy = pg
+        .admin_conn()
+        .replace(&format!("port={port}"), &format!("port={}", proxy.port));
+    let sink = PostgresSink::builder(secret(&through_proxy))
+        .chain_id("cuts")
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .retry_for(Duration::from_secs(10))
+        .open()
+        .await
+        .unwrap();
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(100_000)
+        .spawn(sink)
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for blocking in [true, true, true, false] {
+        tasks.push(tokio::spawn(load(
+            auditor.clone(),
+            Arc::clone(&stop),
+            blocking,
+        )));
+    }
+    // Cut every few milliseconds, at varying points of the transactions.
+    for i in 0..150u64 {
+        tokio::time::sleep(Duration::from_micros(3000 + (i * 7919) % 9000)).await;
+        proxy.cut();
+    }
+    stop.store(true, Ordering::Release);
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    for task in tasks {
+        let (ids, f) = task.await.unwrap();
+        acknowledged.extend(ids);
+        failed += f;
+    }
+    let report = guard.shutdown(Duration::from_secs(30)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(failed, 0, "every batch succeeded within its retries");
+
+    let admin = pg.admin().await;
+    let records = verified_chain(&admin, "cuts", &ChainHasher::sha256()).await;
+    let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no record twice");
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !unique.contains(id.to_string().as_str()))
+        .count();
+    assert_eq!(missing, 0, "every acknowledged event is stored");
+    eprintln!(
+        "cuts: {} acknowledged, {} records",
+        acknowledged.len(),
+        records.len()
+    );
+}
+
+/// A loopback proxy that forwards the PostgreSQL protocol and, when asked,
+/// swallows the server's next `COMMIT` acknowledgement and cuts the
+/// connection: the transaction is committed, the client never learns it.
+struct AckLosingProxy {
+    port: u16,
+    swallow: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AckLosingProxy {
+    async fn start(upstream: u16) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let swallow = Arc::new(AtomicUsize::new(0));
+        let acks = Arc::clone(&swallow);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let acks = Arc::clone(&acks);
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let upstream = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    // Server to client, message by message (type byte, then
+                    // a length that counts itself): no SSL negotiation with
+                    // NoTls, so every server message is typed.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n) = server_read.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let mut start = 0;
+                        let mut swallowed = false;
+                        while buf.len() - start >= 5 {
+                            let len =
+                                u32::from_be_bytes(buf[start + 1..start + 5].try_into().unwrap())
+                                    as usize;
+                            let end = start + 1 + len;
+                            if buf.len() < end {
+                                break;
+                            }
+                            let message = &buf[start..end];
+                            if message[0] == b'C'
+                                && &message[5..] == b"COMMIT\0"
+                                && acks
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok()
+                            {
+                                swallowed = true;
+                                break;
+                            }
+                            start = end;
+                        }
+                        // Forward the complete messages before the
+                        // swallowed one in one write.
+                        if client_write.write_all(&buf[..start]).await.is_err() || swallowed {
+                            break;
+                        }
+                        buf.drain(..start);
+                    }
+                    upstream.abort();
+                });
+            }
+        });
+        Self {
+            port,
+            swallow,
+            task,
+        }
+    }
+}
+
+impl Drop for AckLosingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_batch_committed_before_its_acknowledgement_was_lost_is_not_written_twice() {
+    let pg = server!();
+    if !pg.can_restart() {
+        eprintln!("SKIPPED: the proxy needs the local cluster's port");
+        return;
+    }
+    let admin = migrated(&pg).await;
+    let port: u16 = pg
+        .admin_conn()
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = AckLosingProxy::start(port).await;
+    let through_proxy = pg
+        .admin_conn()
+        .replace(&format!("port={port}"), &format!("port={}", proxy.port));
+    let mut sink = PostgresSink::builder(secret(&through_proxy))
+        .chain_id("lost-acks")
+        .backoff(Duration::from_millis(1), Duration::from_millis(10))
+        .open()
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    let mut next_seq = 0;
+    for round in 0..6 {
+        let batch: Vec<AuditEvent> = (0..5).map(|i| event(round * 10 + i)).collect();
+        if round % 2 == 1 {
+            proxy.swallow.store(1, Ordering::SeqCst);
+        }
+        let receipt = sink.write_batch(&batch).await.unwrap();
+        assert_eq!(proxy.swallow.load(Ordering::SeqCst), 0, "the ack was lost");
+        assert_eq!(receipt.first_seq, Some(next_seq), "round {round}");
+        next_seq += batch.len() as u64;
+        expected.extend(batch.iter().map(|e| e.id().to_string()));
+    }
+    sink.close().await.unwrap();
+    let records = verified_chain(&admin, "lost-acks", &ChainHasher::sha256()).await;
+    let ids: Vec<String> = records
+        .iter()
+        .filter(|r| r["action"] == "test.event")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, expected, "each event once, in order");
+    assert_eq!(records.last().unwrap()["action"], "audit.stopped");
+}

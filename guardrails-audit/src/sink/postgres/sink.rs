@@ -600,6 +600,14 @@ impl PostgresSink {
                 if let Some(row) = found {
                     let seq: i64 = row.get(0);
                     self.uncertain = false;
+                    metrics::counter!("guardrails_audit_postgres_recovered_batches_total")
+                        .increment(1);
+                    tracing::info!(
+                        target: "audit",
+                        chain_id = %self.chain_id,
+                        seq,
+                        "audit batch was committed before its acknowledgement was lost"
+                    );
                     return Ok(Written {
                         first_seq: u64::try_from(seq).unwrap_or(0),
                     });
