@@ -1,0 +1,364 @@
+//! guardrails-audit with the PostgreSQL sink: sustained events/s into the
+//! database, and the request-path enqueue cost in best-effort mode.
+//!
+//! Needs a server: `GUARDRAILS_BENCH_POSTGRES_URL` (a role that may create
+//! tables in its database). Without it the bench prints why and skips;
+//! `benches/load/postgres.sh` starts a throwaway cluster and runs it.
+//!
+//! - `audit_postgres_throughput`: `ROUNDS` rounds (env
+//!   `AUDIT_PG_ROUNDS`, default 5), alternating, of `EVENTS` events (env
+//!   `AUDIT_PG_EVENTS`, default 50 000):
+//!   - *pipeline*: `Auditor::record` (best effort) into an `AuditPipeline`
+//!     with a `PostgresSink` (SHA-256 chain; one transaction and one commit
+//!     per batch, batches up to 4096), timed until `shutdown` returns, i.e.
+//!     every event committed;
+//!   - *raw*: the same events, encoded before the clock starts (no hashing,
+//!     no chain), inserted by one multi-row `INSERT … SELECT FROM unnest(…)`
+//!     per 4096 rows, each in its own transaction, into a copy of
+//!     `audit_events` with the same indexes (no triggers, no foreign key).
+//!
+//!   Both with `synchronous_commit = on` (checked). The median rate of each
+//!   and the median of the per-round ratios are printed.
+//! - `audit_postgres_enqueue` (criterion): `Auditor::record` with the
+//!   PostgreSQL sink behind the queue, in bursts of 256 with the queue
+//!   drained between bursts (untimed), against a raw
+//!   `tokio::sync::mpsc::try_send` of the same boxed event to a parked
+//!   receiver.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use guardrails_audit::sink::postgres::{PostgresSink, migrate};
+use guardrails_audit::{
+    AuditEvent, AuditPipeline, Auditor, Category, Outcome, RequestInfo, Source,
+};
+use secrecy::SecretString;
+use tokio_postgres::{Client, NoTls};
+
+const URL_VAR: &str = "GUARDRAILS_BENCH_POSTGRES_URL";
+const BATCH: usize = 4096;
+const BURST: u64 = 256;
+
+fn request_event(i: u64) -> AuditEvent {
+    AuditEvent::new("http.request", Category::DataRead)
+        .with_outcome(Outcome::Success)
+        .with_request(RequestInfo {
+            id: Some(format!("0193c3a0-7c1e-7b2a-9d3e-{i:012}").into()),
+            method: Some("GET".into()),
+            route: Some("/v1/tenants/{tenant}/invoices/{id}".into()),
+            path: Some(format!("/v1/tenants/acme/invoices/inv_{i}").into()),
+            status: Some(200),
+            duration_us: Some(187),
+        })
+        .with_source(Source {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
+        })
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{URL_VAR}: cannot connect: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// The pipeline with a PostgreSQL sink.
+fn pipeline(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    capacity: usize,
+) -> (Auditor, guardrails_audit::AuditGuard) {
+    let sink = runtime
+        .block_on(
+            PostgresSink::builder(SecretString::from(url.to_owned()))
+                .instance("bench")
+                .open(),
+        )
+        .unwrap();
+    AuditPipeline::builder()
+        .capacity(capacity)
+        .max_batch(BATCH)
+        .spawn(sink)
+        .unwrap()
+}
+
+/// Records `events` events best effort, never letting the queue overflow,
+/// and returns the time until every one is committed.
+fn run_pipeline(runtime: &tokio::runtime::Runtime, url: &str, events: u64) -> Duration {
+    const CAPACITY: usize = 1 << 16;
+    let (auditor, guard) = pipeline(runtime, url, CAPACITY);
+    let batch: Vec<AuditEvent> = (0..events).map(request_event).collect();
+    let started = Instant::now();
+    for event in batch {
+        while auditor.stats().pending >= (CAPACITY - 1) as u64 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        auditor.record(event).unwrap();
+    }
+    let report = runtime.block_on(guard.shutdown(Duration::from_secs(300)));
+    let elapsed = started.elapsed();
+    assert!(report.is_complete(), "{report:?}");
+    let stats = auditor.stats();
+    assert_eq!(stats.dropped_full + stats.failed, 0, "{stats:?}");
+    elapsed
+}
+
+/// The raw rows of `events` events, encoded up front.
+struct RawRows {
+    columns: Vec<Vec<Option<String>>>,
+    seq: Vec<i64>,
+    status: Vec<Option<i32>>,
+    duration: Vec<Option<i64>>,
+}
+
+const TEXT_COLUMNS: &str = "prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
+     auth_method, target_type, target_id, source_ip, request_id, method, route, record";
+
+fn raw_rows(events: u64, round: usize) -> RawRows {
+    let mut columns = vec![Vec::new(); 18];
+    let mut seq = Vec::new();
+    let mut status = Vec::new();
+    let mut duration = Vec::new();
+    let zeros = "0".repeat(64);
+    for i in 0..events {
+        let event = request_event(i);
+        let json = event.to_json();
+        let text = |p: &str| json.pointer(p).and_then(|v| v.as_str()).map(str::to_owned);
+        let values = [
+            Some(zeros.clone()),
+            Some(zeros.clone()),
+            text("/id"),
+            text("/time"),
+            text("/action"),
+            text("/category"),
+            text("/outcome"),
+            text("/reason"),
+            text("/actor/subject"),
+            text("/actor/tenant"),
+            text("/actor/auth_method"),
+            text("/target/type"),
+            text("/target/id"),
+            text("/source/ip"),
+            text("/request/id"),
+            text("/request/method"),
+            text("/request/route"),
+            Some(json.to_string()),
+        ];
+        for (column, value) in columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+        seq.push((round as i64) << 32 | i as i64);
+        status.push(Some(200));
+        duration.push(Some(187));
+    }
+    RawRows {
+        columns,
+        seq,
+        status,
+        duration,
+    }
+}
+
+async fn run_raw(client: &mut Client, rows: &RawRows) -> Duration {
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO bench_raw_events (chain_id, seq, {TEXT_COLUMNS}, status, duration_us) \
+             SELECT 'raw', s, prev, hash, id::uuid, time::timestamptz, action, category, outcome, \
+                    reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
+                    request_id, method, route, record::jsonb, st, du \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                         $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+                         $18::text[], $19::text[], $20::int[], $21::bigint[]) \
+                  AS t(s, prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
+                       auth_method, target_type, target_id, source_ip, request_id, method, route, \
+                       record, st, du)"
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let n = rows.seq.len();
+    let mut from = 0;
+    while from < n {
+        let to = (from + BATCH).min(n);
+        let cols: Vec<&[Option<String>]> = rows.columns.iter().map(|c| &c[from..to]).collect();
+        let seq = &rows.seq[from..to];
+        let status = &rows.status[from..to];
+        let duration = &rows.duration[from..to];
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&seq];
+        for c in &cols {
+            params.push(c);
+        }
+        params.push(&status);
+        params.push(&duration);
+        let tx = client.transaction().await.unwrap();
+        tx.execute(&insert, &params).await.unwrap();
+        tx.commit().await.unwrap();
+        from = to;
+    }
+    started.elapsed()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn throughput(runtime: &tokio::runtime::Runtime, url: &str) {
+    let rounds = env_number("AUDIT_PG_ROUNDS", 5) as usize;
+    let events = env_number("AUDIT_PG_EVENTS", 50_000);
+    let mut client = runtime.block_on(connect(url));
+    runtime.block_on(async {
+        migrate(&mut client).await.unwrap();
+        let sync: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(sync, "on", "the bench needs synchronous_commit = on");
+        client
+            .batch_execute(
+                "DROP TABLE IF EXISTS bench_raw_events; \
+                 CREATE TABLE bench_raw_events (LIKE audit_events INCLUDING DEFAULTS \
+                   INCLUDING CONSTRAINTS INCLUDING INDEXES);",
+            )
+            .await
+            .unwrap();
+    });
+    let mut pipeline_rates = Vec::new();
+    let mut raw_rates = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let rows = raw_rows(events, round);
+        let raw = runtime.block_on(run_raw(&mut client, &rows));
+        drop(rows);
+        let piped = run_pipeline(runtime, url, events);
+        let raw_rate = events as f64 / raw.as_secs_f64();
+        let piped_rate = events as f64 / piped.as_secs_f64();
+        eprintln!(
+            "audit_postgres_throughput round {round}: raw insert {raw_rate:.0} events/s, \
+             pipeline + PostgresSink {piped_rate:.0} events/s, ratio {:.3}",
+            piped_rate / raw_rate
+        );
+        raw_rates.push(raw_rate);
+        pipeline_rates.push(piped_rate);
+        ratios.push(piped_rate / raw_rate);
+    }
+    eprintln!(
+        "audit_postgres_throughput ({rounds} rounds of {events} events, synchronous_commit = on, \
+         batches up to {BATCH}): median raw insert {:.0} events/s, median pipeline {:.0} events/s, \
+         median ratio {:.3}",
+        median(&mut raw_rates),
+        median(&mut pipeline_rates),
+        median(&mut ratios)
+    );
+    runtime.block_on(async {
+        client
+            .batch_execute("DROP TABLE bench_raw_events")
+            .await
+            .unwrap();
+    });
+}
+
+fn enqueue(c: &mut Criterion, runtime: &tokio::runtime::Runtime, url: &str) {
+    const CAPACITY: usize = 1 << 16;
+    let (auditor, guard) = pipeline(runtime, url, CAPACITY);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Box<AuditEvent>>(CAPACITY);
+    let drain = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                while let Some(event) = rx.recv().await {
+                    black_box(event);
+                }
+            });
+    });
+    let mut group = c.benchmark_group("audit_postgres_enqueue");
+    // Every recorded event is written to the database: keep the measured
+    // time short, so that the writer can keep up between bursts.
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(50))
+        .measurement_time(Duration::from_millis(100));
+    group.bench_function("raw mpsc try_send, parked receiver", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BURST);
+                let events: Vec<_> = (0..n).map(|i| Box::new(request_event(i))).collect();
+                let started = Instant::now();
+                for event in events {
+                    black_box(tx.try_send(event).is_ok());
+                }
+                total += started.elapsed();
+                left -= n;
+            }
+            total
+        });
+    });
+    group.bench_function("Auditor::record, PostgreSQL sink", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BURST);
+                while auditor.stats().pending > (CAPACITY / 4) as u64 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let events: Vec<_> = (0..n).map(request_event).collect();
+                let started = Instant::now();
+                for event in events {
+                    black_box(auditor.record(event).is_ok());
+                }
+                total += started.elapsed();
+                left -= n;
+            }
+            total
+        });
+    });
+    group.finish();
+    drop(tx);
+    let _ = drain.join();
+    let report = runtime.block_on(guard.shutdown(Duration::from_secs(300)));
+    assert!(report.is_complete(), "{report:?}");
+    let stats = auditor.stats();
+    assert_eq!(
+        stats.dropped_full, 0,
+        "the queue must never be full: {stats:?}"
+    );
+    eprintln!(
+        "audit_postgres_enqueue: {} events recorded and committed",
+        stats.written
+    );
+}
+
+fn main() {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        eprintln!(
+            "audit_postgres: skipped, {URL_VAR} is not set (benches/load/postgres.sh starts a \
+             throwaway PostgreSQL cluster and runs this bench against it)"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    throughput(&runtime, &url);
+    let mut c = Criterion::default().configure_from_args();
+    enqueue(&mut c, &runtime, &url);
+    c.final_summary();
+}
