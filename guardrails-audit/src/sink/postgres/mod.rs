@@ -167,6 +167,8 @@
 //! Besides the pipeline's metrics (with `sink="postgres"`):
 //! `guardrails_audit_postgres_connects_total{result="ok"|"error"}`,
 //! `guardrails_audit_postgres_retries_total`,
+//! `guardrails_audit_postgres_recovered_batches_total` (batches found
+//! committed after a lost acknowledgement),
 //! `guardrails_audit_postgres_chain_conflicts_total` and
 //! `guardrails_audit_postgres_outbox_relayed_total`. Warnings and errors go
 //! to target `audit` with the chain id; the connection string never appears
