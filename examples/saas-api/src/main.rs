@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
 async fn serve(settings: Settings) -> ExitCode {
     metrics::install();
     // The audit trail opens before the server listens: no request unaudited.
-    let (auditor, audit_guard) = match saas_api::audit::start(&settings.audit) {
+    let (auditor, audit_guard) = match saas_api::audit::open(&settings.audit).await {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(%error, "cannot start the audit trail");

@@ -17,13 +17,15 @@
 //! | `auth.hs256_secret` (secret) | `SAAS_AUTH__HS256_SECRET`, `SAAS_AUTH__HS256_SECRET_FILE` | development only: `config/development.toml` |
 //! | `audit.path` | `SAAS_AUDIT__PATH` | `var/audit.jsonl` |
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
+//! | `audit.postgres_url` (secret) | `SAAS_AUDIT__POSTGRES_URL`, `SAAS_AUDIT__POSTGRES_URL_FILE` | — (the file at `audit.path`) |
+//! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start |
 //!
 //! In `staging` and `production` the hardening rules apply: the issuer and
 //! JWKS URL must be `https`; the keys come from a JWKS URL, an HS256 secret,
 //! or (with neither) OpenID Connect discovery from the `https` issuer;
 //! secrets must be at least 32 bytes, random-looking and not development
 //! values (preferably read from files); the audit destination must be chosen
-//! for the deployment. Production also requires `config/production.toml`
+//! for the deployment: a PostgreSQL URL, or a file path of its own. Production also requires `config/production.toml`
 //! and treats unknown `SAAS_*` variables as errors.
 
 use std::net::SocketAddr;
@@ -108,10 +110,20 @@ pub struct AuditSettings {
     /// The HMAC key of the hash chain; plain SHA-256 when absent.
     #[garde(skip)]
     pub hmac_key: Option<SecretString>,
+    /// The PostgreSQL database of the audit trail (a URL or key=value
+    /// connection string, with its credentials: a secret). When set, the
+    /// trail goes there instead of the file at `path`.
+    #[garde(skip)]
+    pub postgres_url: Option<SecretString>,
+    /// This instance's chain in PostgreSQL, continued across restarts; a
+    /// fresh one per process start when absent.
+    #[garde(length(min = 1, max = 200))]
+    pub chain_id: Option<String>,
 }
 
 impl Configuration for Settings {
-    const SECRET_KEYS: &'static [&'static str] = &["auth.hs256_secret", "audit.hmac_key"];
+    const SECRET_KEYS: &'static [&'static str] =
+        &["auth.hs256_secret", "audit.hmac_key", "audit.postgres_url"];
 
     fn harden(&self, h: &mut Hardening<'_>) {
         h.external_url("auth.issuer", Some(&self.auth.issuer));
@@ -140,6 +152,11 @@ impl Configuration for Settings {
             "a JWKS URL (SAAS_AUTH__JWKS_URL), an HS256 secret (SAAS_AUTH__HS256_SECRET_FILE), \
              or an https issuer (SAAS_AUTH__ISSUER) for OpenID Connect discovery",
         );
+        // The audit destination: a PostgreSQL database, or a file of this
+        // deployment's own (not the built-in development path).
+        if self.audit.postgres_url.is_some() {
+            return;
+        }
         h.require(
             "audit.path",
             !self.audit.path.as_os_str().is_empty(),
@@ -150,7 +167,7 @@ impl Configuration for Settings {
                 "saas.audit_destination",
                 "audit.path",
                 "is the built-in development destination; choose this deployment's audit \
-                 destination with SAAS_AUDIT__PATH",
+                 destination with SAAS_AUDIT__POSTGRES_URL_FILE or SAAS_AUDIT__PATH",
             );
         }
     }

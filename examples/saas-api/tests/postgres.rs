@@ -1,0 +1,286 @@
+//! The example with its audit trail in PostgreSQL: the real binary against a
+//! throwaway server (guardrails-audit's test harness: server binaries on the
+//! PATH or under /usr/lib/postgresql, or `GUARDRAILS_TEST_POSTGRES_URL`).
+
+mod common;
+
+#[path = "../../../guardrails-audit/tests/common/pg.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pg;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use guardrails_audit::verify::{PgVerifyOptions, verify_postgres};
+use http_body_util::Full;
+use secrecy::SecretString;
+
+/// Whether external tools must be present (CI) rather than skipped; read by
+/// the harness.
+fn require_external() -> bool {
+    std::env::var("GUARDRAILS_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+const KEY: &str = "saas-api-postgres-test-chain-key-0123456789";
+const STRONG: &str = "Zq3vN8xKp2LmA7bT5wYc9HdE1gUf4sRjh7Gk2PqX";
+
+fn token(args: &[&str]) -> String {
+    let out = common::command()
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run saas-api token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn authorized(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&str>,
+) -> http::Request<Full<Bytes>> {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"));
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap()
+}
+
+const INVOICE: &str = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats","quantity":3,"unit_price_cents":1500}]}"#;
+
+#[tokio::test]
+async fn audit_trail_in_postgres_end_to_end() {
+    let Some(pg) = pg::PgServer::start().await else {
+        return;
+    };
+    let url_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(url_file.path(), pg.admin_conn()).unwrap();
+    let mut cmd = common::command();
+    cmd.env("SAAS_AUDIT__POSTGRES_URL_FILE", url_file.path())
+        .env("SAAS_AUDIT__HMAC_KEY", KEY);
+    let mut app = common::start(cmd);
+    let writer = token(&[
+        "--sub",
+        "wendy",
+        "--tenant",
+        "acme",
+        "--scope",
+        "invoices:read invoices:write",
+    ]);
+    let admin_token = token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created = common::send(authorized(
+            "POST",
+            &app.url("/v1/tenants/acme/invoices"),
+            &writer,
+            Some(INVOICE),
+        ))
+        .await;
+        assert_eq!(created.status, 201);
+        ids.push(created.json()["id"].as_str().unwrap().to_owned());
+    }
+    let first = app.url(&format!("/v1/tenants/acme/invoices/{}", ids[0]));
+    let second = app.url(&format!("/v1/tenants/acme/invoices/{}", ids[1]));
+    assert_eq!(
+        common::send(authorized("GET", &first, &writer, None))
+            .await
+            .status,
+        200
+    );
+    // DELETE, strict: the attempt record is committed before the handler runs.
+    assert_eq!(
+        common::send(authorized("DELETE", &first, &admin_token, None))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        common::send(authorized("GET", &first, &writer, None))
+            .await
+            .status,
+        404
+    );
+
+    // The rows are in the database (best-effort records within moments).
+    let admin = pg.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FILTER (WHERE action = 'http.request'), \
+                        count(*) FILTER (WHERE action = 'invoice.delete' AND tenant = 'acme' \
+                                          AND actor = 'carol' AND target_id = $1) \
+                 FROM audit_events",
+                &[&ids[0]],
+            )
+            .await
+            .unwrap();
+        let (requests, deletes): (i64, i64) = (row.get(0), row.get(1));
+        if requests >= 5 && deletes == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows missing: {requests} requests, {deletes} deletes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tokens_recorded: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE record::text LIKE '%' || $1 || '%'",
+            &[&admin_token],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tokens_recorded, 0, "tokens are never recorded");
+    let options = PgVerifyOptions::new().key(SecretString::from(KEY));
+    verify_postgres(&admin, &options).await.unwrap();
+
+    let outage = pg.can_restart();
+    if outage {
+        // The database goes away: a strict DELETE fails closed.
+        drop(admin);
+        pg.stop();
+        let started = Instant::now();
+        let refused = common::send(authorized("DELETE", &second, &admin_token, None)).await;
+        assert_eq!(
+            refused.status,
+            503,
+            "{:?}",
+            String::from_utf8_lossy(&refused.body)
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        pg.start_again();
+        // The handler did not run: the invoice is still there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = common::send(authorized("GET", &second, &writer, None)).await;
+            assert_ne!(reply.status, 404, "the refused DELETE deleted the invoice");
+            if reply.status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "GET answered {}", reply.status);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // A clean stop flushes everything; the chain verifies and ends with the
+    // stop record. After the outage, the refused DELETE's attempt record
+    // (its batch failed while the database was down) is the one event not
+    // written: recorded in-band as `audit.dropped` (reason `sink_error`) once
+    // the database was back, and the exit status says the trail is not
+    // complete.
+    let status = app.terminate(Duration::from_secs(60));
+    let output = app.drain_output().join("\n");
+    if outage {
+        assert!(!status.success(), "{output}");
+        assert!(output.contains("failed=1"), "{output}");
+    } else {
+        assert!(status.success(), "exit status {status:?}: {output}");
+    }
+    assert!(
+        !output.contains(pg.admin_conn()),
+        "the database URL is never logged"
+    );
+    let admin = pg.admin().await;
+    let report = verify_postgres(&admin, &options).await.unwrap();
+    assert_eq!(report.chains.len(), 1);
+    assert!(report.chains[0].cleanly_stopped, "{report:?}");
+    assert!(report.records() >= 8, "{report:?}");
+    if outage {
+        let dropped: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM audit_events WHERE action = 'audit.dropped' \
+                   AND reason = 'sink_error' \
+                   AND (record #>> '{details,count}')::int = 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(dropped, 1, "the failed attempt record is reported in-band");
+        let deleted: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM audit_events WHERE action = 'invoice.delete' \
+                   AND target_id = $1",
+                &[&ids[1]],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(deleted, 0, "the refused DELETE's handler never ran");
+    }
+
+    // A second start: migrate() again is a no-op, and a new chain begins.
+    let mut cmd = common::command();
+    cmd.env("SAAS_AUDIT__POSTGRES_URL", pg.admin_conn())
+        .env("SAAS_AUDIT__HMAC_KEY", KEY)
+        .env("SAAS_AUDIT__CHAIN_ID", "instance-a");
+    let mut app = common::start(cmd);
+    assert_eq!(common::get(&app.url("/healthz")).await.status, 200);
+    assert!(app.terminate(Duration::from_secs(30)).success());
+    let report = verify_postgres(&admin, &options).await.unwrap();
+    assert_eq!(report.chains.len(), 2);
+    assert!(
+        report
+            .chains
+            .iter()
+            .any(|c| c.chain_id.as_deref() == Some("instance-a") && c.cleanly_stopped)
+    );
+}
+
+#[test]
+fn the_database_url_is_a_secret() {
+    let url = "postgresql://app:hunter2-database-password@db.internal:5432/app";
+    let output = common::command()
+        .arg("config")
+        .env("SAAS_AUDIT__POSTGRES_URL", url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("audit.postgres_url"), "{text}");
+    assert!(text.contains("[REDACTED]"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn production_accepts_a_database_as_the_audit_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hs256");
+    std::fs::write(&secret, STRONG).unwrap();
+    let url = dir.path().join("db-url");
+    // Unreachable on purpose: the configuration passes, the start-up does not.
+    std::fs::write(
+        &url,
+        "postgresql://app:hunter2-database-password@127.0.0.1:1/app",
+    )
+    .unwrap();
+    let output = common::command()
+        .env("SAAS_ENV", "production")
+        .env("SAAS_AUTH__ISSUER", "https://idp.example.com/")
+        .env("SAAS_AUTH__HS256_SECRET_FILE", &secret)
+        .env("SAAS_AUDIT__POSTGRES_URL_FILE", &url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert!(!text.contains("audit.path"), "no audit file needed: {text}");
+    assert!(text.contains("cannot connect to 127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("listening on"), "{text}");
+}
