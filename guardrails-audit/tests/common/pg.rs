@@ -51,6 +51,8 @@ struct Binaries {
 #[derive(Debug)]
 pub struct PgServer {
     local: Option<Local>,
+    /// The external server's own URL (to drop the test database).
+    external: Option<String>,
     /// Connection string (key=value or URL) of the superuser to `db`.
     admin: String,
     db: String,
@@ -305,6 +307,7 @@ impl PgServer {
             return Some(Self {
                 local: None,
                 admin: with_dbname(&url, &db),
+                external: Some(url),
                 db,
                 host,
                 port,
@@ -363,6 +366,7 @@ impl PgServer {
                         .unwrap();
                     return Some(Self {
                         local: Some(local),
+                        external: None,
                         admin: format!("{base} dbname={db}"),
                         db,
                         host: "127.0.0.1".to_owned(),
@@ -451,6 +455,33 @@ impl PgServer {
             .unwrap();
         admin.batch_execute(WRITER_ROLE_SQL).await.unwrap();
         self.url_as(WRITER_ROLE, WRITER_PASSWORD)
+    }
+}
+
+impl Drop for PgServer {
+    /// On an external server, drops the test database (from a thread with
+    /// its own runtime: a drop cannot await).
+    fn drop(&mut self) {
+        let Some(url) = self.external.clone() else {
+            return;
+        };
+        let db = self.db.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(admin) = connect(&url).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 
