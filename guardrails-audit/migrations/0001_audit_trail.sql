@@ -47,8 +47,10 @@ CREATE TABLE audit_events (
     status       integer,
     duration_us  bigint,
     record       jsonb       NOT NULL,
-    CONSTRAINT audit_events_chain_seq UNIQUE (chain_id, seq),
-    CONSTRAINT audit_events_id UNIQUE (id)
+    -- The identity of a record is its chain position. Event ids are not
+    -- unique here: a record is never refused (and its batch with it) because
+    -- an application recorded the same event twice.
+    CONSTRAINT audit_events_chain_seq UNIQUE (chain_id, seq)
 );
 
 -- The queries an operator runs, all paginated by (time, id).

@@ -1094,3 +1094,25 @@ async fn a_batch_committed_before_its_acknowledgement_was_lost_is_not_written_tw
     assert_eq!(ids, expected, "each event once, in order");
     assert_eq!(records.last().unwrap()["action"], "audit.stopped");
 }
+
+#[tokio::test]
+async fn an_event_recorded_twice_is_stored_twice_and_fails_nothing() {
+    // Event ids are not a constraint: an application that records the same
+    // event twice (a clone, or through the outbox and the auditor) must not
+    // make the other events of the batch fail.
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("twice")
+        .build()
+        .unwrap();
+    let same = event(1);
+    sink.write_batch(&[same.clone(), event(2)]).await.unwrap();
+    let receipt = sink.write_batch(&[event(3), same.clone()]).await.unwrap();
+    assert_eq!(receipt.first_seq, Some(2));
+    let records = verified_chain(&admin, "twice", &ChainHasher::sha256()).await;
+    assert_eq!(records.len(), 4);
+    let id = same.id().to_string();
+    assert_eq!(records.iter().filter(|r| r["id"] == id).count(), 2);
+    sink.close().await.unwrap();
+}

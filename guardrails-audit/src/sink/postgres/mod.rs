@@ -81,9 +81,11 @@
 //! When anything fails (connection lost, server restarting, a timeout) the
 //! sink drops the connection and retries the same batch with exponential
 //! backoff for at most [`PostgresSinkBuilder::retry_for`] (2 s by default):
-//! it reconnects, re-reads the chain head and first looks for the batch's
-//! first event: if a commit reached the server but its acknowledgement was
-//! lost, the batch is already there and is acknowledged as it is, otherwise
+//! it reconnects, re-reads the chain head and first looks at the seq of the
+//! batch's first record: if a commit reached the server but its
+//! acknowledgement was lost, a record with exactly that record's hash is
+//! there (encoding is deterministic), and the batch is acknowledged as it
+//! is; otherwise
 //! it is chained again from the head (the same seqs) and inserted. Rows that
 //! already exist at a seq must have the same hash; a seq is never reused for
 //! other content. So a database restart neither loses nor duplicates an

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
+
 use serde_json::Value;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Socket, Statement, Transaction};
@@ -286,7 +287,7 @@ impl PostgresSinkBuilder {
             outbox_limit: self.outbox_limit,
             conn: None,
             head: None,
-            uncertain: false,
+            in_doubt: None,
             durable: true,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -349,8 +350,10 @@ pub struct PostgresSink {
     conn: Option<Conn>,
     /// The chain head as committed; `None` until read from the database.
     head: Option<Head>,
-    /// An attempt failed after its commit may have reached the server.
-    uncertain: bool,
+    /// The seq and hash of the first event record of the current batch's
+    /// last attempt, when that attempt failed after its `COMMIT` was sent:
+    /// the commit may have succeeded although its acknowledgement was lost.
+    in_doubt: Option<(i64, String)>,
     durable: bool,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -414,7 +417,6 @@ impl PostgresSink {
     fn reset(&mut self) {
         self.conn = None;
         self.head = None;
-        self.uncertain = true;
         self.last_failure = Some(Instant::now());
     }
 
@@ -541,6 +543,9 @@ impl PostgresSink {
         batch: &[AuditEvent],
         checkpoint: Option<&'static str>,
     ) -> Result<Written, PgError> {
+        // A doubt left by an earlier batch is settled by the head read at
+        // reconnection: its records, if committed, precede this batch's.
+        self.in_doubt = None;
         let deadline = Instant::now() + self.retry_for;
         let mut pause = self.backoff_min;
         loop {
@@ -585,35 +590,30 @@ impl PostgresSink {
         let Some(conn) = self.conn.as_mut() else {
             return Err(PgError::Closed);
         };
-        if self.uncertain {
-            // A previous attempt of this batch may have committed after
-            // all (the acknowledgement was lost): its first event is there.
-            if let Some(first) = batch.first() {
-                let found = conn
-                    .client
-                    .query_opt(
-                        "SELECT seq FROM audit_events WHERE id = $1 AND chain_id = $2",
-                        &[&first.id(), &self.chain_id],
-                    )
-                    .await
-                    .map_err(PgError::db("look for a committed batch"))?;
-                if let Some(row) = found {
-                    let seq: i64 = row.get(0);
-                    self.uncertain = false;
-                    metrics::counter!("guardrails_audit_postgres_recovered_batches_total")
-                        .increment(1);
-                    tracing::info!(
-                        target: "audit",
-                        chain_id = %self.chain_id,
-                        seq,
-                        "audit batch was committed before its acknowledgement was lost"
-                    );
-                    return Ok(Written {
-                        first_seq: u64::try_from(seq).unwrap_or(0),
-                    });
-                }
+        if let Some((seq, hash)) = self.in_doubt.take() {
+            // The previous attempt of this batch may have committed after
+            // all: then its first record is at its seq, with its hash (the
+            // encoding is deterministic), and nothing is written again.
+            let found = conn
+                .client
+                .query_opt(
+                    "SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2",
+                    &[&self.chain_id, &seq],
+                )
+                .await
+                .map_err(PgError::db("look for a committed batch"))?;
+            if found.is_some_and(|row| same_hash(row.get::<_, &str>(0), &hash)) {
+                metrics::counter!("guardrails_audit_postgres_recovered_batches_total").increment(1);
+                tracing::info!(
+                    target: "audit",
+                    chain_id = %self.chain_id,
+                    seq,
+                    "audit batch was committed before its acknowledgement was lost"
+                );
+                return Ok(Written {
+                    first_seq: u64::try_from(seq).unwrap_or(0),
+                });
             }
-            self.uncertain = false;
         }
         let mut head = self.head.clone().ok_or(PgError::Closed)?;
         let tx = conn
@@ -705,10 +705,11 @@ impl PostgresSink {
             .await
             .map_err(PgError::db("write checkpoint"))?;
         }
-        // From here on the outcome may be unknown until the head is read.
-        self.uncertain = true;
+        // From here on the outcome may be unknown until the database is read.
+        self.in_doubt =
+            (written > relayed).then(|| (self.rows.seq[relayed], self.rows.hash[relayed].clone()));
         tx.commit().await.map_err(PgError::db("commit"))?;
-        self.uncertain = false;
+        self.in_doubt = None;
         self.head = Some(head);
         if reason.is_some() {
             self.since_checkpoint = 0;
