@@ -173,8 +173,8 @@ pub async fn verify_postgres(
     .collect::<Result<_, tokio_postgres::Error>>()
     .map_err(db("read the chains"))?;
 
-    // Rows of chains without a registration (the foreign key forbids them;
-    // only a superuser can create them).
+    // Rows of chains without a registration (the sink registers its chain
+    // before its first record: these were written by something else).
     let unregistered: Vec<String> = match &options.chain {
         Some(id) if registered.is_empty() => {
             let rows = client
