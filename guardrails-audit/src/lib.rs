@@ -16,6 +16,9 @@
 //!   signed checkpoints and crash recovery; tracing; memory.
 //! - [`verify()`]: checks a file and names the first bad `seq` and the kind of
 //!   damage; the `guardrails-audit verify` CLI (feature `cli`) wraps it.
+//! - PostgreSQL (feature `postgres`): one trail for many instances —
+//!   `sink::postgres` (migrations, the chained sink, the transactional
+//!   outbox), `verify::verify_postgres`, and `query` for admin pages.
 //!
 //! # Example
 //!
@@ -40,7 +43,10 @@
 //!
 //! - `axum`: route templates from `MatchedPath`, client addresses from
 //!   `ConnectInfo`, and the [`RequestAudit`] extractor.
-//! - `cli`: the `guardrails-audit` binary (`verify`).
+//! - `cli`: the `guardrails-audit` binary (`verify`, and with `postgres`
+//!   also `verify --postgres` and `export`).
+//! - `postgres`: the PostgreSQL sink, verification and queries
+//!   (tokio-postgres).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
