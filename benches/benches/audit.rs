@@ -43,10 +43,10 @@ fn request_event(i: u64) -> AuditEvent {
     AuditEvent::new("http.request", Category::DataRead)
         .with_outcome(Outcome::Success)
         .with_request(RequestInfo {
-            id: Some(format!("0193c3a0-7c1e-7b2a-9d3e-{i:012}")),
+            id: Some(format!("0193c3a0-7c1e-7b2a-9d3e-{i:012}").into()),
             method: Some("GET".into()),
             route: Some("/v1/tenants/{tenant}/invoices/{id}".into()),
-            path: Some(format!("/v1/tenants/acme/invoices/inv_{i}")),
+            path: Some(format!("/v1/tenants/acme/invoices/inv_{i}").into()),
             status: Some(200),
             duration_us: Some(187),
         })

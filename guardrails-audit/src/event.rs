@@ -203,16 +203,21 @@ pub struct Source {
 }
 
 /// The HTTP request an event belongs to.
+///
+/// The strings are shared (`Arc<str>`): the audit layer hands every request
+/// of a route the same route template, the path is the template itself when
+/// they are equal, and a domain event of the request shares them all, so
+/// that events carry no per-request copies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestInfo {
     /// Request id.
-    pub id: Option<String>,
+    pub id: Option<Arc<str>>,
     /// HTTP method.
     pub method: Option<Cow<'static, str>>,
     /// Route template.
-    pub route: Option<String>,
+    pub route: Option<Arc<str>>,
     /// Raw path (sanitized, no query).
-    pub path: Option<String>,
+    pub path: Option<Arc<str>>,
     /// Response status.
     pub status: Option<u16>,
     /// Duration in microseconds.
@@ -548,11 +553,13 @@ thread_local! {
     static UUID_V7: uuid::ContextV7 = const { uuid::ContextV7::new() };
 }
 
-/// A UUIDv7 for the time `t`.
+/// A UUIDv7 for the time `t` (times before 1970 count as 1970).
 pub(crate) fn uuid_v7_at(t: OffsetDateTime) -> Uuid {
-    let nanos = t.unix_timestamp_nanos();
-    let seconds = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0);
-    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
+    // Seconds and nanoseconds directly: no 128-bit division.
+    let (seconds, subsec) = match u64::try_from(t.unix_timestamp()) {
+        Ok(seconds) => (seconds, t.nanosecond()),
+        Err(_) => (0, 0),
+    };
     UUID_V7.with(|context| Uuid::new_v7(uuid::Timestamp::from_unix(context, seconds, subsec)))
 }
 

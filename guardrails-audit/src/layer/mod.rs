@@ -180,6 +180,28 @@ impl RoutePolicy {
 pub struct MatchedRoute(pub Arc<str>);
 
 /// Finds the route template of a request.
+///
+/// The template is returned as a shared `Arc<str>`: a resolver that keeps
+/// one per route (as [`MatchedRoute`] and the default resolver do) costs no
+/// allocation per request. Closures returning `Option<Arc<str>>`,
+/// `Option<String>` or `Option<&'static str>` are resolvers too.
+///
+/// ```
+/// use std::sync::Arc;
+/// use guardrails_audit::{AuditLayer, AuditPipeline};
+/// use guardrails_audit::sink::MemorySink;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (auditor, _guard) = AuditPipeline::builder().spawn(MemorySink::new()).unwrap();
+/// let invoices: Arc<str> = Arc::from("/invoices/{id}");
+/// let layer = AuditLayer::new(auditor).route_resolver(
+///     move |_: &http::Method, uri: &http::Uri, _: &http::Extensions| {
+///         uri.path().starts_with("/invoices/").then(|| Arc::clone(&invoices))
+///     },
+/// );
+/// # let _ = layer;
+/// # }
+/// ```
 pub trait RouteResolver: Clone + Send + Sync + 'static {
     /// The template, if the router matched one.
     fn route(
@@ -187,43 +209,79 @@ pub trait RouteResolver: Clone + Send + Sync + 'static {
         method: &Method,
         uri: &http::Uri,
         extensions: &http::Extensions,
-    ) -> Option<String>;
+    ) -> Option<Arc<str>>;
 }
 
 /// The default [`RouteResolver`]: a [`MatchedRoute`] extension, or axum's
 /// `MatchedPath` with the `axum` feature.
+///
+/// axum's template is copied once per route and thread into a small cache
+/// of shared strings (bounded; beyond it a template is copied per request),
+/// so requests do not allocate for it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RouteFromExtensions;
 
 impl RouteResolver for RouteFromExtensions {
+    #[inline]
     fn route(
         &self,
         _method: &Method,
         _uri: &http::Uri,
         extensions: &http::Extensions,
-    ) -> Option<String> {
+    ) -> Option<Arc<str>> {
         if let Some(route) = extensions.get::<MatchedRoute>() {
-            return Some(route.0.as_ref().to_owned());
+            return Some(Arc::clone(&route.0));
         }
         #[cfg(feature = "axum")]
         if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-            return Some(path.as_str().to_owned());
+            return Some(shared_template(path.as_str()));
         }
         None
     }
 }
 
-impl<F> RouteResolver for F
+/// How many route templates each thread keeps shared copies of.
+#[cfg(feature = "axum")]
+const MAX_CACHED_TEMPLATES: usize = 64;
+
+#[cfg(feature = "axum")]
+thread_local! {
+    static TEMPLATES: std::cell::RefCell<Vec<Arc<str>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// The shared copy of `template` from this thread's cache (a router has a
+/// bounded set of templates), added on first sight.
+#[cfg(feature = "axum")]
+fn shared_template(template: &str) -> Arc<str> {
+    TEMPLATES.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return Arc::from(template);
+        };
+        if let Some(found) = cache.iter().find(|t| ***t == *template) {
+            return Arc::clone(found);
+        }
+        let shared: Arc<str> = Arc::from(template);
+        if cache.len() < MAX_CACHED_TEMPLATES {
+            cache.push(Arc::clone(&shared));
+        }
+        shared
+    })
+}
+
+impl<F, T> RouteResolver for F
 where
-    F: Fn(&Method, &http::Uri, &http::Extensions) -> Option<String> + Clone + Send + Sync + 'static,
+    F: Fn(&Method, &http::Uri, &http::Extensions) -> Option<T> + Clone + Send + Sync + 'static,
+    T: Into<Arc<str>>,
 {
     fn route(
         &self,
         method: &Method,
         uri: &http::Uri,
         extensions: &http::Extensions,
-    ) -> Option<String> {
-        self(method, uri, extensions)
+    ) -> Option<Arc<str>> {
+        self(method, uri, extensions).map(Into::into)
     }
 }
 
@@ -671,6 +729,45 @@ mod tests {
         assert!(proxies.contains(mapped));
         assert!(TrustedProxies::new(["10.0.0.0/33"]).is_err());
         assert!(TrustedProxies::new(["nope"]).is_err());
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn axum_templates_are_shared_per_thread() {
+        let a = shared_template("/v1/tenants/{tenant}/invoices");
+        let b = shared_template("/v1/tenants/{tenant}/invoices");
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = shared_template("/healthz");
+        assert_eq!(&*other, "/healthz");
+        assert!(!Arc::ptr_eq(&a, &other));
+        // Beyond the cache's bound templates are still right, just copied.
+        for i in 0..(MAX_CACHED_TEMPLATES + 8) {
+            assert_eq!(&*shared_template(&format!("/r/{i}")), format!("/r/{i}"));
+        }
+    }
+
+    #[test]
+    fn closures_resolve_routes_from_strings_or_shared_strings() {
+        let shared: Arc<str> = Arc::from("/x/{id}");
+        let by_arc =
+            move |_: &Method, _: &http::Uri, _: &http::Extensions| Some(Arc::clone(&shared));
+        let by_string =
+            |_: &Method, uri: &http::Uri, _: &http::Extensions| Some(uri.path().to_owned());
+        let uri: http::Uri = "/x/1".parse().unwrap();
+        let ext = http::Extensions::new();
+        assert_eq!(
+            by_arc.route(&Method::GET, &uri, &ext).as_deref(),
+            Some("/x/{id}")
+        );
+        assert_eq!(
+            by_string.route(&Method::GET, &uri, &ext).as_deref(),
+            Some("/x/1")
+        );
+        let mut ext = http::Extensions::new();
+        ext.insert(MatchedRoute(Arc::from("/m")));
+        let found = RouteFromExtensions.route(&Method::GET, &uri, &ext).unwrap();
+        let MatchedRoute(inserted) = ext.get::<MatchedRoute>().unwrap();
+        assert!(Arc::ptr_eq(&found, inserted), "no copy");
     }
 
     #[test]

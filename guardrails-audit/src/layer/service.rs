@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ pub struct AuditService<S, R = super::RouteFromExtensions> {
     inner: S,
     // Shared: routers clone the service for every request, and one reference
     // count is cheaper than the layer's several.
-    layer: std::sync::Arc<AuditLayer<R>>,
+    layer: Arc<AuditLayer<R>>,
 }
 
 impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for AuditService<S, R> {
@@ -44,7 +45,7 @@ impl<S, R> AuditService<S, R> {
     pub fn new(inner: S, layer: AuditLayer<R>) -> Self {
         Self {
             inner,
-            layer: std::sync::Arc::new(layer),
+            layer: Arc::new(layer),
         }
     }
 
@@ -112,6 +113,19 @@ fn method_name(method: &Method) -> std::borrow::Cow<'static, str> {
     name.into()
 }
 
+/// The recorded path: the route template itself when they are equal (no
+/// copy), else a sanitized copy.
+fn recorded_path(path: &str, route: Option<&Arc<str>>) -> Arc<str> {
+    // What `sanitize` leaves unchanged: short, visible ASCII.
+    if path.len() <= MAX_PATH_CHARS && path.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return match route {
+            Some(route) if **route == *path => Arc::clone(route),
+            _ => Arc::from(path),
+        };
+    }
+    Arc::from(sanitize(path, MAX_PATH_CHARS))
+}
+
 fn method_category(method: &Method) -> Category {
     match *method {
         Method::GET | Method::HEAD | Method::OPTIONS => Category::DataRead,
@@ -149,20 +163,18 @@ where
             return ResponseFuture::passthrough(self.inner.call(req));
         }
         let started = Instant::now();
-        // One wall-clock read for the event's id and time and a generated
-        // request id.
+        // One wall-clock read for the event's id and time. A request without
+        // a request id gets the event's id as its id: no second UUID.
         let (id, time) = AuditEvent::fresh_id_and_time();
-        let request_id = match req.extensions().get::<RequestId>() {
-            Some(id) => id.as_str().to_owned(),
+        let request_id: Arc<str> = match req.extensions().get::<RequestId>() {
+            Some(id) => Arc::from(id.as_str()),
             None => {
                 let mut buf = uuid::Uuid::encode_buffer();
-                let id = crate::event::uuid_v7_at(time)
-                    .hyphenated()
-                    .encode_lower(&mut buf);
+                let id = id.hyphenated().encode_lower(&mut buf);
                 if let Some(rid) = RequestId::new(id) {
                     req.extensions_mut().insert(rid);
                 }
-                id.to_owned()
+                Arc::from(&*id)
             }
         };
         let user_agent = req
@@ -176,14 +188,15 @@ where
                 .client_ip(peer_ip(req.extensions()), req.headers()),
             user_agent,
         };
+        let path = self
+            .layer
+            .record_path
+            .then(|| recorded_path(req.uri().path(), route.as_ref()));
         let info = RequestInfo {
             id: Some(request_id),
             method: Some(method_name(req.method())),
             route,
-            path: self
-                .layer
-                .record_path
-                .then(|| sanitize(req.uri().path(), MAX_PATH_CHARS)),
+            path,
             status: None,
             duration_us: None,
         };
@@ -559,5 +572,61 @@ where
             ctx.set_principal(principal);
         }
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_equal_to_the_template_is_the_template_itself() {
+        let route: Arc<str> = Arc::from("/healthz");
+        let path = recorded_path("/healthz", Some(&route));
+        assert!(Arc::ptr_eq(&path, &route), "no copy");
+        let other = recorded_path("/v1/tenants/acme", Some(&route));
+        assert_eq!(&*other, "/v1/tenants/acme");
+        // Control characters are escaped, never shared or copied raw.
+        let dirty: Arc<str> = Arc::from("/a\u{1b}b");
+        let escaped = recorded_path("/a\u{1b}b", Some(&dirty));
+        assert_eq!(&*escaped, "/a\\x1Bb");
+        assert!(!Arc::ptr_eq(&escaped, &dirty));
+        assert_eq!(
+            recorded_path(&"a".repeat(2000), None).chars().count(),
+            MAX_PATH_CHARS + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_generated_request_id_is_the_event_id() {
+        use tower::ServiceExt;
+        let sink = crate::sink::MemorySink::new();
+        let (auditor, guard) = crate::AuditPipeline::builder().spawn(sink.clone()).unwrap();
+        let service = AuditLayer::new(auditor).layer(tower::service_fn(
+            |req: Request<ExcerptBody<String>>| async move {
+                let id = req.extensions().get::<RequestId>().cloned();
+                Ok::<_, std::convert::Infallible>(Response::new(
+                    id.map(|id| id.to_string()).unwrap_or_default(),
+                ))
+            },
+        ));
+        let response = service
+            .oneshot(Request::get("/x").body(String::new()).unwrap())
+            .await
+            .unwrap();
+        let seen = response.into_body();
+        guard.shutdown(std::time::Duration::from_secs(5)).await;
+        let events = sink.events();
+        let event = &events[0];
+        let recorded = event.request().and_then(|r| r.id.clone()).unwrap();
+        assert_eq!(&*recorded, event.id().to_string());
+        assert_eq!(
+            http_body_util::BodyExt::collect(seen)
+                .await
+                .unwrap()
+                .to_bytes(),
+            recorded.as_bytes(),
+            "the handler saw the same id"
+        );
     }
 }
