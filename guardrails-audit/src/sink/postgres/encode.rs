@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use crate::chain::ChainHasher;
@@ -14,8 +16,8 @@ use crate::sink::file::encode_record;
 /// What replaces U+0000, which neither `jsonb` nor `text` can hold.
 pub(crate) const NUL_REPLACEMENT: char = '\u{FFFD}';
 
-/// The columns of a batch of rows, one vector per column, for the
-/// `UNNEST` insert (`chain_id` is a single parameter).
+/// The columns of a batch of rows, one vector per column (`chain_id` is
+/// the sink's).
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
     pub(crate) seq: Vec<i64>,
@@ -40,6 +42,29 @@ pub(crate) struct Rows {
     pub(crate) duration_us: Vec<Option<i64>>,
     /// The canonical record with `chain.hash`, stored as `jsonb`.
     pub(crate) record: Vec<String>,
+}
+
+/// A canonical record, already JSON text, as a binary `jsonb` value
+/// (format version 1 followed by the text; the server parses it).
+#[derive(Debug)]
+pub(crate) struct JsonbText<'a>(pub(crate) &'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_u8(1);
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
 }
 
 /// A chain position: the next seq and the hash of the record before it.

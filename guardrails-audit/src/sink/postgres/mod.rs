@@ -70,10 +70,12 @@
 //!
 //! # Delivery and idempotency
 //!
-//! Each batch is one transaction holding one multi-row insert
-//! (`INSERT … SELECT … FROM unnest(…) ON CONFLICT (chain_id, seq) DO
-//! NOTHING`, prepared once per connection), plus the outbox rows it relays
-//! and a checkpoint when one is due. The pipeline acknowledges a batch only
+//! Each batch is one transaction holding one `COPY audit_events … FROM
+//! STDIN (FORMAT binary)` (prepared once per connection; rows stream to the
+//! server in chunks while the next events are chained and encoded), plus
+//! the outbox rows it relays and a checkpoint when one is due. A record at a
+//! seq the chain already holds makes the server refuse the whole `COPY`;
+//! the sink rolls back, reads the chain's head again and retries. The pipeline acknowledges a batch only
 //! after `COMMIT` returned; with `synchronous_commit` on (the server's
 //! default, checked at connect) a committed batch is on the server's disk,
 //! and the receipt says `durable: true`.
@@ -86,9 +88,9 @@
 //! acknowledgement was lost, a record with exactly that record's hash is
 //! there (encoding is deterministic), and the batch is acknowledged as it
 //! is; otherwise
-//! it is chained again from the head (the same seqs) and inserted. Rows that
-//! already exist at a seq must have the same hash; a seq is never reused for
-//! other content. So a database restart neither loses nor duplicates an
+//! it is chained again from the head (the same seqs) and inserted. The
+//! `UNIQUE (chain_id, seq)` constraint refuses a second record at a seq, so
+//! a seq is never reused for other content. So a database restart neither loses nor duplicates an
 //! acknowledged event. When the retries are exhausted the batch fails, and
 //! the pipeline does what its mode says:
 //!

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 
 use serde_json::Value;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, Socket, Statement, Transaction};
 
 use super::PgError;
-use super::encode::{Head, Rows};
+use super::encode::{Head, JsonbText, Rows};
 use crate::chain::{ChainHasher, ZERO_HASH, same_hash};
 use crate::event::{AuditEvent, Category, Outcome};
 use crate::sink::file::{ACTION_STOPPED, checkpoint_line};
@@ -27,20 +30,43 @@ pub const ACTION_OUTBOX_REJECTED: &str = "audit.outbox_rejected";
 /// The longest outbox text kept in an `audit.outbox_rejected` record.
 const REJECTED_TEXT_CHARS: usize = 4096;
 
-const INSERT_EVENTS: &str = "INSERT INTO audit_events (chain_id, seq, prev, hash, id, time, action, \
+/// The columns of `audit_events` a sink writes, in [`COPY_TYPES`] order.
+const COPY_EVENTS: &str = "COPY audit_events (chain_id, seq, prev, hash, id, time, action, \
      category, outcome, reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
-     request_id, method, route, status, duration_us, record) \
-     SELECT $1, u.seq, u.prev, u.hash, u.id, u.time, u.action, u.category, u.outcome, u.reason, \
-     u.actor, u.tenant, u.auth_method, u.target_type, u.target_id, u.source_ip, u.request_id, \
-     u.method, u.route, u.status, u.duration_us, u.record::jsonb \
-     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::text[], \
-     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-     $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::integer[], \
-     $21::bigint[], $22::text[]) \
-     AS u(seq, prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
-     auth_method, target_type, target_id, source_ip, request_id, method, route, status, \
-     duration_us, record) \
-     ON CONFLICT (chain_id, seq) DO NOTHING";
+     request_id, method, route, status, duration_us, record) FROM STDIN (FORMAT binary)";
+
+const COPY_TYPES: [Type; 22] = [
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT8,
+    Type::JSONB,
+];
+
+/// How many events are encoded before their rows are handed to the `COPY`
+/// stream: the server parses and indexes one chunk while the next is
+/// hashed and encoded.
+const COPY_CHUNK: usize = 256;
+
+/// The name of the `UNIQUE (chain_id, seq)` constraint of `audit_events`.
+const CHAIN_SEQ_CONSTRAINT: &str = "audit_events_chain_seq";
 
 const TAKE_OUTBOX: &str = "SELECT id, record::text FROM audit_outbox ORDER BY id LIMIT $1 \
      FOR UPDATE SKIP LOCKED";
@@ -321,7 +347,7 @@ impl PostgresSinkBuilder {
 /// One connection with its prepared statements; dropping it closes it.
 struct Conn {
     client: Client,
-    insert: Statement,
+    copy: Statement,
     take_outbox: Statement,
     task: tokio::task::JoinHandle<()>,
 }
@@ -483,17 +509,17 @@ impl PostgresSink {
             .map_err(PgError::db("read synchronous_commit"))?
             .get(0);
         self.durable = commit != "off";
-        let insert = client
-            .prepare(INSERT_EVENTS)
+        let copy = client
+            .prepare(COPY_EVENTS)
             .await
-            .map_err(PgError::db("prepare insert"))?;
+            .map_err(PgError::db("prepare copy"))?;
         let take_outbox = client
             .prepare(TAKE_OUTBOX)
             .await
             .map_err(PgError::db("prepare outbox"))?;
         Ok(Conn {
             client,
-            insert,
+            copy,
             take_outbox,
             task,
         })
@@ -653,19 +679,41 @@ impl PostgresSink {
         }
         let relayed = self.rows.len();
         let first_seq = head.next_seq;
-        for event in batch {
-            self.rows.push_event(
-                &self.hasher,
-                &self.chain_id,
-                &mut head,
-                event,
-                &mut self.scratch,
-            )?;
+        if relayed > 0 || !batch.is_empty() {
+            let copied = copy_rows(
+                &tx,
+                &conn.copy,
+                Encoder {
+                    hasher: &self.hasher,
+                    chain_id: &self.chain_id,
+                    head: &mut head,
+                    scratch: &mut self.scratch,
+                },
+                &mut self.rows,
+                batch,
+            )
+            .await;
+            if let Err(error) = copied {
+                if violates_chain_seq(&error) {
+                    drop(tx);
+                    if let Some(seq) =
+                        conflicting_seq(&conn.client, &self.chain_id, &self.rows).await?
+                    {
+                        metrics::counter!("guardrails_audit_postgres_chain_conflicts_total")
+                            .increment(1);
+                        tracing::error!(
+                            target: "audit",
+                            chain_id = %self.chain_id,
+                            seq,
+                            "another writer appends to this audit chain; give every writer its own chain id"
+                        );
+                        return Err(PgError::ChainConflict { seq });
+                    }
+                }
+                return Err(error);
+            }
         }
         let written = self.rows.len();
-        if written > 0 {
-            insert_rows(&tx, &conn.insert, &self.chain_id, &self.rows).await?;
-        }
         if !outbox_ids.is_empty() {
             tx.execute(
                 "DELETE FROM audit_outbox WHERE id = ANY($1)",
@@ -785,76 +833,126 @@ fn outbox_rejected(id: i64, text: &str) -> AuditEvent {
         .with_detail("record", kept)
 }
 
-/// One multi-row insert; rows that already exist must be identical (a
-/// retried batch), else another writer uses this chain id.
-async fn insert_rows(
+/// What chains events after the head.
+struct Encoder<'a> {
+    hasher: &'a ChainHasher,
+    chain_id: &'a str,
+    head: &'a mut Head,
+    scratch: &'a mut Vec<u8>,
+}
+
+/// Streams `rows` (the relayed outbox records), then the events of `batch`
+/// as they are chained and encoded, into one `COPY … FROM STDIN (FORMAT
+/// binary)`: the server works on a chunk while the next one is encoded.
+/// `rows` ends up holding every row written.
+async fn copy_rows(
     tx: &Transaction<'_>,
-    insert: &Statement,
+    copy: &Statement,
+    encoder: Encoder<'_>,
+    rows: &mut Rows,
+    batch: &[AuditEvent],
+) -> Result<(), PgError> {
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>(copy)
+        .await
+        .map_err(PgError::db("copy events"))?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
+    let mut sent = 0;
+    let mut events = batch.chunks(COPY_CHUNK);
+    loop {
+        for i in sent..rows.len() {
+            let record = JsonbText(&rows.record[i]);
+            writer
+                .as_mut()
+                .write(&[
+                    &encoder.chain_id,
+                    &rows.seq[i],
+                    &rows.prev[i],
+                    &rows.hash[i],
+                    &rows.id[i],
+                    &rows.time[i],
+                    &rows.action[i],
+                    &rows.category[i],
+                    &rows.outcome[i],
+                    &rows.reason[i],
+                    &rows.actor[i],
+                    &rows.tenant[i],
+                    &rows.auth_method[i],
+                    &rows.target_type[i],
+                    &rows.target_id[i],
+                    &rows.source_ip[i],
+                    &rows.request_id[i],
+                    &rows.method[i],
+                    &rows.route[i],
+                    &rows.status[i],
+                    &rows.duration_us[i],
+                    &record,
+                ])
+                .await
+                .map_err(PgError::db("copy events"))?;
+        }
+        sent = rows.len();
+        let Some(chunk) = events.next() else { break };
+        for event in chunk {
+            rows.push_event(
+                encoder.hasher,
+                encoder.chain_id,
+                encoder.head,
+                event,
+                encoder.scratch,
+            )?;
+        }
+    }
+    let copied = writer.finish().await.map_err(PgError::db("copy events"))?;
+    if copied != rows.len() as u64 {
+        return Err(PgError::Incompatible(
+            "the server stored another number of rows than were sent",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `error` is a second record at a `(chain_id, seq)`.
+fn violates_chain_seq(error: &PgError) -> bool {
+    let PgError::Database { source, .. } = error else {
+        return false;
+    };
+    source.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(CHAIN_SEQ_CONSTRAINT)
+    })
+}
+
+/// After a refused `COPY` (its transaction rolled back): the first seq of
+/// `rows` that the chain holds with another hash, i.e. that another writer
+/// appended. `None` when every stored record in the range is this sink's
+/// own (then the refusal is retried like any database error: the head is
+/// read again, and nothing is written twice at one seq).
+async fn conflicting_seq(
+    client: &Client,
     chain_id: &str,
     rows: &Rows,
-) -> Result<(), PgError> {
-    let inserted = tx
-        .execute(
-            insert,
-            &[
-                &chain_id,
-                &rows.seq,
-                &rows.prev,
-                &rows.hash,
-                &rows.id,
-                &rows.time,
-                &rows.action,
-                &rows.category,
-                &rows.outcome,
-                &rows.reason,
-                &rows.actor,
-                &rows.tenant,
-                &rows.auth_method,
-                &rows.target_type,
-                &rows.target_id,
-                &rows.source_ip,
-                &rows.request_id,
-                &rows.method,
-                &rows.route,
-                &rows.status,
-                &rows.duration_us,
-                &rows.record,
-            ],
-        )
-        .await
-        .map_err(PgError::db("insert events"))?;
-    if inserted as usize == rows.len() {
-        return Ok(());
-    }
+) -> Result<Option<u64>, PgError> {
     let (Some(first), Some(last)) = (rows.seq.first(), rows.seq.last()) else {
-        return Ok(());
+        return Ok(None);
     };
-    let existing = tx
+    let existing = client
         .query(
-            "SELECT seq, hash FROM audit_events WHERE chain_id = $1 AND seq BETWEEN $2 AND $3",
+            "SELECT seq, hash FROM audit_events WHERE chain_id = $1 AND seq BETWEEN $2 AND $3 \
+             ORDER BY seq",
             &[&chain_id, first, last],
         )
         .await
         .map_err(PgError::db("compare existing records"))?;
     for row in existing {
         let seq: i64 = row.get(0);
-        let hash: String = row.get(1);
+        let hash: &str = row.get(1);
         let index = usize::try_from(seq - first).unwrap_or(usize::MAX);
         let ours = rows.hash.get(index).map(String::as_str).unwrap_or("");
-        if !same_hash(ours, &hash) {
-            metrics::counter!("guardrails_audit_postgres_chain_conflicts_total").increment(1);
-            tracing::error!(
-                target: "audit",
-                chain_id = %chain_id,
-                seq,
-                "another writer appends to this audit chain; give every writer its own chain id"
-            );
-            return Err(PgError::ChainConflict {
-                seq: u64::try_from(seq).unwrap_or(0),
-            });
+        if !same_hash(ours, hash) {
+            return Ok(Some(u64::try_from(seq).unwrap_or(0)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 impl AuditSink for PostgresSink {
