@@ -12,13 +12,17 @@
 //!     with a `PostgresSink` (SHA-256 chain; one transaction and one commit
 //!     per batch, batches up to 4096), timed until `shutdown` returns, i.e.
 //!     every event committed;
-//!   - *raw*: the same events, encoded before the clock starts (no hashing,
-//!     no chain), inserted by one multi-row `INSERT … SELECT FROM unnest(…)`
-//!     per 4096 rows, each in its own transaction, into a copy of
-//!     `audit_events` with the same indexes (no triggers, no foreign key).
+//!   - *raw insert*: the same events, encoded before the clock starts (no
+//!     hashing, no chain), inserted by one multi-row `INSERT … SELECT FROM
+//!     unnest(…)` per 4096 rows, each in its own transaction, into a copy of
+//!     `audit_events` with the same indexes and CHECKs (no triggers);
+//!   - *raw copy*: the same pre-encoded rows through one binary `COPY … FROM
+//!     STDIN` per 4096 rows (what the sink sends, without the chain), each in
+//!     its own transaction, into the same table.
 //!
-//!   Both with `synchronous_commit = on` (checked). The median rate of each
-//!   and the median of the per-round ratios are printed.
+//!   All with `synchronous_commit = on` (checked). The median rate of each
+//!   and the medians of the per-round ratios (pipeline to raw insert,
+//!   pipeline to raw copy) are printed.
 //! - `audit_postgres_enqueue` (criterion): `Auditor::record` with the
 //!   PostgreSQL sink behind the queue, in bursts of 256 with the queue
 //!   drained between bursts (untimed), against a raw
@@ -34,6 +38,8 @@ use guardrails_audit::{
     AuditEvent, AuditPipeline, Auditor, Category, Outcome, RequestInfo, Source,
 };
 use secrecy::SecretString;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
 const URL_VAR: &str = "GUARDRAILS_BENCH_POSTGRES_URL";
@@ -113,25 +119,82 @@ fn run_pipeline(runtime: &tokio::runtime::Runtime, url: &str, events: u64) -> Du
     elapsed
 }
 
-/// The raw rows of `events` events, encoded up front.
-struct RawRows {
+/// The raw rows of `events` events, encoded up front: every column as text
+/// (for the `unnest` insert), and the uuid and timestamptz columns also
+/// typed (for the binary `COPY`; `U` is the event's own id type).
+struct RawRows<U, T> {
     columns: Vec<Vec<Option<String>>>,
     seq: Vec<i64>,
     status: Vec<Option<i32>>,
     duration: Vec<Option<i64>>,
+    id: Vec<U>,
+    time: Vec<T>,
+}
+
+/// A binary `timestamptz`: microseconds since 2000-01-01 UTC.
+#[derive(Debug)]
+struct PgTimestamp(i64);
+
+impl ToSql for PgTimestamp {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0.to_be_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ
+    }
+
+    to_sql_checked!();
+}
+
+/// JSON text as a binary `jsonb` value (version 1, then the text).
+#[derive(Debug)]
+struct JsonbText<'a>(&'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
 }
 
 const TEXT_COLUMNS: &str = "prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
      auth_method, target_type, target_id, source_ip, request_id, method, route, record";
 
-fn raw_rows(events: u64, round: usize) -> RawRows {
+fn raw_rows(events: u64, round: usize) -> RawRows<impl ToSql + Sync + use<>, PgTimestamp> {
     let mut columns = vec![Vec::new(); 18];
     let mut seq = Vec::new();
+    let mut id = Vec::new();
+    let mut time = Vec::new();
+    // Microseconds since 2000-01-01, PostgreSQL's timestamp epoch.
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+        - 946_684_800_000_000;
     let mut status = Vec::new();
     let mut duration = Vec::new();
     let zeros = "0".repeat(64);
     for i in 0..events {
         let event = request_event(i);
+        id.push(event.id());
+        time.push(PgTimestamp(now_micros + i as i64));
         let json = event.to_json();
         let text = |p: &str| json.pointer(p).and_then(|v| v.as_str()).map(str::to_owned);
         let values = [
@@ -166,10 +229,12 @@ fn raw_rows(events: u64, round: usize) -> RawRows {
         seq,
         status,
         duration,
+        id,
+        time,
     }
 }
 
-async fn run_raw(client: &mut Client, rows: &RawRows) -> Duration {
+async fn run_raw<U, T>(client: &mut Client, rows: &RawRows<U, T>) -> Duration {
     let insert = client
         .prepare(&format!(
             "INSERT INTO bench_raw_events (chain_id, seq, {TEXT_COLUMNS}, status, duration_us) \
@@ -195,7 +260,7 @@ async fn run_raw(client: &mut Client, rows: &RawRows) -> Duration {
         let seq = &rows.seq[from..to];
         let status = &rows.status[from..to];
         let duration = &rows.duration[from..to];
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&seq];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&seq];
         for c in &cols {
             params.push(c);
         }
@@ -203,6 +268,65 @@ async fn run_raw(client: &mut Client, rows: &RawRows) -> Duration {
         params.push(&duration);
         let tx = client.transaction().await.unwrap();
         tx.execute(&insert, &params).await.unwrap();
+        tx.commit().await.unwrap();
+        from = to;
+    }
+    started.elapsed()
+}
+
+/// The same rows through one `COPY … FROM STDIN (FORMAT binary)` per 4096
+/// rows, each in its own transaction (what the sink does, without the
+/// chain).
+async fn run_raw_copy<U: ToSql + Sync, T: ToSql + Sync>(
+    client: &mut Client,
+    rows: &RawRows<U, T>,
+    round: usize,
+) -> Duration {
+    let copy = client
+        .prepare(&format!(
+            "COPY bench_raw_events (chain_id, seq, {TEXT_COLUMNS}, status, duration_us) \
+             FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .unwrap();
+    let mut types = vec![Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT, Type::UUID];
+    types.push(Type::TIMESTAMPTZ);
+    types.extend(std::iter::repeat_n(Type::TEXT, 13));
+    types.extend([Type::JSONB, Type::INT4, Type::INT8]);
+    let chain = format!("raw-copy-{round}");
+    let started = Instant::now();
+    let n = rows.seq.len();
+    let mut from = 0;
+    while from < n {
+        let to = (from + BATCH).min(n);
+        let tx = client.transaction().await.unwrap();
+        let sink = tx.copy_in::<_, bytes::Bytes>(&copy).await.unwrap();
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for i in from..to {
+            let text: Vec<Option<&str>> = rows.columns[4..17]
+                .iter()
+                .map(|c| c[i].as_deref())
+                .collect();
+            let record = JsonbText(rows.columns[17][i].as_deref().unwrap_or("{}"));
+            let mut values: Vec<&(dyn ToSql + Sync)> = vec![
+                &chain,
+                &rows.seq[i],
+                &rows.columns[0][i],
+                &rows.columns[1][i],
+                &rows.id[i],
+                &rows.time[i],
+            ];
+            for t in &text {
+                values.push(t);
+            }
+            values.extend([
+                &record as &(dyn ToSql + Sync),
+                &rows.status[i],
+                &rows.duration[i],
+            ]);
+            writer.as_mut().write(&values).await.unwrap();
+        }
+        writer.finish().await.unwrap();
         tx.commit().await.unwrap();
         from = to;
     }
@@ -237,30 +361,40 @@ fn throughput(runtime: &tokio::runtime::Runtime, url: &str) {
     });
     let mut pipeline_rates = Vec::new();
     let mut raw_rates = Vec::new();
+    let mut copy_rates = Vec::new();
     let mut ratios = Vec::new();
+    let mut copy_ratios = Vec::new();
     for round in 0..rounds {
         let rows = raw_rows(events, round);
         let raw = runtime.block_on(run_raw(&mut client, &rows));
+        let copied = runtime.block_on(run_raw_copy(&mut client, &rows, round));
         drop(rows);
         let piped = run_pipeline(runtime, url, events);
         let raw_rate = events as f64 / raw.as_secs_f64();
+        let copy_rate = events as f64 / copied.as_secs_f64();
         let piped_rate = events as f64 / piped.as_secs_f64();
         eprintln!(
             "audit_postgres_throughput round {round}: raw insert {raw_rate:.0} events/s, \
-             pipeline + PostgresSink {piped_rate:.0} events/s, ratio {:.3}",
-            piped_rate / raw_rate
+             raw copy {copy_rate:.0} events/s, pipeline + PostgresSink {piped_rate:.0} events/s, \
+             ratio to insert {:.3}, to copy {:.3}",
+            piped_rate / raw_rate,
+            piped_rate / copy_rate
         );
         raw_rates.push(raw_rate);
+        copy_rates.push(copy_rate);
         pipeline_rates.push(piped_rate);
         ratios.push(piped_rate / raw_rate);
+        copy_ratios.push(piped_rate / copy_rate);
     }
     eprintln!(
         "audit_postgres_throughput ({rounds} rounds of {events} events, synchronous_commit = on, \
-         batches up to {BATCH}): median raw insert {:.0} events/s, median pipeline {:.0} events/s, \
-         median ratio {:.3}",
+         batches up to {BATCH}): median raw insert {:.0} events/s, median raw copy {:.0} \
+         events/s, median pipeline {:.0} events/s, median ratio to insert {:.3}, to copy {:.3}",
         median(&mut raw_rates),
+        median(&mut copy_rates),
         median(&mut pipeline_rates),
-        median(&mut ratios)
+        median(&mut ratios),
+        median(&mut copy_ratios)
     );
     runtime.block_on(async {
         client
