@@ -616,7 +616,7 @@ impl PostgresSink {
         let Some(conn) = self.conn.as_mut() else {
             return Err(PgError::Closed);
         };
-        if let Some((seq, hash)) = self.in_doubt.take() {
+        if let Some((seq, hash)) = self.in_doubt.clone() {
             // The previous attempt of this batch may have committed after
             // all: then its first record is at its seq, with its hash (the
             // encoding is deterministic), and nothing is written again.
@@ -628,6 +628,10 @@ impl PostgresSink {
                 )
                 .await
                 .map_err(PgError::db("look for a committed batch"))?;
+            // Settled only now: had the look-up failed, the next attempt
+            // would have to look again (its head already includes a
+            // committed batch, which must not be written a second time).
+            self.in_doubt = None;
             if found.is_some_and(|row| same_hash(row.get::<_, &str>(0), &hash)) {
                 metrics::counter!("guardrails_audit_postgres_recovered_batches_total").increment(1);
                 tracing::info!(
