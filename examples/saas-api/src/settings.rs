@@ -18,6 +18,7 @@
 //! | `audit.path` | `SAAS_AUDIT__PATH` | `var/audit.jsonl` |
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
 //! | `audit.postgres_url` (secret) | `SAAS_AUDIT__POSTGRES_URL`, `SAAS_AUDIT__POSTGRES_URL_FILE` | — (the file at `audit.path`) |
+//! | `audit.postgres_ca_file` | `SAAS_AUDIT__POSTGRES_CA_FILE` | — (the webpki roots only) |
 //! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start |
 //!
 //! In `staging` and `production` the hardening rules apply: the issuer and
@@ -25,8 +26,12 @@
 //! or (with neither) OpenID Connect discovery from the `https` issuer;
 //! secrets must be at least 32 bytes, random-looking and not development
 //! values (preferably read from files); the audit destination must be chosen
-//! for the deployment: a PostgreSQL URL, or a file path of its own. Production also requires `config/production.toml`
-//! and treats unknown `SAAS_*` variables as errors.
+//! for the deployment: a PostgreSQL URL, or a file path of its own. A
+//! PostgreSQL URL that reaches a host other than a Unix socket, `localhost`
+//! or a loopback address must ask for TLS with `sslmode=require` (the
+//! server certificate is always verified, see [`crate::audit`]); the error
+//! names the key and its source, never the URL. Production also requires
+//! `config/production.toml` and treats unknown `SAAS_*` variables as errors.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +40,7 @@ use guardrails_config::{
     ConfigError, Configuration, Environment, Explain, Finding, Hardening, Loaded, Loader,
     Requirement, SecretPolicy,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The prefix of every variable.
@@ -119,6 +124,11 @@ pub struct AuditSettings {
     /// fresh one per process start when absent.
     #[garde(length(min = 1, max = 200))]
     pub chain_id: Option<String>,
+    /// A PEM file of CA certificates trusted for the database's TLS
+    /// certificate, in addition to the webpki roots (a managed database's
+    /// private CA).
+    #[garde(skip)]
+    pub postgres_ca_file: Option<PathBuf>,
 }
 
 impl Configuration for Settings {
@@ -154,8 +164,18 @@ impl Configuration for Settings {
         );
         // The audit destination: a PostgreSQL database, or a file of this
         // deployment's own (not the built-in development path).
-        if self.audit.postgres_url.is_some() {
+        if let Some(url) = &self.audit.postgres_url {
+            if let Some(problem) = postgres_tls_problem(url.expose_secret()) {
+                h.error("saas.postgres_tls", "audit.postgres_url", problem);
+            }
             return;
+        }
+        if self.audit.postgres_ca_file.is_some() {
+            h.warn(
+                "saas.postgres_ca_file",
+                "audit.postgres_ca_file",
+                "has no effect without audit.postgres_url",
+            );
         }
         h.require(
             "audit.path",
@@ -171,6 +191,41 @@ impl Configuration for Settings {
             );
         }
     }
+}
+
+/// Why a PostgreSQL connection string is not fit for a hardened
+/// environment, if it is not: it must parse, and unless every host is local
+/// (a Unix socket, `localhost`, a loopback address) it must ask for TLS
+/// with `sslmode=require`; the app always verifies the server's certificate
+/// (see [`crate::audit`]). The message never contains the string.
+fn postgres_tls_problem(url: &str) -> Option<&'static str> {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return Some("is not a PostgreSQL connection string");
+    };
+    let remote_host = config.get_hosts().iter().any(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => !is_loopback_name(name),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => false,
+    });
+    let remote_addr = config.get_hostaddrs().iter().any(|a| !a.is_loopback());
+    let remote = remote_host || remote_addr;
+    (remote && config.get_ssl_mode() != tokio_postgres::config::SslMode::Require).then_some(
+        "reaches a host that is not local without sslmode=require, so the audit trail and the \
+         database password could travel in plain text; add sslmode=require to the connection \
+         string (the server certificate is always verified: webpki roots, or a private CA with \
+         SAAS_AUDIT__POSTGRES_CA_FILE)",
+    )
+}
+
+/// `localhost` or a loopback address.
+fn is_loopback_name(name: &str) -> bool {
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Settings {
@@ -274,7 +329,6 @@ pub fn report_invalid(error: &ConfigError, json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
@@ -381,5 +435,90 @@ mod tests {
     fn unknown_environment() {
         let error = load(&[("SAAS_ENV", "prod")]).unwrap_err();
         assert!(error.to_string().contains("did you mean `production`?"));
+    }
+
+    /// A production environment with valid auth settings and `url` as the
+    /// audit database.
+    fn production_with_database(
+        env: &str,
+        url: &str,
+    ) -> (tempfile::TempDir, Result<Loaded<Settings>, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hs256");
+        std::fs::write(&secret, "Zq3vN8xKp2LmA7bT5wYc9HdE1gUf4sRjh7Gk2PqX").unwrap();
+        let secret = secret.to_str().unwrap().to_owned();
+        let result = load(&[
+            ("SAAS_ENV", env),
+            ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+            ("SAAS_AUTH__HS256_SECRET_FILE", &secret),
+            ("SAAS_AUDIT__POSTGRES_URL", url),
+        ]);
+        (dir, result)
+    }
+
+    #[test]
+    fn production_refuses_a_remote_database_without_tls() {
+        for url in [
+            "postgresql://app:hunter2-pw@db.internal:5432/audit",
+            "postgresql://app:hunter2-pw@db.internal/audit?sslmode=prefer",
+            "postgresql://app:hunter2-pw@10.1.2.3/audit?sslmode=disable",
+            "host=db.internal user=app password=hunter2-pw dbname=audit",
+            // A local name, but the address connected to is remote.
+            "host=localhost hostaddr=10.1.2.3 user=app password=hunter2-pw",
+            // Several hosts: one remote is enough.
+            "postgresql://app:hunter2-pw@127.0.0.1,db.internal/audit",
+        ] {
+            for env in ["production", "staging"] {
+                let (_dir, result) = production_with_database(env, url);
+                let error = result.unwrap_err();
+                let keys: Vec<&str> = error.keys().collect();
+                assert_eq!(keys, ["audit.postgres_url"], "{env} {url}: {error}");
+                let text = error.to_string();
+                assert!(text.contains("sslmode=require"), "{text}");
+                assert!(
+                    text.contains("SAAS_AUDIT__POSTGRES_URL"),
+                    "the source: {text}"
+                );
+                assert!(!text.contains("hunter2"), "{text}");
+                assert!(!text.contains("db.internal"), "{text}");
+                assert!(!text.contains("10.1.2.3"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn production_accepts_tls_or_a_local_database() {
+        for url in [
+            "postgresql://app:hunter2-pw@db.internal:5432/audit?sslmode=require",
+            "host=db.internal user=app password=hunter2-pw sslmode=require",
+            "postgresql://app:hunter2-pw@127.0.0.1:5432/audit",
+            "postgresql://app:hunter2-pw@localhost/audit?sslmode=disable",
+            "postgresql://app:hunter2-pw@[::1]:5432/audit",
+            "host=/var/run/postgresql user=app dbname=audit",
+            "host=localhost hostaddr=127.0.0.1 user=app",
+        ] {
+            let (_dir, result) = production_with_database("production", url);
+            let loaded = result.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(loaded.config().audit.postgres_url.is_some());
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_database_url_that_does_not_parse() {
+        let (_dir, result) =
+            production_with_database("production", "postgresql://app:hunter2-pw@db:notaport/x");
+        let error = result.unwrap_err();
+        assert!(error.keys().any(|k| k == "audit.postgres_url"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn development_allows_a_database_without_tls() {
+        let loaded = load(&[(
+            "SAAS_AUDIT__POSTGRES_URL",
+            "postgresql://app:pw@db.internal/audit",
+        )])
+        .unwrap();
+        assert!(loaded.config().audit.postgres_url.is_some());
     }
 }
