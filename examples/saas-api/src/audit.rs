@@ -17,6 +17,19 @@
 //!   restarts. The HMAC key applies the same way. The database must be
 //!   reachable at start-up; later outages are retried by the sink, and
 //!   strict (`DELETE`) requests fail closed with 503 meanwhile.
+//! - Both the migration connection and the sink speak TLS with rustls (the
+//!   aws-lc-rs provider) through `tokio-postgres-rustls` ([`postgres_tls`]).
+//!   The server certificate and host name are always verified — there is no
+//!   option to skip that — against Mozilla's roots (webpki-roots) plus the
+//!   CA certificates of `audit.postgres_ca_file`
+//!   (`SAAS_AUDIT__POSTGRES_CA_FILE`, PEM; a managed database's private CA).
+//!   The connection string's `sslmode` decides whether TLS is used:
+//!   `require` refuses a server without TLS (so `require` here means what
+//!   libpq calls `verify-full`); `prefer` (the default) uses TLS when the
+//!   server offers it and fails when its certificate does not verify;
+//!   `disable` never uses TLS. In staging and production a database that is
+//!   not local must be reached with `sslmode=require` (see
+//!   [`crate::settings`]).
 //!
 //! # Why the invoices stay in memory
 //!
@@ -43,6 +56,8 @@
 //! the database with
 //! `GUARDRAILS_AUDIT_POSTGRES_URL=… cargo run -p guardrails-audit --features cli,postgres -- verify --postgres [--key-file F]`.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
@@ -52,7 +67,10 @@ use guardrails_audit::sink::postgres::{PgError, PostgresSink, migrate};
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::settings::AuditSettings;
 
@@ -64,6 +82,7 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The audit trail could not be started.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StartError {
     /// The file cannot be opened or continued.
     Sink(SinkError),
@@ -81,6 +100,38 @@ pub enum StartError {
     },
     /// The migrations or the sink failed.
     Postgres(PgError),
+    /// `audit.postgres_ca_file` cannot be read or holds no valid PEM
+    /// certificate.
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: CaFileProblem,
+    },
+    /// The TLS client configuration cannot be built.
+    Tls(rustls::Error),
+}
+
+/// What is wrong with `audit.postgres_ca_file`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CaFileProblem {
+    /// It cannot be read, or is not PEM.
+    Pem(rustls::pki_types::pem::Error),
+    /// It holds no `CERTIFICATE` block.
+    NoCertificate,
+    /// A certificate cannot be used as a trust anchor.
+    Certificate(rustls::Error),
+}
+
+impl std::fmt::Display for CaFileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pem(e) => write!(f, "not a readable PEM file: {e}"),
+            Self::NoCertificate => f.write_str("holds no PEM certificate"),
+            Self::Certificate(e) => write!(f, "a certificate cannot be trusted: {e}"),
+        }
+    }
 }
 
 impl std::fmt::Display for StartError {
@@ -95,11 +146,68 @@ impl std::fmt::Display for StartError {
                 write!(f, "audit.postgres_url: cannot connect to {host}: {source}")
             }
             Self::Postgres(e) => write!(f, "audit.postgres_url: {e}"),
+            Self::CaFile { path, problem } => {
+                write!(f, "audit.postgres_ca_file: {}: {problem}", path.display())
+            }
+            Self::Tls(e) => write!(f, "audit.postgres_url: TLS configuration: {e}"),
         }
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sink(e) => Some(e),
+            Self::Writer(e) => Some(e),
+            Self::Connect { source, .. } => Some(source),
+            Self::Postgres(e) => Some(e),
+            Self::Tls(e) => Some(e),
+            Self::PostgresUrl | Self::CaFile { .. } => None,
+        }
+    }
+}
+
+/// The TLS connector to the audit database: rustls with the aws-lc-rs
+/// provider, TLS 1.2 and 1.3, trusting Mozilla's roots (webpki-roots) and the
+/// PEM certificates in `ca_file`. Certificates and host names are always
+/// verified.
+///
+/// # Errors
+///
+/// [`StartError::CaFile`] when `ca_file` cannot be read, is not PEM or
+/// holds no usable certificate; [`StartError::Tls`] when the provider
+/// offers no safe protocol version.
+pub fn postgres_tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StartError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let ca_error = |problem| StartError::CaFile {
+            path: path.to_owned(),
+            problem,
+        };
+        let mut added = 0_usize;
+        for cert in
+            CertificateDer::pem_file_iter(path).map_err(|e| ca_error(CaFileProblem::Pem(e)))?
+        {
+            let cert = cert.map_err(|e| ca_error(CaFileProblem::Pem(e)))?;
+            roots
+                .add(cert)
+                .map_err(|e| ca_error(CaFileProblem::Certificate(e)))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ca_error(CaFileProblem::NoCertificate));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(StartError::Tls)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
 
 /// Opens the configured trail: PostgreSQL when `audit.postgres_url` is set
 /// (after applying the migrations), else the file; starts the writer.
@@ -122,8 +230,9 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
         Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
         None => "the default host".to_owned(),
     };
+    let tls = postgres_tls(settings.postgres_ca_file.as_deref())?;
     let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .connect(tls.clone())
         .await
         .map_err(|source| StartError::Connect { host, source })?;
     let driver = tokio::spawn(connection);
@@ -136,12 +245,18 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
     }
     let mut builder = PostgresSink::builder(SecretString::from(url.expose_secret().to_owned()))
         .maybe_hmac_key(settings.hmac_key.clone())
-        .instance(instance());
+        .instance(instance())
+        .tls(tls);
     if let Some(chain_id) = &settings.chain_id {
         builder = builder.chain_id(chain_id.clone());
     }
     let sink = builder.open().await.map_err(StartError::Postgres)?;
-    tracing::info!(chain_id = sink.chain_id(), "audit trail in PostgreSQL");
+    let tls = match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Disable => "disabled",
+        tokio_postgres::config::SslMode::Require => "required",
+        _ => "preferred",
+    };
+    tracing::info!(chain_id = sink.chain_id(), tls, "audit trail in PostgreSQL");
     spawn(sink)
 }
 
@@ -208,5 +323,68 @@ pub async fn shutdown(guard: AuditGuard) -> bool {
             "audit trail not completely flushed"
         );
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webpki_roots_alone() {
+        assert!(postgres_tls(None).is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_usable_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = postgres_tls(Some(&missing)).err().unwrap();
+        assert!(
+            matches!(
+                &error,
+                StartError::CaFile {
+                    problem: CaFileProblem::Pem(_),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("audit.postgres_ca_file: "),
+            "{error}"
+        );
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = postgres_tls(Some(&empty)).err().unwrap();
+        assert!(
+            matches!(
+                error,
+                StartError::CaFile {
+                    problem: CaFileProblem::NoCertificate,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let error = postgres_tls(Some(&garbage)).err().unwrap();
+        assert!(
+            matches!(
+                error,
+                StartError::CaFile {
+                    problem: CaFileProblem::Certificate(_),
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }
