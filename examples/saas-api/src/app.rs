@@ -5,6 +5,7 @@ use axum::handler::Handler;
 use axum::routing::get;
 use guardrails_auth::AuthLayer;
 use guardrails_auth::jwt::JwtVerifier;
+use tower::ServiceBuilder;
 
 use crate::auth;
 use crate::invoices::{self, Store};
@@ -16,18 +17,21 @@ use crate::invoices::{self, Store};
 /// [`crate::auth::layer`]); the invoice routes add their per-route
 /// requirements ([`invoice_routes`]).
 pub fn router(store: Store, auth: AuthLayer<JwtVerifier>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(crate::metrics::render))
-        .merge(invoice_routes(store))
-        // Every plain-text 4xx of axum (404, 405, extractor rejections)
-        // answers problem+json, like the guardrails do.
-        .layer(guardrails_validate::ProblemJsonLayer::new())
-        // Copies the verified principal into the request's audit context, so
-        // the audit record names the actor (also of the requirements' 403s).
-        .layer(guardrails_audit::CapturePrincipalLayer)
-        // Authentication: outside the routes, inside the audit layer.
-        .layer(auth)
+    routes(store).layer(
+        // One stack in one `Router::layer` (outermost first): axum boxes
+        // the route once per `layer` call, so a stack costs one box per
+        // request, not one per guard.
+        ServiceBuilder::new()
+            // Authentication: outside the routes, inside the audit layer.
+            .layer(auth)
+            // Copies the verified principal into the request's audit context,
+            // so the audit record names the actor (also of the requirements'
+            // 403s).
+            .layer(guardrails_audit::CapturePrincipalLayer)
+            // Every plain-text 4xx of axum (404, 405, extractor rejections)
+            // answers problem+json, like the guardrails do.
+            .layer(guardrails_validate::ProblemJsonLayer::new()),
+    )
 }
 
 /// [`router`] with the audit trail as the outermost layer, so that every
@@ -38,7 +42,21 @@ pub fn audited_router(
     auditor: guardrails_audit::Auditor,
     auth: AuthLayer<JwtVerifier>,
 ) -> Router {
-    router(store, auth).layer(crate::audit::layer(auditor))
+    routes(store).layer(
+        ServiceBuilder::new()
+            .layer(crate::audit::layer(auditor))
+            .layer(auth)
+            .layer(guardrails_audit::CapturePrincipalLayer)
+            .layer(guardrails_validate::ProblemJsonLayer::new()),
+    )
+}
+
+/// Every route, without the guard stack.
+fn routes(store: Store) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::render))
+        .merge(invoice_routes(store))
 }
 
 /// The tenant-scoped invoice routes with their per-route requirements
