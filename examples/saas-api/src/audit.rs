@@ -143,7 +143,17 @@ impl std::fmt::Display for StartError {
                 f.write_str("audit.postgres_url: not a PostgreSQL connection string")
             }
             Self::Connect { host, source } => {
-                write!(f, "audit.postgres_url: cannot connect to {host}: {source}")
+                write!(f, "audit.postgres_url: cannot connect to {host}: {source}")?;
+                // The driver's message is generic ("error performing TLS
+                // handshake"); the why is in its causes (a certificate
+                // error, a refused connection, the server's message),
+                // which never hold the connection string.
+                let mut cause = std::error::Error::source(source);
+                while let Some(e) = cause {
+                    write!(f, ": {e}")?;
+                    cause = e.source();
+                }
+                Ok(())
             }
             Self::Postgres(e) => write!(f, "audit.postgres_url: {e}"),
             Self::CaFile { path, problem } => {
@@ -154,18 +164,9 @@ impl std::fmt::Display for StartError {
     }
 }
 
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Sink(e) => Some(e),
-            Self::Writer(e) => Some(e),
-            Self::Connect { source, .. } => Some(source),
-            Self::Postgres(e) => Some(e),
-            Self::Tls(e) => Some(e),
-            Self::PostgresUrl | Self::CaFile { .. } => None,
-        }
-    }
-}
+// The messages above carry their causes (the driver's error chain
+// included), so no `source()`: a reporter walking it would repeat them.
+impl std::error::Error for StartError {}
 
 /// The TLS connector to the audit database: rustls with the aws-lc-rs
 /// provider, TLS 1.2 and 1.3, trusting Mozilla's roots (webpki-roots) and the

@@ -284,3 +284,139 @@ fn production_accepts_a_database_as_the_audit_destination() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!text.contains("listening on"), "{text}");
 }
+
+/// The application name the TLS test gives the app's connections, to find
+/// them in `pg_stat_activity` and the server log.
+const TLS_APP_NAME: &str = "saas-api-tls-test";
+
+#[tokio::test]
+async fn audit_trail_in_postgres_over_verified_tls() {
+    let Some(pg) = pg::PgServer::start_tls().await else {
+        return;
+    };
+    let ca = pg.tls_ca_file().unwrap().to_owned();
+    let conn = format!(
+        "{} sslmode=require application_name={TLS_APP_NAME}",
+        pg.admin_conn()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("db-url");
+    std::fs::write(&url_file, &conn).unwrap();
+    let mut cmd = common::command();
+    cmd.env("SAAS_AUDIT__POSTGRES_URL_FILE", &url_file)
+        .env("SAAS_AUDIT__POSTGRES_CA_FILE", &ca)
+        .env("SAAS_AUDIT__HMAC_KEY", KEY);
+    let mut app = common::start(cmd);
+    let writer = token(&[
+        "--sub",
+        "wendy",
+        "--tenant",
+        "acme",
+        "--scope",
+        "invoices:read invoices:write",
+    ]);
+    let created = common::send(authorized(
+        "POST",
+        &app.url("/v1/tenants/acme/invoices"),
+        &writer,
+        Some(INVOICE),
+    ))
+    .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(common::get(&app.url("/healthz")).await.status, 200);
+
+    let admin = pg.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM audit_events WHERE action = 'http.request'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if requests >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{requests} request records");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The app's open connection (the sink's) uses TLS; the test's own
+    // connection does not, so the query tells the two apart.
+    let app_connections = admin
+        .query(
+            "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&TLS_APP_NAME],
+        )
+        .await
+        .unwrap();
+    assert!(!app_connections.is_empty(), "the sink holds a connection");
+    for row in &app_connections {
+        let (ssl, version): (bool, Option<String>) = (row.get(0), row.get(1));
+        assert!(ssl, "an app connection without TLS");
+        assert!(
+            version.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+            "{version:?}"
+        );
+    }
+    let own: bool = admin
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!own, "the test's own connection is plain");
+
+    let status = app.terminate(Duration::from_secs(60));
+    let output = app.drain_output().join("\n");
+    assert!(status.success(), "exit status {status:?}: {output}");
+    assert!(!output.contains(&conn), "the database URL is never logged");
+    // Every connection the app opened (the migration's, the sink's) was
+    // TLS, as the server logged them.
+    let log = pg.server_log().unwrap();
+    let authorized_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("connection authorized")
+                && l.contains(&format!("application_name={TLS_APP_NAME}"))
+        })
+        .collect();
+    assert!(authorized_lines.len() >= 2, "{log}");
+    for line in &authorized_lines {
+        assert!(line.contains("SSL enabled"), "{line}");
+    }
+    let options = PgVerifyOptions::new().key(SecretString::from(KEY));
+    let report = verify_postgres(&admin, &options).await.unwrap();
+    assert_eq!(report.chains.len(), 1);
+    assert!(report.chains[0].cleanly_stopped, "{report:?}");
+
+    // A CA file that did not sign the server's certificate, and the webpki
+    // roots alone: the app refuses to start, naming the host, never the URL.
+    let unrelated = pg::unrelated_ca(dir.path()).unwrap();
+    for ca_file in [Some(unrelated.as_path()), None] {
+        let mut cmd = common::command();
+        cmd.env("SAAS_AUDIT__POSTGRES_URL_FILE", &url_file);
+        if let Some(ca_file) = ca_file {
+            cmd.env("SAAS_AUDIT__POSTGRES_CA_FILE", ca_file);
+        }
+        let output = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{ca_file:?}: {text}");
+        assert!(
+            text.contains("audit.postgres_url: cannot connect to 127.0.0.1"),
+            "{text}"
+        );
+        assert!(text.contains("certificate"), "{text}");
+        assert!(!text.contains(&conn), "{text}");
+        assert!(!text.contains(TLS_APP_NAME), "{text}");
+        assert!(!text.contains("listening on"), "{text}");
+    }
+    // Nothing more reached the database: still one chain.
+    let report = verify_postgres(&admin, &options).await.unwrap();
+    assert_eq!(report.chains.len(), 1);
+}

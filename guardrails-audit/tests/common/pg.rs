@@ -17,6 +17,15 @@
 //!
 //! Without binaries the test is skipped with a printed reason, unless
 //! `GUARDRAILS_REQUIRE_EXTERNAL=1` (CI), where it fails.
+//!
+//! [`PgServer::start_tls`] starts a local cluster with `ssl=on` and
+//! `log_connections=on`, serving a certificate for `127.0.0.1` and
+//! `localhost` signed by a throwaway CA made for the test with the `openssl`
+//! command ([`PgServer::tls_ca_file`]; [`unrelated_ca`] makes a CA that
+//! signed nothing). It always needs the local binaries and `openssl` (an
+//! external server's TLS cannot be arranged): without them the test is
+//! skipped, or fails under `GUARDRAILS_REQUIRE_EXTERNAL=1` (the Debian and
+//! Ubuntu `postgresql` packages bring `openssl` along).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -58,6 +67,8 @@ pub struct PgServer {
     db: String,
     host: String,
     port: u16,
+    /// The CA that signed the server certificate ([`PgServer::start_tls`]).
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -276,6 +287,136 @@ pub async fn connect(conn: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
+/// The test server's TLS files.
+#[derive(Debug)]
+struct ServerTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn openssl(dir: &Path, what: &str, args: &[&str]) -> Result<(), String> {
+    check(
+        &format!("openssl ({what})"),
+        Command::new("openssl").current_dir(dir).args(args).output(),
+    )
+}
+
+/// A self-signed CA (P-256, valid for two days) in `dir`: `<name>.crt` and
+/// `<name>.key`.
+fn make_ca(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    openssl(
+        dir,
+        "CA",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=guardrails test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    )?;
+    Ok(dir.join(crt))
+}
+
+/// A throwaway CA that signed nothing the test servers use: a CA file that
+/// does not match. Returns its certificate (PEM) in `dir`.
+///
+/// # Errors
+///
+/// When `openssl` fails.
+pub fn unrelated_ca(dir: &Path) -> Result<PathBuf, String> {
+    make_ca(dir, "unrelated-ca")
+}
+
+/// A CA and a server certificate for `127.0.0.1` and `localhost` signed by
+/// it, in `dir`; the key is readable by its owner only (PostgreSQL insists).
+fn make_server_tls(dir: &Path) -> Result<ServerTls, String> {
+    let ca = make_ca(dir, "ca")?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+         basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("write server.ext: {e}"))?;
+    openssl(
+        dir,
+        "server key",
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    )?;
+    openssl(
+        dir,
+        "server certificate",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+    )?;
+    let key = dir.join("server.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("chmod server.key: {e}"))?;
+    }
+    Ok(ServerTls {
+        ca,
+        cert: dir.join("server.crt"),
+        key,
+    })
+}
+
 impl PgServer {
     /// A server with a fresh database, or `None` (after a printed reason)
     /// when no server can be had and CI does not require one.
@@ -311,8 +452,37 @@ impl PgServer {
                 db,
                 host,
                 port,
+                tls_ca: None,
             });
         }
+        Self::start_local(db, false).await
+    }
+
+    /// A local cluster with `ssl=on` (TLS 1.2 and 1.3 offered, plain
+    /// connections still accepted) and `log_connections=on`, serving a
+    /// certificate for `127.0.0.1` and `localhost` signed by a throwaway CA
+    /// ([`tls_ca_file`](Self::tls_ca_file)); `None` (after a printed reason)
+    /// without the server binaries or the `openssl` command, unless CI
+    /// requires them. `GUARDRAILS_TEST_POSTGRES_URL` is not used.
+    ///
+    /// # Panics
+    ///
+    /// When the certificates cannot be made or the server cannot be
+    /// started, or the tools are missing under
+    /// `GUARDRAILS_REQUIRE_EXTERNAL=1`.
+    pub async fn start_tls() -> Option<Self> {
+        let db = format!(
+            "guardrails_test_{}_{}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        if !openssl_available() {
+            return skip_or_fail("no `openssl` command to make the test certificates");
+        }
+        Self::start_local(db, true).await
+    }
+
+    async fn start_local(db: String, tls: bool) -> Option<Self> {
         let Some(bins) = find_binaries() else {
             return skip_or_fail(
                 "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on the PATH or under /usr/lib/postgresql",
@@ -336,14 +506,28 @@ impl PgServer {
                 .output(),
         )
         .unwrap();
+        let tls_files = if tls {
+            let files = make_server_tls(&dir.path().join("tls"))
+                .unwrap_or_else(|e| panic!("test certificates: {e}"));
+            Some(files)
+        } else {
+            None
+        };
         chown(&run_as, dir.path()).unwrap();
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port().unwrap();
-            let opts = format!(
+            let mut opts = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200",
                 sock.display()
             );
+            if let Some(files) = &tls_files {
+                opts.push_str(&format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+                    files.cert.display(),
+                    files.key.display()
+                ));
+            }
             match ctl(
                 &run_as,
                 &bins.dir,
@@ -371,6 +555,7 @@ impl PgServer {
                         db,
                         host: "127.0.0.1".to_owned(),
                         port,
+                        tls_ca: tls_files.as_ref().map(|f| f.ca.clone()),
                     });
                 }
                 // Most likely the port was taken meanwhile: try another.
@@ -383,6 +568,20 @@ impl PgServer {
     /// The superuser connection string of the test database (no password).
     pub fn admin_conn(&self) -> &str {
         &self.admin
+    }
+
+    /// The PEM file of the CA that signed the server certificate (servers
+    /// from [`start_tls`](Self::start_tls)).
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    /// The server log so far (local clusters), e.g. the `connection
+    /// authorized: ... SSL enabled` lines of a [`start_tls`](Self::start_tls)
+    /// server.
+    pub fn server_log(&self) -> Option<String> {
+        let local = self.local.as_ref()?;
+        std::fs::read_to_string(local.dir.path().join("server.log")).ok()
     }
 
     /// A URL for `user` with `password` to the test database.
