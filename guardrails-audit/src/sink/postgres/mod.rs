@@ -165,6 +165,10 @@
 //! (`tokio-postgres-rustls`, `postgres-native-tls`; this crate does not pick
 //! a TLS stack for you) and put `sslmode=require` in the connection string,
 //! so that a server without TLS is refused rather than used in plain text.
+//! `examples/saas-api` (`src/audit.rs`, `postgres_tls`) shows one way:
+//! `tokio-postgres-rustls` with rustls on aws-lc-rs, certificates verified
+//! against the webpki roots plus a private CA file, the same connector for
+//! [`migrate`]'s connection and the sink.
 //!
 //! # Metrics and tracing
 //!
