@@ -117,37 +117,6 @@ fn an_unusable_audit_path_fails_before_listening() {
     assert!(!text.contains("listening on"), "{text}");
 }
 
-fn token(args: &[&str]) -> String {
-    let out = common::command()
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run saas-api token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn authorized(
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Option<&str>,
-) -> http::Request<Full<Bytes>> {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("authorization", format!("Bearer {token}"));
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    b.body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn actors_denials_and_the_invoice_delete_domain_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +124,7 @@ async fn actors_denials_and_the_invoice_delete_domain_event() {
     let mut cmd = common::command();
     cmd.env("SAAS_AUDIT__PATH", &path);
     let mut app = common::start(cmd);
-    let writer = token(&[
+    let writer = common::token(&[
         "--sub",
         "wendy",
         "--tenant",
@@ -163,10 +132,10 @@ async fn actors_denials_and_the_invoice_delete_domain_event() {
         "--scope",
         "invoices:read invoices:write",
     ]);
-    let admin = token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
+    let admin = common::token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
 
     let invoice = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats","quantity":3,"unit_price_cents":1500}]}"#;
-    let created = common::send(authorized(
+    let created = common::send(common::authorized(
         "POST",
         &app.url("/v1/tenants/acme/invoices"),
         &writer,
@@ -177,9 +146,9 @@ async fn actors_denials_and_the_invoice_delete_domain_event() {
     let id = created.json()["id"].as_str().unwrap().to_owned();
     let url = app.url(&format!("/v1/tenants/acme/invoices/{id}"));
     // Not an admin: denied by the route's requirement.
-    let denied = common::send(authorized("DELETE", &url, &writer, None)).await;
+    let denied = common::send(common::authorized("DELETE", &url, &writer, None)).await;
     assert_eq!(denied.status, 403);
-    let deleted = common::send(authorized("DELETE", &url, &admin, None)).await;
+    let deleted = common::send(common::authorized("DELETE", &url, &admin, None)).await;
     assert_eq!(deleted.status, 204);
 
     assert!(app.terminate(Duration::from_secs(15)).success());

@@ -10,21 +10,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
 use bytes::Bytes;
-use common::{command, send, start};
+use common::{command, send, start, token};
 use http_body_util::Full;
 use serde_json::json;
-
-fn token(args: &[&str]) -> String {
-    let mut cmd = command();
-    cmd.arg("token").args(args);
-    let out = cmd.output().expect("run saas-api token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 fn request(
     method: &str,

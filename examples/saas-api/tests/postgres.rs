@@ -10,9 +10,7 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use guardrails_audit::verify::{PgVerifyOptions, verify_postgres};
-use http_body_util::Full;
 use secrecy::SecretString;
 
 /// Whether external tools must be present (CI) rather than skipped; read by
@@ -23,37 +21,6 @@ fn require_external() -> bool {
 
 const KEY: &str = "saas-api-postgres-test-chain-key-0123456789";
 const STRONG: &str = "Zq3vN8xKp2LmA7bT5wYc9HdE1gUf4sRjh7Gk2PqX";
-
-fn token(args: &[&str]) -> String {
-    let out = common::command()
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run saas-api token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn authorized(
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Option<&str>,
-) -> http::Request<Full<Bytes>> {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("authorization", format!("Bearer {token}"));
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    b.body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
-        .unwrap()
-}
 
 const INVOICE: &str = r#"{"customer_email":"billing@example.com","currency":"EUR","due_date":"2026-12-31","lines":[{"description":"Seats","quantity":3,"unit_price_cents":1500}]}"#;
 
@@ -68,7 +35,7 @@ async fn audit_trail_in_postgres_end_to_end() {
     cmd.env("SAAS_AUDIT__POSTGRES_URL_FILE", url_file.path())
         .env("SAAS_AUDIT__HMAC_KEY", KEY);
     let mut app = common::start(cmd);
-    let writer = token(&[
+    let writer = common::token(&[
         "--sub",
         "wendy",
         "--tenant",
@@ -76,11 +43,11 @@ async fn audit_trail_in_postgres_end_to_end() {
         "--scope",
         "invoices:read invoices:write",
     ]);
-    let admin_token = token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
+    let admin_token = common::token(&["--sub", "carol", "--tenant", "acme", "--role", "admin"]);
 
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let created = common::send(authorized(
+        let created = common::send(common::authorized(
             "POST",
             &app.url("/v1/tenants/acme/invoices"),
             &writer,
@@ -93,20 +60,20 @@ async fn audit_trail_in_postgres_end_to_end() {
     let first = app.url(&format!("/v1/tenants/acme/invoices/{}", ids[0]));
     let second = app.url(&format!("/v1/tenants/acme/invoices/{}", ids[1]));
     assert_eq!(
-        common::send(authorized("GET", &first, &writer, None))
+        common::send(common::authorized("GET", &first, &writer, None))
             .await
             .status,
         200
     );
     // DELETE, strict: the attempt record is committed before the handler runs.
     assert_eq!(
-        common::send(authorized("DELETE", &first, &admin_token, None))
+        common::send(common::authorized("DELETE", &first, &admin_token, None))
             .await
             .status,
         204
     );
     assert_eq!(
-        common::send(authorized("GET", &first, &writer, None))
+        common::send(common::authorized("GET", &first, &writer, None))
             .await
             .status,
         404
@@ -154,7 +121,7 @@ async fn audit_trail_in_postgres_end_to_end() {
         drop(admin);
         pg.stop();
         let started = Instant::now();
-        let refused = common::send(authorized("DELETE", &second, &admin_token, None)).await;
+        let refused = common::send(common::authorized("DELETE", &second, &admin_token, None)).await;
         assert_eq!(
             refused.status,
             503,
@@ -166,7 +133,7 @@ async fn audit_trail_in_postgres_end_to_end() {
         // The handler did not run: the invoice is still there.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let reply = common::send(authorized("GET", &second, &writer, None)).await;
+            let reply = common::send(common::authorized("GET", &second, &writer, None)).await;
             assert_ne!(reply.status, 404, "the refused DELETE deleted the invoice");
             if reply.status == 200 {
                 break;
@@ -307,7 +274,7 @@ async fn audit_trail_in_postgres_over_verified_tls() {
         .env("SAAS_AUDIT__POSTGRES_CA_FILE", &ca)
         .env("SAAS_AUDIT__HMAC_KEY", KEY);
     let mut app = common::start(cmd);
-    let writer = token(&[
+    let writer = common::token(&[
         "--sub",
         "wendy",
         "--tenant",
@@ -315,7 +282,7 @@ async fn audit_trail_in_postgres_over_verified_tls() {
         "--scope",
         "invoices:read invoices:write",
     ]);
-    let created = common::send(authorized(
+    let created = common::send(common::authorized(
         "POST",
         &app.url("/v1/tenants/acme/invoices"),
         &writer,

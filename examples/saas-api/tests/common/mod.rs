@@ -169,3 +169,36 @@ pub async fn get(url: &str) -> Reply {
     )
     .await
 }
+
+/// A development token printed by `saas-api token ARGS…`.
+pub fn token(args: &[&str]) -> String {
+    let out = command()
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run saas-api token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A request with a bearer token and, when given, a JSON body.
+pub fn authorized(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&str>,
+) -> http::Request<Full<Bytes>> {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"));
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap()
+}
