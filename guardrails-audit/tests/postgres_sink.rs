@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -297,6 +297,48 @@ async fn load(
     (acknowledged, failed)
 }
 
+/// Three blocking senders and one best-effort sender, until `finish`.
+struct LoadRun {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Uuid>, usize)>>,
+}
+
+impl LoadRun {
+    fn start(auditor: &Auditor) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = [true, true, true, false]
+            .into_iter()
+            .map(|blocking| tokio::spawn(load(auditor.clone(), Arc::clone(&stop), blocking)))
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stops the senders: the acknowledged ids and the failed count.
+    async fn finish(self) -> (Vec<Uuid>, usize) {
+        self.stop.store(true, Ordering::Release);
+        let mut acknowledged = Vec::new();
+        let mut failed = 0;
+        for task in self.tasks {
+            let (ids, f) = task.await.unwrap();
+            acknowledged.extend(ids);
+            failed += f;
+        }
+        (acknowledged, failed)
+    }
+}
+
+/// No record twice, and every acknowledged event among the records.
+fn assert_each_stored_once(records: &[Value], acknowledged: &[Uuid]) {
+    let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no record twice");
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !unique.contains(id.to_string().as_str()))
+        .count();
+    assert_eq!(missing, 0, "every acknowledged event is stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
     let pg = server!();
@@ -316,15 +358,7 @@ async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
         .capacity(100_000)
         .spawn(sink)
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for blocking in [true, true, true, false] {
-        tasks.push(tokio::spawn(load(
-            auditor.clone(),
-            Arc::clone(&stop),
-            blocking,
-        )));
-    }
+    let run = LoadRun::start(&auditor);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = auditor.stats().written;
     let restarter = {
@@ -333,32 +367,14 @@ async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
     };
     restarter.await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, Ordering::Release);
-    let mut acknowledged = Vec::new();
-    let mut failed = 0;
-    for task in tasks {
-        let (ids, f) = task.await.unwrap();
-        acknowledged.extend(ids);
-        failed += f;
-    }
+    let (acknowledged, failed) = run.finish().await;
     let report = guard.shutdown(Duration::from_secs(30)).await;
     assert!(report.is_complete(), "{report:?}");
     assert!(before > 0, "the load ran before the restart");
 
     let admin = pg.admin().await;
     let records = verified_chain(&admin, "restart", &ChainHasher::sha256()).await;
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for record in &records {
-        *seen
-            .entry(record["id"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    assert!(seen.values().all(|n| *n == 1), "no record twice");
-    let missing = acknowledged
-        .iter()
-        .filter(|id| !seen.contains_key(&id.to_string()))
-        .count();
-    assert_eq!(missing, 0, "every acknowledged event survived the restart");
+    assert_each_stored_once(&records, &acknowledged);
     assert!(
         acknowledged.len() as u64 > before,
         "writes resumed after the restart"
@@ -912,42 +928,20 @@ async fn connections_cut_at_any_moment_lose_and_duplicate_nothing_acknowledged()
         .capacity(100_000)
         .spawn(sink)
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for blocking in [true, true, true, false] {
-        tasks.push(tokio::spawn(load(
-            auditor.clone(),
-            Arc::clone(&stop),
-            blocking,
-        )));
-    }
+    let run = LoadRun::start(&auditor);
     // Cut every few milliseconds, at varying points of the transactions.
     for i in 0..150u64 {
         tokio::time::sleep(Duration::from_micros(3000 + (i * 7919) % 9000)).await;
         proxy.cut();
     }
-    stop.store(true, Ordering::Release);
-    let mut acknowledged = Vec::new();
-    let mut failed = 0;
-    for task in tasks {
-        let (ids, f) = task.await.unwrap();
-        acknowledged.extend(ids);
-        failed += f;
-    }
+    let (acknowledged, failed) = run.finish().await;
     let report = guard.shutdown(Duration::from_secs(30)).await;
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(failed, 0, "every batch succeeded within its retries");
 
     let admin = pg.admin().await;
     let records = verified_chain(&admin, "cuts", &ChainHasher::sha256()).await;
-    let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    let unique: HashSet<&str> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "no record twice");
-    let missing = acknowledged
-        .iter()
-        .filter(|id| !unique.contains(id.to_string().as_str()))
-        .count();
-    assert_eq!(missing, 0, "every acknowledged event is stored");
+    assert_each_stored_once(&records, &acknowledged);
     eprintln!(
         "cuts: {} acknowledged, {} records",
         acknowledged.len(),
