@@ -27,12 +27,43 @@ pub struct App {
 /// running in parallel.
 pub fn fresh_workdir() -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    SWEPT.call_once(|| remove_stale_workdirs(root));
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("saas-api-{}-{n}", std::process::id()));
+    let dir = root.join(format!("saas-api-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a working directory");
     dir
+}
+
+/// Removes the working directories of earlier test processes that have
+/// ended (`saas-api-<pid>-<n>` where no process `<pid>` runs any more), so
+/// that repeated runs do not pile them up; those of running tests stay.
+fn remove_stale_workdirs(root: &std::path::Path) {
+    // Without /proc, whether a process runs is unknown: keep everything.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("saas-api-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive =
+            pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The `saas-api` command with a clean, loopback-only environment, run in a
