@@ -44,9 +44,14 @@
 //! - `axum`: route templates from `MatchedPath`, client addresses from
 //!   `ConnectInfo`, and the [`RequestAudit`] extractor.
 //! - `cli`: the `guardrails-audit` binary (`verify`, and with `postgres`
-//!   also `verify --postgres` and `export`).
+//!   also `verify --postgres` and `export`, over TLS with
+//!   `postgres-rustls`, plain otherwise).
 //! - `postgres`: the PostgreSQL sink, verification and queries
-//!   (tokio-postgres).
+//!   (tokio-postgres; no TLS stack of its own: bring a connector).
+//! - `postgres-rustls` (implies `postgres`): `sink::postgres::rustls_connector`,
+//!   a TLS connector for the database connections that always verifies the
+//!   server certificate and host name (rustls on aws-lc-rs, Mozilla's roots
+//!   plus an optional PEM CA file).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -603,3 +603,153 @@ async fn exported_chain_verifies_as_a_file() {
         );
     }
 }
+
+/// The application name the TLS tests give the CLI's connections, to find
+/// them in the server log.
+const CLI_TLS_APP_NAME: &str = "guardrails-audit-cli-tls-test";
+
+#[cfg(all(feature = "cli", feature = "postgres-rustls"))]
+#[tokio::test]
+async fn cli_verify_and_export_over_verified_tls() {
+    let Some(pg) = PgServer::start_tls().await else {
+        return;
+    };
+    let chain = write_chain(&pg, Some(key()), 10).await;
+    let url = format!(
+        "{}?sslmode=require&application_name={CLI_TLS_APP_NAME}",
+        pg.create_writer_role().await
+    );
+    let ca = pg.tls_ca_file().unwrap().to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+
+    // The test CA: verified, whole.
+    let (code, out, err) = cli(
+        &[
+            "verify",
+            "--postgres",
+            "--key-file",
+            key_arg,
+            "--postgres-ca-file",
+            &ca,
+        ],
+        Some(&url),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("ok chain={chain} records=11")),
+        "{out}"
+    );
+    let (code, out, err) = cli(
+        &["export", "--chain", &chain, "--postgres-ca-file", &ca],
+        Some(&url),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 11);
+    // Both connections were TLS, as the server logged them.
+    let log = pg.server_log().unwrap();
+    let authorized: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("connection authorized")
+                && l.contains(&format!("application_name={CLI_TLS_APP_NAME}"))
+        })
+        .collect();
+    assert_eq!(authorized.len(), 2, "{log}");
+    for line in &authorized {
+        assert!(line.contains("SSL enabled"), "{line}");
+    }
+
+    // A CA that did not sign the server's certificate, and Mozilla's roots
+    // alone: 2, naming the host and the certificate problem, never the URL
+    // or the password.
+    let unrelated = common::pg::unrelated_ca(dir.path()).unwrap();
+    for ca_args in [
+        vec!["--postgres-ca-file", unrelated.to_str().unwrap()],
+        vec![],
+    ] {
+        let mut args = vec!["verify", "--postgres", "--key-file", key_arg];
+        args.extend(&ca_args);
+        let (code, out, err) = cli(&args, Some(&url));
+        assert_eq!(code, 2, "{ca_args:?}: {out}{err}");
+        assert!(
+            err.contains("cannot connect to PostgreSQL at 127.0.0.1"),
+            "{err}"
+        );
+        assert!(err.contains("certificate"), "{err}");
+        for text in [&out, &err] {
+            assert!(!text.contains(common::pg::WRITER_PASSWORD), "{text}");
+            assert!(!text.contains(&url), "{text}");
+            assert!(!text.contains(CLI_TLS_APP_NAME), "{text}");
+        }
+    }
+    // Refused before any connection: still two.
+    let log = pg.server_log().unwrap();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("connection authorized")
+                && l.contains(&format!("application_name={CLI_TLS_APP_NAME}")))
+            .count(),
+        2,
+        "{log}"
+    );
+
+    // A CA file that is not one: 2, naming the file.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let (code, _, err) = cli(
+        &[
+            "verify",
+            "--postgres",
+            "--postgres-ca-file",
+            garbage.to_str().unwrap(),
+        ],
+        Some(&url),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--postgres-ca-file: CA file") && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
+}
+
+/// Without `postgres-rustls` the CLI has no TLS: `sslmode=require` is
+/// refused rather than used in plain text, and a CA file is an error.
+#[cfg(all(feature = "cli", not(feature = "postgres-rustls")))]
+#[tokio::test]
+async fn cli_without_tls_refuses_sslmode_require() {
+    let Some(pg) = PgServer::start_tls().await else {
+        return;
+    };
+    write_chain(&pg, None, 3).await;
+    let url = format!(
+        "{}?sslmode=require&application_name={CLI_TLS_APP_NAME}",
+        pg.create_writer_role().await
+    );
+    let (code, out, err) = cli(&["verify", "--postgres"], Some(&url));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("cannot connect to PostgreSQL at 127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
+    let log = pg.server_log().unwrap();
+    assert!(
+        !log.lines().any(|l| l.contains("connection authorized")
+            && l.contains(&format!("application_name={CLI_TLS_APP_NAME}"))),
+        "{log}"
+    );
+    let ca = pg.tls_ca_file().unwrap().to_str().unwrap().to_owned();
+    let (code, _, err) = cli(
+        &["verify", "--postgres", "--postgres-ca-file", &ca],
+        Some(&url),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("postgres-rustls"), "{err}");
+    // Plain (sslmode=prefer, the default) still works.
+    let plain = url.replace("sslmode=require", "sslmode=prefer");
+    let (code, out, err) = cli(&["verify", "--postgres"], Some(&plain));
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -6,18 +6,28 @@
 //!                                [--checkpoint-key-file F] [--rotated]
 //! guardrails-audit verify --postgres [--chain ID] [--key-file F]
 //!                                [--checkpoint-key-file F] [--postgres-url-file F]
+//!                                [--postgres-ca-file F]
 //! guardrails-audit export [--chain ID [--checkpoints-out F]]
 //!                         [--tenant T] [--actor A] [--action A] [--request-id R]
 //!                         [--since RFC3339] [--until RFC3339]
-//!                         [--out F] [--postgres-url-file F]
+//!                         [--out F] [--postgres-url-file F] [--postgres-ca-file F]
 //! ```
 //!
 //! The PostgreSQL commands (built with the `postgres` feature) read the
 //! database URL from the `GUARDRAILS_AUDIT_POSTGRES_URL` environment variable
 //! or from the file named by `--postgres-url-file`, never from the command
 //! line (where other users of the machine could read it), and never print
-//! it: errors name the host at most. The connection is made without TLS:
-//! use a Unix socket, loopback or a trusted network.
+//! it: errors name the host at most.
+//!
+//! Built with the `postgres-rustls` feature, they connect through rustls
+//! (`guardrails_audit::sink::postgres::rustls_connector`): TLS when the URL
+//! says `sslmode=require` (a server without TLS is refused) or when the
+//! server offers it (`prefer`, the default), the server certificate and host
+//! name always verified against Mozilla's roots plus the PEM CA
+//! certificates of `--postgres-ca-file F`. Without that feature the
+//! connection is plain (no TLS: use a Unix socket, loopback or a trusted
+//! network), a URL with `sslmode=require` is refused, and
+//! `--postgres-ca-file` is an error.
 //!
 //! `export` writes one record per line, each the canonical JSON of the
 //! stored record (as the file sink writes it). `--chain ID` exports one
@@ -52,6 +62,18 @@ use guardrails_audit::{
 };
 use secrecy::SecretString;
 
+/// How the PostgreSQL commands connect, for `--help`.
+#[cfg(feature = "postgres-rustls")]
+const POSTGRES_TLS_HELP: &str = "PostgreSQL TLS: rustls, used when the URL says sslmode=require \
+(a server without TLS is refused) or the server offers it (sslmode=prefer, the default); \
+the server certificate and host name are always verified, against Mozilla's roots plus \
+--postgres-ca-file.";
+/// How the PostgreSQL commands connect, for `--help`.
+#[cfg(not(feature = "postgres-rustls"))]
+const POSTGRES_TLS_HELP: &str = "PostgreSQL TLS: none in this build (built without the \
+`postgres-rustls` feature): the connection is plain, a URL with sslmode=require is refused, \
+and --postgres-ca-file is an error. Use a Unix socket, loopback or a trusted network.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "guardrails-audit",
@@ -66,6 +88,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Verify a trail: exit 0 when whole, 1 when damaged, 2 when it cannot be verified.
+    #[command(after_help = POSTGRES_TLS_HELP)]
     Verify {
         /// The JSON-lines audit file (not with --postgres).
         #[arg(required_unless_present = "postgres")]
@@ -92,9 +115,15 @@ enum Command {
         /// A file holding the PostgreSQL URL (instead of GUARDRAILS_AUDIT_POSTGRES_URL).
         #[arg(long, requires = "postgres")]
         postgres_url_file: Option<PathBuf>,
+        /// With --postgres: a PEM file of CA certificates trusted for the
+        /// database's TLS certificate, besides Mozilla's roots (needs the
+        /// `postgres-rustls` feature).
+        #[arg(long, requires = "postgres")]
+        postgres_ca_file: Option<PathBuf>,
     },
     /// Export records from PostgreSQL as JSON lines (URL from
     /// GUARDRAILS_AUDIT_POSTGRES_URL or --postgres-url-file).
+    #[command(after_help = POSTGRES_TLS_HELP)]
     Export(ExportArgs),
     /// Test helper: write events in blocking mode, printing `ack <seq>` for
     /// each durable one.
@@ -142,6 +171,11 @@ struct ExportArgs {
     /// A file holding the PostgreSQL URL (instead of GUARDRAILS_AUDIT_POSTGRES_URL).
     #[arg(long)]
     postgres_url_file: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted for the database's TLS
+    /// certificate, besides Mozilla's roots (needs the `postgres-rustls`
+    /// feature).
+    #[arg(long)]
+    postgres_ca_file: Option<PathBuf>,
 }
 
 fn read_key(path: &Path) -> Result<SecretString, String> {
@@ -168,12 +202,14 @@ fn main() -> ExitCode {
             key_file,
             checkpoint_key_file,
             postgres_url_file,
+            postgres_ca_file,
             ..
         } => pg::verify(
             chain,
             key_file.as_deref(),
             checkpoint_key_file.as_deref(),
             postgres_url_file.as_deref(),
+            postgres_ca_file.as_deref(),
         ),
         Command::Verify {
             file,
@@ -374,8 +410,34 @@ mod pg {
         Ok(SecretString::from(text.to_owned()))
     }
 
+    /// The TLS connector: rustls, verifying, with the CA file.
+    #[cfg(feature = "postgres-rustls")]
+    fn tls(
+        ca_file: Option<&Path>,
+    ) -> Result<guardrails_audit::sink::postgres::MakeRustlsConnect, String> {
+        guardrails_audit::sink::postgres::rustls_connector(ca_file)
+            .map_err(|e| format!("--postgres-ca-file: {e}"))
+    }
+
+    /// No TLS in this build: a CA file is an error.
+    #[cfg(not(feature = "postgres-rustls"))]
+    fn tls(ca_file: Option<&Path>) -> Result<tokio_postgres::NoTls, String> {
+        match ca_file {
+            Some(_) => Err(
+                "--postgres-ca-file: this guardrails-audit was built without TLS \
+                 (the `postgres-rustls` feature)"
+                    .to_owned(),
+            ),
+            None => Ok(tokio_postgres::NoTls),
+        }
+    }
+
     /// Connects; errors name the host at most, never the URL.
-    async fn connect(url: &SecretString) -> Result<tokio_postgres::Client, String> {
+    async fn connect(
+        url: &SecretString,
+        ca_file: Option<&Path>,
+    ) -> Result<tokio_postgres::Client, String> {
+        let tls = tls(ca_file)?;
         // The parser's messages may quote parts of the URL: not shown.
         let config: tokio_postgres::Config = url
             .expose_secret()
@@ -387,10 +449,18 @@ mod pg {
             Some(Host::Unix(path)) => path.display().to_string(),
             None => "the default host".to_owned(),
         };
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("cannot connect to PostgreSQL at {host}: {e}"))?;
+        let (client, connection) = config.connect(tls).await.map_err(|e| {
+            // The driver's message is generic ("error performing TLS
+            // handshake"); the why (a certificate error, a refused
+            // connection) is in its causes, which never hold the URL.
+            let mut message = format!("cannot connect to PostgreSQL at {host}: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            message
+        })?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 eprintln!("error: database connection: {error}");
@@ -411,6 +481,7 @@ mod pg {
         key_file: Option<&Path>,
         checkpoint_key_file: Option<&Path>,
         url_file: Option<&Path>,
+        ca_file: Option<&Path>,
     ) -> ExitCode {
         let mut options = PgVerifyOptions::new();
         if let Some(chain) = chain {
@@ -434,7 +505,7 @@ mod pg {
             Err(message) => return fail(message),
         };
         runtime.block_on(async move {
-            let client = match connect(&url).await {
+            let client = match connect(&url, ca_file).await {
                 Ok(client) => client,
                 Err(message) => return fail(message),
             };
@@ -504,7 +575,7 @@ mod pg {
             Err(message) => return fail(message),
         };
         let result = runtime.block_on(async {
-            let client = connect(&url).await?;
+            let client = connect(&url, args.postgres_ca_file.as_deref()).await?;
             let db = |e: QueryError| e.to_string();
             let mut count = 0_u64;
             if let Some(chain) = &args.chain {
@@ -600,6 +671,7 @@ mod pg {
         _key_file: Option<&Path>,
         _checkpoint_key_file: Option<&Path>,
         _url_file: Option<&Path>,
+        _ca_file: Option<&Path>,
     ) -> ExitCode {
         unavailable()
     }

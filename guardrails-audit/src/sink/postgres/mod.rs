@@ -161,14 +161,19 @@
 //!
 //! By default the sink connects without TLS (`tokio_postgres::NoTls`): fine
 //! on loopback, a Unix socket, or a private network you trust. Elsewhere,
-//! pass any `tokio_postgres` TLS connector to [`PostgresSinkBuilder::tls`]
-//! (`tokio-postgres-rustls`, `postgres-native-tls`; this crate does not pick
-//! a TLS stack for you) and put `sslmode=require` in the connection string,
-//! so that a server without TLS is refused rather than used in plain text.
-//! `examples/saas-api` (`src/audit.rs`, `postgres_tls`) shows one way:
-//! `tokio-postgres-rustls` with rustls on aws-lc-rs, certificates verified
-//! against the webpki roots plus a private CA file, the same connector for
-//! [`migrate`]'s connection and the sink.
+//! pass a `tokio_postgres` TLS connector to [`PostgresSinkBuilder::tls`]
+//! and put `sslmode=require` in the connection string, so that a server
+//! without TLS is refused rather than used in plain text (without a
+//! connector, `sslmode=require` makes every connection fail).
+//!
+//! With the feature `postgres-rustls`, `rustls_connector` builds one:
+//! `tokio-postgres-rustls` with rustls on aws-lc-rs, the server certificate
+//! and host name always verified against Mozilla's roots (webpki-roots)
+//! plus an optional PEM CA file (a managed database's private CA); there is
+//! no option to skip verification. Use the same connector for [`migrate`]'s
+//! connection and the sink. Any other connector works too
+//! (`postgres-native-tls`, your own rustls configuration): the `postgres`
+//! feature alone picks no TLS stack.
 //!
 //! # Metrics and tracing
 //!
@@ -186,10 +191,15 @@ mod encode;
 mod migrate;
 mod outbox;
 mod sink;
+#[cfg(feature = "postgres-rustls")]
+mod tls;
 
 pub use migrate::{MigrationReport, SCHEMA_VERSION, migrate};
 pub use outbox::{record_in, record_in_with};
 pub use sink::{ACTION_OUTBOX_REJECTED, PostgresSink, PostgresSinkBuilder};
+#[cfg(feature = "postgres-rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
+pub use tls::{CaFileProblem, MakeRustlsConnect, TlsSetupError, rustls_connector};
 
 use crate::jcs::NotCanonical;
 use crate::sink::SinkError;
