@@ -18,7 +18,8 @@
 //!   reachable at start-up; later outages are retried by the sink, and
 //!   strict (`DELETE`) requests fail closed with 503 meanwhile.
 //! - Both the migration connection and the sink speak TLS with rustls (the
-//!   aws-lc-rs provider) through `tokio-postgres-rustls` ([`postgres_tls`]).
+//!   aws-lc-rs provider) through guardrails-audit's
+//!   [`rustls_connector`] (feature `postgres-rustls`; see [`postgres_tls`]).
 //!   The server certificate and host name are always verified — there is no
 //!   option to skip that — against Mozilla's roots (webpki-roots) plus the
 //!   CA certificates of `audit.postgres_ca_file`
@@ -54,23 +55,21 @@
 //! Verify the file with
 //! `cargo run -p guardrails-audit --features cli -- verify var/audit.jsonl --checkpoints var/audit.jsonl.checkpoints [--key-file F]`,
 //! the database with
-//! `GUARDRAILS_AUDIT_POSTGRES_URL=… cargo run -p guardrails-audit --features cli,postgres -- verify --postgres [--key-file F]`.
+//! `GUARDRAILS_AUDIT_POSTGRES_URL=… cargo run -p guardrails-audit --features cli,postgres-rustls -- verify --postgres [--key-file F] [--postgres-ca-file F]`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::http::Method;
 use guardrails_audit::sink::SinkError;
 use guardrails_audit::sink::file::JsonLinesSink;
-use guardrails_audit::sink::postgres::{PgError, PostgresSink, migrate};
+use guardrails_audit::sink::postgres::{
+    MakeRustlsConnect, PgError, PostgresSink, TlsSetupError, migrate, rustls_connector,
+};
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::settings::AuditSettings;
 
@@ -100,38 +99,10 @@ pub enum StartError {
     },
     /// The migrations or the sink failed.
     Postgres(PgError),
-    /// `audit.postgres_ca_file` cannot be read or holds no valid PEM
-    /// certificate.
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        problem: CaFileProblem,
-    },
-    /// The TLS client configuration cannot be built.
-    Tls(rustls::Error),
-}
-
-/// What is wrong with `audit.postgres_ca_file`.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CaFileProblem {
-    /// It cannot be read, or is not PEM.
-    Pem(rustls::pki_types::pem::Error),
-    /// It holds no `CERTIFICATE` block.
-    NoCertificate,
-    /// A certificate cannot be used as a trust anchor.
-    Certificate(rustls::Error),
-}
-
-impl std::fmt::Display for CaFileProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Pem(e) => write!(f, "not a readable PEM file: {e}"),
-            Self::NoCertificate => f.write_str("holds no PEM certificate"),
-            Self::Certificate(e) => write!(f, "a certificate cannot be trusted: {e}"),
-        }
-    }
+    /// The TLS connector cannot be built: `audit.postgres_ca_file` cannot
+    /// be read or holds no valid PEM certificate
+    /// ([`TlsSetupError::CaFile`]), or the TLS configuration is unusable.
+    Tls(TlsSetupError),
 }
 
 impl std::fmt::Display for StartError {
@@ -156,10 +127,10 @@ impl std::fmt::Display for StartError {
                 Ok(())
             }
             Self::Postgres(e) => write!(f, "audit.postgres_url: {e}"),
-            Self::CaFile { path, problem } => {
+            Self::Tls(TlsSetupError::CaFile { path, problem }) => {
                 write!(f, "audit.postgres_ca_file: {}: {problem}", path.display())
             }
-            Self::Tls(e) => write!(f, "audit.postgres_url: TLS configuration: {e}"),
+            Self::Tls(e) => write!(f, "audit.postgres_url: {e}"),
         }
     }
 }
@@ -168,46 +139,17 @@ impl std::fmt::Display for StartError {
 // included), so no `source()`: a reporter walking it would repeat them.
 impl std::error::Error for StartError {}
 
-/// The TLS connector to the audit database: rustls with the aws-lc-rs
-/// provider, TLS 1.2 and 1.3, trusting Mozilla's roots (webpki-roots) and the
-/// PEM certificates in `ca_file`. Certificates and host names are always
-/// verified.
+/// The TLS connector to the audit database: guardrails-audit's
+/// [`rustls_connector`] (rustls with the aws-lc-rs provider, TLS 1.2 and 1.3,
+/// trusting Mozilla's roots and the PEM certificates in `ca_file`).
+/// Certificates and host names are always verified.
 ///
 /// # Errors
 ///
-/// [`StartError::CaFile`] when `ca_file` cannot be read, is not PEM or
-/// holds no usable certificate; [`StartError::Tls`] when the provider
-/// offers no safe protocol version.
+/// [`StartError::Tls`] when `ca_file` cannot be read, is not PEM or holds no
+/// usable certificate, or when the provider offers no safe protocol version.
 pub fn postgres_tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StartError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let ca_error = |problem| StartError::CaFile {
-            path: path.to_owned(),
-            problem,
-        };
-        let mut added = 0_usize;
-        for cert in
-            CertificateDer::pem_file_iter(path).map_err(|e| ca_error(CaFileProblem::Pem(e)))?
-        {
-            let cert = cert.map_err(|e| ca_error(CaFileProblem::Pem(e)))?;
-            roots
-                .add(cert)
-                .map_err(|e| ca_error(CaFileProblem::Certificate(e)))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error(CaFileProblem::NoCertificate));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(StartError::Tls)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    rustls_connector(ca_file).map_err(StartError::Tls)
 }
 
 /// Opens the configured trail: PostgreSQL when `audit.postgres_url` is set
@@ -336,56 +278,29 @@ mod tests {
         assert!(postgres_tls(None).is_ok());
     }
 
+    /// The library checks CA files (its own tests cover every problem);
+    /// the app's message names its setting, the file and the problem.
     #[test]
-    fn a_ca_file_must_hold_a_usable_certificate() {
+    fn a_bad_ca_file_is_named_with_its_setting() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
         let error = postgres_tls(Some(&missing)).err().unwrap();
         assert!(
-            matches!(
-                &error,
-                StartError::CaFile {
-                    problem: CaFileProblem::Pem(_),
-                    ..
-                }
-            ),
+            error.to_string().starts_with(&format!(
+                "audit.postgres_ca_file: {}: not a readable PEM file",
+                missing.display()
+            )),
             "{error}"
         );
-        assert!(
-            error.to_string().starts_with("audit.postgres_ca_file: "),
-            "{error}"
-        );
-
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let error = postgres_tls(Some(&empty)).err().unwrap();
-        assert!(
-            matches!(
-                error,
-                StartError::CaFile {
-                    problem: CaFileProblem::NoCertificate,
-                    ..
-                }
-            ),
-            "{error}"
-        );
-
-        let garbage = dir.path().join("garbage.pem");
-        std::fs::write(
-            &garbage,
-            "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let error = postgres_tls(Some(&garbage)).err().unwrap();
-        assert!(
-            matches!(
-                error,
-                StartError::CaFile {
-                    problem: CaFileProblem::Certificate(_),
-                    ..
-                }
-            ),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "audit.postgres_ca_file: {}: holds no PEM certificate",
+                empty.display()
+            )
         );
     }
 }
