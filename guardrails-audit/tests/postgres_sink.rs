@@ -1090,6 +1090,66 @@ async fn a_batch_committed_before_its_acknowledgement_was_lost_is_not_written_tw
     assert_eq!(records.last().unwrap()["action"], "audit.stopped");
 }
 
+/// A `COMMIT` the sink gave up on (its timeout) may still complete on the
+/// server after the sink reconnected and found nothing: the doubt must stay
+/// until it is settled, or the batch is written a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_completes_after_the_retry_looked_is_not_written_twice() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    // The first commit that has a row in slow_once waits 1.5 s (longer
+    // than the sink's io_timeout), then completes anyway: the server does
+    // not notice that the client went away while it sleeps.
+    admin
+        .batch_execute(
+            "CREATE TABLE slow_once (x int);
+             CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             DECLARE n bigint;
+             BEGIN
+                 WITH d AS (DELETE FROM slow_once RETURNING 1) SELECT count(*) INTO n FROM d;
+                 IF n > 0 THEN
+                     PERFORM pg_sleep(1.5);
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON audit_events
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+        )
+        .await
+        .unwrap();
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("late-commit")
+        .io_timeout(Duration::from_millis(400))
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .retry_for(Duration::from_secs(10))
+        .outbox_relay(0)
+        .open()
+        .await
+        .unwrap();
+    let first: Vec<AuditEvent> = (0..3).map(event).collect();
+    assert_eq!(sink.write_batch(&first).await.unwrap().first_seq, Some(0));
+    admin
+        .execute("INSERT INTO slow_once VALUES (1)", &[])
+        .await
+        .unwrap();
+    let second: Vec<AuditEvent> = (10..13).map(event).collect();
+    let receipt = sink.write_batch(&second).await.unwrap();
+    assert_eq!(receipt.first_seq, Some(3));
+    sink.close().await.unwrap();
+    let records = verified_chain(&admin, "late-commit", &ChainHasher::sha256()).await;
+    let ids: Vec<String> = records
+        .iter()
+        .filter(|r| r["action"] == "test.event")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|e| e.id().to_string())
+        .collect();
+    assert_eq!(ids, expected, "each event once, in order");
+}
+
 #[tokio::test]
 async fn an_event_recorded_twice_is_stored_twice_and_fails_nothing() {
     // Event ids are not a constraint: an application that records the same

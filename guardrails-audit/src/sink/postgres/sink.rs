@@ -378,7 +378,9 @@ pub struct PostgresSink {
     head: Option<Head>,
     /// The seq and hash of the first event record of the current batch's
     /// last attempt, when that attempt failed after its `COMMIT` was sent:
-    /// the commit may have succeeded although its acknowledgement was lost.
+    /// the commit may have succeeded although its acknowledgement was lost
+    /// (or may still succeed). Kept until a look-up finds the record or a
+    /// later attempt's `COPY` claimed the same seqs.
     in_doubt: Option<(i64, String)>,
     durable: bool,
     since_checkpoint: u64,
@@ -628,11 +630,14 @@ impl PostgresSink {
                 )
                 .await
                 .map_err(PgError::db("look for a committed batch"))?;
-            // Settled only now: had the look-up failed, the next attempt
-            // would have to look again (its head already includes a
-            // committed batch, which must not be written a second time).
-            self.in_doubt = None;
+            // Not found is not settled yet: the server may still be
+            // completing that COMMIT (a slow disk, a synchronous standby)
+            // after the connection that sent it was dropped. The doubt
+            // stays until this attempt's COPY has claimed the same seqs
+            // (the unique index waits for that transaction and refuses
+            // the COPY if it commits), or a later look-up finds it.
             if found.is_some_and(|row| same_hash(row.get::<_, &str>(0), &hash)) {
+                self.in_doubt = None;
                 metrics::counter!("guardrails_audit_postgres_recovered_batches_total").increment(1);
                 tracing::info!(
                     target: "audit",
@@ -698,7 +703,10 @@ impl PostgresSink {
             )
             .await;
             if let Err(error) = copied {
-                if violates_chain_seq(&error) {
+                // With a doubt pending, the record at the seq is most likely
+                // the late commit of this batch's earlier attempt: the
+                // retry's look-up settles it, no other writer is involved.
+                if self.in_doubt.is_none() && violates_chain_seq(&error) {
                     drop(tx);
                     if let Some(seq) =
                         conflicting_seq(&conn.client, &self.chain_id, &self.rows).await?
@@ -716,6 +724,9 @@ impl PostgresSink {
                 }
                 return Err(error);
             }
+            // The COPY holds the seqs from the head on, which the attempt in
+            // doubt held too: that transaction ended without committing.
+            self.in_doubt = None;
         }
         let written = self.rows.len();
         if !outbox_ids.is_empty() {
@@ -758,8 +769,9 @@ impl PostgresSink {
             .map_err(PgError::db("write checkpoint"))?;
         }
         // From here on the outcome may be unknown until the database is read.
-        self.in_doubt =
-            (written > relayed).then(|| (self.rows.seq[relayed], self.rows.hash[relayed].clone()));
+        if written > relayed {
+            self.in_doubt = Some((self.rows.seq[relayed], self.rows.hash[relayed].clone()));
+        }
         tx.commit().await.map_err(PgError::db("commit"))?;
         self.in_doubt = None;
         self.head = Some(head);
