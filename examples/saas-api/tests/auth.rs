@@ -128,7 +128,12 @@ async fn tokens_from_the_token_command_guard_every_route() {
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["type"], "tag:guardrails.rs,2026:problem/forbidden");
     let r = send(request("DELETE", &one, Some(&admin), None)).await;
-    assert!(r.status == 204 || r.status == 200, "{}", r.status);
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        send(request("GET", &one, Some(&reader), None)).await.status,
+        404,
+        "the invoice is gone"
+    );
 
     // Public routes need nothing; a spoofed identity header changes nothing.
     assert_eq!(
@@ -155,12 +160,26 @@ async fn tokens_from_the_token_command_guard_every_route() {
 
 #[test]
 fn the_token_command_is_development_only() {
+    // A valid production configuration with an HS256 secret: the refusal
+    // comes from the environment check, not from a configuration error.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hs256");
+    std::fs::write(&secret, "Zq3vN8xKp2LmA7bT5wYc9HdE1gUf4sRjh7Gk2PqX").unwrap();
     let out = command()
         .env("SAAS_ENV", "production")
+        .env("SAAS_AUTH__ISSUER", "https://idp.example.com/")
+        .env("SAAS_AUTH__HS256_SECRET_FILE", &secret)
+        .env("SAAS_AUDIT__PATH", dir.path().join("audit.jsonl"))
         .args(["token", "--sub", "a", "--tenant", "t"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "no token printed");
+    assert!(
+        stderr.contains("only works in the development environment"),
+        "{stderr}"
+    );
 }
 
 /// An independent IdP (PyJWT + http.server, from guardrails-auth's interop
