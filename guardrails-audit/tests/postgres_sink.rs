@@ -825,6 +825,37 @@ async fn debug_and_errors_never_show_the_password() {
     assert!(matches!(bad, PgError::InvalidConfig(_)));
 }
 
+/// A refused row's values (the server's `DETAIL`) stay out of the error's
+/// `Display` and `Debug`.
+#[tokio::test]
+async fn database_errors_do_not_quote_row_values() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let row_value = "actor-value-that-must-not-be-printed";
+    let source = admin
+        .execute(
+            "INSERT INTO audit_events (chain_id, seq, prev, hash, id, time, action, category, \
+             outcome, actor, record) VALUES ('c', 0, 'not hex', 'not hex', gen_random_uuid(), \
+             now(), 'a', 'c', 'o', $1, '{}')",
+            &[&row_value],
+        )
+        .await
+        .unwrap_err();
+    let detail = source.as_db_error().unwrap().detail().unwrap_or_default();
+    assert!(
+        detail.contains(row_value),
+        "the server quotes the row: {detail}"
+    );
+    let error = PgError::Database {
+        operation: "insert events",
+        source,
+    };
+    assert_eq!(error.sqlstate(), Some("23514"));
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains(row_value), "{text}");
+    assert!(text.contains("audit_events"), "the message stays: {text}");
+}
+
 #[tokio::test]
 async fn sslmode_require_is_not_served_in_plain_text() {
     let pg = server!();

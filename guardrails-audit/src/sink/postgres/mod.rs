@@ -206,8 +206,11 @@ use crate::sink::SinkError;
 
 /// A PostgreSQL operation of the audit trail failed.
 ///
-/// No variant holds or prints the connection string.
-#[derive(Debug, thiserror::Error)]
+/// No variant holds or prints the connection string. Neither `Display` nor
+/// `Debug` shows the server's `DETAIL` or `HINT` (a constraint violation's
+/// `DETAIL` quotes the row, i.e. audit data); the driver's error, reachable
+/// through [`std::error::Error::source`], still does.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
     /// The configuration is invalid (the message never repeats the
@@ -253,6 +256,34 @@ pub enum PgError {
     /// The sink has no connection (closed).
     #[error("the PostgreSQL audit sink is closed")]
     Closed,
+}
+
+impl std::fmt::Debug for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidConfig(why) => f.debug_tuple("InvalidConfig").field(why).finish(),
+            Self::Database { operation, source } => f
+                .debug_struct("Database")
+                .field("operation", operation)
+                .field("source", &describe(source))
+                .finish(),
+            Self::Timeout { operation } => f
+                .debug_struct("Timeout")
+                .field("operation", operation)
+                .finish(),
+            Self::NewerSchema { found, known } => f
+                .debug_struct("NewerSchema")
+                .field("found", found)
+                .field("known", known)
+                .finish(),
+            Self::Incompatible(why) => f.debug_tuple("Incompatible").field(why).finish(),
+            Self::ChainConflict { seq } => {
+                f.debug_struct("ChainConflict").field("seq", seq).finish()
+            }
+            Self::NotCanonical(e) => f.debug_tuple("NotCanonical").field(e).finish(),
+            Self::Closed => f.write_str("Closed"),
+        }
+    }
 }
 
 impl PgError {
