@@ -340,11 +340,18 @@ impl Auditor {
             },
             Err((msg, true)) => {
                 // Full: wait for space (the slow path, boxed once).
-                let this = self.clone();
+                let unsent = Unsent {
+                    auditor: self.clone(),
+                    waiting: true,
+                };
                 Delivery {
                     deadline: None,
                     state: DeliveryState::Sending(Box::pin(async move {
-                        match this.shared.tx.send(msg).await {
+                        let mut unsent = unsent;
+                        let sent = unsent.auditor.shared.tx.send(msg).await;
+                        unsent.waiting = false;
+                        let this = &unsent.auditor;
+                        match sent {
                             Ok(()) => {
                                 let c = &this.shared.counters;
                                 c.accepted.fetch_add(1, Ordering::AcqRel);
@@ -375,6 +382,22 @@ impl Auditor {
             .await
             .map_err(|_| DeliveryError::Closed)?;
         rx.await.map_err(|_| DeliveryError::Closed)
+    }
+}
+
+/// An event waiting for queue space. Given up before the queue took it (the
+/// delivery timed out or was dropped), it counts as a full-queue drop, so it
+/// is reported in-band like any other.
+struct Unsent {
+    auditor: Auditor,
+    waiting: bool,
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        if self.waiting {
+            let _ = self.auditor.refused(true);
+        }
     }
 }
 
@@ -419,8 +442,10 @@ impl Delivery {
     }
 
     /// Gives up after `limit` with [`DeliveryError::TimedOut`] (a stuck disk
-    /// must not hold requests forever). The event stays queued and may still
-    /// be written later. Needs a Tokio runtime with timers enabled.
+    /// must not hold requests forever). An event the queue took stays queued
+    /// and may still be written later; one still waiting for queue space is
+    /// dropped and counted (and reported in-band) as a full-queue drop.
+    /// Needs a Tokio runtime with timers enabled.
     pub fn timeout(mut self, limit: Duration) -> Self {
         if !matches!(self.state, DeliveryState::Done(_)) {
             self.deadline = Some(Box::pin(tokio::time::sleep(limit)));

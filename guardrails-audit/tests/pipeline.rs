@@ -388,3 +388,61 @@ async fn events_of_failed_batches_are_reported_in_band_when_the_sink_returns() {
     assert_eq!(receipt.seq, Some(1));
     assert!(!events.iter().any(|e| e.action() == "t.lost"));
 }
+
+#[tokio::test]
+async fn a_durable_event_given_up_while_waiting_for_space_is_counted_and_reported() {
+    let memory = MemorySink::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let sink = GatedSink {
+        inner: memory.clone(),
+        gate: Arc::clone(&gate),
+        batches: Arc::default(),
+        delay: Duration::ZERO,
+    };
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(1)
+        .max_batch(1)
+        .linger(Duration::ZERO)
+        .spawn(sink)
+        .unwrap();
+    // Fill the queue behind the stuck writer.
+    let mut full = false;
+    for _ in 0..100 {
+        if auditor.record(AuditEvent::new("t.e", Category::System)) == Err(DeliveryError::QueueFull)
+        {
+            full = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(full, "the queue never filled");
+    let before = auditor.stats().dropped_full;
+    let result = auditor
+        .record_durable(AuditEvent::new("t.durable", Category::System))
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert_eq!(result, Err(DeliveryError::TimedOut));
+    assert_eq!(
+        auditor.stats().dropped_full,
+        before + 1,
+        "the lost event is counted"
+    );
+
+    gate.add_permits(1000);
+    auditor.flush().await.unwrap();
+    // The one slot goes to the in-band report first: wait for space.
+    auditor
+        .record_durable(AuditEvent::new("t.after", Category::System))
+        .await
+        .unwrap();
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete(), "{report:?}");
+    let events = memory.events();
+    let reported: u64 = events
+        .iter()
+        .filter(|e| e.action() == "audit.dropped")
+        .map(|e| e.details()["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, before + 1, "every drop is reported in-band");
+    assert!(!events.iter().any(|e| e.action() == "t.durable"));
+}
