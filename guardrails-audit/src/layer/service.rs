@@ -276,15 +276,19 @@ fn ready_inner<S: Clone>(inner: &mut S) -> S {
     std::mem::replace(inner, clone)
 }
 
+/// Whether the media type is JSON (`application/json` or
+/// `application/*+json`), case-insensitively and without an allocation.
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5
+                && subtype
+                    .get(subtype.len() - 5..)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("+json")))
 }
 
 pin_project! {
@@ -578,6 +582,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_media_types() {
+        for (content_type, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            (" application/problem+json ", true),
+            ("application/vnd.api+JSON;v=1", true),
+            ("application/+json", false),
+            ("application/jsonx", false),
+            ("text/json", false),
+            ("application/x-www-form-urlencoded", false),
+            ("json", false),
+            ("", false),
+        ] {
+            assert_eq!(is_json(content_type), json, "{content_type:?}");
+        }
+    }
 
     #[test]
     fn path_equal_to_the_template_is_the_template_itself() {
