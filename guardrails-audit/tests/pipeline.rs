@@ -42,6 +42,8 @@ fn app(layer: AuditLayer, calls: Arc<AtomicUsize>) -> Router {
         .layer(layer)
 }
 
+/// Sends a request; a rejection must be an RFC 9457 problem whose body names
+/// its status and never the sink's cause (an I/O error, a path).
 async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, Option<Rejection>, String) {
     let response = app
         .clone()
@@ -56,12 +58,31 @@ async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, Option<Re
         .unwrap();
     let status = response.status();
     let rejection = response.extensions().get::<Rejection>().copied();
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        rejection,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if rejection.is_some() {
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{body}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], status.as_u16(), "{body}");
+        let detail = problem["detail"].as_str().unwrap_or("").to_lowercase();
+        for cause in [
+            "space",
+            "i/o",
+            "sink",
+            "os error",
+            "timed out",
+            "full",
+            "closed",
+        ] {
+            assert!(!detail.contains(cause), "the cause leaks: {body}");
+        }
+    }
+    (status, rejection, body)
 }
 
 /// Each mode against a sink that cannot write.
