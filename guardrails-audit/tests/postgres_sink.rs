@@ -36,6 +36,17 @@ macro_rules! server {
     };
 }
 
+/// A server of the test's own, to stop, restart or proxy (never skipped
+/// quietly on an external server).
+macro_rules! local_server {
+    () => {
+        match PgServer::start_local().await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
 /// A migrated database and a superuser client.
 async fn migrated(pg: &PgServer) -> Client {
     let mut admin = pg.admin().await;
@@ -341,11 +352,7 @@ fn assert_each_stored_once(records: &[Value], acknowledged: &[Uuid]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
-    let pg = server!();
-    if !pg.can_restart() {
-        eprintln!("SKIPPED: an external server cannot be restarted by the test");
-        return;
-    }
+    let pg = local_server!();
     let admin = migrated(&pg).await;
     drop(admin);
     let sink = PostgresSink::builder(secret(pg.admin_conn()))
@@ -395,11 +402,7 @@ async fn restart_under_load_loses_and_duplicates_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_requests_during_an_outage_get_503_and_skip_the_handler() {
-    let pg = server!();
-    if !pg.can_restart() {
-        eprintln!("SKIPPED: an external server cannot be stopped by the test");
-        return;
-    }
+    let pg = local_server!();
     drop(migrated(&pg).await);
     let sink = PostgresSink::builder(secret(pg.admin_conn()))
         .chain_id("strict")
@@ -858,11 +861,7 @@ async fn database_errors_do_not_quote_row_values() {
 
 #[tokio::test]
 async fn sslmode_require_is_not_served_in_plain_text() {
-    let pg = server!();
-    if !pg.can_restart() {
-        eprintln!("SKIPPED: the external server may offer TLS");
-        return;
-    }
+    let pg = local_server!();
     drop(migrated(&pg).await);
     let error = PostgresSink::builder(secret(&format!("{} sslmode=require", pg.admin_conn())))
         .retry_for(Duration::ZERO)
@@ -931,19 +930,9 @@ impl Drop for CuttingProxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_cut_at_any_moment_lose_and_duplicate_nothing_acknowledged() {
-    let pg = server!();
-    if !pg.can_restart() {
-        eprintln!("SKIPPED: the proxy needs the local cluster's port");
-        return;
-    }
+    let pg = local_server!();
     drop(migrated(&pg).await);
-    let port: u16 = pg
-        .admin_conn()
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = pg.port();
     let proxy = CuttingProxy::start(port).await;
     let through_proxy = pg
         .admin_conn()
@@ -1074,19 +1063,9 @@ impl Drop for AckLosingProxy {
 
 #[tokio::test]
 async fn a_batch_committed_before_its_acknowledgement_was_lost_is_not_written_twice() {
-    let pg = server!();
-    if !pg.can_restart() {
-        eprintln!("SKIPPED: the proxy needs the local cluster's port");
-        return;
-    }
+    let pg = local_server!();
     let admin = migrated(&pg).await;
-    let port: u16 = pg
-        .admin_conn()
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = pg.port();
     let proxy = AckLosingProxy::start(port).await;
     let through_proxy = pg
         .admin_conn()

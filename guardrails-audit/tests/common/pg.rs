@@ -3,8 +3,7 @@
 //! [`PgServer::start`] gives each test its own database:
 //!
 //! - when `GUARDRAILS_TEST_POSTGRES_URL` is set (a superuser URL), a fresh
-//!   database on that server (restarts are then impossible: the tests that
-//!   need one skip);
+//!   database on that server;
 //! - otherwise its own cluster, from the server binaries found on the `PATH`
 //!   or under `/usr/lib/postgresql/<version>/bin` (the newest): `initdb` runs
 //!   once per machine into a template kept in cargo's test temp dir, each test
@@ -17,6 +16,11 @@
 //!
 //! Without binaries the test is skipped with a printed reason, unless
 //! `GUARDRAILS_REQUIRE_EXTERNAL=1` (CI), where it fails.
+//!
+//! [`PgServer::start_local`] always starts its own cluster (the URL is not
+//! used), for tests that stop, restart or proxy the server: they run (or
+//! fail under `GUARDRAILS_REQUIRE_EXTERNAL=1`) whether or not a URL is set,
+//! rather than skipping quietly on an external server.
 //!
 //! [`PgServer::start_tls`] starts a local cluster with `ssl=on` and
 //! `log_connections=on`, serving a certificate for `127.0.0.1` and
@@ -252,6 +256,15 @@ fn free_port() -> Result<u16, String> {
 }
 
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// A database name of its own for each test of this process.
+fn new_db_name() -> String {
+    format!(
+        "guardrails_test_{}_{}",
+        std::process::id(),
+        DB_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 fn skip_or_fail(reason: &str) -> Option<PgServer> {
@@ -426,11 +439,7 @@ impl PgServer {
     /// When a server cannot be started, or none exists under
     /// `GUARDRAILS_REQUIRE_EXTERNAL=1`.
     pub async fn start() -> Option<Self> {
-        let db = format!(
-            "guardrails_test_{}_{}",
-            std::process::id(),
-            DB_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let db = new_db_name();
         if let Ok(url) = std::env::var("GUARDRAILS_TEST_POSTGRES_URL") {
             let admin = connect(&url)
                 .await
@@ -455,7 +464,22 @@ impl PgServer {
                 tls_ca: None,
             });
         }
-        Self::start_local(db, false).await
+        Self::launch(db, false).await
+    }
+
+    /// A fresh database on a local cluster of its own, which the test may
+    /// [`stop`](Self::stop), [`restart`](Self::restart) or reach by its
+    /// [`port`](Self::port) through a proxy; `None` (after a printed reason)
+    /// without the server binaries, unless CI requires them.
+    /// `GUARDRAILS_TEST_POSTGRES_URL` is not used.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be started, or the binaries are missing under
+    /// `GUARDRAILS_REQUIRE_EXTERNAL=1`.
+    pub async fn start_local() -> Option<Self> {
+        let db = new_db_name();
+        Self::launch(db, false).await
     }
 
     /// A local cluster with `ssl=on` (TLS 1.2 and 1.3 offered, plain
@@ -471,18 +495,14 @@ impl PgServer {
     /// started, or the tools are missing under
     /// `GUARDRAILS_REQUIRE_EXTERNAL=1`.
     pub async fn start_tls() -> Option<Self> {
-        let db = format!(
-            "guardrails_test_{}_{}",
-            std::process::id(),
-            DB_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let db = new_db_name();
         if !openssl_available() {
             return skip_or_fail("no `openssl` command to make the test certificates");
         }
-        Self::start_local(db, true).await
+        Self::launch(db, true).await
     }
 
-    async fn start_local(db: String, tls: bool) -> Option<Self> {
+    async fn launch(db: String, tls: bool) -> Option<Self> {
         let Some(bins) = find_binaries() else {
             return skip_or_fail(
                 "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on the PATH or under /usr/lib/postgresql",
@@ -570,6 +590,11 @@ impl PgServer {
         &self.admin
     }
 
+    /// The server's TCP port on its host.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The PEM file of the CA that signed the server certificate (servers
     /// from [`start_tls`](Self::start_tls)).
     pub fn tls_ca_file(&self) -> Option<&Path> {
@@ -597,16 +622,10 @@ impl PgServer {
         connect(&self.admin).await.unwrap()
     }
 
-    /// Whether [`restart`](Self::restart) and [`stop`](Self::stop) work
-    /// (a local cluster, not an external server).
-    pub fn can_restart(&self) -> bool {
-        self.local.is_some()
-    }
-
     fn local(&self) -> &Local {
         self.local
             .as_ref()
-            .expect("restart/stop need a local cluster (check can_restart)")
+            .expect("restart/stop need a local cluster (PgServer::start_local)")
     }
 
     /// `pg_ctl restart -m fast`: every connection is closed.
