@@ -43,6 +43,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
+
+use crate::sink::postgres::PgError;
 use uuid::Uuid;
 
 /// The largest page.
@@ -61,12 +63,23 @@ pub enum QueryError {
         /// The size asked for.
         limit: u32,
     },
-    /// The database query failed (the error names no connection parameter).
-    #[error("audit query failed: {0}")]
-    Database(#[from] tokio_postgres::Error),
+    /// The database query failed. Its `Display` and `Debug` show the
+    /// server's message and SQLSTATE, never a connection parameter nor the
+    /// `DETAIL` (which may quote row values).
+    #[error(transparent)]
+    Database(PgError),
     /// A stored record is not JSON (cannot happen with `jsonb`).
     #[error("a stored audit record is not JSON: {0}")]
     Record(#[from] serde_json::Error),
+}
+
+impl From<tokio_postgres::Error> for QueryError {
+    fn from(source: tokio_postgres::Error) -> Self {
+        Self::Database(PgError::Database {
+            operation: "query",
+            source,
+        })
+    }
 }
 
 /// The position after which the next page starts: the `(time, id)` of the

@@ -326,16 +326,12 @@ pub enum VerifyError {
         /// The chain id asked for.
         chain_id: String,
     },
-    /// A database query failed (the error names no connection parameter).
+    /// A database query failed. Its `Display` and `Debug` show the
+    /// operation, the server's message and SQLSTATE, never a connection
+    /// parameter nor the `DETAIL` (which may quote row values).
     #[cfg(feature = "postgres")]
-    #[error("database query failed ({operation}): {source}")]
-    Database {
-        /// What was being done.
-        operation: &'static str,
-        /// The driver's error.
-        #[source]
-        source: tokio_postgres::Error,
-    },
+    #[error(transparent)]
+    Database(crate::sink::postgres::PgError),
 }
 
 impl VerifyError {

@@ -60,6 +60,7 @@ use super::check::{
 };
 use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
 use crate::chain::{ChainAlg, ChainHasher};
+use crate::sink::postgres::PgError;
 
 /// Rows read per page.
 const PAGE_ROWS: i64 = 2000;
@@ -132,7 +133,7 @@ impl PgVerifyReport {
 }
 
 fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> VerifyError {
-    move |source| VerifyError::Database { operation, source }
+    move |source| VerifyError::Database(PgError::Database { operation, source })
 }
 
 /// Verifies the chains in the database `client` is connected to; see the
