@@ -69,7 +69,7 @@ use guardrails_audit::sink::postgres::{
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::settings::AuditSettings;
 
@@ -186,7 +186,7 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
     if !report.applied.is_empty() {
         tracing::info!(applied = ?report.applied, "audit schema migrated");
     }
-    let mut builder = PostgresSink::builder(SecretString::from(url.expose_secret().to_owned()))
+    let mut builder = PostgresSink::builder(url.clone())
         .maybe_hmac_key(settings.hmac_key.clone())
         .instance(instance())
         .tls(tls);
