@@ -64,7 +64,8 @@ use axum::http::Method;
 use guardrails_audit::sink::SinkError;
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::sink::postgres::{
-    MakeRustlsConnect, PgError, PostgresSink, TlsSetupError, migrate, rustls_connector,
+    MakeRustlsConnect, MigrationReport, PgError, PostgresSink, TlsSetupError, migrate,
+    rustls_connector,
 };
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
@@ -78,6 +79,11 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the audit trail to be flushed.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`open`] waits for the migration connection to the database
+/// (TCP, TLS and authentication): an unreachable host stops the start-up
+/// with an error instead of holding it for the system's TCP timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The audit trail could not be started.
 #[derive(Debug)]
@@ -96,6 +102,14 @@ pub enum StartError {
         host: String,
         /// The driver's error.
         source: tokio_postgres::Error,
+    },
+    /// The database did not complete the connection (TCP, TLS and
+    /// authentication) within [`CONNECT_TIMEOUT`].
+    ConnectTimeout {
+        /// The host.
+        host: String,
+        /// How long it was given.
+        after: Duration,
     },
     /// The migrations or the sink failed.
     Postgres(PgError),
@@ -126,6 +140,10 @@ impl std::fmt::Display for StartError {
                 }
                 Ok(())
             }
+            Self::ConnectTimeout { host, after } => write!(
+                f,
+                "audit.postgres_url: cannot connect to {host}: no answer within {after:?}"
+            ),
             Self::Postgres(e) => write!(f, "audit.postgres_url: {e}"),
             Self::Tls(TlsSetupError::CaFile { path, problem }) => {
                 write!(f, "audit.postgres_ca_file: {}: {problem}", path.display())
@@ -157,8 +175,9 @@ pub fn postgres_tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StartEr
 ///
 /// # Errors
 ///
-/// [`StartError`] when the database cannot be reached or migrated, or the
-/// file cannot be opened or continued.
+/// [`StartError`] when the database cannot be reached (within
+/// [`CONNECT_TIMEOUT`]) or migrated, or the file cannot be opened or
+/// continued.
 pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), StartError> {
     let Some(url) = &settings.postgres_url else {
         return start(settings);
@@ -174,15 +193,7 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
         None => "the default host".to_owned(),
     };
     let tls = postgres_tls(settings.postgres_ca_file.as_deref())?;
-    let (mut client, connection) = config
-        .connect(tls.clone())
-        .await
-        .map_err(|source| StartError::Connect { host, source })?;
-    let driver = tokio::spawn(connection);
-    let migrated = migrate(&mut client).await.map_err(StartError::Postgres);
-    drop(client);
-    let _ = driver.await;
-    let report = migrated?;
+    let report = migrate_schema(&config, host, tls.clone(), CONNECT_TIMEOUT).await?;
     if !report.applied.is_empty() {
         tracing::info!(applied = ?report.applied, "audit schema migrated");
     }
@@ -201,6 +212,32 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
     };
     tracing::info!(chain_id = sink.chain_id(), tls, "audit trail in PostgreSQL");
     spawn(sink)
+}
+
+/// Applies the migrations on a connection of their own, closed before
+/// returning; the connection must be up within `connect_timeout`.
+async fn migrate_schema(
+    config: &tokio_postgres::Config,
+    host: String,
+    tls: MakeRustlsConnect,
+    connect_timeout: Duration,
+) -> Result<MigrationReport, StartError> {
+    let (mut client, connection) =
+        match tokio::time::timeout(connect_timeout, config.connect(tls)).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(source)) => return Err(StartError::Connect { host, source }),
+            Err(_) => {
+                return Err(StartError::ConnectTimeout {
+                    host,
+                    after: connect_timeout,
+                });
+            }
+        };
+    let driver = tokio::spawn(connection);
+    let migrated = migrate(&mut client).await.map_err(StartError::Postgres);
+    drop(client);
+    let _ = driver.await;
+    migrated
 }
 
 fn instance() -> String {
@@ -272,6 +309,43 @@ pub async fn shutdown(guard: AuditGuard) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that accepts the connection and never answers: the start-up
+    /// gives up after the connect timeout with an error naming the setting
+    /// and the host, never the password.
+    #[tokio::test]
+    async fn a_silent_database_stops_the_start_up() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let config: tokio_postgres::Config =
+            format!("host=127.0.0.1 port={port} user=app password=hunter2-pw sslmode=disable")
+                .parse()
+                .unwrap();
+        let tls = postgres_tls(None).unwrap();
+        let timeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let error = migrate_schema(&config, "127.0.0.1".into(), tls, timeout)
+            .await
+            .err()
+            .unwrap();
+        assert!(started.elapsed() >= timeout);
+        assert!(
+            matches!(&error, StartError::ConnectTimeout { host, .. } if host == "127.0.0.1"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "audit.postgres_url: cannot connect to 127.0.0.1: no answer within 300ms"
+        );
+        assert!(!format!("{error:?}").contains("hunter2"));
+        silent.abort();
+    }
 
     #[test]
     fn webpki_roots_alone() {
