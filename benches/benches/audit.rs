@@ -15,6 +15,8 @@
 //!   time per request, the audit writer thread's share of it, and the
 //!   context switches per request.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -22,9 +24,11 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::sink::{AuditSink, SinkFuture, WriteReceipt};
-use guardrails_audit::{AuditEvent, AuditPipeline, Category, Outcome, RequestInfo, Source};
+use guardrails_audit::{AuditEvent, AuditPipeline};
 use http_body_util::{BodyExt, Empty};
 use secrecy::SecretString;
+
+use common::request_event;
 
 /// A sink that accepts everything: the enqueue bench measures the queue only.
 struct NullSink;
@@ -37,23 +41,6 @@ impl AuditSink for NullSink {
         black_box(batch.len());
         Box::pin(std::future::ready(Ok(WriteReceipt::default())))
     }
-}
-
-fn request_event(i: u64) -> AuditEvent {
-    AuditEvent::new("http.request", Category::DataRead)
-        .with_outcome(Outcome::Success)
-        .with_request(RequestInfo {
-            id: Some(format!("0193c3a0-7c1e-7b2a-9d3e-{i:012}").into()),
-            method: Some("GET".into()),
-            route: Some("/v1/tenants/{tenant}/invoices/{id}".into()),
-            path: Some(format!("/v1/tenants/acme/invoices/inv_{i}").into()),
-            status: Some(200),
-            duration_us: Some(187),
-        })
-        .with_source(Source {
-            ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
-        })
 }
 
 fn enqueue(c: &mut Criterion) {

@@ -29,39 +29,24 @@
 //!   `tokio::sync::mpsc::try_send` of the same boxed event to a parked
 //!   receiver.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use guardrails_audit::sink::postgres::{PostgresSink, migrate};
-use guardrails_audit::{
-    AuditEvent, AuditPipeline, Auditor, Category, Outcome, RequestInfo, Source,
-};
+use guardrails_audit::{AuditEvent, AuditPipeline, Auditor};
 use secrecy::SecretString;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
+use common::request_event;
+
 const URL_VAR: &str = "GUARDRAILS_BENCH_POSTGRES_URL";
 const BATCH: usize = 4096;
 const BURST: u64 = 256;
-
-fn request_event(i: u64) -> AuditEvent {
-    AuditEvent::new("http.request", Category::DataRead)
-        .with_outcome(Outcome::Success)
-        .with_request(RequestInfo {
-            id: Some(format!("0193c3a0-7c1e-7b2a-9d3e-{i:012}").into()),
-            method: Some("GET".into()),
-            route: Some("/v1/tenants/{tenant}/invoices/{id}".into()),
-            path: Some(format!("/v1/tenants/acme/invoices/inv_{i}").into()),
-            status: Some(200),
-            duration_us: Some(187),
-        })
-        .with_source(Source {
-            ip: Some("203.0.113.9".parse().unwrap()),
-            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
-        })
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
