@@ -32,6 +32,7 @@ pub const ROLE_ADMIN: &str = "admin";
 
 /// Why authentication could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// The issuer, keys or JWKS URL are invalid.
     #[error("auth settings: {0}")]
@@ -128,6 +129,7 @@ pub struct TokenArgs {
 
 /// Why no token could be issued.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Only the development environment signs tokens.
     #[error("`saas-api token` only works in the development environment (SAAS_ENV=development)")]
