@@ -23,14 +23,16 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p saas-api >&2
 cargo build --release -p guardrails-benches --example saas-load-server >&2
 work="$(mktemp -d)"
-cleanup() {
-  [[ -n "${PLAIN_PID:-}" ]] && kill "$PLAIN_PID" 2>/dev/null || true
-  [[ -n "${AUDITED_PID:-}" ]] && kill "$AUDITED_PID" 2>/dev/null || true
+cleanup() { # every server started and not yet seen to exit (see start)
+  local pid_file
+  for pid_file in "$work"/*.pid; do
+    [[ -e "$pid_file" ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-start() { # MODE -> sets the PID and prints the base URL
+start() { # MODE -> writes $work/MODE.pid at once (for cleanup) and prints the base URL
   SAAS_SERVER__ADDR=127.0.0.1:0 SAAS_AUDIT__PATH="$work/$1.jsonl" \
     "$TARGET/release/examples/saas-load-server" "$1" > /dev/null 2> "$work/$1.log" &
   echo $! > "$work/$1.pid"
@@ -80,7 +82,8 @@ done
 # when the queue is full).
 kill "$AUDITED_PID"
 for _ in $(seq 300); do kill -0 "$AUDITED_PID" 2>/dev/null || break; sleep 0.1; done
-AUDITED_PID=""
+# Gone: nothing for cleanup to stop. Still running: cleanup stops it.
+kill -0 "$AUDITED_PID" 2>/dev/null || rm -f "$work/audited.pid"
 grep -q '"action":"audit.stopped"' "$work/audited.jsonl" ||
   { echo "the audited server did not close its trail" >&2; cat "$work/audited.log" >&2; exit 1; }
 read -r records dropped <<< "$(python3 - "$work/audited.jsonl" <<'PY'

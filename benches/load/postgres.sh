@@ -46,10 +46,11 @@ trap cleanup EXIT
 mkdir "$work/sock"
 [[ ${#run[@]} -gt 0 ]] && chown nobody "$work/sock"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Set before the start: a start that times out may leave a server running.
+started=1
 "${run[@]}" "$bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 60 \
   -o "-p $port -k $work/sock -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" \
   start >/dev/null || { cat "$work/server.log" >&2; exit 1; }
-started=1
 echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (fsync=on, synchronous_commit=on)" >&2
 
 export GUARDRAILS_BENCH_POSTGRES_URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
