@@ -42,6 +42,23 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as a shared string: a reference-count increment, no copy.
+    ///
+    /// For records that outlive the request (an audit event keeps the id
+    /// after the request's extensions are gone).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use guardrails_core::RequestId;
+    ///
+    /// let id = RequestId::new("req-1").unwrap();
+    /// let shared: Arc<str> = id.to_shared();
+    /// assert_eq!(&*shared, "req-1");
+    /// ```
+    pub fn to_shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl fmt::Display for RequestId {

@@ -166,15 +166,22 @@ where
         // One wall-clock read for the event's id and time. A request without
         // a request id gets the event's id as its id: no second UUID.
         let (id, time) = AuditEvent::fresh_id_and_time();
+        // The record shares the id's string with the `RequestId` extension.
         let request_id: Arc<str> = match req.extensions().get::<RequestId>() {
-            Some(id) => Arc::from(id.as_str()),
+            Some(id) => id.to_shared(),
             None => {
                 let mut buf = uuid::Uuid::encode_buffer();
                 let id = id.hyphenated().encode_lower(&mut buf);
-                if let Some(rid) = RequestId::new(id) {
-                    req.extensions_mut().insert(rid);
+                match RequestId::new(id) {
+                    Some(rid) => {
+                        let shared = rid.to_shared();
+                        req.extensions_mut().insert(rid);
+                        shared
+                    }
+                    // Unreachable (a hyphenated UUID is visible ASCII), but
+                    // the record keeps its id either way.
+                    None => Arc::from(&*id),
                 }
-                Arc::from(&*id)
             }
         };
         let user_agent = req
