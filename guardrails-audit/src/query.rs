@@ -74,10 +74,10 @@ pub enum QueryError {
 }
 
 impl From<tokio_postgres::Error> for QueryError {
-    fn from(source: tokio_postgres::Error) -> Self {
+    fn from(driver: tokio_postgres::Error) -> Self {
         Self::Database(PgError::Database {
             operation: "query",
-            source,
+            driver,
         })
     }
 }

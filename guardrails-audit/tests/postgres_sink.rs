@@ -851,10 +851,16 @@ async fn database_errors_do_not_quote_row_values() {
     );
     let error = PgError::Database {
         operation: "insert events",
-        source,
+        driver: source,
     };
     assert_eq!(error.sqlstate(), Some("23514"));
-    let text = format!("{error} {error:?}");
+    // Display, Debug, and every error of the source chain.
+    let mut text = format!("{error} {error:?}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(e) = cause {
+        text.push_str(&format!(" | {e} {e:?}"));
+        cause = e.source();
+    }
     assert!(!text.contains(row_value), "{text}");
     assert!(text.contains("audit_events"), "the message stays: {text}");
 }

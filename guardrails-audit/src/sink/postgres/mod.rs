@@ -206,10 +206,13 @@ use crate::sink::SinkError;
 
 /// A PostgreSQL operation of the audit trail failed.
 ///
-/// No variant holds or prints the connection string. Neither `Display` nor
-/// `Debug` shows the server's `DETAIL` or `HINT` (a constraint violation's
-/// `DETAIL` quotes the row, i.e. audit data); the driver's error, reachable
-/// through [`std::error::Error::source`], still does.
+/// No variant holds or prints the connection string. Neither `Display`,
+/// `Debug` nor the [`source`](std::error::Error::source) chain shows the
+/// server's `DETAIL` or `HINT` (a constraint violation's `DETAIL` quotes the
+/// row, i.e. audit data), so an error report that walks the chain (`{:#}`
+/// in `anyhow`, `tracing`'s error values) stays free of audit data. The
+/// driver's error itself, `DETAIL` included, is the public `driver` field of
+/// [`PgError::Database`], for code that asks for it explicitly.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
@@ -218,13 +221,15 @@ pub enum PgError {
     #[error("invalid PostgreSQL audit configuration: {0}")]
     InvalidConfig(&'static str),
     /// The server refused or failed a statement, or the connection broke.
-    #[error("PostgreSQL audit {operation} failed: {}", describe(source))]
+    #[error("PostgreSQL audit {operation} failed: {}", describe(driver))]
     Database {
         /// What was being done (`connect`, `insert events`, `commit`…).
         operation: &'static str,
-        /// The driver's error.
-        #[source]
-        source: tokio_postgres::Error,
+        /// The driver's error. Not the error's `source`: its `Display`
+        /// quotes the server's `DETAIL`, which may hold row values. The
+        /// message above already names the server's message, SQLSTATE, or
+        /// the I/O cause.
+        driver: tokio_postgres::Error,
     },
     /// An operation took longer than the configured I/O timeout.
     #[error("PostgreSQL audit {operation} timed out")]
@@ -262,10 +267,10 @@ impl std::fmt::Debug for PgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InvalidConfig(why) => f.debug_tuple("InvalidConfig").field(why).finish(),
-            Self::Database { operation, source } => f
+            Self::Database { operation, driver } => f
                 .debug_struct("Database")
                 .field("operation", operation)
-                .field("source", &describe(source))
+                .field("driver", &describe(driver))
                 .finish(),
             Self::Timeout { operation } => f
                 .debug_struct("Timeout")
@@ -288,7 +293,7 @@ impl std::fmt::Debug for PgError {
 
 impl PgError {
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
-        move |source| Self::Database { operation, source }
+        move |driver| Self::Database { operation, driver }
     }
 
     /// Whether retrying (after reconnecting) may succeed.
@@ -306,8 +311,8 @@ impl PgError {
     /// the server reported.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Self::Database { source, .. } => {
-                source.code().map(tokio_postgres::error::SqlState::code)
+            Self::Database { driver, .. } => {
+                driver.code().map(tokio_postgres::error::SqlState::code)
             }
             _ => None,
         }

@@ -477,7 +477,7 @@ impl PostgresSink {
                     .increment(1);
                 return Err(PgError::Database {
                     operation: "connect",
-                    source: error,
+                    driver: error,
                 });
             }
         };
@@ -930,10 +930,10 @@ async fn copy_rows(
 
 /// Whether `error` is a second record at a `(chain_id, seq)`.
 fn violates_chain_seq(error: &PgError) -> bool {
-    let PgError::Database { source, .. } = error else {
+    let PgError::Database { driver, .. } = error else {
         return false;
     };
-    source.as_db_error().is_some_and(|db| {
+    driver.as_db_error().is_some_and(|db| {
         *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(CHAIN_SEQ_CONSTRAINT)
     })
 }
