@@ -42,9 +42,19 @@ pub fn audited_router(
     auditor: guardrails_audit::Auditor,
     auth: AuthLayer<JwtVerifier>,
 ) -> Router {
+    router_with_audit_layer(store, crate::audit::layer(auditor), auth)
+}
+
+/// [`audited_router`] with another audit layer than [`crate::audit::layer`]
+/// (benches take their audit apart with it).
+pub fn router_with_audit_layer(
+    store: Store,
+    audit: guardrails_audit::AuditLayer,
+    auth: AuthLayer<JwtVerifier>,
+) -> Router {
     routes(store).layer(
         ServiceBuilder::new()
-            .layer(crate::audit::layer(auditor))
+            .layer(audit)
             .layer(auth)
             .layer(guardrails_audit::CapturePrincipalLayer)
             .layer(guardrails_validate::ProblemJsonLayer::new()),
