@@ -22,26 +22,10 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release -p saas-api >&2
 cargo build --release -p guardrails-benches --example saas-load-server >&2
-work="$(mktemp -d)"
-cleanup() { # every server started and not yet seen to exit (see start)
-  local pid_file
-  for pid_file in "$work"/*.pid; do
-    [[ -e "$pid_file" ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() { # MODE -> writes $work/MODE.pid at once (for cleanup) and prints the base URL
-  SAAS_SERVER__ADDR=127.0.0.1:0 SAAS_AUDIT__PATH="$work/$1.jsonl" \
-    "$TARGET/release/examples/saas-load-server" "$1" > /dev/null 2> "$work/$1.log" &
-  echo $! > "$work/$1.pid"
-  for _ in $(seq 100); do grep -q "listening on" "$work/$1.log" 2>/dev/null && break; sleep 0.1; done
-  grep -o 'listening on http://[0-9.:]*' "$work/$1.log" | head -1 | sed 's/listening on //'
-}
-PLAIN="$(start plain)"
+source benches/load/load-servers.sh
+PLAIN="$(start_server plain plain)"
 PLAIN_PID="$(cat "$work/plain.pid")"
-AUDITED="$(start audited)"
+AUDITED="$(start_server audited audited)"
 AUDITED_PID="$(cat "$work/audited.pid")"
 [[ -n "$PLAIN" && -n "$AUDITED" ]] || { cat "$work"/*.log >&2; exit 1; }
 

@@ -34,33 +34,16 @@ THREAD_NS="${5:-1850}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release -p guardrails-benches --example saas-load-server >&2
-work="$(mktemp -d)"
-cleanup() {
-  local pid_file
-  for pid_file in "$work"/*.pid; do
-    [[ -e "$pid_file" ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() { # NAME MODE [NANOS] -> writes $work/NAME.pid at once and prints the base URL
-  local name="$1"; shift
-  SAAS_SERVER__ADDR=127.0.0.1:0 SAAS_AUDIT__PATH="$work/$name.jsonl" \
-    "$TARGET/release/examples/saas-load-server" "$@" > /dev/null 2> "$work/$name.log" &
-  echo $! > "$work/$name.pid"
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.log" 2>/dev/null && break; sleep 0.1; done
-  grep -o 'listening on http://[0-9.:]*' "$work/$name.log" | head -1 | sed 's/listening on //'
-}
+source benches/load/load-servers.sh
 names=(plain inline-0 "inline-$INLINE_NS" "thread-$THREAD_NS" audited-none audited-null audited)
 urls=()
-urls+=("$(start plain plain)")
-urls+=("$(start inline0 inline 0)")
-urls+=("$(start inline inline "$INLINE_NS")")
-urls+=("$(start thread thread "$THREAD_NS")")
-urls+=("$(start none audited-none)")
-urls+=("$(start null audited-null)")
-urls+=("$(start audited audited)")
+urls+=("$(start_server plain plain)")
+urls+=("$(start_server inline0 inline 0)")
+urls+=("$(start_server inline inline "$INLINE_NS")")
+urls+=("$(start_server thread thread "$THREAD_NS")")
+urls+=("$(start_server none audited-none)")
+urls+=("$(start_server null audited-null)")
+urls+=("$(start_server audited audited)")
 for i in "${!urls[@]}"; do
   [[ -n "${urls[$i]}" ]] || { echo "server ${names[$i]} did not start" >&2; cat "$work"/*.log >&2; exit 1; }
 done
