@@ -19,7 +19,7 @@
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
 //! | `audit.postgres_url` (secret) | `SAAS_AUDIT__POSTGRES_URL`, `SAAS_AUDIT__POSTGRES_URL_FILE` | — (the file at `audit.path`) |
 //! | `audit.postgres_ca_file` | `SAAS_AUDIT__POSTGRES_CA_FILE` | — (the webpki roots only) |
-//! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start |
+//! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start (PostgreSQL only) |
 //!
 //! In `staging` and `production` the hardening rules apply: the issuer and
 //! JWKS URL must be `https`; the keys come from a JWKS URL, an HS256 secret,
@@ -174,6 +174,14 @@ impl Configuration for Settings {
             h.warn(
                 "saas.postgres_ca_file",
                 "audit.postgres_ca_file",
+                "has no effect without audit.postgres_url",
+            );
+        }
+        if self.audit.chain_id.is_some() {
+            // The file trail has one chain per file; its id is the file's.
+            h.warn(
+                "saas.chain_id",
+                "audit.chain_id",
                 "has no effect without audit.postgres_url",
             );
         }
@@ -510,6 +518,32 @@ mod tests {
         let error = result.unwrap_err();
         assert!(error.keys().any(|k| k == "audit.postgres_url"), "{error}");
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn database_only_keys_without_a_database_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hs256");
+        std::fs::write(&secret, "Zq3vN8xKp2LmA7bT5wYc9HdE1gUf4sRjh7Gk2PqX").unwrap();
+        let trail = dir.path().join("audit.jsonl");
+        let loaded = load(&[
+            ("SAAS_ENV", "production"),
+            ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+            ("SAAS_AUTH__HS256_SECRET_FILE", secret.to_str().unwrap()),
+            ("SAAS_AUDIT__PATH", trail.to_str().unwrap()),
+            ("SAAS_AUDIT__POSTGRES_CA_FILE", "/etc/ssl/db-ca.pem"),
+            ("SAAS_AUDIT__CHAIN_ID", "api-1"),
+        ])
+        .unwrap();
+        let mut keys: Vec<&str> = loaded.warnings().iter().filter_map(|w| w.key()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["audit.chain_id", "audit.postgres_ca_file"]);
+        for warning in loaded.warnings() {
+            assert!(
+                warning.to_string().contains("without audit.postgres_url"),
+                "{warning}"
+            );
+        }
     }
 
     #[test]
