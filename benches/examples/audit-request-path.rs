@@ -3,7 +3,9 @@
 //! Serves `GET /healthz` (or the protected invoice list) of the saas-api
 //! router in process, without sockets, `N` times on a single-threaded runtime:
 //! `app::audited_router` (best effort, SHA-256 JSON-lines file with an fsync
-//! per batch, as the app runs it) or `app::router` (no audit).
+//! per batch, as the app runs it), `audited-none` (the same with every route
+//! at audit level `None`: the layer without events) or `app::router` (no
+//! audit).
 //!
 //! ```text
 //! cargo build --release -p guardrails-benches --example audit-request-path
@@ -34,11 +36,15 @@ use tower::ServiceExt;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let audited = match args.next().as_deref() {
-        Some("audited") => true,
-        Some("plain") => false,
+    let mode = args.next();
+    let (audited, events) = match mode.as_deref() {
+        Some("audited") => (true, true),
+        Some("audited-none") => (true, false),
+        Some("plain") => (false, false),
         _ => {
-            eprintln!("usage: audit-request-path audited|plain [N] [public|protected] [valgrind]");
+            eprintln!(
+                "usage: audit-request-path audited|audited-none|plain [N] [public|protected] [valgrind]"
+            );
             std::process::exit(2);
         }
     };
@@ -58,8 +64,12 @@ fn main() {
                 .open()
                 .expect("audit file");
             let (auditor, guard) = AuditPipeline::builder().spawn(sink).expect("writer");
+            let mut layer = saas_api::audit::layer(auditor.clone());
+            if !events {
+                layer = layer.default_level(guardrails_audit::Level::None);
+            }
             (
-                saas_api::app::audited_router(store, auditor.clone(), auth),
+                saas_api::app::router_with_audit_layer(store, layer, auth),
                 Some((auditor, guard)),
             )
         } else {
@@ -110,7 +120,8 @@ fn main() {
             let report = guard.shutdown(Duration::from_secs(60)).await;
             assert!(report.is_complete(), "{report:?}");
             assert_eq!(report.dropped, 0, "no event dropped");
-            assert_eq!(report.written, n, "one event per request");
+            let expected = if events { n } else { 0 };
+            assert_eq!(report.written, expected, "one event per request, or none");
         }
         (start, end)
     });
@@ -118,7 +129,7 @@ fn main() {
         let (main, writer) = (end.0 - start.0, end.1 - start.1);
         println!(
             "{} {}: main thread {:.0} ns/request, writer thread {:.0} ns/request",
-            if audited { "audited" } else { "plain" },
+            mode.as_deref().unwrap_or_default(),
             if protected { "protected" } else { "public" },
             main as f64 / n as f64,
             writer as f64 / n as f64
