@@ -172,6 +172,15 @@ async fn unwritable_path_fails_at_open() {
     );
 }
 
+/// The events counted as lost by the in-band `audit.dropped` records.
+fn reported_drops(events: &[AuditEvent]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.action() == "audit.dropped")
+        .map(|e| e.details()["count"].as_u64().unwrap())
+        .sum()
+}
+
 /// A sink that waits for permission before each batch, counting batches.
 #[derive(Clone)]
 struct GatedSink {
@@ -179,6 +188,21 @@ struct GatedSink {
     gate: Arc<tokio::sync::Semaphore>,
     batches: Arc<AtomicUsize>,
     delay: Duration,
+}
+
+impl GatedSink {
+    /// A sink into `inner` that writes nothing until permits are added to
+    /// the returned gate.
+    fn closed(inner: MemorySink) -> (Self, Arc<tokio::sync::Semaphore>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let sink = Self {
+            inner,
+            gate: Arc::clone(&gate),
+            batches: Arc::default(),
+            delay: Duration::ZERO,
+        };
+        (sink, gate)
+    }
 }
 
 impl AuditSink for GatedSink {
@@ -198,13 +222,7 @@ impl AuditSink for GatedSink {
 #[tokio::test]
 async fn full_queue_drops_are_counted_and_reported_in_band() {
     let memory = MemorySink::new();
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let sink = GatedSink {
-        inner: memory.clone(),
-        gate: Arc::clone(&gate),
-        batches: Arc::default(),
-        delay: Duration::ZERO,
-    };
+    let (sink, gate) = GatedSink::closed(memory.clone());
     let (auditor, guard) = AuditPipeline::builder()
         .capacity(4)
         .max_batch(4)
@@ -229,12 +247,7 @@ async fn full_queue_drops_are_counted_and_reported_in_band() {
     let report = guard.shutdown(Duration::from_secs(5)).await;
     assert!(report.is_complete(), "{report:?}");
     let events = memory.events();
-    let drops: u64 = events
-        .iter()
-        .filter(|e| e.action() == "audit.dropped")
-        .map(|e| e.details()["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(drops, dropped);
+    assert_eq!(reported_drops(&events), dropped);
     assert_eq!(
         events.iter().filter(|e| e.action() == "t.e").count() as u64,
         40 - dropped
@@ -334,12 +347,7 @@ async fn shutdown_under_load_loses_nothing_accepted() {
 
 #[tokio::test]
 async fn a_stuck_sink_times_out_instead_of_holding_requests() {
-    let sink = GatedSink {
-        inner: MemorySink::new(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)), // never writes
-        batches: Arc::default(),
-        delay: Duration::ZERO,
-    };
+    let (sink, _never_opened) = GatedSink::closed(MemorySink::new());
     let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = AuditLayer::new(auditor.clone())
@@ -413,13 +421,7 @@ async fn events_of_failed_batches_are_reported_in_band_when_the_sink_returns() {
 #[tokio::test]
 async fn a_durable_event_given_up_while_waiting_for_space_is_counted_and_reported() {
     let memory = MemorySink::new();
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let sink = GatedSink {
-        inner: memory.clone(),
-        gate: Arc::clone(&gate),
-        batches: Arc::default(),
-        delay: Duration::ZERO,
-    };
+    let (sink, gate) = GatedSink::closed(memory.clone());
     let (auditor, guard) = AuditPipeline::builder()
         .capacity(1)
         .max_batch(1)
@@ -459,11 +461,10 @@ async fn a_durable_event_given_up_while_waiting_for_space_is_counted_and_reporte
     let report = guard.shutdown(Duration::from_secs(5)).await;
     assert!(report.is_complete(), "{report:?}");
     let events = memory.events();
-    let reported: u64 = events
-        .iter()
-        .filter(|e| e.action() == "audit.dropped")
-        .map(|e| e.details()["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(reported, before + 1, "every drop is reported in-band");
+    assert_eq!(
+        reported_drops(&events),
+        before + 1,
+        "every drop is reported in-band"
+    );
     assert!(!events.iter().any(|e| e.action() == "t.durable"));
 }
