@@ -43,9 +43,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
+use uuid::Uuid;
 
 use crate::sink::postgres::PgError;
-use uuid::Uuid;
 
 /// The largest page.
 pub const MAX_LIMIT: u32 = 1000;
@@ -75,10 +75,7 @@ pub enum QueryError {
 
 impl From<tokio_postgres::Error> for QueryError {
     fn from(driver: tokio_postgres::Error) -> Self {
-        Self::Database(PgError::Database {
-            operation: "query",
-            driver,
-        })
+        Self::Database(PgError::db("query")(driver))
     }
 }
 

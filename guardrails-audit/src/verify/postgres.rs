@@ -133,7 +133,7 @@ impl PgVerifyReport {
 }
 
 fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> VerifyError {
-    move |driver| VerifyError::Database(PgError::Database { operation, driver })
+    move |driver| VerifyError::Database(PgError::db(operation)(driver))
 }
 
 /// Verifies the chains in the database `client` is connected to; see the
