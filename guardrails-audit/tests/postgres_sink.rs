@@ -828,6 +828,15 @@ async fn debug_and_errors_never_show_the_password() {
     assert!(matches!(bad, PgError::InvalidConfig(_)));
 }
 
+/// The ids of the `test.event` records, in chain order.
+fn test_event_ids(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["action"] == "test.event")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A refused row's values (the server's `DETAIL`) stay out of the error's
 /// `Display` and `Debug`.
 #[tokio::test]
@@ -1097,11 +1106,7 @@ async fn a_batch_committed_before_its_acknowledgement_was_lost_is_not_written_tw
     }
     sink.close().await.unwrap();
     let records = verified_chain(&admin, "lost-acks", &ChainHasher::sha256()).await;
-    let ids: Vec<String> = records
-        .iter()
-        .filter(|r| r["action"] == "test.event")
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = test_event_ids(&records);
     assert_eq!(ids, expected, "each event once, in order");
     assert_eq!(records.last().unwrap()["action"], "audit.stopped");
 }
@@ -1153,11 +1158,7 @@ async fn a_commit_that_completes_after_the_retry_looked_is_not_written_twice() {
     assert_eq!(receipt.first_seq, Some(3));
     sink.close().await.unwrap();
     let records = verified_chain(&admin, "late-commit", &ChainHasher::sha256()).await;
-    let ids: Vec<String> = records
-        .iter()
-        .filter(|r| r["action"] == "test.event")
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = test_event_ids(&records);
     let expected: Vec<String> = first
         .iter()
         .chain(&second)
