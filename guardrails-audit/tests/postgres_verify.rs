@@ -649,15 +649,8 @@ async fn cli_verify_and_export_over_verified_tls() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 11);
     // Both connections were TLS, as the server logged them.
-    let log = pg.server_log().unwrap();
-    let authorized: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("connection authorized")
-                && l.contains(&format!("application_name={CLI_TLS_APP_NAME}"))
-        })
-        .collect();
-    assert_eq!(authorized.len(), 2, "{log}");
+    let authorized = pg.authorized_connections(CLI_TLS_APP_NAME);
+    assert_eq!(authorized.len(), 2, "{authorized:?}");
     for line in &authorized {
         assert!(line.contains("SSL enabled"), "{line}");
     }
@@ -686,15 +679,8 @@ async fn cli_verify_and_export_over_verified_tls() {
         }
     }
     // Refused before any connection: still two.
-    let log = pg.server_log().unwrap();
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("connection authorized")
-                && l.contains(&format!("application_name={CLI_TLS_APP_NAME}")))
-            .count(),
-        2,
-        "{log}"
-    );
+    let authorized = pg.authorized_connections(CLI_TLS_APP_NAME);
+    assert_eq!(authorized.len(), 2, "{authorized:?}");
 
     // A CA file that is not one: 2, naming the file.
     let garbage = dir.path().join("garbage.pem");
@@ -735,12 +721,8 @@ async fn cli_without_tls_refuses_sslmode_require() {
         "{err}"
     );
     assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
-    let log = pg.server_log().unwrap();
-    assert!(
-        !log.lines().any(|l| l.contains("connection authorized")
-            && l.contains(&format!("application_name={CLI_TLS_APP_NAME}"))),
-        "{log}"
-    );
+    let authorized = pg.authorized_connections(CLI_TLS_APP_NAME);
+    assert!(authorized.is_empty(), "{authorized:?}");
     let ca = pg.tls_ca_file().unwrap().to_str().unwrap().to_owned();
     let (code, _, err) = cli(
         &["verify", "--postgres", "--postgres-ca-file", &ca],

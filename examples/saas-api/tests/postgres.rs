@@ -340,15 +340,8 @@ async fn audit_trail_in_postgres_over_verified_tls() {
     assert!(!output.contains(&conn), "the database URL is never logged");
     // Every connection the app opened (the migration's, the sink's) was
     // TLS, as the server logged them.
-    let log = pg.server_log().unwrap();
-    let authorized_lines: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("connection authorized")
-                && l.contains(&format!("application_name={TLS_APP_NAME}"))
-        })
-        .collect();
-    assert!(authorized_lines.len() >= 2, "{log}");
+    let authorized_lines = pg.authorized_connections(TLS_APP_NAME);
+    assert!(authorized_lines.len() >= 2, "{authorized_lines:?}");
     for line in &authorized_lines {
         assert!(line.contains("SSL enabled"), "{line}");
     }

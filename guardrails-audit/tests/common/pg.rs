@@ -609,6 +609,19 @@ impl PgServer {
         std::fs::read_to_string(local.dir.path().join("server.log")).ok()
     }
 
+    /// The server log's "connection authorized" lines of the connections
+    /// that gave `application_name` (a local cluster logs connections; an
+    /// external server gives none).
+    pub fn authorized_connections(&self, application_name: &str) -> Vec<String> {
+        let needle = format!("application_name={application_name}");
+        self.server_log()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("connection authorized") && l.contains(&needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A URL for `user` with `password` to the test database.
     pub fn url_as(&self, user: &str, password: &str) -> String {
         format!(
