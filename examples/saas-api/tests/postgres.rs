@@ -131,6 +131,21 @@ async fn audit_trail_in_postgres_end_to_end() {
         "{:?}",
         String::from_utf8_lossy(&refused.body)
     );
+    // An RFC 9457 problem that says why, without the database's cause.
+    assert_eq!(
+        refused.headers[http::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let problem = refused.json();
+    assert_eq!(
+        problem["type"],
+        "tag:guardrails.rs,2026:problem/audit-unavailable"
+    );
+    assert_eq!(problem["status"], 503);
+    let text = String::from_utf8_lossy(&refused.body).to_lowercase();
+    for cause in ["postgres", "connect", "127.0.0.1", DB_PASSWORD] {
+        assert!(!text.contains(cause), "the cause leaks: {text}");
+    }
     assert!(started.elapsed() < Duration::from_secs(30));
     pg.start_again();
     // The handler did not run: the invoice is still there.
