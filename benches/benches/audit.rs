@@ -22,26 +22,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::file::JsonLinesSink;
-use guardrails_audit::sink::{AuditSink, SinkFuture, WriteReceipt};
 use guardrails_audit::{AuditEvent, AuditPipeline};
 use http_body_util::{BodyExt, Empty};
 use secrecy::SecretString;
 
-use common::request_event;
-
-/// A sink that accepts everything: the enqueue bench measures the queue only.
-struct NullSink;
-
-impl AuditSink for NullSink {
-    fn name(&self) -> &'static str {
-        "null"
-    }
-    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
-        black_box(batch.len());
-        Box::pin(std::future::ready(Ok(WriteReceipt::default())))
-    }
-}
+use common::{NullSink, request_event};
 
 fn enqueue(c: &mut Criterion) {
     let (auditor, guard) = AuditPipeline::builder()

@@ -37,6 +37,9 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use saas_api::settings::{self, Settings};
 use saas_api::{app, metrics, server};
 
@@ -250,22 +253,6 @@ fn null_pipeline() -> Result<(guardrails_audit::Auditor, guardrails_audit::Audit
             "load",
             format!("pid-{}", std::process::id()),
         ))
-        .spawn(NullSink)
+        .spawn(common::NullSink)
         .map_err(|e| e.to_string())
-}
-
-struct NullSink;
-
-impl guardrails_audit::sink::AuditSink for NullSink {
-    fn name(&self) -> &'static str {
-        "null"
-    }
-
-    fn write_batch<'a>(
-        &'a mut self,
-        batch: &'a [guardrails_audit::AuditEvent],
-    ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
-        std::hint::black_box(batch);
-        Box::pin(async { Ok(guardrails_audit::sink::WriteReceipt::default()) })
-    }
 }

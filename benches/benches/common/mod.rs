@@ -1,7 +1,26 @@
 //! Helpers shared by the audit benches (`mod common;` in `audit.rs` and
-//! `audit_postgres.rs`), so both measure the same event.
+//! `audit_postgres.rs`, by path in `examples/saas-load-server.rs`), so all
+//! measure the same event and the same discarding sink.
+// Each includer uses part of it.
+#![allow(dead_code)]
 
+use guardrails_audit::sink::{AuditSink, SinkFuture, WriteReceipt};
 use guardrails_audit::{AuditEvent, Category, Outcome, RequestInfo, Source};
+
+/// A sink that accepts and discards every batch: what remains is the
+/// pipeline's own cost.
+pub(crate) struct NullSink;
+
+impl AuditSink for NullSink {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+
+    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+        std::hint::black_box(batch.len());
+        Box::pin(std::future::ready(Ok(WriteReceipt::default())))
+    }
+}
 
 /// The audit event of one typical API request (`GET` of an invoice), made
 /// unique by `i`.
