@@ -347,11 +347,6 @@ mod tests {
         silent.abort();
     }
 
-    #[test]
-    fn webpki_roots_alone() {
-        assert!(postgres_tls(None).is_ok());
-    }
-
     /// The library checks CA files (its own tests cover every problem);
     /// the app's message names its setting, the file and the problem.
     #[test]
