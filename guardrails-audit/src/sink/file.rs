@@ -14,6 +14,12 @@
 //! [`JsonLinesBuilder::fsync`], made durable with one `fdatasync` before the
 //! pipeline acknowledges any event of the batch (group commit).
 //!
+//! Once a batch is durable, its whole pages are dropped from the page cache
+//! (`posix_fadvise(POSIX_FADV_DONTNEED)` on Linux, Android and FreeBSD): the
+//! trail is not read again by its writer, and a busy trail would otherwise
+//! push the application's own cached files out. Without `fsync` the pages
+//! stay dirty and are left to the kernel's writeback.
+//!
 //! One writer per file: two processes appending to the same file would
 //! interleave two continuations of one chain, which [`verify`](crate::verify())
 //! reports as inserted records. Give every instance its own file (or use a
@@ -82,6 +88,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::page_cache::Released;
 use super::{AuditSink, SinkError, SinkFuture, WriteReceipt};
 use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH};
 use crate::event::{AuditEvent, Category, Outcome, format_time};
@@ -233,6 +240,7 @@ impl JsonLinesBuilder {
             last_hash: ZERO_HASH.to_owned(),
             file_first_seq: 0,
             file_len: 0,
+            released: Released::default(),
             opened_at: Instant::now(),
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -261,6 +269,7 @@ pub struct JsonLinesSink {
     last_hash: String,
     file_first_seq: u64,
     file_len: u64,
+    released: Released,
     opened_at: Instant,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -334,6 +343,7 @@ impl JsonLinesSink {
             .map_err(SinkError::io("open"))?;
         let tail = read_tail(&mut file)?;
         self.file_len = tail.len;
+        self.released = Released::from(tail.len);
         self.opened_at = Instant::now();
         let mut crashed = !tail.torn.is_empty();
         let mut last = tail.last;
@@ -471,6 +481,7 @@ impl JsonLinesSink {
         self.file_len += data.len() as u64;
         if sync {
             file.sync_data().map_err(SinkError::io("fsync"))?;
+            self.released.advance(file, self.file_len);
         }
         Ok(())
     }
@@ -528,6 +539,7 @@ impl JsonLinesSink {
             .map_err(SinkError::io("open"))?;
         self.file = Some(file);
         self.file_len = 0;
+        self.released = Released::default();
         self.file_first_seq = self.next_seq;
         self.opened_at = Instant::now();
         Ok(())

@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::AuditEvent;
 
 pub mod file;
+mod page_cache;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 

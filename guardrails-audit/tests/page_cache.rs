@@ -1,0 +1,84 @@
+//! The JSON-lines sink drops durable records from the page cache: a busy
+//! trail does not push the application's cached files out. Checked with
+//! util-linux `fincore`, which reads residency through `mincore(2)`.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use guardrails_audit::sink::AuditSink;
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::{AuditEvent, Category, Outcome};
+
+/// Bytes of `path` resident in the page cache, or `None` (after a note) when
+/// `fincore` is missing and not required.
+fn resident_bytes(path: &Path) -> Option<u64> {
+    match Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "--output", "RES"])
+        .arg(path)
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8(out.stdout).unwrap();
+            Some(text.trim().parse().expect("fincore prints a byte count"))
+        }
+        _ => {
+            assert!(
+                !common::require_external(),
+                "GUARDRAILS_REQUIRE_EXTERNAL=1 but util-linux `fincore` is missing (run .ci/setup-external)"
+            );
+            eprintln!("SKIPPED: util-linux `fincore` is not installed (run .ci/setup-external)");
+            None
+        }
+    }
+}
+
+fn batch(n: usize) -> Vec<AuditEvent> {
+    (0..n)
+        .map(|i| {
+            AuditEvent::new("invoice.read", Category::DataRead)
+                .with_outcome(Outcome::Success)
+                .with_target("invoice", format!("inv-{i:08}"))
+        })
+        .collect()
+}
+
+async fn write(path: &Path, fsync: bool) -> u64 {
+    let mut sink = JsonLinesSink::builder(path).fsync(fsync).open().unwrap();
+    let batch = batch(1000);
+    for _ in 0..20 {
+        sink.write_batch(&batch).await.unwrap();
+    }
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[tokio::test]
+async fn durable_records_leave_the_page_cache() {
+    // Under the target directory: a disk-backed file system, where `/tmp`
+    // may be tmpfs (whose pages are the file and cannot be dropped).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let synced = dir.path().join("synced.jsonl");
+    let len = write(&synced, true).await;
+    let Some(resident) = resident_bytes(&synced) else {
+        return;
+    };
+    assert!(len > 4 << 20, "the test wrote only {len} bytes");
+    // What is left: the last, partial page and the pages of the last batch's
+    // first 64 KiB boundary.
+    assert!(
+        resident <= 128 << 10,
+        "{resident} of {len} written bytes still cached"
+    );
+
+    // Without fsync the pages are dirty and stay: the sink leaves them to the
+    // kernel's writeback. This also shows that `fincore` sees written pages.
+    let unsynced = dir.path().join("unsynced.jsonl");
+    let len = write(&unsynced, false).await;
+    let resident = resident_bytes(&unsynced).unwrap();
+    assert!(
+        resident > len / 2,
+        "only {resident} of {len} unsynced bytes cached"
+    );
+}
