@@ -378,6 +378,7 @@ mod pg {
 
     use guardrails_audit::VerifyError;
     use guardrails_audit::query::{self, AuditQuery, MAX_LIMIT, QueryError};
+    use guardrails_audit::sink::postgres::PgError;
     use guardrails_audit::verify::{PgVerifyOptions, verify_postgres};
     use secrecy::{ExposeSecret, SecretString};
     use time::OffsetDateTime;
@@ -449,21 +450,23 @@ mod pg {
             Some(Host::Unix(path)) => path.display().to_string(),
             None => "the default host".to_owned(),
         };
-        let (client, connection) = config.connect(tls).await.map_err(|e| {
-            // The driver's message is generic ("error performing TLS
-            // handshake"); the why (a certificate error, a refused
-            // connection) is in its causes, which never hold the URL.
-            let mut message = format!("cannot connect to PostgreSQL at {host}: {e}");
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                message.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            message
+        // `PgError` names the server's message and SQLSTATE, or the causes
+        // of a driver error (a refused connection, a certificate error),
+        // never the server's DETAIL; none of them holds the URL.
+        let (client, connection) = config.connect(tls).await.map_err(|driver| {
+            let error = PgError::Database {
+                operation: "connect",
+                driver,
+            };
+            format!("cannot connect to PostgreSQL at {host}: {error}")
         })?;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                eprintln!("error: database connection: {error}");
+            if let Err(driver) = connection.await {
+                let error = PgError::Database {
+                    operation: "connection",
+                    driver,
+                };
+                eprintln!("error: {error}");
             }
         });
         Ok(client)

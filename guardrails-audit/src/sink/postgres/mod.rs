@@ -329,10 +329,18 @@ fn describe(error: &tokio_postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => match std::error::Error::source(error) {
-            Some(cause) => format!("{error}: {cause}"),
-            None => error.to_string(),
-        },
+        // Not the server's: the driver's own message and its causes (I/O,
+        // TLS: "error performing TLS handshake" says why only there).
+        None => {
+            let mut text = error.to_string();
+            let mut cause = std::error::Error::source(error);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 
