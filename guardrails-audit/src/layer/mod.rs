@@ -634,10 +634,10 @@ impl AuditContext {
         (self.inner.request.clone(), self.inner.source.clone())
     }
 
-    /// The request information, source and captured principal, moved out
-    /// when no handler still holds the context (the usual case), copied
-    /// otherwise.
-    pub(crate) fn into_parts(self) -> (RequestInfo, Source, Option<Principal>) {
+    /// The request information, source, captured principal and auditor,
+    /// moved out when no handler still holds the context (the usual case),
+    /// copied otherwise.
+    pub(crate) fn into_parts(self) -> (RequestInfo, Source, Option<Principal>, Auditor) {
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => (
                 inner.request,
@@ -646,6 +646,7 @@ impl AuditContext {
                     .principal
                     .into_inner()
                     .unwrap_or_else(PoisonError::into_inner),
+                inner.auditor,
             ),
             Err(shared) => (
                 shared.request.clone(),
@@ -655,6 +656,7 @@ impl AuditContext {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone(),
+                shared.auditor.clone(),
             ),
         }
     }

@@ -71,13 +71,13 @@ impl<S, R> AuditService<S, R> {
 /// the response future stays small (it is moved, and boxed by routers), and
 /// the event is built once, when the response is known.
 struct Ctx {
-    auditor: Auditor,
     mode: DeliveryMode,
     id: uuid::Uuid,
     time: time::OffsetDateTime,
     category: Category,
     started: Instant,
-    context: Option<AuditContext>,
+    /// Holds the auditor too: one reference count per request, not two.
+    context: AuditContext,
     excerpt: Option<SharedExcerpt>,
     json: bool,
     content_length: Option<u64>,
@@ -234,15 +234,13 @@ where
         };
         let limit = self.layer.excerpt_limit;
         let req = req.map(|b| ExcerptBody::new(b, excerpt.clone(), limit));
-        let auditor = self.layer.auditor.clone();
         let ctx = Ctx {
-            auditor,
             mode,
             id,
             time,
             category: method_category(req.method()),
             started,
-            context: Some(context),
+            context,
             excerpt,
             json,
             content_length,
@@ -251,11 +249,9 @@ where
         if mode == DeliveryMode::Strict {
             let mut attempt = AuditEvent::new("http.request", method_category(req.method()))
                 .with_stage(Stage::Received);
-            if let Some(context) = &ctx.context {
-                let (request, source) = context.request_and_source();
-                attempt = attempt.with_request(request).with_source(source);
-            }
-            let mut delivery = ctx.auditor.deliver(attempt, DeliveryMode::Strict);
+            let (request, source) = ctx.context.request_and_source();
+            attempt = attempt.with_request(request).with_source(source);
+            let mut delivery = ctx.context.auditor().deliver(attempt, DeliveryMode::Strict);
             if let Some(limit) = ctx.timeout {
                 delivery = delivery.timeout(limit);
             }
@@ -354,18 +350,13 @@ fn audit_problem<B: From<bytes::Bytes>>(
     response
 }
 
-/// Fills the completion fields of the request's event.
-fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEvent {
+/// The request's event with its completion fields, and the auditor to
+/// record it with.
+fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, Auditor) {
     let mut event = AuditEvent::new_at(ctx.id, ctx.time, "http.request", ctx.category);
     let duration = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let (request, source, captured) = match ctx.context.take() {
-        Some(context) => {
-            let (request, source, principal) = context.into_parts();
-            (Some(request), source, principal)
-        }
-        None => (None, Source::default(), None),
-    };
-    event.request = request;
+    let (request, source, captured, auditor) = ctx.context.into_parts();
+    event.request = Some(request);
     event.source = source;
     match response.and_then(|r| r.extensions().get::<Principal>()) {
         Some(p) => event = event.with_principal(p),
@@ -419,7 +410,7 @@ fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEven
             }
         }
     }
-    if let Some(excerpt) = ctx.excerpt.take() {
+    if let Some(excerpt) = ctx.excerpt {
         let e = lock(&excerpt);
         let whole = (e.bytes.len() as u64) == e.total
             && (e.complete || ctx.content_length == Some(e.total));
@@ -438,7 +429,7 @@ fn complete<ResB>(ctx: &mut Ctx, response: Option<&Response<ResB>>) -> AuditEven
         };
         event.details.insert("request_body".into(), body);
     }
-    event
+    (event, auditor)
 }
 
 impl<S, B, F, ResB, E> Future for ResponseFuture<S, B, F, ResB>
@@ -467,14 +458,14 @@ where
                             // Fail closed: the inner service never sees the request.
                             pending.take();
                             this.state.set(State::Done);
-                            if let Some(ctx) = this.ctx.as_mut() {
-                                let mut event = complete::<ResB>(ctx, None);
+                            if let Some(ctx) = this.ctx.take() {
+                                let (mut event, auditor) = complete::<ResB>(ctx, None);
                                 event.outcome = Outcome::Failure;
                                 event.reason = Some("audit_unavailable".into());
                                 if let Some(r) = event.request.as_mut() {
                                     r.status = Some(503);
                                 }
-                                let _ = ctx.auditor.record(event);
+                                let _ = auditor.record(event);
                             }
                             return Poll::Ready(Ok(audit_problem(DeliveryMode::Strict, error)));
                         }
@@ -485,29 +476,29 @@ where
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(result) => result,
                     };
-                    let Some(mut ctx) = this.ctx.take() else {
+                    let Some(ctx) = this.ctx.take() else {
                         this.state.set(State::Done);
                         return Poll::Ready(result.map(|r| r.map(GuardBody::new)));
                     };
                     match result {
                         Err(error) => {
-                            let event = complete::<ResB>(&mut ctx, None);
-                            let _ = ctx.auditor.record(event);
+                            let (event, auditor) = complete::<ResB>(ctx, None);
+                            let _ = auditor.record(event);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
                         Ok(response) => {
-                            let event = complete(&mut ctx, Some(&response));
-                            if ctx.mode == DeliveryMode::BestEffort {
-                                let _ = ctx.auditor.record(event);
+                            let (mode, timeout) = (ctx.mode, ctx.timeout);
+                            let (event, auditor) = complete(ctx, Some(&response));
+                            if mode == DeliveryMode::BestEffort {
+                                let _ = auditor.record(event);
                                 this.state.set(State::Done);
                                 return Poll::Ready(Ok(response.map(GuardBody::new)));
                             }
-                            let mut delivery = ctx.auditor.deliver(event, DeliveryMode::Blocking);
-                            if let Some(limit) = ctx.timeout {
+                            let mut delivery = auditor.deliver(event, DeliveryMode::Blocking);
+                            if let Some(limit) = timeout {
                                 delivery = delivery.timeout(limit);
                             }
-                            *this.ctx = Some(ctx);
                             this.state.set(State::Completing {
                                 delivery,
                                 response: Some(response),
