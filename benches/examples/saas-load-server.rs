@@ -192,6 +192,13 @@ async fn serve(mode: Mode) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown = match server::ShutdownSignal::install() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            eprintln!("saas-load-server: cannot install the signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(settings.server.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -230,7 +237,7 @@ async fn serve(mode: Mode) -> ExitCode {
         }
         None => (calibrated(app::router(store, auth), mode), None),
     };
-    let served = server::serve(listener, router).await;
+    let served = server::serve(listener, router, shutdown).await;
     let flushed = match guard {
         Some(guard) => saas_api::audit::shutdown(guard).await,
         None => true,

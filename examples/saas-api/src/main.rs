@@ -67,6 +67,15 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signals are caught before the app says it listens: a SIGTERM from then
+    // on is a graceful stop that flushes the audit trail.
+    let shutdown = match server::ShutdownSignal::install() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            tracing::error!(%error, "cannot install the shutdown signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(settings.server.addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -80,7 +89,12 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 
     let store = saas_api::invoices::Store::default();
-    let served = server::serve(listener, app::audited_router(store, auditor, auth)).await;
+    let served = server::serve(
+        listener,
+        app::audited_router(store, auditor, auth),
+        shutdown,
+    )
+    .await;
     // In-flight requests are done: flush every accepted audit event.
     let flushed = saas_api::audit::shutdown(audit_guard).await;
     match served {

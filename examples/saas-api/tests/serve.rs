@@ -28,6 +28,34 @@ async fn serves_healthz_and_stops_on_sigterm() {
     assert!(output.contains("server stopped"), "{output}");
 }
 
+/// A `SIGTERM` sent as soon as the app says it listens (an orchestrator
+/// stopping a pod that just started) is a graceful stop that closes the
+/// audit trail, never the signal's default action.
+#[test]
+fn sigterm_right_after_listening_stops_gracefully() {
+    for _ in 0..5 {
+        let cmd = common::command();
+        let trail = cmd
+            .get_current_dir()
+            .unwrap()
+            .join("var")
+            .join("audit.jsonl");
+        let mut app = common::start(cmd);
+        let status = app.terminate(Duration::from_secs(10));
+        assert!(status.success(), "exit status {status:?}");
+        let output = app.drain_output().join("\n");
+        assert!(output.contains("SIGTERM received"), "{output}");
+        let trail = std::fs::read_to_string(&trail).unwrap();
+        assert!(
+            trail
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\"action\":\"audit.stopped\"")),
+            "{trail}"
+        );
+    }
+}
+
 #[test]
 fn invalid_listen_address_fails_before_listening() {
     let output = common::command()
