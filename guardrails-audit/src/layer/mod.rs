@@ -372,14 +372,16 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return Some(peer);
         }
-        let mut hops: Vec<&str> = Vec::new();
-        for value in headers.get_all(&self.header) {
-            let Ok(value) = value.to_str() else {
-                return Some(peer);
-            };
-            hops.extend(value.split(','));
+        let values = headers.get_all(&self.header);
+        if values.iter().any(|value| value.to_str().is_err()) {
+            return Some(peer);
         }
-        for hop in hops.iter().rev() {
+        // Nearest hop first, without collecting the list.
+        let hops = values
+            .iter()
+            .rev()
+            .flat_map(|value| value.to_str().unwrap_or_default().rsplit(','));
+        for hop in hops {
             let Ok(ip) = hop.trim().parse::<IpAddr>() else {
                 // Garbage from an untrusted hop: stop at the last trusted one.
                 return Some(peer);
@@ -721,6 +723,26 @@ mod tests {
                 .unwrap_or(http::HeaderValue::from_static("not-an-ip")),
         );
         assert_eq!(proxies.client_ip(Some(peer), &headers), Some(peer));
+        // Several header lines form one list, the last line's last hop
+        // nearest: walk back over every trusted hop.
+        let mut lines = http::HeaderMap::new();
+        for line in [
+            "192.0.2.1, 10.8.8.8",
+            "198.51.100.1, 203.0.113.7 , 10.9.9.9",
+            "10.1.1.1",
+        ] {
+            lines.append("x-forwarded-for", line.parse().unwrap());
+        }
+        assert_eq!(
+            proxies.client_ip(Some(peer), &lines),
+            "203.0.113.7".parse().ok()
+        );
+        // A line that is not visible ASCII spoils the whole list.
+        lines.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"10.2.2.2 \xff").unwrap(),
+        );
+        assert_eq!(proxies.client_ip(Some(peer), &lines), Some(peer));
         // Without the list, nothing is trusted.
         assert_eq!(
             TrustedProxies::none().client_ip(Some(peer), &headers),
