@@ -737,12 +737,17 @@ mod tests {
             proxies.client_ip(Some(peer), &lines),
             "203.0.113.7".parse().ok()
         );
-        // A line that is not visible ASCII spoils the whole list.
-        lines.append(
+        // A line that is not visible ASCII spoils the whole list, even the
+        // farthest one, before any hop is believed.
+        let mut spoiled = http::HeaderMap::new();
+        spoiled.append(
             "x-forwarded-for",
             http::HeaderValue::from_bytes(b"10.2.2.2 \xff").unwrap(),
         );
-        assert_eq!(proxies.client_ip(Some(peer), &lines), Some(peer));
+        for line in lines.get_all("x-forwarded-for") {
+            spoiled.append("x-forwarded-for", line.clone());
+        }
+        assert_eq!(proxies.client_ip(Some(peer), &spoiled), Some(peer));
         // Without the list, nothing is trusted.
         assert_eq!(
             TrustedProxies::none().client_ip(Some(peer), &headers),

@@ -14,11 +14,12 @@
 //! [`JsonLinesBuilder::fsync`], made durable with one `fdatasync` before the
 //! pipeline acknowledges any event of the batch (group commit).
 //!
-//! Once a batch is durable, its whole pages are dropped from the page cache
-//! (`posix_fadvise(POSIX_FADV_DONTNEED)` on Linux, Android and FreeBSD): the
-//! trail is not read again by its writer, and a busy trail would otherwise
-//! push the application's own cached files out. Without `fsync` the pages
-//! stay dirty and are left to the kernel's writeback.
+//! Once a batch is durable, the whole 64 KiB blocks below the end of the
+//! file are dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`
+//! on Linux, Android and FreeBSD): the trail is not read again by its writer,
+//! and a busy trail would otherwise push the application's own cached files
+//! out. Without `fsync` the pages stay dirty and are left to the kernel's
+//! writeback until the sink closes (its final record is synced).
 //!
 //! One writer per file: two processes appending to the same file would
 //! interleave two continuations of one chain, which [`verify`](crate::verify())

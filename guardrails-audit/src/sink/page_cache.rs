@@ -9,39 +9,48 @@
 //! next batches, which is also cheaper than taking fresh ones (in a virtual
 //! machine, first-touching a page can cost more than filling it).
 //!
-//! Only whole pages of the durable range are dropped; the page that holds
-//! the file's last bytes stays, since the next batch continues it. The
-//! advice is a hint: where the platform has none, or refuses it, nothing
-//! changes but the cache.
+//! Only whole 64 KiB blocks are dropped: the block that holds the end of the
+//! file stays cached, so the next batch appends to a cached page instead of
+//! reading it back from the disk (Linux drops a partial last page when the
+//! range reaches the end of the file). The advice is a hint: where the
+//! platform has none, or refuses it, nothing changes but the cache.
 
 use std::fs::File;
 
-/// The kernel rounds the range inward to whole pages; starting each range at
-/// a multiple of this (the largest common page size) leaves no page behind.
+/// The unit of what is dropped: a multiple of every common page size, so
+/// that a range starting and ending on it covers whole pages.
 const ALIGN: u64 = 64 * 1024;
 
 /// How much of a file has been released from the page cache.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Released {
+    /// A multiple of [`ALIGN`]: everything below has been dropped.
     to: u64,
 }
 
 impl Released {
-    /// Nothing released yet from `offset` on (the length of a file opened
-    /// for appending).
+    /// Nothing released yet from the block holding `offset` on (the length
+    /// of a file opened for appending).
     pub(crate) fn from(offset: u64) -> Self {
-        Self { to: offset }
+        Self {
+            to: offset - offset % ALIGN,
+        }
     }
 
-    /// Releases the pages of `file` below `durable_len`, which must all be
-    /// written and synced.
+    /// Releases the whole blocks of `file` below `durable_len`, whose bytes
+    /// must all be written and synced.
     pub(crate) fn advance(&mut self, file: &File, durable_len: u64) {
-        if durable_len <= self.to {
-            return;
+        if let Some((offset, len)) = self.next_range(durable_len) {
+            drop_pages(file, offset, len);
+            self.to = offset + len;
         }
-        let from = self.to - self.to % ALIGN;
-        drop_pages(file, from, durable_len - from);
-        self.to = durable_len;
+    }
+
+    /// The range `(offset, len)` to drop when `durable_len` bytes are
+    /// durable: the whole blocks not dropped yet, if any.
+    fn next_range(&self, durable_len: u64) -> Option<(u64, u64)> {
+        let end = durable_len - durable_len % ALIGN;
+        (end > self.to).then(|| (self.to, end - self.to))
     }
 }
 
@@ -56,3 +65,47 @@ fn drop_pages(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 fn drop_pages(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1024;
+
+    #[test]
+    fn ranges_are_whole_blocks_below_the_durable_length() {
+        // (released so far, durable length) -> range to drop
+        for (from, durable, expected) in [
+            (0, 0, None),
+            (0, 4 * K, None),
+            (0, 64 * K - 1, None),
+            (0, 64 * K, Some((0, 64 * K))),
+            (0, 200 * K, Some((0, 192 * K))),
+            (64 * K, 100 * K, None),
+            (64 * K, 128 * K + 1, Some((64 * K, 64 * K))),
+            // A file reopened in the middle of a block starts at the block.
+            (100 * K, 300 * K, Some((64 * K, 192 * K))),
+            // A shorter file than released (after a failed write): nothing.
+            (192 * K, 100 * K, None),
+        ] {
+            assert_eq!(
+                Released::from(from).next_range(durable),
+                expected,
+                "from {from}, durable {durable}"
+            );
+        }
+    }
+
+    #[test]
+    fn advancing_never_drops_a_block_twice_or_skips_one() {
+        let mut released = Released::from(10 * K);
+        let mut dropped = Vec::new();
+        for durable in [30 * K, 70 * K, 90 * K, 250 * K, 250 * K, 260 * K] {
+            if let Some(range) = released.next_range(durable) {
+                released.to = range.0 + range.1;
+                dropped.push(range);
+            }
+        }
+        assert_eq!(dropped, [(0, 64 * K), (64 * K, 128 * K), (192 * K, 64 * K)]);
+    }
+}
