@@ -24,23 +24,25 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: ShutdownSignal)
 }
 
 /// The signals that stop the server gracefully: `SIGTERM` and Ctrl-C
-/// (`SIGINT`).
+/// (`SIGINT`; on Windows, Ctrl-C).
 ///
-/// On Unix they are caught from the moment [`ShutdownSignal::install`]
-/// returns. Install it before the app says it listens: a signal that arrives
-/// after that (an orchestrator stopping a pod that has just started) then
-/// always means a graceful stop that flushes the audit trail, never the
-/// signal's default action, which ends the process at once.
+/// They are caught from the moment [`ShutdownSignal::install`] returns.
+/// Install it before the app says it listens: a signal that arrives after
+/// that (an orchestrator stopping a pod that has just started) then always
+/// means a graceful stop that flushes the audit trail, never the signal's
+/// default action, which ends the process at once.
 #[derive(Debug)]
 pub struct ShutdownSignal {
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
 }
 
 impl ShutdownSignal {
-    /// Starts catching the signals.
+    /// Starts catching the signals. Needs a Tokio runtime.
     ///
     /// # Errors
     ///
@@ -54,8 +56,12 @@ impl ShutdownSignal {
                 interrupt: signal(SignalKind::interrupt())?,
             })
         }
-        #[cfg(not(unix))]
-        Ok(Self {})
+        #[cfg(windows)]
+        {
+            Ok(Self {
+                ctrl_c: tokio::signal::windows::ctrl_c()?,
+            })
+        }
     }
 
     /// Resolves when a signal arrives.
@@ -65,13 +71,33 @@ impl ShutdownSignal {
             _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
             _ = self.interrupt.recv() => tracing::info!("Ctrl-C received, shutting down"),
         }
-        #[cfg(not(unix))]
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => tracing::info!("Ctrl-C received, shutting down"),
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
+        #[cfg(windows)]
+        {
+            self.ctrl_c.recv().await;
+            tracing::info!("Ctrl-C received, shutting down");
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use super::ShutdownSignal;
+
+    /// A SIGTERM that arrives after `install` and before anything waits is
+    /// caught, and `recv` sees it: without the handler in place, the signal's
+    /// default action would end this test process.
+    #[tokio::test]
+    async fn a_signal_between_install_and_recv_is_caught() {
+        let signal = ShutdownSignal::install().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(10), signal.recv())
+            .await
+            .expect("the SIGTERM was not delivered to recv");
     }
 }

@@ -23,7 +23,7 @@ async fn serves_healthz_and_stops_on_sigterm() {
 
     let status = app.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
-    let output = app.drain_output().join("\n");
+    let output = app.output_to_end().join("\n");
     assert!(output.contains("SIGTERM received"), "{output}");
     assert!(output.contains("server stopped"), "{output}");
 }
@@ -43,7 +43,7 @@ fn sigterm_right_after_listening_stops_gracefully() {
         let mut app = common::start(cmd);
         let status = app.terminate(Duration::from_secs(10));
         assert!(status.success(), "exit status {status:?}");
-        let output = app.drain_output().join("\n");
+        let output = app.output_to_end().join("\n");
         assert!(output.contains("SIGTERM received"), "{output}");
         let trail = std::fs::read_to_string(&trail).unwrap();
         assert!(

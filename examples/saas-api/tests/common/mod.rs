@@ -153,6 +153,24 @@ impl App {
         self.lines.try_iter().collect()
     }
 
+    /// Every line not read yet, up to the end of the process's output: call
+    /// it once the process has exited (waits at most 10 s for the readers).
+    pub fn output_to_end(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        panic!(
+            "the output of saas-api did not end; so far:\n{}",
+            lines.join("\n")
+        );
+    }
+
     /// The URL of `path` on this app.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
