@@ -95,6 +95,16 @@ fn enqueue(c: &mut Criterion) {
     drop(guard);
 }
 
+/// `POSIX_FADV_DONTNEED` of a synced range, as the JSON-lines sink does.
+#[cfg(target_os = "linux")]
+fn drop_cached(file: &std::fs::File, offset: u64, len: u64) {
+    use rustix::fs::{Advice, fadvise};
+    let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_cached(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
 fn sink(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -113,6 +123,8 @@ fn sink(c: &mut Criterion) {
             .open(&raw_path)
             .unwrap();
         let mut buf = Vec::with_capacity(4 << 20);
+        let mut written = 0u64;
+        let mut dropped = 0u64;
         group.bench_function(format!("batch {batch}: raw serde_json + fdatasync"), |b| {
             b.iter(|| {
                 use std::io::Write;
@@ -123,6 +135,14 @@ fn sink(c: &mut Criterion) {
                 }
                 raw.write_all(&buf).unwrap();
                 raw.sync_data().unwrap();
+                written += buf.len() as u64;
+                // Like the sink: the synced whole 64 KiB blocks leave the
+                // page cache.
+                let end = written - written % (64 << 10);
+                if end > dropped {
+                    drop_cached(&raw, dropped, end - dropped);
+                    dropped = end;
+                }
             });
         });
 
