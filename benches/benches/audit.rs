@@ -99,7 +99,12 @@ fn enqueue(c: &mut Criterion) {
 #[cfg(target_os = "linux")]
 fn drop_cached(file: &std::fs::File, offset: u64, len: u64) {
     use rustix::fs::{Advice, fadvise};
-    let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
+    let _ = fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        Advice::DontNeed,
+    );
 }
 
 #[cfg(not(target_os = "linux"))]
