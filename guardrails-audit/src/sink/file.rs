@@ -344,7 +344,9 @@ impl JsonLinesSink {
             .map_err(SinkError::io("open"))?;
         let tail = read_tail(&mut file)?;
         self.file_len = tail.len;
-        self.released = Released::from(tail.len);
+        // From the start: reading the tail cached its last pages, and pages
+        // another writer left dirty are only written back, never lost.
+        self.released = Released::default();
         self.opened_at = Instant::now();
         let mut crashed = !tail.torn.is_empty();
         let mut last = tail.last;

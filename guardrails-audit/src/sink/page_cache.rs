@@ -29,14 +29,6 @@ pub(crate) struct Released {
 }
 
 impl Released {
-    /// Nothing released yet from the block holding `offset` on (the length
-    /// of a file opened for appending).
-    pub(crate) fn from(offset: u64) -> Self {
-        Self {
-            to: offset - offset % ALIGN,
-        }
-    }
-
     /// Releases the whole blocks of `file` below `durable_len`, whose bytes
     /// must all be written and synced.
     pub(crate) fn advance(&mut self, file: &File, durable_len: u64) {
@@ -75,7 +67,7 @@ mod tests {
     #[test]
     fn ranges_are_whole_blocks_below_the_durable_length() {
         // (released so far, durable length) -> range to drop
-        for (from, durable, expected) in [
+        for (to, durable, expected) in [
             (0, 0, None),
             (0, 4 * K, None),
             (0, 64 * K - 1, None),
@@ -83,22 +75,20 @@ mod tests {
             (0, 200 * K, Some((0, 192 * K))),
             (64 * K, 100 * K, None),
             (64 * K, 128 * K + 1, Some((64 * K, 64 * K))),
-            // A file reopened in the middle of a block starts at the block.
-            (100 * K, 300 * K, Some((64 * K, 192 * K))),
             // A shorter file than released (after a failed write): nothing.
             (192 * K, 100 * K, None),
         ] {
             assert_eq!(
-                Released::from(from).next_range(durable),
+                Released { to }.next_range(durable),
                 expected,
-                "from {from}, durable {durable}"
+                "released to {to}, durable {durable}"
             );
         }
     }
 
     #[test]
     fn advancing_never_drops_a_block_twice_or_skips_one() {
-        let mut released = Released::from(10 * K);
+        let mut released = Released::default();
         let mut dropped = Vec::new();
         for durable in [30 * K, 70 * K, 90 * K, 250 * K, 250 * K, 260 * K] {
             if let Some(range) = released.next_range(durable) {
