@@ -456,3 +456,51 @@ fn layer_fits_axum_router() {
         let _ = guard.shutdown(Duration::from_secs(1)).await;
     });
 }
+
+/// A request whose response future is dropped before the response is known
+/// (the client went away, an outer timeout gave up) still leaves its event:
+/// outcome `unknown`, reason `cancelled`, no status. A request that finishes
+/// leaves exactly one event, not a second `cancelled` one.
+#[tokio::test]
+async fn a_request_dropped_before_its_response_is_recorded_as_cancelled() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let app = Router::new()
+        .route(
+            "/v1/reports/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(AuditLayer::new(auditor));
+
+    let slow = app
+        .clone()
+        .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), slow)
+            .await
+            .is_err(),
+        "the handler should still be waiting"
+    );
+    assert_eq!(
+        call(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await,
+        200
+    );
+
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let cancelled = &events[0];
+    assert_eq!(cancelled["action"], "http.request");
+    assert_eq!(cancelled["request"]["route"], "/v1/reports/{id}");
+    assert_eq!(cancelled["outcome"], "unknown");
+    assert_eq!(cancelled["reason"], "cancelled");
+    assert_eq!(cancelled["request"]["status"], Value::Null);
+    let served = &events[1];
+    assert_eq!(served["request"]["route"], "/healthz");
+    assert_eq!(served["outcome"], "success");
+    assert_eq!(served["reason"], Value::Null);
+    assert_eq!(served["request"]["status"], 200);
+}

@@ -10,6 +10,11 @@
 //! outcome `failure`, authorization failures with `authz` / `denied`,
 //! validation failures with outcome `failure` and the validator's reason code.
 //!
+//! A request whose response never comes (the client went away, an outer
+//! timeout gave up, the server dropped the connection) is recorded too, when
+//! its response future is dropped: outcome `unknown`, reason `cancelled`, no
+//! status, queued without waiting whatever the route's mode.
+//!
 //! Place it **outermost**, so it sees every rejection of the guards inside.
 //!
 //! Headers other than the user agent, and the query string, are never

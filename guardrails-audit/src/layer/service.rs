@@ -306,10 +306,29 @@ pin_project! {
 
 pin_project! {
     /// The response future of [`AuditService`].
+    ///
+    /// Dropped before the response is known (the client went away, or an
+    /// outer timeout gave up), it queues the request's event with outcome
+    /// `unknown` and reason `cancelled`: the handler may have run, in part or
+    /// whole, and the trail says so. Nothing waits for that record, whatever
+    /// the route's mode.
     pub struct ResponseFuture<S, B, F, ResB> {
         #[pin]
         state: State<S, B, F, ResB>,
         ctx: Option<Ctx>,
+    }
+
+    impl<S, B, F, ResB> PinnedDrop for ResponseFuture<S, B, F, ResB> {
+        fn drop(this: Pin<&mut Self>) {
+            // `ctx` is taken as soon as the response (or the service's
+            // error) is known: only an unfinished request has it.
+            if let Some(ctx) = this.project().ctx.take() {
+                let (mut event, auditor) = complete::<ResB>(ctx, None);
+                event.outcome = Outcome::Unknown;
+                event.reason = Some("cancelled".into());
+                let _ = auditor.record(event);
+            }
+        }
     }
 }
 
