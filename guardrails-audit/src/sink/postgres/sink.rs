@@ -475,10 +475,7 @@ impl PostgresSink {
             Err(error) => {
                 metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "error")
                     .increment(1);
-                return Err(PgError::Database {
-                    operation: "connect",
-                    driver: error,
-                });
+                return Err(PgError::db("connect")(error));
             }
         };
         metrics::counter!("guardrails_audit_postgres_connects_total", "result" => "ok")
