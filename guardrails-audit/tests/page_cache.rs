@@ -103,3 +103,51 @@ async fn durable_records_leave_the_page_cache() {
         "only {resident} of {len} unsynced bytes cached"
     );
 }
+
+#[tokio::test]
+async fn rotated_and_closed_files_leave_no_page_behind() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if on_tmpfs(dir.path()) {
+        eprintln!("SKIPPED: the target directory is on tmpfs, whose pages cannot be dropped");
+        return;
+    }
+    let path = dir.path().join("rotating.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .rotate_bytes(300 << 10)
+        .open()
+        .unwrap();
+    let batch = batch(100);
+    for _ in 0..40 {
+        sink.write_batch(&batch).await.unwrap();
+    }
+    let mut rotated: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        // `rotating.jsonl.<first seq>`; not the checkpoints.
+        .filter(|p| {
+            p.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| ext.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 3, "only rotated into {rotated:?}");
+    for file in &rotated {
+        let Some(resident) = resident_bytes(file) else {
+            return;
+        };
+        let len = std::fs::metadata(file).unwrap().len();
+        // Not a multiple of the block: the last block would have stayed.
+        assert_ne!(len % (64 << 10), 0);
+        assert_eq!(resident, 0, "{resident} bytes of {file:?} still cached");
+    }
+    // The active file keeps its last block while the sink may append...
+    let active = resident_bytes(&path).unwrap();
+    assert!(
+        active > 0,
+        "the block the next batch appends to was dropped"
+    );
+    // ...and drops it when the sink closes.
+    sink.close().await.unwrap();
+    assert_eq!(resident_bytes(&path).unwrap(), 0);
+}

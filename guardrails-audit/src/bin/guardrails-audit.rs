@@ -458,7 +458,7 @@ mod pg {
                 operation: "connect",
                 driver,
             };
-            format!("cannot connect to PostgreSQL at {host}: {error}")
+            format!("cannot connect to PostgreSQL at {host}: {}", error.reason())
         })?;
         tokio::spawn(async move {
             if let Err(driver) = connection.await {

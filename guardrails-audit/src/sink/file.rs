@@ -526,7 +526,10 @@ impl JsonLinesSink {
         self.checkpoint("rotation")?;
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(format!(".{:020}", self.file_first_seq));
-        self.file = None;
+        if let Some(file) = self.file.take() {
+            // Complete: nothing appends to its last block any more.
+            self.released.finish(&file);
+        }
         fs::rename(&self.path, &rotated).map_err(SinkError::io("rotate"))?;
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the rename durable; not every platform can open a directory.
@@ -611,7 +614,11 @@ impl JsonLinesSink {
         let mut buf = Vec::new();
         self.encode(&mut buf, &event)?;
         self.write_durably(&buf, true)?;
-        self.checkpoint("shutdown")
+        self.checkpoint("shutdown")?;
+        if let Some(file) = &self.file {
+            self.released.finish(file);
+        }
+        Ok(())
     }
 }
 

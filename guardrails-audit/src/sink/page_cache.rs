@@ -9,11 +9,13 @@
 //! next batches, which is also cheaper than taking fresh ones (in a virtual
 //! machine, first-touching a page can cost more than filling it).
 //!
-//! Only whole 64 KiB blocks are dropped: the block that holds the end of the
-//! file stays cached, so the next batch appends to a cached page instead of
-//! reading it back from the disk (Linux drops a partial last page when the
-//! range reaches the end of the file). The advice is a hint: where the
-//! platform has none, or refuses it, nothing changes but the cache.
+//! Only whole 64 KiB blocks are dropped while a file grows: the block that
+//! holds its end stays cached, so the next batch appends to a cached page
+//! instead of reading it back from the disk (Linux drops a partial last page
+//! when the range reaches the end of the file). When the file is rotated away
+//! or the sink closes, [`Released::finish`] drops that block too. The advice
+//! is a hint: where the platform has none, or refuses it, nothing changes but
+//! the cache.
 
 use std::fs::File;
 
@@ -33,9 +35,15 @@ impl Released {
     /// must all be written and synced.
     pub(crate) fn advance(&mut self, file: &File, durable_len: u64) {
         if let Some((offset, len)) = self.next_range(durable_len) {
-            drop_pages(file, offset, len);
+            drop_pages(file, offset, std::num::NonZeroU64::new(len));
             self.to = offset + len;
         }
+    }
+
+    /// Releases everything of `file` not released yet, its last page too:
+    /// for a file that is complete (rotated away or closed) and synced.
+    pub(crate) fn finish(&mut self, file: &File) {
+        drop_pages(file, self.to, None);
     }
 
     /// The range `(offset, len)` to drop when `durable_len` bytes are
@@ -46,17 +54,17 @@ impl Released {
     }
 }
 
+/// Drops the cached pages of `len` bytes from `offset`, or up to the end of
+/// the file when `len` is `None`.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn drop_pages(file: &File, offset: u64, len: u64) {
+fn drop_pages(file: &File, offset: u64, len: Option<std::num::NonZeroU64>) {
     use rustix::fs::{Advice, fadvise};
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        // A hint: a refusal changes nothing the trail depends on.
-        let _ = fadvise(file, offset, Some(len), Advice::DontNeed);
-    }
+    // A hint: a refusal changes nothing the trail depends on.
+    let _ = fadvise(file, offset, len, Advice::DontNeed);
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn drop_pages(_file: &File, _offset: u64, _len: u64) {}
+fn drop_pages(_file: &File, _offset: u64, _len: Option<std::num::NonZeroU64>) {}
 
 #[cfg(test)]
 mod tests {

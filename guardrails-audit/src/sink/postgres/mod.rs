@@ -317,6 +317,24 @@ impl PgError {
             _ => None,
         }
     }
+
+    /// What went wrong, without the operation that the `Display` form
+    /// starts with: for a [`PgError::Database`] error the server's message
+    /// and SQLSTATE, or the driver's message and its causes (never the
+    /// server's `DETAIL`); otherwise the `Display` form.
+    ///
+    /// ```
+    /// use guardrails_audit::sink::postgres::PgError;
+    ///
+    /// let error = PgError::InvalidConfig("no host");
+    /// assert_eq!(error.reason(), error.to_string());
+    /// ```
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Database { driver, .. } => describe(driver),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The driver's error with the server's message and SQLSTATE, without its
