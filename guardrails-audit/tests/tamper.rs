@@ -397,6 +397,9 @@ async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
     // Time-based rotation on the maintenance tick leaves an empty active file…
     sink.tick().await.unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // The empty active file alone verifies: its records are all rotated.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!(report.records, 0);
     // …and the writer dies before writing to it.
     drop(sink);
     let mut sink = JsonLinesSink::builder(&path)
@@ -439,4 +442,144 @@ async fn time_based_checkpoints() {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     sink.tick().await.unwrap();
     assert_eq!(read_lines(&checkpoints_of(&path)).len(), 1);
+}
+
+/// The seq and reason of every checkpoint of `path`'s trail.
+fn checkpoint_list(path: &Path) -> Vec<(u64, String)> {
+    read_lines(&checkpoints_of(path))
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn head_cut_right_after_a_count_checkpoint_is_truncation() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let (seq, reason) = checkpoint_list(&path).remove(0);
+        assert_eq!(reason, "count");
+        // The trail now starts right after a checkpoint, as a rotated file
+        // does; but only a rotation ends a file.
+        let lines = read_lines(&path);
+        write_lines(&path, &lines[usize::try_from(seq).unwrap() + 1..]);
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Truncated, Some(0))
+        );
+    }
+}
+
+#[tokio::test]
+async fn emptied_trail_is_truncation() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        std::fs::write(&path, "").unwrap();
+        // Without checkpoints an empty file is an empty trail…
+        let no_checkpoints = if hmac {
+            VerifyOptions::new().key(key())
+        } else {
+            VerifyOptions::new()
+        };
+        assert_eq!(verify(&path, &no_checkpoints).unwrap().records, 0);
+        // …but the checkpoints name records it no longer holds.
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Truncated, Some(0))
+        );
+    }
+}
+
+#[tokio::test]
+async fn trail_replaced_by_another_chain_is_truncation() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        // Another whole chain made with the same key: every record verifies.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = other_dir.path().join("audit.jsonl");
+        write_trail(&other, hmac.then(key), 20, 5).await;
+        std::fs::copy(&other, &path).unwrap();
+        let (kind, seq) = damage(&path, &options(hmac, &path));
+        assert_eq!((kind, seq), (DamageKind::Truncated, Some(0)));
+        let error = verify(&path, &options(hmac, &path)).unwrap_err();
+        assert!(error.to_string().contains("replaced"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_write_cut_just_before_its_line_end_keeps_the_record() {
+    use guardrails_audit::sink::AuditSink;
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        // The last record (`audit.stopped`, seq 20) lost only its line end.
+        let mut text = std::fs::read(&path).unwrap();
+        assert_eq!(text.pop(), Some(b'\n'));
+        std::fs::write(&path, &text).unwrap();
+        let no_checkpoints = if hmac {
+            VerifyOptions::new().key(key())
+        } else {
+            VerifyOptions::new()
+        };
+        assert!(verify(&path, &no_checkpoints).unwrap().torn_tail);
+
+        let mut builder = JsonLinesSink::builder(&path);
+        if hmac {
+            builder = builder.hmac_key(key());
+        }
+        let mut sink = builder.open().unwrap();
+        // The record is whole: the chain continues after it.
+        assert_eq!(sink.next_seq(), 22);
+        sink.write_batch(&common::awkward_events(3)).await.unwrap();
+        sink.close().await.unwrap();
+        let report = verify(&path, &options(hmac, &path)).unwrap();
+        assert_eq!(report.records, 21 + 1 + 3 + 1);
+        assert_eq!(report.recoveries, 1);
+        assert!(report.cleanly_stopped);
+        let recovered: Value = read_lines(&path)
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| v["action"] == "audit.recovered")
+            .unwrap();
+        assert_eq!(recovered["chain"]["seq"], 21);
+        assert_eq!(recovered["details"]["last_seq"], 20);
+        assert_eq!(recovered["details"]["torn_bytes"], 0);
+        assert_eq!(recovered["reason"], "unclean_shutdown");
+    }
+}
+
+#[tokio::test]
+async fn a_cut_checkpoint_line_is_ended_and_ignored() {
+    use guardrails_audit::sink::AuditSink;
+    let (_dir, path) = trail(true).await;
+    // A checkpoint write cut by a crash.
+    let cp_path = checkpoints_of(&path);
+    let lines = read_lines(&cp_path);
+    let mut text = std::fs::read(&cp_path).unwrap();
+    text.extend_from_slice(&lines[0].as_bytes()[..40]);
+    std::fs::write(&cp_path, &text).unwrap();
+
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_every(5, std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(7)).await.unwrap();
+    sink.close().await.unwrap();
+    // The next checkpoints start on lines of their own…
+    let after = read_lines(&cp_path);
+    assert_eq!(after[lines.len()].len(), 40);
+    for line in &after[lines.len() + 1..] {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+    // …and the trail verifies against them, the cut line counted.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!(report.cut_checkpoints, 1);
+    // Seqs 0..=20, then 7 events and `audit.stopped`.
+    assert_eq!(report.last_seq, Some(20 + 7 + 1));
+    assert!(report.checkpoints_checked > u64::try_from(lines.len()).unwrap());
 }

@@ -290,6 +290,12 @@ fn run_verify(
                     "warning: the last line is torn: the writer crashed and has not reopened the file"
                 );
             }
+            if report.cut_checkpoints > 0 {
+                eprintln!(
+                    "warning: {} line(s) of the checkpoint file are cut writes (a crash or a failed write), not checkpoints",
+                    report.cut_checkpoints
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(VerifyError::Damaged(damage)) => report_damage(&damage),

@@ -220,11 +220,15 @@ impl JsonLinesBuilder {
         {
             fs::create_dir_all(parent).map_err(SinkError::io("create directory"))?;
         }
-        let checkpoints = OpenOptions::new()
+        let mut checkpoints = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&checkpoint_path)
             .map_err(SinkError::io("open checkpoints"))?;
+        // A checkpoint line cut by a crash or a failed write is ended before
+        // the next one, which would otherwise be appended to it.
+        let checkpoint_torn = ends_torn(&mut checkpoints)?;
         let mut sink = JsonLinesSink {
             file: None,
             path: self.path,
@@ -246,6 +250,7 @@ impl JsonLinesBuilder {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             needs_recovery: false,
+            checkpoint_torn,
             buf: Vec::with_capacity(64 * 1024),
         };
         sink.open_file()?;
@@ -275,6 +280,9 @@ pub struct JsonLinesSink {
     since_checkpoint: u64,
     last_checkpoint: Instant,
     needs_recovery: bool,
+    /// The checkpoint file ends in a cut line: the next checkpoint starts on
+    /// a line of its own.
+    checkpoint_torn: bool,
     buf: Vec<u8>,
 }
 
@@ -348,8 +356,9 @@ impl JsonLinesSink {
         // another writer left dirty are only written back, never lost.
         self.released = Released::default();
         self.opened_at = Instant::now();
-        let mut crashed = !tail.torn.is_empty();
+        let mut torn = tail.torn;
         let mut last = tail.last;
+        let mut after_rotation = false;
         if last.is_none() && self.chain_id.is_empty() {
             // An empty active file next to rotated ones: the writer stopped
             // (crashed) right after a rotation. Continue the rotated chain.
@@ -359,23 +368,42 @@ impl JsonLinesSink {
             {
                 let mut previous = File::open(&previous).map_err(SinkError::io("open rotated"))?;
                 last = read_tail(&mut previous)?.last;
-                crashed |= last.is_some();
+                after_rotation = last.is_some();
             }
         }
-        match &last {
-            Some(last) => crashed |= !self.continue_from(last)?,
+        let mut stopped = match &last {
+            Some(last) => self.continue_from(last)?,
             None if self.chain_id.is_empty() => {
-                // A new chain (a torn first line keeps its evidence too).
-                self.chain_id = uuid::Uuid::now_v7().to_string();
+                // A new chain (a torn first line keeps its evidence too);
+                // its id is drawn below, unless the torn line is its first
+                // record, whole.
                 self.next_seq = 0;
                 self.last_hash = ZERO_HASH.to_owned();
+                true
             }
             None => {
                 // Reopened after a failed write, nothing readable: continue.
+                true
             }
-        }
-        self.file_first_seq = tail.first_seq.unwrap_or(self.next_seq);
+        };
         self.file = Some(file);
+        // A write cut right before its line end left a whole record: it is
+        // ended and kept, not taken for torn.
+        let mut first_seq = tail.first_seq;
+        if let Some(record) = self.whole_next_record(&torn) {
+            self.write_durably(b"\n", true)?;
+            self.continue_from(&record)?;
+            first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
+            last = Some(record);
+            torn.clear();
+            // Not a clean stop, whatever the record: its write was cut.
+            stopped = false;
+        }
+        if self.chain_id.is_empty() {
+            self.chain_id = uuid::Uuid::now_v7().to_string();
+        }
+        self.file_first_seq = first_seq.unwrap_or(self.next_seq);
+        let crashed = !torn.is_empty() || after_rotation || !stopped;
         if crashed {
             let last_seq = last
                 .as_ref()
@@ -384,25 +412,25 @@ impl JsonLinesSink {
                 .unwrap_or(Value::Null);
             let mut event = AuditEvent::new(ACTION_RECOVERED, Category::System)
                 .with_outcome(Outcome::Success)
-                .with_reason(if tail.torn.is_empty() {
+                .with_reason(if torn.is_empty() {
                     "unclean_shutdown"
                 } else {
                     "torn_write"
                 });
             event
                 .details
-                .insert("torn_bytes".into(), Value::from(tail.torn.len() as u64));
+                .insert("torn_bytes".into(), Value::from(torn.len() as u64));
             event.details.insert(
                 "torn_sha256".into(),
-                if tail.torn.is_empty() {
+                if torn.is_empty() {
                     Value::Null
                 } else {
-                    Value::String(hex::encode(Sha256::digest(&tail.torn)))
+                    Value::String(hex::encode(Sha256::digest(&torn)))
                 },
             );
             event.details.insert("last_seq".into(), last_seq);
             self.buf.clear();
-            if !tail.torn.is_empty() {
+            if !torn.is_empty() {
                 self.buf.push(b'\n');
             }
             let mut buf = std::mem::take(&mut self.buf);
@@ -414,11 +442,26 @@ impl JsonLinesSink {
             self.checkpoint("recovery")?;
             tracing::warn!(
                 target: "audit",
-                torn_bytes = tail.torn.len(),
+                torn_bytes = torn.len(),
                 "audit file recovered after an unclean shutdown"
             );
         }
         Ok(())
+    }
+
+    /// The record in `torn` (the bytes after the last line end) when they
+    /// are exactly the canonical next record of this chain (of a new chain:
+    /// its first), which a write cut right before the line end leaves.
+    fn whole_next_record(&self, torn: &[u8]) -> Option<Value> {
+        let record: Value = serde_json::from_slice(torn).ok()?;
+        let chain = record.get("chain")?;
+        let links = chain.get("seq").and_then(Value::as_u64) == Some(self.next_seq)
+            && chain.get("prev").and_then(Value::as_str) == Some(self.last_hash.as_str())
+            && (self.chain_id.is_empty()
+                || chain.get("id").and_then(Value::as_str) == Some(self.chain_id.as_str()));
+        let canonical = jcs::to_vec(&record).is_ok_and(|bytes| bytes == torn);
+        // `continue_from` checks the algorithm and the hash.
+        (links && canonical).then_some(record)
     }
 
     /// Continues the chain after `last`, which must verify with this
@@ -494,16 +537,29 @@ impl JsonLinesSink {
         if self.next_seq == 0 {
             return Ok(());
         }
-        let line = checkpoint_line(
+        // Without an fsync per batch the records are synced here: a
+        // checkpoint must never be durable before the records it names.
+        if !self.fsync
+            && let Some(file) = &self.file
+        {
+            file.sync_data().map_err(SinkError::io("fsync"))?;
+        }
+        let mut line = checkpoint_line(
             self.signer.as_ref(),
             &self.chain_id,
             self.next_seq - 1,
             &self.last_hash,
             reason,
         )?;
+        if self.checkpoint_torn {
+            line.insert(0, b'\n');
+        }
+        // Until this line is whole, the file may end in part of it.
+        self.checkpoint_torn = true;
         self.checkpoints
             .write_all(&line)
             .map_err(SinkError::io("write checkpoint"))?;
+        self.checkpoint_torn = false;
         self.checkpoints
             .sync_data()
             .map_err(SinkError::io("fsync checkpoint"))?;
@@ -524,6 +580,17 @@ impl JsonLinesSink {
 
     fn rotate(&mut self) -> Result<(), SinkError> {
         self.checkpoint("rotation")?;
+        let result = self.rotate_file();
+        if result.is_err() {
+            // The file is closed (renamed or not): reopen the active path
+            // before the next batch, continuing the chain.
+            self.needs_recovery = true;
+        }
+        result
+    }
+
+    /// Renames the active file away and opens a new one.
+    fn rotate_file(&mut self) -> Result<(), SinkError> {
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(format!(".{:020}", self.file_first_seq));
         if let Some(file) = self.file.take() {
@@ -701,6 +768,19 @@ pub(crate) fn checkpoint_line(
     let mut line = jcs::to_vec(&Value::Object(map))?;
     line.push(b'\n');
     Ok(line)
+}
+
+/// Whether `file` is not empty and does not end with a line end.
+fn ends_torn(file: &mut File) -> Result<bool, SinkError> {
+    let len = file.metadata().map_err(SinkError::io("stat"))?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(len - 1))
+        .map_err(SinkError::io("seek"))?;
+    file.read_exact(&mut last).map_err(SinkError::io("read"))?;
+    Ok(last[0] != b'\n')
 }
 
 /// Reads the last complete record, the torn tail and the first record's seq.

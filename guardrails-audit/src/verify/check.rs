@@ -377,6 +377,9 @@ pub(crate) struct Checkpoint {
     pub(crate) chain_id: Option<String>,
     pub(crate) seq: Option<u64>,
     pub(crate) hash: Option<String>,
+    /// Why it was written: `rotation` (the only kind a trail may start
+    /// after), `count`, `interval`, `shutdown`.
+    pub(crate) reason: Option<String>,
 }
 
 /// Checks a checkpoint object's form and signature. `signer`: the
@@ -448,6 +451,7 @@ pub(crate) fn parse_checkpoint(
             .map(str::to_owned),
         seq,
         hash: cp.get("hash").and_then(Value::as_str).map(str::to_owned),
+        reason: cp.get("reason").and_then(Value::as_str).map(str::to_owned),
     })
 }
 
@@ -478,8 +482,15 @@ pub(crate) fn check_checkpoints(
     let start_prev = state.start_prev.as_deref();
     let mut linked_start = start_prev.is_none();
     let mut below_start: Option<u64> = None;
+    // The newest checkpoint: its chain, whether it is a rotation's, its name.
+    let mut latest: Option<(Option<String>, bool, String)> = None;
     for cp in checkpoints {
         let cp = cp?;
+        latest = Some((
+            cp.chain_id.clone(),
+            cp.reason.as_deref() == Some("rotation"),
+            cp.name.clone(),
+        ));
         if cp.chain_id.as_deref() != report.chain_id.as_deref() {
             continue;
         }
@@ -511,7 +522,9 @@ pub(crate) fn check_checkpoints(
                     &format!("{} names seq {seq}, but the trail ends before it", cp.name),
                 ));
             }
-            None if seq < first => {
+            // Only a rotation ends a file: a trail that starts right after
+            // any other checkpoint lost its head.
+            None if seq < first && cp.reason.as_deref() == Some("rotation") => {
                 if seq + 1 == first {
                     if start_prev.is_some_and(|p| same_hash(p, hash)) {
                         linked_start = true;
@@ -530,6 +543,28 @@ pub(crate) fn check_checkpoints(
             }
             None => {}
         }
+    }
+    // A trail emptied, or replaced by another chain (made with the same
+    // key), is not whole: the newest checkpoint names the chain it must hold.
+    // Only a file just rotated (its records are all in the rotated one) may
+    // hold none yet.
+    if let Some((Some(chain), rotation, name)) = latest
+        && report.chain_id.as_deref() != Some(chain.as_str())
+        && !(rotation && report.chain_id.is_none())
+    {
+        let holds = match report.chain_id.as_deref() {
+            Some(other) => format!("chain {other:?}"),
+            None => "no record".to_owned(),
+        };
+        return Err(damage_at(
+            DamageKind::Truncated,
+            Some(0),
+            ends.end.clone(),
+            &format!(
+                "{name}, the newest, is of chain {chain:?} but the trail holds {holds}: \
+                 the trail was emptied or replaced"
+            ),
+        ));
     }
     if !linked_start {
         let from = below_start.map_or(0, |b| b + 1);

@@ -18,14 +18,16 @@
 //! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated) |
 //! | [`DamageKind::Deleted`] | records are missing: `seq` jumps forward and the missing record is nowhere |
 //! | [`DamageKind::Reordered`] | the missing record appears later: records were moved |
-//! | [`DamageKind::Truncated`] | a checkpoint names a record beyond the end of the trail, or a trail that starts mid-chain without the rotation checkpoint linking it |
+//! | [`DamageKind::Truncated`] | a checkpoint names a record beyond the end of the trail; a trail starts mid-chain without a rotation checkpoint linking it (a count, interval or shutdown checkpoint does not: files start only after rotations); or the newest checkpoint is of a chain the trail does not hold (the trail was emptied, or replaced by another chain) |
 //! | [`DamageKind::WrongKey`] | no record (or checkpoint) verifies with the given key: the key is wrong, or everything was rewritten |
 //! | [`DamageKind::Malformed`] | a line that is not a chained record, and not a crash's torn line that an `audit.recovered` record accounts for |
 //!
 //! A crash is not damage: a torn line followed by the `audit.recovered` record
 //! that names its length is accepted and counted in
 //! [`VerifyReport::recoveries`], and a torn last line (the writer crashed and
-//! has not restarted yet) is reported in [`VerifyReport::torn_tail`].
+//! has not restarted yet) is reported in [`VerifyReport::torn_tail`]. A
+//! checkpoint line cut the same way is counted in
+//! [`VerifyReport::cut_checkpoints`].
 //!
 //! What verification can prove depends on the mode: with plain SHA-256 anyone
 //! can recompute hashes, so a rewrite of the records after the last checkpoint
@@ -163,6 +165,11 @@ pub struct VerifyReport {
     pub torn_tail: bool,
     /// Checkpoints that matched the trail.
     pub checkpoints_checked: u64,
+    /// Lines of the checkpoint file that are not JSON: checkpoint writes
+    /// cut by a crash or a failed write (the writer ends such a line before
+    /// its next checkpoint). They state nothing; a line that is JSON but not
+    /// a valid, signed checkpoint is damage.
+    pub cut_checkpoints: u64,
     /// Whether the trail ended with the `audit.stopped` record of a clean
     /// shutdown (otherwise the writer is running, or crashed).
     pub cleanly_stopped: bool,
@@ -434,7 +441,7 @@ pub fn verify(
         .as_deref()
         .map(|cp_path| read_checkpoint_file(cp_path, options));
     let keep = match &checkpoints {
-        Some(Ok(cps)) => check::wanted_seqs(cps),
+        Some(Ok((cps, _))) => check::wanted_seqs(cps),
         _ => HashSet::new(),
     };
     let input = ChainInput {
@@ -466,36 +473,44 @@ pub fn verify(
                 line: 1,
             },
         };
-        check::check_checkpoints(checkpoints?, &state, &ends, &mut report)?;
+        let (checkpoints, cut) = checkpoints?;
+        report.cut_checkpoints = cut;
+        check::check_checkpoints(checkpoints, &state, &ends, &mut report)?;
     }
     Ok(report)
 }
 
-/// Reads and checks the signature of every checkpoint of a file.
+/// Reads and checks the signature of every checkpoint of a file; also
+/// returns how many lines are cut writes (not JSON).
 fn read_checkpoint_file(
     cp_path: &Path,
     options: &VerifyOptions,
-) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
+) -> Result<(Vec<Result<Checkpoint, VerifyError>>, u64), VerifyError> {
     let data = std::fs::read(cp_path).map_err(|source| VerifyError::Io {
         path: cp_path.to_path_buf(),
         source,
     })?;
     let signer = options.checkpoint_signer();
-    Ok(data
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.is_empty())
-        .map(|(i, line)| {
-            let line_no = i as u64 + 1;
-            check::parse_checkpoint(
-                serde_json::from_slice::<Value>(line).ok(),
-                signer.as_ref(),
-                Location::Line {
-                    file: cp_path.to_path_buf(),
-                    line: line_no,
-                },
-                format!("checkpoint line {line_no}"),
-            )
-        })
-        .collect())
+    let mut cut = 0;
+    let mut checkpoints = Vec::new();
+    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+            cut += 1;
+            continue;
+        };
+        let line_no = i as u64 + 1;
+        checkpoints.push(check::parse_checkpoint(
+            Some(value),
+            signer.as_ref(),
+            Location::Line {
+                file: cp_path.to_path_buf(),
+                line: line_no,
+            },
+            format!("checkpoint line {line_no}"),
+        ));
+    }
+    Ok((checkpoints, cut))
 }
