@@ -116,6 +116,14 @@ impl TenantResolver for PathSegmentAfter {
 /// The axum path parameter `name` (for example `tenant` in
 /// `/v1/tenants/{tenant}/invoices`), read through axum's `MatchedPath`, so it
 /// is the parameter of the route that matched, not a guess.
+///
+/// The segment is read from the request's whole path (axum's `OriginalUri`,
+/// like `MatchedPath` the path the outermost router saw: a layer inside
+/// `Router::nest` sees the URI with the prefix removed), and only when that
+/// path lines up with the route: as many segments, every literal segment
+/// equal, up to a wildcard. Otherwise (a path rewritten by a layer between
+/// the router and this one) the tenant resolves to nothing and the request
+/// is denied.
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[derive(Debug, Clone)]
@@ -137,17 +145,29 @@ impl PathParam {
 impl TenantResolver for PathParam {
     fn resolve<'a>(&self, parts: &'a Parts) -> Option<Cow<'a, str>> {
         let matched = parts.extensions.get::<axum::extract::MatchedPath>()?;
-        let index = matched
-            .as_str()
-            .split('/')
-            .position(|s| s == self.placeholder)?;
-        parts
-            .uri
-            .path()
-            .split('/')
-            .nth(index)
-            .filter(|s| !s.is_empty())
-            .and_then(percent_decode)
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        let mut template = matched.as_str().split('/');
+        let mut segments = path.split('/');
+        let mut found = None;
+        loop {
+            match (template.next(), segments.next()) {
+                (None, None) => break,
+                (Some(placeholder), Some(segment)) if placeholder == self.placeholder => {
+                    found = Some(segment);
+                }
+                // A wildcard takes the rest, whatever its length.
+                (Some(wildcard), _) if wildcard.starts_with("{*") => break,
+                // Another parameter: any value.
+                (Some(param), Some(_)) if param.starts_with('{') => {}
+                (Some(literal), Some(segment)) if literal == segment => {}
+                // Misaligned: not this route's parameter.
+                _ => return None,
+            }
+        }
+        found.filter(|s| !s.is_empty()).and_then(percent_decode)
     }
 }
 

@@ -88,6 +88,61 @@ async fn axum_router_with_route_layers() {
     );
 }
 
+/// Inside `Router::nest` a route layer sees the path without the prefix,
+/// while `MatchedPath` has it: the tenant must still be the route's
+/// `{tenant}`, never another segment at its position.
+#[tokio::test]
+async fn nested_routes_check_the_routes_own_tenant() {
+    use axum::extract::Path;
+    let inner = Router::new()
+        .route(
+            "/v1/tenants/{tenant}/invoices/{id}",
+            get(|Path((tenant, _)): Path<(String, String)>| async move { tenant })
+                .route_layer(RequireLayer::new().tenant(PathParam::new("tenant"))),
+        )
+        .route(
+            "/t/{tenant}/{doc}",
+            get(|Path((tenant, _)): Path<(String, String)>| async move { tenant })
+                .route_layer(RequireLayer::new().tenant(PathParam::new("tenant"))),
+        )
+        .route(
+            "/files/{tenant}/{*rest}",
+            get(|Path((tenant, _)): Path<(String, String)>| async move { tenant })
+                .route_layer(RequireLayer::new().tenant(PathParam::new("tenant"))),
+        );
+    let app = Router::new()
+        .nest("/api/v2", inner.clone())
+        .nest("/x", inner)
+        .layer(AuthLayer::new(rsa_verifier()));
+    let t = token_a(&claims(ISSUER_A)); // tenant acme
+    let get = |uri: &'static str| {
+        let app = app.clone();
+        let t = t.clone();
+        async move {
+            let request = Request::get(uri)
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(
+        get("/api/v2/v1/tenants/acme/invoices/7").await,
+        (200, "acme".to_owned())
+    );
+    assert_eq!(get("/x/t/acme/doc").await, (200, "acme".to_owned()));
+    // The attacker's own tenant where the stripped path has `{tenant}`'s
+    // position: another tenant's data behind it.
+    assert_eq!(get("/api/v2/v1/tenants/globex/invoices/acme").await.0, 403);
+    assert_eq!(get("/x/t/globex/acme").await.0, 403);
+    // Up to a wildcard the route still lines up.
+    assert_eq!(get("/x/files/acme/a/b/c").await, (200, "acme".to_owned()));
+    assert_eq!(get("/x/files/globex/acme").await.0, 403);
+}
+
 #[test]
 fn layers_are_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
