@@ -16,8 +16,8 @@ pub(crate) fn push_token(pointer: &mut String, token: &str) {
 
 /// Appends `/index` to `pointer`.
 pub(crate) fn push_index(pointer: &mut String, index: usize) {
-    use std::fmt::Write as _;
-    let _ = write!(pointer, "/{index}");
+    pointer.push('/');
+    pointer.push_str(itoa::Buffer::new().format(index));
 }
 
 /// A lenient walk over a JSON document that keeps the pointer of the
@@ -30,6 +30,8 @@ struct Walker<'a> {
     stack: Vec<(usize, bool, usize)>,
     /// A key was just read: the next string is its value.
     after_key: bool,
+    /// Whether `pointer` is kept (a walk that only counts events skips it).
+    track: bool,
 }
 
 /// Something the walker reached.
@@ -50,6 +52,15 @@ impl<'a> Walker<'a> {
             pointer: String::new(),
             stack: Vec::new(),
             after_key: false,
+            track: true,
+        }
+    }
+
+    /// A walker that leaves `pointer` empty.
+    fn counting(bytes: &'a [u8]) -> Self {
+        Self {
+            track: false,
+            ..Self::new(bytes)
         }
     }
 
@@ -79,8 +90,10 @@ impl<'a> Walker<'a> {
         if let Some((base, false, next)) = self.stack.last_mut() {
             let index = *next;
             *next += 1;
-            self.pointer.truncate(*base);
-            push_index(&mut self.pointer, index);
+            if self.track {
+                self.pointer.truncate(*base);
+                push_index(&mut self.pointer, index);
+            }
         }
     }
 
@@ -107,16 +120,20 @@ impl<'a> Walker<'a> {
                     let at = self.i;
                     let end = self.string_end()?;
                     let raw = &self.bytes[at + 1..end - 1];
-                    if let Some((base, ..)) = self.stack.last() {
-                        self.pointer.truncate(*base);
-                    }
-                    match std::str::from_utf8(raw) {
-                        // No escapes: the key is its bytes (no allocation).
-                        Ok(key) if !raw.contains(&b'\\') => push_token(&mut self.pointer, key),
-                        _ => {
-                            let key: String = serde_json::from_slice(&self.bytes[at..end])
-                                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
-                            push_token(&mut self.pointer, &key);
+                    if self.track {
+                        if let Some((base, ..)) = self.stack.last() {
+                            self.pointer.truncate(*base);
+                        }
+                        match std::str::from_utf8(raw) {
+                            // No escapes: the key is its bytes (no allocation).
+                            Ok(key) if !raw.contains(&b'\\') => {
+                                push_token(&mut self.pointer, key);
+                            }
+                            _ => {
+                                let key: String = serde_json::from_slice(&self.bytes[at..end])
+                                    .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+                                push_token(&mut self.pointer, &key);
+                            }
                         }
                     }
                     self.i = end;
@@ -150,82 +167,148 @@ impl<'a> Walker<'a> {
 }
 
 /// The pointer of the innermost value or member at byte `offset`.
+///
+/// Linear in the document: the first walk only counts events (copying the
+/// pointer at every one would cost the pointer's length each time, which a
+/// hostile document of long keys makes quadratic); the second walks to the
+/// chosen event and takes its pointer once.
 pub(crate) fn pointer_at(bytes: &[u8], offset: usize) -> String {
-    let mut walker = Walker::new(bytes);
-    let mut best = String::new();
+    let mut walker = Walker::counting(bytes);
+    // The chosen event (1-based), and whether the answer is its parent.
+    let mut best: Option<(usize, bool)> = None;
+    let mut count = 0;
     while let Some(event) = walker.next_event() {
-        let at = match event {
-            Event::Value(at) | Event::Key(at) => at,
+        count += 1;
+        match event {
             Event::Close(at) => {
                 if at >= offset {
                     break;
                 }
                 // Past a closed container: its parent is the best guess.
-                best.clone_from(&walker.pointer);
-                if let Some(idx) = best.rfind('/') {
-                    best.truncate(idx);
-                }
-                continue;
+                best = Some((count, true));
             }
-        };
-        if at > offset {
-            break;
+            Event::Value(at) | Event::Key(at) => {
+                if at > offset {
+                    break;
+                }
+                best = Some((count, false));
+            }
         }
-        best.clone_from(&walker.pointer);
     }
-    best
+    let Some((chosen, parent)) = best else {
+        return String::new();
+    };
+    let mut walker = Walker::new(bytes);
+    for _ in 0..chosen {
+        walker.next_event();
+    }
+    let mut pointer = walker.pointer;
+    if parent && let Some(idx) = pointer.rfind('/') {
+        pointer.truncate(idx);
+    }
+    pointer
+}
+
+/// The pointers asked for and their prefixes, as a tree of escaped
+/// segments, with where each starts and closes in the document.
+#[derive(Default)]
+struct Node<'p> {
+    children: HashMap<&'p str, usize>,
+    start: Option<usize>,
+    end: Option<usize>,
 }
 
 /// Sort keys for `pointers`, in document order: the offset where the value
 /// starts, or, for a pointer absent from the document (a missing member),
 /// the offset where its nearest present ancestor closes.
+///
+/// Linear in the document: each event looks up only its last segment under
+/// its parent's node, never the whole pointer (which a hostile document of
+/// long keys makes long at every event).
 pub(crate) fn document_order(bytes: &[u8], pointers: &[&str]) -> Vec<usize> {
-    let mut wanted: HashMap<&str, (Option<usize>, Option<usize>)> = HashMap::new();
-    for p in pointers {
-        let mut p: &str = p;
-        loop {
-            wanted.entry(p).or_insert((None, None));
-            match p.rfind('/') {
-                Some(idx) => p = &p[..idx],
-                None => break,
+    const ROOT: usize = 0;
+    let mut nodes: Vec<Node<'_>> = vec![Node::default()];
+    let leaves: Vec<usize> = pointers
+        .iter()
+        .map(|p| {
+            let mut node = ROOT;
+            for segment in p.split('/').skip(1) {
+                let next = nodes.len();
+                node = *nodes[node].children.entry(segment).or_insert(next);
+                if node == next {
+                    nodes.push(Node::default());
+                }
             }
-        }
-    }
+            node
+        })
+        .collect();
+    // The root starts at its first byte and closes at the end.
+    nodes[ROOT].start = Some(0);
+    nodes[ROOT].end = Some(bytes.len());
+
+    // The prefixes of the walker's pointer seen so far: (length, node),
+    // lengths increasing; `None` for a prefix that no pointer asked for.
+    let mut path: Vec<(usize, Option<usize>)> = vec![(0, Some(ROOT))];
     let mut walker = Walker::new(bytes);
-    if wanted.contains_key("") {
-        // the root starts at its first byte; it closes at the end
-        wanted.insert("", (Some(0), Some(bytes.len())));
-    }
     while let Some(event) = walker.next_event() {
+        let pointer = walker.pointer.as_str();
         match event {
             Event::Value(at) | Event::Key(at) => {
-                if let Some(entry) = wanted.get_mut(walker.pointer.as_str())
-                    && entry.0.is_none()
+                let node = match pointer.rfind('/') {
+                    None => Some(ROOT),
+                    Some(idx) => {
+                        // The pointer only ever changes at its end: every
+                        // prefix up to its parent's is still in `path`.
+                        while path.last().is_some_and(|(len, _)| *len > idx) {
+                            path.pop();
+                        }
+                        let parent = path.last().and_then(|(_, node)| *node);
+                        let node = parent
+                            .and_then(|parent| nodes[parent].children.get(&pointer[idx + 1..]))
+                            .copied();
+                        path.push((pointer.len(), node));
+                        node
+                    }
+                };
+                if let Some(node) = node
+                    && nodes[node].start.is_none()
                 {
-                    entry.0 = Some(at);
+                    nodes[node].start = Some(at);
                 }
             }
             Event::Close(at) => {
-                if let Some(entry) = wanted.get_mut(walker.pointer.as_str()) {
-                    entry.1 = Some(at);
+                // The container's own pointer, a prefix seen at its start.
+                while path.last().is_some_and(|(len, _)| *len > pointer.len()) {
+                    path.pop();
+                }
+                if let Some(&(len, Some(node))) = path.last()
+                    && len == pointer.len()
+                {
+                    nodes[node].end = Some(at);
                 }
             }
         }
     }
     pointers
         .iter()
-        .map(|p| {
-            if let Some((Some(start), _)) = wanted.get(p) {
-                return *start;
+        .zip(leaves)
+        .map(|(p, leaf)| {
+            if let Some(start) = nodes[leaf].start {
+                return start;
             }
-            let mut p: &str = p;
-            while let Some(idx) = p.rfind('/') {
-                p = &p[..idx];
-                if let Some((_, Some(end))) = wanted.get(p) {
-                    return *end;
+            // The nearest ancestor that closes in the document.
+            let mut node = ROOT;
+            let mut end = nodes[ROOT].end;
+            for segment in p.split('/').skip(1) {
+                let Some(&child) = nodes[node].children.get(segment) else {
+                    break;
+                };
+                node = child;
+                if nodes[node].end.is_some() && node != leaf {
+                    end = nodes[node].end;
                 }
             }
-            usize::MAX
+            end.unwrap_or(usize::MAX)
         })
         .collect()
 }
@@ -249,6 +332,45 @@ mod tests {
         assert_eq!(at("[]}"), "/b/1/e~0");
         assert_eq!(at("{}}"), "/f");
         assert_eq!(pointer_at(DOC, 0), "");
+    }
+
+    #[test]
+    fn long_keys_and_many_siblings_keep_exact_pointers() {
+        // Long keys at every level and thousands of siblings: the shape
+        // that made a walk copying or hashing the whole pointer at every
+        // event quadratic.
+        let long = "k".repeat(4096);
+        let items = vec!["0"; 3000].join(",");
+        let doc = format!(r#"{{"{long}":{{"{long}":[[{items}],{{"a":1,"b~/":[2]}}]}},"z":3}}"#);
+        let bytes = doc.as_bytes();
+        let base = format!("/{long}/{long}");
+        let at = |needle: &str| pointer_at(bytes, doc.find(needle).unwrap());
+        assert_eq!(at(r#""a":1"#), format!("{base}/1/a"));
+        assert_eq!(at("[2]"), format!("{base}/1/b~0~1"));
+        assert_eq!(at("3}"), "/z");
+        // The last of the 3000 items.
+        assert_eq!(
+            pointer_at(bytes, doc.find("]").unwrap() - 1),
+            format!("{base}/0/2999")
+        );
+        let wanted = [
+            "/z".to_owned(),
+            format!("{base}/1/b~0~1/0"),
+            format!("{base}/0/2999"),
+            format!("{base}/0/0"),
+            format!("{base}/1/missing"),
+            format!("/{long}/nope"),
+        ];
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let keys = document_order(bytes, &wanted);
+        assert!(keys[3] < keys[2], "{keys:?}");
+        assert!(keys[2] < keys[1], "{keys:?}");
+        // A missing member sorts where its parent object closes…
+        assert_eq!(keys[4], doc.find("]}").unwrap() + 1);
+        assert!(keys[1] < keys[4], "{keys:?}");
+        // …after its last member, and before what follows the parent.
+        assert!(keys[4] < keys[5], "{keys:?}");
+        assert!(keys[5] < keys[0], "{keys:?}");
     }
 
     #[test]
