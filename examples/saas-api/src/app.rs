@@ -215,4 +215,65 @@ mod tests {
             assert_eq!(got, (want_status, want_type), "{method} {uri}");
         }
     }
+
+    /// A sink that writes every batch but the one holding the
+    /// `invoice.delete` domain event: the strict attempt record is durable,
+    /// the event after the deletion is not.
+    struct LosesDomainEvents(guardrails_audit::sink::MemorySink);
+
+    impl guardrails_audit::sink::AuditSink for LosesDomainEvents {
+        fn name(&self) -> &'static str {
+            "loses-domain-events"
+        }
+
+        fn write_batch<'a>(
+            &'a mut self,
+            batch: &'a [guardrails_audit::AuditEvent],
+        ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+            if batch.iter().any(|e| e.action() == "invoice.delete") {
+                return Box::pin(std::future::ready(Err(
+                    guardrails_audit::sink::SinkError::Unavailable("disk gone"),
+                )));
+            }
+            self.0.write_batch(batch)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deletion_whose_event_cannot_be_written_is_undone() {
+        let memory = guardrails_audit::sink::MemorySink::new();
+        let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
+            .spawn(LosesDomainEvents(memory.clone()))
+            .unwrap();
+        let store = Store::default();
+        let invoice = store.create(
+            "acme",
+            serde_json::from_value(serde_json::json!({
+                "customer_email": "billing@example.com",
+                "currency": "EUR",
+                "due_date": "2026-12-31",
+                "lines": [{"description": "Seats", "quantity": 1, "unit_price_cents": 100}]
+            }))
+            .unwrap(),
+        );
+        let app = audited_router(store.clone(), auditor, auth::development_layer().unwrap());
+        let admin = token("acme", "", &["admin"]);
+        let response = app
+            .oneshot(
+                Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
+                    .header("authorization", format!("Bearer {admin}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        // Not processed, as the answer says: the invoice is still there.
+        assert_eq!(response.status(), 503);
+        assert_eq!(store.get("acme", &invoice.id), Some(invoice));
+        // The attempt was recorded before the handler ran.
+        assert!(memory.events().iter().any(
+            |e| e.action() == "http.request" && e.stage() == guardrails_audit::Stage::Received
+        ));
+        let _ = guard.shutdown(std::time::Duration::from_secs(5)).await;
+    }
 }

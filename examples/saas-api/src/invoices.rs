@@ -168,6 +168,18 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get_mut(tenant)?.remove(id)
     }
+
+    /// Puts back an invoice that [`Store::delete`] returned (a deletion
+    /// that could not be audited is undone).
+    pub fn restore(&self, invoice: Invoice) {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(invoice.tenant.clone())
+            .or_default()
+            .insert(invoice.id.clone(), invoice);
+    }
 }
 
 fn not_found() -> Problem {
@@ -205,7 +217,9 @@ pub async fn get(
 ///
 /// # Errors
 ///
-/// 404 when the invoice does not exist in this tenant.
+/// 404 when the invoice does not exist in this tenant; 503 when its
+/// `invoice.delete` event cannot be written durably, and then the invoice
+/// is put back: a deletion is never left without its audit record.
 pub async fn delete(
     State(store): State<Store>,
     audit: Option<RequestAudit>,
@@ -227,10 +241,13 @@ pub async fn delete(
                 .with_outcome(Outcome::Failure)
                 .with_reason("not_found")
         };
-        audit
-            .record(event)
-            .await
-            .map_err(|error| error.to_problem(audit.mode()))?;
+        if let Err(error) = audit.record(event).await {
+            // Answered as not processed: then it must not be.
+            if let Some(invoice) = deleted {
+                store.restore(invoice);
+            }
+            return Err(error.to_problem(audit.mode()));
+        }
     }
     deleted
         .map(|_| StatusCode::NO_CONTENT)
