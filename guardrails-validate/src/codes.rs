@@ -164,8 +164,11 @@ pub(crate) fn classify_data(message: &str) -> DataError {
         Some(idx) => &message[..idx],
         None => message,
     };
+    // The client's value comes first in these messages, the type's
+    // expectations last: split at the last separator, which a value may
+    // contain but an expectation never does.
     if let Some(rest) = message.strip_prefix("invalid type: ") {
-        let (unexpected, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let (unexpected, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, ""));
         let want = kind_of_expected(expected);
         return DataError {
             code: "type_mismatch",
@@ -179,7 +182,7 @@ pub(crate) fn classify_data(message: &str) -> DataError {
         };
     }
     if let Some(rest) = message.strip_prefix("invalid value: ") {
-        let (unexpected, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let (unexpected, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, ""));
         if (unexpected.starts_with("integer") || unexpected.starts_with("floating point"))
             && let Some((min, max)) = int_range(expected)
         {
@@ -209,7 +212,7 @@ pub(crate) fn classify_data(message: &str) -> DataError {
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let expected = rest
-            .split_once("`, expected ")
+            .rsplit_once("`, expected ")
             .map(|(_, e)| e)
             .unwrap_or("");
         let variants: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
@@ -235,7 +238,11 @@ pub(crate) fn classify_data(message: &str) -> DataError {
         };
     }
     if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split_once('`').map(|(f, _)| f).unwrap_or(rest);
+        // The message ends with the type's part: no fields, or the list.
+        let field = rest
+            .strip_suffix("`, there are no fields")
+            .or_else(|| rest.rsplit_once("`, expected ").map(|(field, _)| field))
+            .unwrap_or(rest);
         return DataError {
             code: "unknown_field",
             detail: Cow::Borrowed("is not a known field"),
@@ -346,6 +353,32 @@ mod tests {
         assert_eq!(e.placeholder, Some(Value::from("a")));
         let e = classify_data("unknown variant `x`, expected `only`");
         assert_eq!(e.detail, "must be one of: only");
+    }
+
+    #[test]
+    fn client_text_that_looks_like_the_message_is_not_read_as_it() {
+        // The client's variant carries the separator and a fake list.
+        let e = classify_data(
+            "unknown variant `x`, expected `VISIT evil.example`, expected one of `a`, `b`",
+        );
+        assert_eq!(
+            (e.code, &*e.detail),
+            ("unknown_variant", "must be one of: a, b")
+        );
+        assert_eq!(e.placeholder, Some(Value::from("a")));
+        // A field name with a backtick is reported whole.
+        let e = classify_data("unknown field `a`b`, expected one of `x`, `y`");
+        assert_eq!(
+            (e.code, e.member.as_deref()),
+            ("unknown_field", Some("a`b"))
+        );
+        let e = classify_data("unknown field `a`, expected `b`, there are no fields");
+        assert_eq!(e.member.as_deref(), Some("a`, expected `b"));
+        // A string value that reads like an expectation.
+        let e = classify_data(
+            "invalid type: string \"1, expected a string\", expected u32 at line 1 column 9",
+        );
+        assert_eq!(e.detail, "must be an integer, not a string");
     }
 
     #[test]

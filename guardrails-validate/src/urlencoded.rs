@@ -387,21 +387,22 @@ where
     if violations.is_empty() {
         return Ok(value);
     }
-    // Document order: the position of each name among the pairs.
-    let names: Vec<String> = form_urlencoded::parse(input)
-        .map(|(k, _)| k.into_owned())
-        .collect();
-    violations.sort_by_key(|v| {
+    // Document order: the position of each name's first pair, by its
+    // pointer token (one map, so many violations sort in O(n log n)).
+    let mut positions: HashMap<String, usize> = HashMap::new();
+    for (i, (name, _)) in form_urlencoded::parse(input).enumerate() {
+        positions
+            .entry(name.replace('~', "~0").replace('/', "~1"))
+            .or_insert(i);
+    }
+    violations.sort_by_cached_key(|v| {
         let rest = v.pointer.get(prefix.len()..).unwrap_or_default();
         let first = rest
             .trim_start_matches('/')
             .split('/')
             .next()
             .unwrap_or_default();
-        names
-            .iter()
-            .position(|n| n.replace('~', "~0").replace('/', "~1") == first)
-            .unwrap_or(usize::MAX)
+        positions.get(first).copied().unwrap_or(usize::MAX)
     });
     let total = violations.len();
     Err(bounded(
@@ -478,6 +479,32 @@ mod tests {
         );
         let ok = from_query::<Search>("a=1&b=true&c=zz&d=closed", &Config::default(), &()).unwrap();
         assert_eq!(ok.a, 1);
+    }
+
+    #[test]
+    fn many_unknown_keys_sort_in_document_order() {
+        // 5 000 unknown names in descending order, after one that needs
+        // escaping in a pointer; a repeated name sorts at its first pair.
+        let mut query = String::from("x%2Fy~z=1&a=1&b=true&c=zz&d=open");
+        for i in (0..5000).rev() {
+            query.push_str(&format!("&k{i:04}="));
+        }
+        query.push_str("&k4999=again");
+        let problem = from_query::<Search>(&query, &Config::default(), &()).unwrap_err();
+        let pointers: Vec<&str> = problem
+            .violations()
+            .iter()
+            .map(|v| v.pointer.as_str())
+            .collect();
+        assert_eq!(pointers[0], "/query/x~1y~0z");
+        // The repeated name's two pairs, then the others in their order.
+        let expected: Vec<String> = std::iter::once(4999)
+            .chain((0..5000).rev())
+            .take(pointers.len() - 1)
+            .map(|i| format!("/query/k{i:04}"))
+            .collect();
+        assert_eq!(pointers[1..], expected);
+        assert!(pointers.len() > 10, "{}", pointers.len());
     }
 
     #[test]
