@@ -348,6 +348,17 @@ impl TrustedProxies {
                     .ok_or_else(|| InvalidProxy(entry.to_owned()))?,
                 None => max,
             };
+            // An IPv4-mapped IPv6 net is the IPv4 net it maps, as the
+            // addresses it is compared with are; one wider than the mapped
+            // range is not a net of either family.
+            let (addr, bits) = match addr {
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) if bits >= 96 => (IpAddr::V4(v4), bits - 96),
+                    Some(_) => return Err(InvalidProxy(entry.to_owned())),
+                    None => (addr, bits),
+                },
+                IpAddr::V4(_) => (addr, bits),
+            };
             nets.push((addr, bits));
         }
         Ok(Self {
@@ -366,9 +377,8 @@ impl TrustedProxies {
     /// Whether `ip` is a trusted proxy.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.nets
-            .iter()
-            .any(|(net, bits)| in_net(ip, canonical(*net), *bits))
+        // The nets are canonical since `new`.
+        self.nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
     }
 
     /// The client address of a request from `peer` with `headers`.
@@ -762,6 +772,15 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert!(proxies.contains(mapped));
         assert!(TrustedProxies::new(["10.0.0.0/33"]).is_err());
+        // IPv4-mapped nets are their IPv4 nets (a /104 is a /8).
+        let mapped = TrustedProxies::new(["::ffff:10.0.0.0/104"]).unwrap();
+        assert!(mapped.contains("10.200.0.1".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.200.0.1".parse().unwrap()));
+        assert!(!mapped.contains("11.0.0.1".parse().unwrap()));
+        let all_v4 = TrustedProxies::new(["::ffff:0.0.0.0/96"]).unwrap();
+        assert!(all_v4.contains("192.0.2.1".parse().unwrap()));
+        assert!(!all_v4.contains("2001:db8::1".parse().unwrap()));
+        assert!(TrustedProxies::new(["::ffff:10.0.0.0/95"]).is_err());
         assert!(TrustedProxies::new(["nope"]).is_err());
     }
 
