@@ -119,15 +119,19 @@ fn record_passed(reason: &'static str) {
 }
 
 /// Whether `path` could leave a public prefix once an inner service or
-/// proxy normalizes it: a `.` or `..` segment, or an encoded `.`, `/` or `\`.
-/// Such a path is not public by prefix (deny by default).
+/// proxy normalizes it: a `.` or `..` segment; a `\` (a separator on
+/// Windows and for some proxies) or a `;` (path parameters, which some
+/// servers strip before `..` resolution); an encoded `.`, `/` or `\`; or an
+/// encoded `%` (decoded twice, `%252e` is a `.`). Such a path is not public
+/// by prefix (deny by default).
 fn may_escape(path: &str) -> bool {
     path.split('/').any(|s| s == "." || s == "..")
+        || path.bytes().any(|b| b == b'\\' || b == b';')
         || path.as_bytes().windows(3).any(|w| {
             w[0] == b'%'
                 && matches!(
                     (w[1], w[2].to_ascii_lowercase()),
-                    (b'2', b'e' | b'f') | (b'5', b'c')
+                    (b'2', b'e' | b'f' | b'5') | (b'5', b'c')
                 )
         })
 }
@@ -276,9 +280,9 @@ impl<A> AuthLayer<A> {
 
     /// Makes every path starting with `prefix` public. Prefer exact paths;
     /// end the prefix with `/` so `/static` does not open `/static-admin`.
-    /// A path with a `.` or `..` segment, or a percent-encoded `.`, `/` or
-    /// `\`, is never public by prefix: normalized later, it could name a
-    /// protected route.
+    /// A path with a `.` or `..` segment, a `\` or `;`, or a
+    /// percent-encoded `.`, `/`, `\` or `%`, is never public by prefix:
+    /// normalized later, it could name a protected route.
     pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config_mut()
             .public
@@ -612,6 +616,9 @@ mod tests {
             ("/static/%2e%2e/v1/x", &[], Err(AuthError::Missing)),
             ("/static/..%2Fv1/x", &[], Err(AuthError::Missing)),
             ("/static/..%5cv1/x", &[], Err(AuthError::Missing)),
+            ("/static/..\\v1\\x", &[], Err(AuthError::Missing)),
+            ("/static/%252e%252e/v1/x", &[], Err(AuthError::Missing)),
+            ("/static/..;/v1/x", &[], Err(AuthError::Missing)),
             ("/static/app.v2.js", &[], Ok("public")),
             ("/v1/x", &[], Err(AuthError::Missing)),
             ("/v1/x", &[("authorization", "Bearer t")], Ok("verify")),
