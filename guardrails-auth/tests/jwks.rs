@@ -337,6 +337,27 @@ async fn discovery_checks_the_issuer() {
     );
 }
 
+#[test]
+fn static_keys_and_a_jwks_source_are_refused_together() {
+    let key = guardrails_auth::jwt::VerifyingKey::rsa_pem(
+        &data("rsa.pub.pem"),
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .unwrap();
+    let error = Issuer::builder("https://idp.example.com/")
+        .audience(AUDIENCE)
+        .key(key)
+        .jwks(JwksConfig::url("https://idp.example.com/jwks"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error,
+        guardrails_auth::jwt::ConfigError::KeysAndJwks {
+            issuer: "https://idp.example.com/".into()
+        }
+    );
+}
+
 #[tokio::test]
 async fn no_keys_ever_fetched_is_503_not_401() {
     // Nothing listens on this port: every fetch fails.

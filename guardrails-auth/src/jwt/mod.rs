@@ -124,6 +124,14 @@ pub enum ConfigError {
         /// The issuer.
         issuer: String,
     },
+    /// The issuer has both static keys and a JWKS source. A fetched key set
+    /// replaces the whole set, so the static keys would stop verifying at
+    /// the first fetch, without a word: one source per issuer.
+    #[error("issuer {issuer:?} has both static keys and a JWKS source; configure one")]
+    KeysAndJwks {
+        /// The issuer.
+        issuer: String,
+    },
     /// The algorithm allow-list is empty.
     #[error("issuer {issuer:?} allows no algorithm")]
     NoAlgorithms {
@@ -329,7 +337,8 @@ impl IssuerBuilder {
         Ok(self.key(key))
     }
 
-    /// Fetches keys from a JWKS URL or by OpenID Connect discovery.
+    /// Fetches keys from a JWKS URL or by OpenID Connect discovery; the
+    /// issuer then has no static keys ([`ConfigError::KeysAndJwks`]).
     #[cfg(feature = "jwks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub fn jwks(mut self, config: JwksConfig) -> Self {
@@ -420,6 +429,9 @@ impl IssuerBuilder {
             #[cfg(feature = "jwks")]
             {
                 match self.jwks {
+                    Some(_) if !self.keys.is_empty() => {
+                        return Err(ConfigError::KeysAndJwks { issuer: self.iss });
+                    }
                     Some(config) => KeySource::Jwks(jwks::JwksCache::new(
                         config,
                         &self.iss,
