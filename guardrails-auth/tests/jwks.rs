@@ -339,11 +339,8 @@ async fn discovery_checks_the_issuer() {
 
 #[test]
 fn static_keys_and_a_jwks_source_are_refused_together() {
-    let key = guardrails_auth::jwt::VerifyingKey::rsa_pem(
-        &data("rsa.pub.pem"),
-        jsonwebtoken::Algorithm::RS256,
-    )
-    .unwrap();
+    let key = guardrails_auth::jwt::VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+        .unwrap();
     let error = Issuer::builder("https://idp.example.com/")
         .audience(AUDIENCE)
         .key(key)
