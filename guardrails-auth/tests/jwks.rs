@@ -371,3 +371,44 @@ async fn no_keys_ever_fetched_is_503_not_401() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.rejection.unwrap().reason(), "keys_unavailable");
 }
+
+/// A verifier built outside any runtime starts its key refresh in the runtime
+/// that first uses it, and again in the next one when that runtime is gone
+/// (its task went with it): a token without a `kid`, which never triggers
+/// an unknown-kid refetch, still gets keys.
+#[test]
+fn the_key_refresh_starts_in_the_runtime_that_uses_the_verifier() {
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = Server::default();
+    set_keys(&server, &[jwk(&rsa_private(), "k1")]);
+    let base = server_runtime.block_on(serve(server.clone()));
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer(&base, |c| c))
+        .build()
+        .unwrap();
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0, "fetched at build");
+    let no_kid = sign(json!({"alg": "RS256"}), &claims(ISS), &rsa_private());
+    for round in 0..2 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let hits_before = server.hits.load(Ordering::SeqCst);
+        runtime.block_on(async {
+            let layer = AuthLayer::new(verifier.clone());
+            for _ in 0..500 {
+                let status = status_of(&layer, &no_kid).await;
+                if status == 200 && server.hits.load(Ordering::SeqCst) > hits_before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("round {round}: no key refresh in this runtime");
+        });
+        drop(runtime);
+    }
+}

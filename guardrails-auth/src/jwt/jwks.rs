@@ -31,7 +31,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -208,7 +208,20 @@ pub(crate) struct JwksCache {
     /// reads a non-zero count is woken by the decrement, however the two
     /// interleave (no lost wake-up).
     running: tokio::sync::watch::Sender<u32>,
-    started: std::sync::Once,
+    /// Whether a background refresh task is alive (it clears this when it
+    /// ends, also when its runtime shuts down and drops it).
+    refreshing: AtomicBool,
+}
+
+/// Clears [`JwksCache::refreshing`] when the refresh task ends or is dropped.
+struct RefreshAlive(Weak<JwksCache>);
+
+impl Drop for RefreshAlive {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0.upgrade() {
+            cache.refreshing.store(false, Ordering::Release);
+        }
+    }
 }
 
 /// One claimed or running fetch: counted in [`JwksCache::running`] from its
@@ -310,7 +323,7 @@ impl JwksCache {
             client,
             single_flight: tokio::sync::Mutex::new(()),
             running: tokio::sync::watch::Sender::new(0),
-            started: std::sync::Once::new(),
+            refreshing: AtomicBool::new(false),
         }))
     }
 
@@ -367,32 +380,44 @@ impl JwksCache {
         })
     }
 
-    /// Starts the background refresh (and first fetch), once, when a tokio
-    /// runtime is running. Without one, keys are fetched on first use.
+    /// Starts the background refresh (and first fetch) on the current tokio
+    /// runtime, unless one is alive. Called when the verifier is built and
+    /// on every verification, so a verifier built outside a runtime, or in
+    /// one that has since shut down (which ends its task), starts refreshing
+    /// in the runtime that uses it; one atomic load when it runs.
     pub(crate) fn start_background_refresh(self: &Arc<Self>) {
+        if self.refreshing.load(Ordering::Acquire) {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        self.started.call_once(|| {
-            let weak: Weak<Self> = Arc::downgrade(self);
-            let interval = self.config.refresh_interval;
-            handle.spawn(async move {
-                let mut trigger = Trigger::Startup;
-                loop {
-                    let Some(cache) = weak.upgrade() else { break };
-                    if let Err(error) = cache.refresh(trigger).await {
-                        tracing::warn!(
-                            target: "guardrails_auth",
-                            issuer = %cache.issuer,
-                            %error,
-                            "JWKS refresh failed; keeping the last good keys"
-                        );
-                    }
-                    drop(cache);
-                    trigger = Trigger::Background;
-                    tokio::time::sleep(interval).await;
+        if self
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let interval = self.config.refresh_interval;
+        handle.spawn(async move {
+            let _alive = RefreshAlive(weak.clone());
+            let mut trigger = Trigger::Startup;
+            loop {
+                let Some(cache) = weak.upgrade() else { break };
+                if let Err(error) = cache.refresh(trigger).await {
+                    tracing::warn!(
+                        target: "guardrails_auth",
+                        issuer = %cache.issuer,
+                        %error,
+                        "JWKS refresh failed; keeping the last good keys"
+                    );
                 }
-            });
+                drop(cache);
+                trigger = Trigger::Background;
+                tokio::time::sleep(interval).await;
+            }
         });
     }
 

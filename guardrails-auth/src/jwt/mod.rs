@@ -711,6 +711,12 @@ impl JwtVerifier {
                 _ => return Err(AuthError::WrongType.into()),
             }
         }
+        // A verifier built outside a runtime, or in one that has shut down,
+        // starts its key refresh here (one atomic load once it runs).
+        #[cfg(feature = "jwks")]
+        if let KeySource::Jwks(c) = &inner.keys {
+            c.start_background_refresh();
+        }
         // Read before the keys: a key set stored after this read is noticed
         // below, when the kid is unknown.
         #[cfg(feature = "jwks")]
