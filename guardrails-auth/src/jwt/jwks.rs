@@ -402,7 +402,7 @@ impl JwksCache {
         let weak: Weak<Self> = Arc::downgrade(self);
         let interval = self.config.refresh_interval;
         handle.spawn(async move {
-            let _alive = RefreshAlive(weak.clone());
+            let _alive = RefreshAlive(Weak::clone(&weak));
             let mut trigger = Trigger::Startup;
             loop {
                 let Some(cache) = weak.upgrade() else { break };
