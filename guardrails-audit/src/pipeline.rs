@@ -15,6 +15,13 @@
 //! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
 //! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
 //!
+//! "Durable" is what the sink reports for each batch
+//! ([`WriteReceipt::durable`](crate::sink::WriteReceipt::durable)). A sink
+//! that writes without making writes durable (a JSON-lines file with
+//! `fsync(false)`, the tracing sink, PostgreSQL with `synchronous_commit`
+//! off) fails blocking and strict events with [`DeliveryError::NotDurable`]
+//! (logged once): their promise cannot be kept, so it is not made.
+//!
 //! # Domain events outside requests
 //!
 //! [`Auditor`] is `Clone + Send + Sync`: keep one in the application state
@@ -120,6 +127,12 @@ pub enum DeliveryError {
     /// The sink failed to write the batch holding the event.
     #[error("the audit sink failed to write the event")]
     WriteFailed,
+    /// The sink wrote the batch but cannot make it durable (a file sink
+    /// without `fsync`, the tracing sink, PostgreSQL with
+    /// `synchronous_commit` off): a blocking or strict event is not
+    /// acknowledged on a promise the sink cannot keep.
+    #[error("the audit sink cannot write the event durably")]
+    NotDurable,
     /// The event was not durable within the delivery timeout.
     #[error("the audit record was not written in time")]
     TimedOut,
@@ -316,7 +329,9 @@ impl Auditor {
     /// # Errors
     ///
     /// [`DeliveryError::Closed`] when the pipeline is shut down,
-    /// [`DeliveryError::WriteFailed`] when the sink failed.
+    /// [`DeliveryError::WriteFailed`] when the sink failed,
+    /// [`DeliveryError::NotDurable`] when the sink writes without making the
+    /// write durable.
     pub fn record_durable(&self, event: AuditEvent) -> Delivery {
         self.deliver(event, DeliveryMode::Blocking)
     }
@@ -775,6 +790,7 @@ impl AuditPipelineBuilder {
             wake_at,
             next_seq: None,
             lost: 0,
+            said_not_durable: false,
         };
         let thread = std::thread::Builder::new()
             .name("guardrails-audit-writer".into())
@@ -805,6 +821,8 @@ struct Writer<S> {
     next_seq: Option<u64>,
     /// Accepted events of failed batches not yet reported in-band.
     lost: u64,
+    /// Whether the sink's first non-durable write with waiters was logged.
+    said_not_durable: bool,
 }
 
 impl<S: AuditSink> Writer<S> {
@@ -1001,11 +1019,27 @@ impl<S: AuditSink> Writer<S> {
                 self.next_seq = receipt.first_seq.map(|s| s + events.len() as u64);
                 self.lost = 0;
                 c.written.fetch_add(counted, Ordering::AcqRel);
+                let waiters = acks
+                    .iter()
+                    .any(|slot| matches!(slot, Slot::Accepted(Some(_))));
+                if waiters && !receipt.durable && !self.said_not_durable {
+                    self.said_not_durable = true;
+                    tracing::error!(
+                        target: "audit",
+                        sink = self.sink.name(),
+                        "the audit sink writes without making records durable: blocking and \
+                         strict events fail (enable fsync, or synchronous_commit)"
+                    );
+                }
                 for (i, slot) in acks.drain(..).enumerate() {
                     if let Slot::Accepted(Some(ack)) = slot {
-                        let _ = ack.send(Ok(Receipt {
-                            seq: receipt.first_seq.map(|s| s + i as u64),
-                        }));
+                        let _ = ack.send(if receipt.durable {
+                            Ok(Receipt {
+                                seq: receipt.first_seq.map(|s| s + i as u64),
+                            })
+                        } else {
+                            Err(DeliveryError::NotDurable)
+                        });
                     }
                 }
             }

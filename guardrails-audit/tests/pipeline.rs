@@ -136,6 +136,61 @@ async fn failing_modes(sink: impl AuditSink) {
     assert!(!report.is_complete());
 }
 
+/// A file sink without `fsync` writes every event, but cannot acknowledge
+/// a blocking or strict one as durable: those requests fail closed, as when
+/// the disk fails, while best-effort events are written as usual.
+#[tokio::test]
+async fn a_sink_that_cannot_make_writes_durable_fails_blocking_and_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = JsonLinesSink::builder(&path).fsync(false).open().unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let event = || AuditEvent::new("thing.read", Category::DataRead);
+    assert_eq!(
+        auditor.record_durable(event()).await,
+        Err(DeliveryError::NotDurable)
+    );
+    auditor.record(event()).unwrap();
+    auditor.flush().await.unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let strict = app(
+        AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Strict),
+        Arc::clone(&calls),
+    );
+    let (status, _, body) = send(&strict, Method::GET, "/things/1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("audit-unavailable"), "{body}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler must not run");
+    assert!(guard.shutdown(Duration::from_secs(5)).await.is_complete());
+    // Every event is in the file all the same, and the trail verifies.
+    let report = verify(&path, &guardrails_audit::VerifyOptions::new()).unwrap();
+    let actions: Vec<String> = common::read_lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].to_string())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "\"thing.read\"").count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(report.cleanly_stopped);
+
+    // With `fsync`, the same requests succeed.
+    let synced = dir.path().join("synced.jsonl");
+    let sink = JsonLinesSink::builder(&synced).open().unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    assert!(auditor.record_durable(event()).await.is_ok());
+    let strict = app(
+        AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Strict),
+        Arc::clone(&calls),
+    );
+    assert_eq!(
+        send(&strict, Method::GET, "/things/1").await.0,
+        StatusCode::OK
+    );
+    assert!(guard.shutdown(Duration::from_secs(5)).await.is_complete());
+}
+
 #[tokio::test]
 async fn failing_sink_per_mode() {
     let sink = MemorySink::new();
