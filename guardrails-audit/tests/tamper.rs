@@ -583,3 +583,29 @@ async fn a_cut_checkpoint_line_is_ended_and_ignored() {
     assert_eq!(report.last_seq, Some(20 + 7 + 1));
     assert!(report.checkpoints_checked > u64::try_from(lines.len()).unwrap());
 }
+
+#[tokio::test]
+async fn a_last_record_longer_than_the_read_window_reopens() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path).open().unwrap();
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    // A domain event with a 3 MiB detail, then the writer dies.
+    let big =
+        guardrails_audit::AuditEvent::new("report.export", guardrails_audit::Category::DataRead)
+            .with_detail("summary", "x".repeat(3 << 20));
+    sink.write_batch(&[big]).await.unwrap();
+    drop(sink);
+    let mut sink = JsonLinesSink::builder(&path).open().unwrap();
+    assert_eq!(
+        sink.next_seq(),
+        4,
+        "continues after the long record (and the recovery)"
+    );
+    sink.write_batch(&common::awkward_events(1)).await.unwrap();
+    sink.close().await.unwrap();
+    let report = verify(&path, &options(false, &path)).unwrap();
+    assert_eq!(report.recoveries, 1);
+    assert_eq!(report.last_seq, Some(5));
+}

@@ -80,7 +80,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -103,8 +103,12 @@ pub const ACTION_STOPPED: &str = "audit.stopped";
 /// The action of the record written after a crash or a failed write.
 pub const ACTION_RECOVERED: &str = "audit.recovered";
 
-/// How much of the end of a file is read at open to find the last record.
+/// How much of the end of a file is read at open to find the last record,
+/// at first; doubled until the window holds the last line whole.
 const TAIL_WINDOW: u64 = 1 << 20;
+
+/// The largest window: a last line longer than this is refused.
+const MAX_TAIL_WINDOW: u64 = 256 << 20;
 
 /// Configuration of a [`JsonLinesSink`]; `Debug` never shows keys.
 #[must_use]
@@ -794,32 +798,42 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
             len,
         });
     }
-    let start = len.saturating_sub(TAIL_WINDOW);
-    file.seek(SeekFrom::Start(start))
-        .map_err(SinkError::io("seek"))?;
-    let mut window = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
-    file.take(len - start)
-        .read_to_end(&mut window)
-        .map_err(SinkError::io("read"))?;
-    let (complete, torn) = match window.iter().rposition(|b| *b == b'\n') {
-        Some(i) => (&window[..=i], window[i + 1..].to_vec()),
-        None if start == 0 => (&window[..0], window.clone()),
-        None => {
+    // A window that starts at the file's start, or holds the line end
+    // before the last complete line (and so that line whole).
+    let mut size = TAIL_WINDOW;
+    let (window, start) = loop {
+        let start = len.saturating_sub(size);
+        file.seek(SeekFrom::Start(start))
+            .map_err(SinkError::io("seek"))?;
+        let mut window = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+        Read::take(&mut *file, len - start)
+            .read_to_end(&mut window)
+            .map_err(SinkError::io("read"))?;
+        let whole = start == 0
+            || window
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .is_some_and(|end| window[..end].contains(&b'\n'));
+        if whole {
+            break (window, start);
+        }
+        if size >= MAX_TAIL_WINDOW {
             return Err(SinkError::Incompatible(
-                "the last line is longer than 1 MiB",
+                "the last line is longer than 256 MiB",
             ));
         }
+        size *= 2;
+    };
+    let (complete, torn) = match window.iter().rposition(|b| *b == b'\n') {
+        Some(i) => (&window[..=i], window[i + 1..].to_vec()),
+        None => (&window[..0], window.clone()),
     };
     let last = if complete.is_empty() {
         None
     } else {
         let body = &complete[..complete.len() - 1];
         let line_start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if line_start == 0 && start > 0 {
-            return Err(SinkError::Incompatible(
-                "the last line is longer than 1 MiB",
-            ));
-        }
+        debug_assert!(line_start > 0 || start == 0);
         let line = &body[line_start..];
         if line.is_empty() {
             None
@@ -831,16 +845,17 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
         }
     };
     // The first record's seq (files of a rotated chain start above 0).
+    // Its line is read whole, like the last one.
     file.seek(SeekFrom::Start(0))
         .map_err(SinkError::io("seek"))?;
     let mut head = Vec::new();
-    file.take(TAIL_WINDOW.min(len))
-        .read_to_end(&mut head)
+    let mut reader = std::io::BufReader::new(Read::take(&mut *file, MAX_TAIL_WINDOW.min(len)));
+    reader
+        .read_until(b'\n', &mut head)
         .map_err(SinkError::io("read"))?;
     let first_seq = head
-        .iter()
-        .position(|b| *b == b'\n')
-        .and_then(|i| serde_json::from_slice::<Value>(&head[..i]).ok())
+        .strip_suffix(b"\n")
+        .and_then(|line| serde_json::from_slice::<Value>(line).ok())
         .and_then(|v| v.pointer("/chain/seq").and_then(Value::as_u64));
     Ok(Tail {
         last,
