@@ -323,7 +323,17 @@ async fn torn_line_is_a_crash_not_tampering() {
             .iter()
             .position(|l| serde_json::from_str::<Value>(l).is_err())
             .unwrap();
+        let original = lines[torn_at].clone();
         lines[torn_at].push('x');
+        write_lines(&path, &lines);
+        assert_eq!(
+            damage(&path, &options(hmac, &path)).0,
+            DamageKind::Malformed
+        );
+        // Nor do other bytes of the same length: the record names their
+        // SHA-256 too.
+        lines[torn_at] = original.replacen('"', "'", 1);
+        assert_eq!(lines[torn_at].len(), original.len());
         write_lines(&path, &lines);
         assert_eq!(
             damage(&path, &options(hmac, &path)).0,
@@ -608,4 +618,36 @@ async fn a_last_record_longer_than_the_read_window_reopens() {
     let report = verify(&path, &options(false, &path)).unwrap();
     assert_eq!(report.recoveries, 1);
     assert_eq!(report.last_seq, Some(5));
+}
+
+#[tokio::test]
+async fn a_torn_first_line_after_a_rotation_verifies_in_the_file_alone() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_interval(std::time::Duration::from_millis(1))
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(5)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    sink.tick().await.unwrap();
+    // The first write to the new file is cut by a crash.
+    drop(sink);
+    std::fs::write(&path, br#"{"action":"http.requ"#).unwrap();
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    // The active file alone: its recovery record is linked by the rotation
+    // checkpoint, not taken for a broken start.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!(report.recoveries, 1);
+    assert_eq!(report.first_seq, Some(5));
+    let all = verify(&path, &options(true, &path).include_rotated(true)).unwrap();
+    assert_eq!(all.first_seq, Some(0));
+    assert_eq!(all.recoveries, 1);
 }

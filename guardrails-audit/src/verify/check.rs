@@ -22,9 +22,14 @@ use crate::sink::file::{ACTION_RECOVERED, ACTION_STOPPED, CHECKPOINT_SCHEMA};
 pub(crate) enum Entry {
     /// A chained record.
     Record(Rec),
-    /// Something that is not a chained record (`len` bytes; `complete`:
-    /// followed by a line end, or a database row).
-    Garbage { len: u64, complete: bool },
+    /// Something that is not a chained record (`len` bytes whose SHA-256 is
+    /// `sha256`, lower-case hex; `complete`: followed by a line end, or a
+    /// database row).
+    Garbage {
+        len: u64,
+        sha256: String,
+        complete: bool,
+    },
 }
 
 /// A parsed chained record.
@@ -38,6 +43,8 @@ pub(crate) struct Rec {
     pub(crate) hash_ok: bool,
     pub(crate) action: String,
     pub(crate) torn_bytes: Option<u64>,
+    /// The SHA-256 of those bytes, which a recovery record names.
+    pub(crate) torn_sha256: Option<String>,
     /// What the place the record is stored at says differently from the
     /// record itself (a database column edited without the record).
     pub(crate) mismatch: Option<String>,
@@ -102,6 +109,10 @@ pub(crate) fn parse_record(
             .unwrap_or("")
             .to_owned(),
         torn_bytes: value.pointer("/details/torn_bytes").and_then(Value::as_u64),
+        torn_sha256: value
+            .pointer("/details/torn_sha256")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         mismatch: None,
     }))
 }
@@ -197,15 +208,25 @@ where
     }
     while let Some((entry, at)) = entries.next() {
         let rec = match entry {
-            Entry::Garbage { len, complete } => {
+            Entry::Garbage {
+                len,
+                sha256,
+                complete,
+            } => {
                 if !complete && entries.peek().is_none() {
                     report.torn_tail = true;
                     continue;
                 }
+                // The recovery record that follows names these very bytes
+                // (length and SHA-256) and continues the chain; at the start
+                // of what is verified (a rotated file's first line), the
+                // checkpoints link it.
                 let recovered = entries.peek().is_some_and(|(next, _)| {
                     matches!(next, Entry::Record(r)
                         if r.action == ACTION_RECOVERED && r.hash_ok && r.torn_bytes == Some(len)
-                            && Some(r.seq) == expected.or(Some(0)) && (expected.is_none() || r.prev == last_hash))
+                            && r.torn_sha256.as_deref().is_some_and(|h| same_hash(h, &sha256))
+                            && expected.is_none_or(|e| r.seq == e)
+                            && (expected.is_none() || r.prev == last_hash))
                 });
                 if recovered {
                     continue;

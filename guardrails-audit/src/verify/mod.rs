@@ -427,6 +427,7 @@ pub fn verify(
                 Some(rec) if complete => Entry::Record(rec),
                 _ => Entry::Garbage {
                     len: line.len() as u64,
+                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line)),
                     complete,
                 },
             };

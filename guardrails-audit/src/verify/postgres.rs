@@ -482,6 +482,9 @@ impl RawRow {
     fn into_entry(self, hashers: &Hashers) -> Entry {
         let garbage = Entry::Garbage {
             len: self.record.len() as u64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                self.record.as_bytes(),
+            )),
             complete: true,
         };
         let Ok(value) = serde_json::from_str::<Value>(&self.record) else {
