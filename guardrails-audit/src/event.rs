@@ -170,10 +170,12 @@ impl Actor {
 
     /// The actor of a verified principal. Only the subject, tenant and method
     /// are taken: never the token id, claims or scopes.
+    /// Control characters in them are escaped ([`sanitize`]): an identity
+    /// provider's subject is not trusted to be printable.
     pub fn from_principal(principal: &Principal) -> Self {
         Self {
-            subject: Some(principal.subject().to_owned()),
-            tenant: principal.tenant().map(str::to_owned),
+            subject: Some(sanitize(principal.subject(), MAX_ID_CHARS)),
+            tenant: principal.tenant().map(|t| sanitize(t, MAX_ID_CHARS)),
             auth_method: Some(principal.method().as_str()),
         }
     }
@@ -785,6 +787,25 @@ pub(crate) fn integers_only(value: Value) -> Value {
     }
 }
 
+/// The longest subject or tenant recorded, in characters.
+const MAX_ID_CHARS: usize = 1024;
+
+/// Escapes the control characters of every string and member name of
+/// `value` ([`sanitize`], without a length bound): for JSON taken from a
+/// client, whose DEL and C1 characters the canonical form keeps literal.
+pub(crate) fn escape_controls(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(sanitize(&s, usize::MAX)),
+        Value::Array(items) => Value::Array(items.into_iter().map(escape_controls).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (sanitize(&k, usize::MAX), escape_controls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Makes untrusted text safe for logs and terminals: control characters
 /// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
 /// escapes, and the text is cut at `max_chars` characters.
@@ -1046,6 +1067,22 @@ mod tests {
             json!({"type": "user", "subject": "alice", "tenant": "acme", "auth_method": "jwt"})
         );
         assert!(!e.to_string().contains("jti-secret"));
+        // A subject or tenant with terminal controls is recorded escaped.
+        let p = Principal::builder("ev\u{9b}31mil\u{1b}", guardrails_core::AuthMethod::Jwt)
+            .tenant("ac\u{7f}me")
+            .build();
+        let actor = Actor::from_principal(&p);
+        assert_eq!(actor.subject.as_deref(), Some("ev\\x9B31mil\\x1B"));
+        assert_eq!(actor.tenant.as_deref(), Some("ac\\x7Fme"));
+    }
+
+    #[test]
+    fn client_json_gets_its_controls_escaped() {
+        let value = json!({"n\u{85}ote": ["a\u{9b}b", 1, {"c": "\u{7f}"}], "ok": "plain"});
+        assert_eq!(
+            escape_controls(value),
+            json!({"n\\x85ote": ["a\\x9Bb", 1, {"c": "\\x7F"}], "ok": "plain"})
+        );
     }
 
     #[test]

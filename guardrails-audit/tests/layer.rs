@@ -256,7 +256,7 @@ async fn levels_none_metadata_and_request_with_redacted_excerpt() {
         call(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await,
         StatusCode::OK
     );
-    let body = r#"{"amount_cents": 1200, "password": "hunter2", "card": {"cvv": "123"}, "note": "hi", "ratio": 0.5}"#;
+    let body = r#"{"amount_cents": 1200, "password": "hunter2", "card": {"cvv": "123"}, "note": "hi", "ratio": 0.5, "memo": "\u009b31mred\u007f"}"#;
     let req = Request::post("/v1/tenants/acme/invoices")
         .header("authorization", "ok")
         .header("content-type", "application/json")
@@ -277,6 +277,8 @@ async fn levels_none_metadata_and_request_with_redacted_excerpt() {
     assert_eq!(excerpt["password"], "[REDACTED]");
     assert_eq!(excerpt["card"]["cvv"], "[REDACTED]");
     assert_eq!(excerpt["note"], "hi");
+    // The client's C1 and DEL characters are escaped, as in its headers.
+    assert_eq!(excerpt["memo"], "\\x9B31mred\\x7F");
     assert_eq!(excerpt["ratio"], "0.5", "numbers are integers only");
     assert_eq!(events[1]["details"]["request_body"]["omitted"], "not_json");
     assert!(!serde_json::to_string(&events).unwrap().contains("hunter2"));
