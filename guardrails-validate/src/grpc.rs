@@ -124,11 +124,20 @@ impl BadRequest {
 /// The gRPC status for `problem`: `InvalidArgument` for 400/415/422,
 /// `ResourceExhausted` for 413, `DeadlineExceeded` for 408, with the
 /// problem's detail as message and its violations as `BadRequest` details.
+/// A server error (`Unavailable` for 503, `Internal` otherwise) carries its
+/// title only, as its HTTP form does: never the detail or violations.
 pub fn to_status(problem: &Problem) -> Status {
+    if problem.is_server_error() {
+        let code = if problem.status() == StatusCode::SERVICE_UNAVAILABLE {
+            Code::Unavailable
+        } else {
+            Code::Internal
+        };
+        return Status::new(code, problem.title());
+    }
     let code = match problem.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
         StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
-        s if s.is_server_error() => Code::Internal,
         _ => Code::InvalidArgument,
     };
     let message = problem.detail().unwrap_or(problem.title()).to_owned();
@@ -238,5 +247,30 @@ mod tests {
         };
         assert_eq!(BadRequest::decode(&br.encode()), Some(br));
         assert_eq!(BadRequest::decode(&[0xFF]), None);
+    }
+
+    #[test]
+    fn server_errors_carry_their_title_only() {
+        use guardrails_core::{ProblemType, Violation};
+        for (kind, code) in [
+            (ProblemType::INTERNAL_ERROR, Code::Internal),
+            (ProblemType::AUDIT_UNAVAILABLE, Code::Unavailable),
+        ] {
+            let problem = Problem::new(kind)
+                .with_detail("db at 10.0.0.7 refused: password authentication failed")
+                .with_violations(vec![Violation::new("/x", "internal", "stack trace")]);
+            let status = to_status(&problem);
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), kind.title());
+            assert!(status.details().is_empty());
+        }
+        // A client error keeps its detail and violations.
+        let problem = Problem::new(ProblemType::VALIDATION_FAILED)
+            .with_detail("the request has 1 invalid value")
+            .with_violations(vec![Violation::new("/a", "required", "is required")]);
+        let status = to_status(&problem);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "the request has 1 invalid value");
+        assert!(BadRequest::from_status_details(status.details()).is_some());
     }
 }
