@@ -62,6 +62,12 @@ where
 /// The path segment after a literal segment: `PathSegmentAfter::new("tenants")`
 /// reads `acme` from `/v1/tenants/acme/invoices`. Percent-encoded segments
 /// are decoded; a segment that does not decode to UTF-8 resolves to nothing.
+///
+/// It reads after the *first* segment equal to the literal. Use it where no
+/// path parameter before the tenant can take the literal's value (in
+/// `/v1/{region}/tenants/{tenant}`, a request for `/v1/tenants/tenants/acme`
+/// would resolve the tenant `tenants`); with axum, prefer [`PathParam`],
+/// which reads the route's own parameter.
 #[derive(Debug, Clone)]
 pub struct PathSegmentAfter {
     literal: String,
