@@ -249,7 +249,23 @@ impl<'de> Deserializer<'de> for Probe<'_> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, ProbeError> {
-        let child = self.child("*")?;
+        if len <= 1 {
+            let child = self.child("*")?;
+            return visitor.visit_seq(ProbeSeq {
+                next: Some(child),
+                remaining: len,
+            });
+        }
+        // One pattern (`*`) cannot tell the elements of `(A, B)` apart:
+        // recording `A`'s fields there would check `B`'s objects against
+        // them, and accept `A`'s fields in `B` as known. Nothing is recorded
+        // below a tuple, so its members are checked by deserializing.
+        let mut scratch = Schema::default();
+        let child = Probe {
+            schema: &mut scratch,
+            pattern: String::new(),
+            depth: self.depth + 1,
+        };
         visitor.visit_seq(ProbeSeq {
             next: Some(child),
             remaining: len,
@@ -444,5 +460,52 @@ mod tests {
         );
         assert_eq!(schema.json_name("/maybe", "unit_price"), Some("UNIT_PRICE"));
         assert_eq!(schema.json_name("", "nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod tuple_tests {
+    use crate::{Config, json};
+    use garde::Validate;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Left {
+        #[garde(skip)]
+        left: u32,
+        #[garde(skip)]
+        shared: u32,
+    }
+
+    /// Its one field is also one of `Left`'s.
+    #[derive(Debug, Deserialize, Validate)]
+    struct Right {
+        #[garde(skip)]
+        shared: u32,
+    }
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Pair {
+        #[garde(skip)]
+        pair: (Left, Right),
+    }
+
+    #[test]
+    fn each_tuple_element_is_checked_against_its_own_fields() {
+        let config = Config::default();
+        let ok = br#"{"pair":[{"left":1,"shared":2},{"shared":3}]}"#;
+        let pair = json::from_slice::<Pair>(ok, &config, &()).unwrap().pair;
+        assert_eq!((pair.0.left, pair.0.shared, pair.1.shared), (1, 2, 3));
+        // `left` is a field of the first element's type, not of the
+        // second's: unknown there.
+        let sneaky = br#"{"pair":[{"left":1,"shared":2},{"shared":3,"left":4}]}"#;
+        let problem = json::from_slice::<Pair>(sneaky, &config, &()).unwrap_err();
+        assert_eq!(problem.status().as_u16(), 422);
+        let found: Vec<(&str, &str)> = problem
+            .violations()
+            .iter()
+            .map(|v| (v.pointer.as_str(), &*v.code))
+            .collect();
+        assert_eq!(found, [("/pair/1/left", "unknown_field")]);
     }
 }
