@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 
 use common::{KEY, checkpoints_of, key, read_lines};
 use guardrails_audit::sink::AuditSink;
-use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::{VerifyOptions, verify};
 use serde_json::Value;
 
@@ -64,10 +63,7 @@ async fn kill_9_mid_stream_then_recover() {
     assert!(!before.cleanly_stopped);
 
     // Reopen: the crash is recorded, the chain continues.
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
+    let mut sink = common::reopen_keyed(&path);
     sink.write_batch(&common::awkward_events(2)).await.unwrap();
     sink.close().await.unwrap();
 

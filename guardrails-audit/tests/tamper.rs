@@ -392,30 +392,36 @@ async fn rotation_links_files_and_verifies_as_one_chain() {
     assert_eq!(damage(&path, &all).0, DamageKind::Deleted);
 }
 
-#[tokio::test]
-async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
+/// A keyed trail at `path` that wrote 5 events (seqs 0..=4), then rotated
+/// by time on its maintenance tick, which leaves an empty active file; the
+/// sink is returned still open.
+async fn rotated_by_time(path: &Path) -> JsonLinesSink {
     use guardrails_audit::sink::AuditSink;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
+    let mut sink = JsonLinesSink::builder(path)
         .hmac_key(key())
         .rotate_interval(std::time::Duration::from_millis(1))
         .open()
         .unwrap();
     sink.write_batch(&common::awkward_events(5)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    // Time-based rotation on the maintenance tick leaves an empty active file…
     sink.tick().await.unwrap();
+    sink
+}
+
+#[tokio::test]
+async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // Time-based rotation on the maintenance tick leaves an empty active file…
+    let sink = rotated_by_time(&path).await;
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     // The empty active file alone verifies: its records are all rotated.
     let report = verify(&path, &options(true, &path)).unwrap();
     assert_eq!(report.records, 0);
     // …and the writer dies before writing to it.
     drop(sink);
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
+    let mut sink = common::reopen_keyed(&path);
     assert_eq!(
         sink.next_seq(),
         6,
@@ -625,21 +631,11 @@ async fn a_torn_first_line_after_a_rotation_verifies_in_the_file_alone() {
     use guardrails_audit::sink::AuditSink;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .rotate_interval(std::time::Duration::from_millis(1))
-        .open()
-        .unwrap();
-    sink.write_batch(&common::awkward_events(5)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    sink.tick().await.unwrap();
+    let sink = rotated_by_time(&path).await;
     // The first write to the new file is cut by a crash.
     drop(sink);
     std::fs::write(&path, br#"{"action":"http.requ"#).unwrap();
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
+    let mut sink = common::reopen_keyed(&path);
     sink.write_batch(&common::awkward_events(2)).await.unwrap();
     sink.close().await.unwrap();
     // The active file alone: its recovery record is linked by the rotation

@@ -58,6 +58,12 @@ pub async fn write_trail(path: &Path, key: Option<SecretString>, n: usize, check
     sink.close().await.unwrap();
 }
 
+/// Reopens the keyed trail at `path` (with [`key`]), as a restarted writer.
+#[allow(dead_code, reason = "not every test file reopens a keyed trail")]
+pub fn reopen_keyed(path: &Path) -> JsonLinesSink {
+    JsonLinesSink::builder(path).hmac_key(key()).open().unwrap()
+}
+
 pub fn checkpoints_of(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".checkpoints");
