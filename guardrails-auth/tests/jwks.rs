@@ -372,10 +372,11 @@ async fn no_keys_ever_fetched_is_503_not_401() {
     assert_eq!(reply.rejection.unwrap().reason(), "keys_unavailable");
 }
 
-/// A verifier built outside any runtime starts its key refresh in the runtime
-/// that first uses it, and again in the next one when that runtime is gone
-/// (its task went with it): a token without a `kid`, which never triggers
-/// an unknown-kid refetch, still gets keys.
+/// A verifier whose refresh task never ran (its runtime shut down first)
+/// starts its key refresh in the runtime that first uses it, and again in
+/// the next one when that runtime is gone (its task went with it): a token
+/// without a `kid`, which never triggers an unknown-kid refetch, still gets
+/// keys.
 #[test]
 fn the_key_refresh_starts_in_the_runtime_that_uses_the_verifier() {
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -386,10 +387,18 @@ fn the_key_refresh_starts_in_the_runtime_that_uses_the_verifier() {
     let server = Server::default();
     set_keys(&server, &[jwk(&rsa_private(), "k1")]);
     let base = server_runtime.block_on(serve(server.clone()));
-    let verifier = JwtVerifier::builder()
-        .issuer(issuer(&base, |c| c))
+    // Built inside a runtime that never runs the refresh task it spawns,
+    // and is then shut down.
+    let verifier = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+        .block_on(async {
+            JwtVerifier::builder()
+                .issuer(issuer(&base, |c| c))
+                .build()
+                .unwrap()
+        });
     assert_eq!(server.hits.load(Ordering::SeqCst), 0, "fetched at build");
     let no_kid = sign(json!({"alg": "RS256"}), &claims(ISS), &rsa_private());
     for round in 0..2 {

@@ -401,8 +401,11 @@ impl JwksCache {
         }
         let weak: Weak<Self> = Arc::downgrade(self);
         let interval = self.config.refresh_interval;
+        // Made before the task: dropped with it even if it never runs (a
+        // runtime shut down before polling it).
+        let alive = RefreshAlive(Weak::clone(&weak));
         handle.spawn(async move {
-            let _alive = RefreshAlive(Weak::clone(&weak));
+            let _alive = alive;
             let mut trigger = Trigger::Startup;
             loop {
                 let Some(cache) = weak.upgrade() else { break };
