@@ -790,19 +790,70 @@ pub(crate) fn integers_only(value: Value) -> Value {
 /// The longest subject or tenant recorded, in characters.
 const MAX_ID_CHARS: usize = 1024;
 
-/// Escapes the control characters of every string and member name of
-/// `value` ([`sanitize`], without a length bound): for JSON taken from a
-/// client, whose DEL and C1 characters the canonical form keeps literal.
-pub(crate) fn escape_controls(value: Value) -> Value {
+/// Whether `s` holds DEL or a C1 control (U+007F..U+009F): characters the
+/// canonical form writes literally, and that a terminal may act on (U+009B
+/// is a control sequence introducer). C0 controls are escaped by JSON.
+fn has_raw_control(s: &str) -> bool {
+    // C1 controls are 0xC2 0x80..=0x9F in UTF-8.
+    s.as_bytes().iter().any(|b| *b == 0x7f || *b == 0xc2)
+        && s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c))
+}
+
+/// `s` with DEL and C1 controls as visible `\xNN` escapes.
+fn escape_raw(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if ('\u{7f}'..='\u{9f}').contains(&c) {
+            out.push_str(&format!("\\x{:02X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn escape_raw_value(value: &mut Value) {
     match value {
-        Value::String(s) => Value::String(sanitize(&s, usize::MAX)),
-        Value::Array(items) => Value::Array(items.into_iter().map(escape_controls).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (sanitize(&k, usize::MAX), escape_controls(v)))
-                .collect(),
-        ),
-        other => other,
+        Value::String(s) if has_raw_control(s) => *s = escape_raw(s),
+        Value::Array(items) => items.iter_mut().for_each(escape_raw_value),
+        Value::Object(map) => escape_raw_map(map),
+        _ => {}
+    }
+}
+
+fn escape_raw_map(map: &mut Map<String, Value>) {
+    if map.keys().any(|k| has_raw_control(k)) {
+        *map = std::mem::take(map)
+            .into_iter()
+            .map(|(k, v)| {
+                let k = if has_raw_control(&k) {
+                    escape_raw(&k)
+                } else {
+                    k
+                };
+                (k, v)
+            })
+            .collect();
+    }
+    map.values_mut().for_each(escape_raw_value);
+}
+
+/// Escapes DEL and the C1 controls in the actor's subject and tenant and in
+/// every detail (strings and member names), wherever they came from: the
+/// canonical form keeps them literal, so a terminal showing the trail, or
+/// its tracing lines, could act on them. Nothing is scanned past a byte
+/// check when there is none.
+pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
+    for field in [&mut event.actor.subject, &mut event.actor.tenant]
+        .into_iter()
+        .flatten()
+    {
+        if has_raw_control(field) {
+            *field = escape_raw(field);
+        }
+    }
+    if !event.details.is_empty() {
+        escape_raw_map(&mut event.details);
     }
 }
 
@@ -1077,11 +1128,22 @@ mod tests {
     }
 
     #[test]
-    fn client_json_gets_its_controls_escaped() {
-        let value = json!({"n\u{85}ote": ["a\u{9b}b", 1, {"c": "\u{7f}"}], "ok": "plain"});
+    fn raw_controls_in_the_actor_and_details_are_escaped() {
+        let mut event = AuditEvent::new("x", Category::DataWrite)
+            .with_actor(Actor {
+                subject: Some("ev\u{9b}il".into()),
+                tenant: Some("acme".into()),
+                auth_method: None,
+            })
+            .with_detail("n\u{85}ote", json!(["a\u{9b}b", 1, {"c": "\u{7f}\n"}]))
+            .with_detail("ok", "plain \u{a9}");
+        escape_raw_controls(&mut event);
+        assert_eq!(event.actor().subject.as_deref(), Some("ev\\x9Bil"));
+        assert_eq!(event.actor().tenant.as_deref(), Some("acme"));
+        // C0 controls stay: JSON escapes them. U+00A9 is not a control.
         assert_eq!(
-            escape_controls(value),
-            json!({"n\\x85ote": ["a\\x9Bb", 1, {"c": "\\x7F"}], "ok": "plain"})
+            Value::Object(event.details().clone()),
+            json!({"n\\x85ote": ["a\\x9Bb", 1, {"c": "\\x7F\n"}], "ok": "plain \u{a9}"})
         );
     }
 

@@ -257,10 +257,13 @@ impl Auditor {
         &self.shared.observer
     }
 
-    /// Redacts the event's details. The writer fills in the observer, so
-    /// that request threads do not share the observer's reference count.
+    /// Redacts the event's details and escapes the terminal controls that
+    /// the canonical form keeps literal. The writer fills in the observer,
+    /// so that request threads do not share the observer's reference count.
     fn prepare(&self, event: AuditEvent) -> AuditEvent {
-        self.shared.redactor.redact_event(event)
+        let mut event = self.shared.redactor.redact_event(event);
+        crate::event::escape_raw_controls(&mut event);
+        event
     }
 
     fn report_drops(&self) {

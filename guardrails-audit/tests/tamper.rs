@@ -647,3 +647,34 @@ async fn a_torn_first_line_after_a_rotation_verifies_in_the_file_alone() {
     assert_eq!(all.first_seq, Some(0));
     assert_eq!(all.recoveries, 1);
 }
+
+#[tokio::test]
+async fn a_failed_rename_keeps_writing_to_the_open_file_and_rotates_later() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_bytes(2000)
+        .open()
+        .unwrap();
+    // The rotated name is taken by a directory: the rename fails.
+    let blocker = dir.path().join(format!("audit.jsonl.{:020}", 0));
+    std::fs::create_dir_all(blocker.join("inside")).unwrap();
+    for batch in common::awkward_events(12).chunks(3) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    // Every batch went to the active file; no crash was recorded.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!((report.first_seq, report.last_seq), (Some(0), Some(11)));
+    assert_eq!(report.recoveries, 0);
+    // Once the name is free (and the retry pause is over), it rotates.
+    std::fs::remove_dir_all(&blocker).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    assert!(std::fs::metadata(&blocker).unwrap().is_file());
+    let all = verify(&path, &options(true, &path).include_rotated(true)).unwrap();
+    assert_eq!((all.first_seq, all.recoveries), (Some(0), 0));
+    assert!(all.cleanly_stopped);
+}

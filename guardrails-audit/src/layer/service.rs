@@ -18,7 +18,7 @@ use super::body::{Excerpt, ExcerptBody, SharedExcerpt, lock};
 use super::{AuditContext, AuditLayer, ClientIp, Level, RouteResolver};
 use crate::event::{
     AuditEvent, Category, MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, Outcome, RequestInfo, Source,
-    Stage, escape_controls, integers_only, sanitize,
+    Stage, integers_only, sanitize,
 };
 use crate::pipeline::{Auditor, Delivery, DeliveryMode};
 
@@ -441,9 +441,9 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
             serde_json::json!({"omitted": "too_large", "bytes": e.total})
         } else {
             match serde_json::from_slice::<Value>(&e.bytes) {
-                // Redacted by the auditor with every other detail; the
-                // client's DEL and C1 characters escaped like its headers'.
-                Ok(value) => escape_controls(integers_only(value)),
+                // Redacted, and its DEL and C1 characters escaped, by the
+                // auditor with every other detail.
+                Ok(value) => integers_only(value),
                 Err(_) => serde_json::json!({"omitted": "invalid_json", "bytes": e.total}),
             }
         };

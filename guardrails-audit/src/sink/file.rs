@@ -18,8 +18,11 @@
 //! file are dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`
 //! on Linux, Android and FreeBSD): the trail is not read again by its writer,
 //! and a busy trail would otherwise push the application's own cached files
-//! out. Without `fsync` the pages stay dirty and are left to the kernel's
-//! writeback until the sink closes (its final record is synced).
+//! out. Without `fsync` the records are synced only before each checkpoint
+//! (a checkpoint never names a record that is not on disk) and when the sink
+//! closes; their pages are left to the kernel's writeback until then, and
+//! blocking and strict events fail with
+//! [`DeliveryError::NotDurable`](crate::DeliveryError::NotDurable).
 //!
 //! One writer per file: two processes appending to the same file would
 //! interleave two continuations of one chain, which [`verify`](crate::verify())
@@ -35,8 +38,16 @@
 //! `last_seq`; the recovered record links to the last intact record, so the
 //! chain stays verifiable. A file that ends without the `audit.stopped` record
 //! of a clean shutdown also gets an `audit.recovered` record (`torn_bytes: 0`):
-//! a crash is recorded as a crash, and is not mistaken for tampering. After a
-//! failed write the sink performs the same recovery before the next batch.
+//! a crash is recorded as a crash, and is not mistaken for tampering. A last
+//! line that lacks only its newline, being exactly the canonical next record
+//! of the chain, is a whole record: it is ended and kept, and the recovery
+//! record says `torn_bytes: 0`. After a failed write the sink performs the
+//! same recovery before the next batch.
+//!
+//! The checkpoint file is recovered the same way: a checkpoint line cut by a
+//! crash is ended before the next checkpoint, and
+//! [`verify`](crate::verify()) counts it in
+//! [`VerifyReport::cut_checkpoints`](crate::VerifyReport::cut_checkpoints).
 //!
 //! # Rotation
 //!
@@ -45,7 +56,8 @@
 //! `<name>.<first seq, 20 digits>` and a new file is started at the same path;
 //! the chain continues (same id, next seq, `prev` = the last hash of the
 //! previous file), and a `rotation` checkpoint names the last record of the
-//! old file.
+//! old file. When the rename fails, the sink writes on to the file it has
+//! open and tries again a second later; rotation never costs a batch.
 //!
 //! # Checkpoints
 //!
@@ -106,6 +118,9 @@ pub const ACTION_RECOVERED: &str = "audit.recovered";
 /// How much of the end of a file is read at open to find the last record,
 /// at first; doubled until the window holds the last line whole.
 const TAIL_WINDOW: u64 = 1 << 20;
+
+/// How long rotation rests after a failed rename.
+const ROTATION_RETRY: Duration = Duration::from_secs(1);
 
 /// The largest window: a last line longer than this is refused.
 const MAX_TAIL_WINDOW: u64 = 256 << 20;
@@ -177,8 +192,10 @@ impl JsonLinesBuilder {
     }
 
     /// Whether each batch is `fsync`ed before it is acknowledged (default
-    /// `true`). Without it, `Blocking` and `Strict` only guarantee that the
-    /// operating system has the data, not the disk.
+    /// `true`). Without it the sink reports its batches as not durable, so
+    /// `Blocking` and `Strict` events fail with
+    /// [`DeliveryError::NotDurable`](crate::DeliveryError::NotDurable);
+    /// best-effort events are written and synced before each checkpoint.
     pub fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
@@ -254,6 +271,7 @@ impl JsonLinesBuilder {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             needs_recovery: false,
+            rotation_retry_at: None,
             checkpoint_torn,
             buf: Vec::with_capacity(64 * 1024),
         };
@@ -284,6 +302,8 @@ pub struct JsonLinesSink {
     since_checkpoint: u64,
     last_checkpoint: Instant,
     needs_recovery: bool,
+    /// After a failed rename, when rotation may be tried again.
+    rotation_retry_at: Option<Instant>,
     /// The checkpoint file ends in a cut line: the next checkpoint starts on
     /// a line of its own.
     checkpoint_torn: bool,
@@ -464,8 +484,15 @@ impl JsonLinesSink {
             && (self.chain_id.is_empty()
                 || chain.get("id").and_then(Value::as_str) == Some(self.chain_id.as_str()));
         let canonical = jcs::to_vec(&record).is_ok_and(|bytes| bytes == torn);
-        // `continue_from` checks the algorithm and the hash.
-        (links && canonical).then_some(record)
+        // Checked before the file is touched (`continue_from` checks again).
+        let verifies = chain.get("alg").and_then(Value::as_str) == Some(self.hasher.alg().as_str())
+            && self.hasher.hash_record(&record).is_ok_and(|computed| {
+                chain
+                    .get("hash")
+                    .and_then(Value::as_str)
+                    .is_some_and(|stored| crate::chain::same_hash(stored, &computed))
+            });
+        (links && canonical && verifies).then_some(record)
     }
 
     /// Continues the chain after `last`, which must verify with this
@@ -576,44 +603,55 @@ impl JsonLinesSink {
         if self.next_seq == self.file_first_seq {
             return false; // nothing in this file yet
         }
+        if self.rotation_retry_at.is_some_and(|at| Instant::now() < at) {
+            return false; // the last rename failed a moment ago
+        }
         self.rotate_bytes.is_some_and(|max| self.file_len >= max)
             || self
                 .rotate_interval
                 .is_some_and(|every| self.opened_at.elapsed() >= every)
     }
 
+    /// Rotates the active file. When the rename fails, the file stays open
+    /// and in use, and rotation is not tried again for a second; when the
+    /// new file cannot be opened, the active path is reopened (continuing
+    /// the chain) before the next batch.
     fn rotate(&mut self) -> Result<(), SinkError> {
         self.checkpoint("rotation")?;
-        let result = self.rotate_file();
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(format!(".{:020}", self.file_first_seq));
+        if let Err(error) = fs::rename(&self.path, &rotated) {
+            self.rotation_retry_at = Some(Instant::now() + ROTATION_RETRY);
+            return Err(SinkError::io("rotate")(error));
+        }
+        self.rotation_retry_at = None;
+        if let Some(file) = self.file.take() {
+            // Complete: nothing appends to its last block any more.
+            self.released.finish(&file);
+        }
+        let result = self.open_rotated();
         if result.is_err() {
-            // The file is closed (renamed or not): reopen the active path
-            // before the next batch, continuing the chain.
             self.needs_recovery = true;
         }
         result
     }
 
-    /// Renames the active file away and opens a new one.
-    fn rotate_file(&mut self) -> Result<(), SinkError> {
-        let mut rotated = self.path.clone().into_os_string();
-        rotated.push(format!(".{:020}", self.file_first_seq));
-        if let Some(file) = self.file.take() {
-            // Complete: nothing appends to its last block any more.
-            self.released.finish(&file);
-        }
-        fs::rename(&self.path, &rotated).map_err(SinkError::io("rotate"))?;
-        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Make the rename durable; not every platform can open a directory.
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
-            }
-        }
+    /// Opens the new active file after a rotation.
+    fn open_rotated(&mut self) -> Result<(), SinkError> {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(&self.path)
             .map_err(SinkError::io("open"))?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the rename and the new file's entry durable (before any
+            // record in it is acknowledged); not every platform can open a
+            // directory.
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
         self.file = Some(file);
         self.file_len = 0;
         self.released = Released::default();
@@ -627,8 +665,16 @@ impl JsonLinesSink {
             self.open_file()?;
             self.needs_recovery = false;
         }
-        if self.rotation_due() {
-            self.rotate()?;
+        if self.rotation_due()
+            && let Err(error) = self.rotate()
+        {
+            // Rotation is upkeep: the batch is written all the same, to the
+            // file still open or, after a failed open, to the reopened path.
+            tracing::error!(target: "audit", %error, "audit file rotation failed");
+            if self.needs_recovery {
+                self.open_file()?;
+                self.needs_recovery = false;
+            }
         }
         let (seq_before, hash_before) = (self.next_seq, self.last_hash.clone());
         let mut buf = std::mem::take(&mut self.buf);

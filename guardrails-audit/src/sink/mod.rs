@@ -2,8 +2,11 @@
 //!
 //! A sink receives whole batches from the pipeline's background writer, one
 //! call (and at most one boxed future) per batch, never per event. It returns
-//! once the batch is as durable as the sink can make it; the pipeline then
-//! acknowledges the waiting requests (group commit).
+//! once the batch is written, saying in its [`WriteReceipt`] whether the
+//! batch is durable; the pipeline then acknowledges the waiting requests
+//! (group commit), or fails them with
+//! [`DeliveryError::NotDurable`](crate::DeliveryError::NotDurable) when it is
+//! not.
 //!
 //! - [`file::JsonLinesSink`]: the embedded default, an append-only,
 //!   hash-chained JSON-lines file with rotation and signed checkpoints.

@@ -23,7 +23,7 @@
 //! | [`DamageKind::Malformed`] | a line that is not a chained record, and not a crash's torn line that an `audit.recovered` record accounts for |
 //!
 //! A crash is not damage: a torn line followed by the `audit.recovered` record
-//! that names its length is accepted and counted in
+//! that names its length and SHA-256 is accepted and counted in
 //! [`VerifyReport::recoveries`], and a torn last line (the writer crashed and
 //! has not restarted yet) is reported in [`VerifyReport::torn_tail`]. A
 //! checkpoint line cut the same way is counted in
