@@ -216,7 +216,7 @@ mod tests {
         }
     }
 
-    /// A sink that writes every batch but the one holding the
+    /// A sink that writes every batch but one holding a successful
     /// `invoice.delete` domain event: the strict attempt record is durable,
     /// the event after the deletion is not.
     struct LosesDomainEvents(guardrails_audit::sink::MemorySink);
@@ -230,7 +230,9 @@ mod tests {
             &'a mut self,
             batch: &'a [guardrails_audit::AuditEvent],
         ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
-            if batch.iter().any(|e| e.action() == "invoice.delete") {
+            if batch.iter().any(|e| {
+                e.action() == "invoice.delete" && e.outcome() == guardrails_audit::Outcome::Success
+            }) {
                 return Box::pin(std::future::ready(Err(
                     guardrails_audit::sink::SinkError::Unavailable("disk gone"),
                 )));
@@ -270,10 +272,15 @@ mod tests {
         // Not processed, as the answer says: the invoice is still there.
         assert_eq!(response.status(), 503);
         assert_eq!(store.get("acme", &invoice.id), Some(invoice));
-        // The attempt was recorded before the handler ran.
-        assert!(memory.events().iter().any(
+        let _ = guard.shutdown(std::time::Duration::from_secs(5)).await;
+        let events = memory.events();
+        // The attempt was recorded before the handler ran…
+        assert!(events.iter().any(
             |e| e.action() == "http.request" && e.stage() == guardrails_audit::Stage::Received
         ));
-        let _ = guard.shutdown(std::time::Duration::from_secs(5)).await;
+        // …and the undoing after it.
+        assert!(events.iter().any(|e| e.action() == "invoice.delete"
+            && e.outcome() == guardrails_audit::Outcome::Failure
+            && e.reason() == Some("reverted")));
     }
 }

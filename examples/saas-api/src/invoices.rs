@@ -219,7 +219,9 @@ pub async fn get(
 ///
 /// 404 when the invoice does not exist in this tenant; 503 when its
 /// `invoice.delete` event cannot be written durably, and then the invoice
-/// is put back: a deletion is never left without its audit record.
+/// is put back (a deletion is never left without its audit record) and an
+/// `invoice.delete` event with outcome `failure`, reason `reverted`, is
+/// recorded best effort, in case the first event is written after all.
 pub async fn delete(
     State(store): State<Store>,
     audit: Option<RequestAudit>,
@@ -245,6 +247,16 @@ pub async fn delete(
             // Answered as not processed: then it must not be.
             if let Some(invoice) = deleted {
                 store.restore(invoice);
+                // The deletion's record may reach the trail all the same (it
+                // timed out in the queue, or was written but not synced):
+                // say, best effort, that the deletion was undone.
+                let reverted = audit
+                    .event("invoice.delete", Category::DataWrite)
+                    .with_target("invoice", id.as_str())
+                    .with_detail("tenant", tenant.as_str())
+                    .with_outcome(Outcome::Failure)
+                    .with_reason("reverted");
+                let _ = audit.0.auditor().record(reverted);
             }
             return Err(error.to_problem(audit.mode()));
         }
