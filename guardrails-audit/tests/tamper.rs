@@ -678,3 +678,50 @@ async fn a_failed_rename_keeps_writing_to_the_open_file_and_rotates_later() {
     assert_eq!((all.first_seq, all.recoveries), (Some(0), 0));
     assert!(all.cleanly_stopped);
 }
+
+/// A crash during the recovery of a torn line: the next writer completes
+/// that recovery instead of refusing the file, whatever point the cut
+/// recovery write reached.
+#[tokio::test]
+async fn a_recovery_cut_by_a_crash_is_completed_at_the_next_open() {
+    use guardrails_audit::sink::AuditSink;
+    // The sink's own recovery write for a torn line, to cut at some point.
+    let (_dir, path) = trail(true).await;
+    let mut text = std::fs::read(&path).unwrap();
+    let clean = text.len();
+    const TORN: &[u8] = br#"{"action":"http.request","act"#;
+    text.extend_from_slice(TORN);
+    std::fs::write(&path, &text).unwrap();
+    common::reopen_keyed(&path).close().await.unwrap();
+    let recovered = std::fs::read(&path).unwrap();
+    // "\n" + the recovery record + "\n", right after the torn bytes (then
+    // the `audit.stopped` record of the close).
+    let recovery_write = recovered[text.len()..].to_vec();
+    let record_len = recovery_write[1..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap();
+
+    for cut in [1, 20, 1 + record_len] {
+        let (_dir, path) = trail(true).await;
+        let mut cut_text = std::fs::read(&path).unwrap();
+        assert_eq!(cut_text.len(), clean);
+        cut_text.extend_from_slice(&text[clean..]);
+        cut_text.extend_from_slice(&recovery_write[..cut]);
+        std::fs::write(&path, &cut_text).unwrap();
+        let mut sink = common::reopen_keyed(&path);
+        sink.write_batch(&common::awkward_events(2)).await.unwrap();
+        sink.close().await.unwrap();
+        let report = verify(&path, &options(true, &path))
+            .unwrap_or_else(|e| panic!("cut after {cut} bytes: {e}"));
+        assert!(report.recoveries >= 1, "cut after {cut} bytes");
+        assert!(report.cleanly_stopped);
+        let torn_records: Vec<Value> = read_lines(&path)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["reason"] == "torn_write")
+            .collect();
+        assert_eq!(torn_records.len(), 1, "cut after {cut} bytes");
+        assert_eq!(torn_records[0]["details"]["torn_bytes"], TORN.len());
+    }
+}

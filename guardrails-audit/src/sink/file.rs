@@ -42,7 +42,10 @@
 //! line that lacks only its newline, being exactly the canonical next record
 //! of the chain, is a whole record: it is ended and kept, and the recovery
 //! record says `torn_bytes: 0`. After a failed write the sink performs the
-//! same recovery before the next batch.
+//! same recovery before the next batch. A recovery cut by a crash in turn is
+//! completed at the next open: its record is kept if it is whole; otherwise
+//! its cut write, never acknowledged, is removed and the recovery redone,
+//! so one recovery record follows the torn line.
 //!
 //! The checkpoint file is recovered the same way: a checkpoint line cut by a
 //! crash is ended before the next checkpoint, and
@@ -324,7 +327,13 @@ impl fmt::Debug for JsonLinesSink {
 /// What the end of an existing file says.
 struct Tail {
     last: Option<Value>,
+    /// The bytes after the last record that are not a record.
     torn: Vec<u8>,
+    /// `torn` is already followed by a newline: an earlier recovery ended
+    /// it and was cut before its record was whole.
+    torn_ended: bool,
+    /// That cut recovery write (after `torn`'s newline); empty otherwise.
+    interrupted: Vec<u8>,
     first_seq: Option<u64>,
     len: u64,
 }
@@ -411,9 +420,31 @@ impl JsonLinesSink {
             }
         };
         self.file = Some(file);
+        let mut first_seq = tail.first_seq;
+        // An interrupted recovery: its record, when whole, accounts for the
+        // torn line; otherwise its cut write (the sink's own, never
+        // acknowledged) is removed and the recovery is done again.
+        let mut torn_ended = tail.torn_ended;
+        if torn_ended {
+            if let Some(record) = self.whole_next_record(&tail.interrupted) {
+                self.write_durably(b"\n", true)?;
+                self.continue_from(&record)?;
+                first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
+                last = Some(record);
+                torn.clear();
+                torn_ended = false;
+                stopped = false;
+            } else if !tail.interrupted.is_empty() {
+                let keep = tail.len - tail.interrupted.len() as u64;
+                if let Some(file) = &self.file {
+                    file.set_len(keep).map_err(SinkError::io("truncate"))?;
+                    file.sync_data().map_err(SinkError::io("fsync"))?;
+                }
+                self.file_len = keep;
+            }
+        }
         // A write cut right before its line end left a whole record: it is
         // ended and kept, not taken for torn.
-        let mut first_seq = tail.first_seq;
         if let Some(record) = self.whole_next_record(&torn) {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
@@ -454,7 +485,7 @@ impl JsonLinesSink {
             );
             event.details.insert("last_seq".into(), last_seq);
             self.buf.clear();
-            if !torn.is_empty() {
+            if !torn.is_empty() && !torn_ended {
                 self.buf.push(b'\n');
             }
             let mut buf = std::mem::take(&mut self.buf);
@@ -840,14 +871,16 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
         return Ok(Tail {
             last: None,
             torn: Vec::new(),
+            torn_ended: false,
+            interrupted: Vec::new(),
             first_seq: None,
             len,
         });
     }
-    // A window that starts at the file's start, or holds the line end
-    // before the last complete line (and so that line whole).
+    // A window that starts at the file's start, or holds the lines it needs
+    // whole; doubled until it does.
     let mut size = TAIL_WINDOW;
-    let (window, start) = loop {
+    let (last, torn, torn_ended, interrupted) = loop {
         let start = len.saturating_sub(size);
         file.seek(SeekFrom::Start(start))
             .map_err(SinkError::io("seek"))?;
@@ -855,13 +888,8 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
         Read::take(&mut *file, len - start)
             .read_to_end(&mut window)
             .map_err(SinkError::io("read"))?;
-        let whole = start == 0
-            || window
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .is_some_and(|end| window[..end].contains(&b'\n'));
-        if whole {
-            break (window, start);
+        if let Some(found) = tail_lines(&window, start == 0)? {
+            break found;
         }
         if size >= MAX_TAIL_WINDOW {
             return Err(SinkError::Incompatible(
@@ -869,26 +897,6 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
             ));
         }
         size *= 2;
-    };
-    let (complete, torn) = match window.iter().rposition(|b| *b == b'\n') {
-        Some(i) => (&window[..=i], window[i + 1..].to_vec()),
-        None => (&window[..0], window.clone()),
-    };
-    let last = if complete.is_empty() {
-        None
-    } else {
-        let body = &complete[..complete.len() - 1];
-        let line_start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        debug_assert!(line_start > 0 || start == 0);
-        let line = &body[line_start..];
-        if line.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::from_slice::<Value>(line)
-                    .map_err(|_| SinkError::Incompatible("the last line is not JSON"))?,
-            )
-        }
     };
     // The first record's seq (files of a rotated chain start above 0).
     // Its line is read whole, like the last one.
@@ -906,9 +914,60 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
     Ok(Tail {
         last,
         torn,
+        torn_ended,
+        interrupted,
         first_seq,
         len,
     })
+}
+
+/// What [`tail_lines`] finds: the last record, the torn bytes, whether they
+/// are already ended by a newline, and the interrupted write after them.
+type TailLines = (Option<Value>, Vec<u8>, bool, Vec<u8>);
+
+/// The line of `window` that ends right before `end`, and where it starts;
+/// `None` when its start is not in the window.
+fn line_before(window: &[u8], end: usize, at_file_start: bool) -> Option<(usize, &[u8])> {
+    let start = window[..end]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    (start > 0 || at_file_start).then(|| (start, &window[start..end]))
+}
+
+/// Reads the end of a file from `window` (its last bytes; `at_file_start`
+/// when it holds the whole file). `None` when a line it needs starts before
+/// the window.
+///
+/// Usually the last complete line is the last record, and the bytes after
+/// it (if any) are torn. When the last complete line is not JSON, a recovery
+/// was itself interrupted: that line is a torn line already ended by the
+/// recovery's newline, the record before it is the last one, and what
+/// follows is the cut recovery write.
+fn tail_lines(window: &[u8], at_file_start: bool) -> Result<Option<TailLines>, SinkError> {
+    let Some(newline) = window.iter().rposition(|b| *b == b'\n') else {
+        return Ok(at_file_start.then(|| (None, window.to_vec(), false, Vec::new())));
+    };
+    let after = window[newline + 1..].to_vec();
+    let Some((line_start, line)) = line_before(window, newline, at_file_start) else {
+        return Ok(None);
+    };
+    if line.is_empty() {
+        return Ok(Some((None, after, false, Vec::new())));
+    }
+    if let Ok(record) = serde_json::from_slice::<Value>(line) {
+        return Ok(Some((Some(record), after, false, Vec::new())));
+    }
+    let garbage = line.to_vec();
+    if line_start == 0 {
+        return Ok(Some((None, garbage, true, after)));
+    }
+    let Some((_, previous)) = line_before(window, line_start - 1, at_file_start) else {
+        return Ok(None);
+    };
+    let previous = serde_json::from_slice::<Value>(previous)
+        .map_err(|_| SinkError::Incompatible("the last two lines are not JSON"))?;
+    Ok(Some((Some(previous), garbage, true, after)))
 }
 
 impl AuditSink for JsonLinesSink {
