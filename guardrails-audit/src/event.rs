@@ -812,16 +812,28 @@ fn escape_raw(s: &str) -> String {
     out
 }
 
-fn escape_raw_value(value: &mut Value) {
+/// How deep detail values may nest (the `details` object is level 1).
+/// Deeper containers are replaced by `{"omitted": "too_deep"}`: a record is
+/// read back by JSON parsers with a nesting limit (serde_json's is 128), and
+/// a record one of them refuses would read as damage.
+pub const MAX_DETAIL_DEPTH: usize = 32;
+
+fn escape_raw_value(value: &mut Value, depth: usize) {
     match value {
         Value::String(s) if has_raw_control(s) => *s = escape_raw(s),
-        Value::Array(items) => items.iter_mut().for_each(escape_raw_value),
-        Value::Object(map) => escape_raw_map(map),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_DETAIL_DEPTH => {
+            *value = serde_json::json!({"omitted": "too_deep"});
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| escape_raw_value(item, depth + 1)),
+        Value::Object(map) => escape_raw_map(map, depth),
         _ => {}
     }
 }
 
-fn escape_raw_map(map: &mut Map<String, Value>) {
+/// `map` is at nesting `depth`, its values one deeper.
+fn escape_raw_map(map: &mut Map<String, Value>, depth: usize) {
     if map.keys().any(|k| has_raw_control(k)) {
         *map = std::mem::take(map)
             .into_iter()
@@ -835,14 +847,16 @@ fn escape_raw_map(map: &mut Map<String, Value>) {
             })
             .collect();
     }
-    map.values_mut().for_each(escape_raw_value);
+    map.values_mut()
+        .for_each(|value| escape_raw_value(value, depth + 1));
 }
 
 /// Escapes DEL and the C1 controls in the actor's subject and tenant and in
 /// every detail (strings and member names), wherever they came from: the
 /// canonical form keeps them literal, so a terminal showing the trail, or
 /// its tracing lines, could act on them. Nothing is scanned past a byte
-/// check when there is none.
+/// check when there is none. Cuts details nested deeper than
+/// [`MAX_DETAIL_DEPTH`].
 pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
     for field in [&mut event.actor.subject, &mut event.actor.tenant]
         .into_iter()
@@ -853,7 +867,7 @@ pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
         }
     }
     if !event.details.is_empty() {
-        escape_raw_map(&mut event.details);
+        escape_raw_map(&mut event.details, 1);
     }
 }
 
@@ -1125,6 +1139,28 @@ mod tests {
         let actor = Actor::from_principal(&p);
         assert_eq!(actor.subject.as_deref(), Some("ev\\x9B31mil\\x1B"));
         assert_eq!(actor.tenant.as_deref(), Some("ac\\x7Fme"));
+    }
+
+    #[test]
+    fn details_nested_too_deep_are_cut_where_the_limit_is() {
+        // A client's body nested 126 deep parses; its record, deeper still,
+        // would not parse back with serde_json's limit of 128.
+        let mut deep = json!(1);
+        for _ in 0..126 {
+            deep = json!([deep]);
+        }
+        let mut event = AuditEvent::new("x", Category::DataWrite).with_detail("body", deep);
+        escape_raw_controls(&mut event);
+        let mut at = &event.details()["body"];
+        let mut depth = 2; // `details` is 1, `body`'s value 2
+        while let Some(inner) = at.get(0) {
+            at = inner;
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_DETAIL_DEPTH);
+        assert_eq!(*at, json!({"omitted": "too_deep"}));
+        let record = serde_json::to_string(&event.to_json()).unwrap();
+        assert!(serde_json::from_str::<Value>(&record).is_ok());
     }
 
     #[test]

@@ -725,3 +725,29 @@ async fn a_recovery_cut_by_a_crash_is_completed_at_the_next_open() {
         assert_eq!(torn_records[0]["details"]["torn_bytes"], TORN.len());
     }
 }
+
+/// What is not this sink's trail is refused and left as it is, not
+/// continued or repaired.
+#[tokio::test]
+async fn foreign_or_other_key_content_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let other_key = SecretString::from("another key");
+    // Text files: a complete non-JSON last line is no cut recovery.
+    for text in ["a\n", "a\nb", "not json\n{\"x\":1"] {
+        std::fs::write(&path, text).unwrap();
+        let error = JsonLinesSink::builder(&path).open().unwrap_err();
+        assert!(error.to_string().contains("not JSON"), "{text:?}: {error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+    // The first record of another key's chain, cut just before its newline.
+    let (_other_dir, other) = trail(true).await;
+    let first = read_lines(&other).remove(0);
+    std::fs::write(&path, &first).unwrap();
+    let error = JsonLinesSink::builder(&path)
+        .hmac_key(other_key)
+        .open()
+        .unwrap_err();
+    assert!(error.to_string().contains("does not verify"), "{error}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+}

@@ -426,7 +426,7 @@ impl JsonLinesSink {
         // acknowledged) is removed and the recovery is done again.
         let mut torn_ended = tail.torn_ended;
         if torn_ended {
-            if let Some(record) = self.whole_next_record(&tail.interrupted) {
+            if let Some(record) = self.whole_next_record(&tail.interrupted)? {
                 self.write_durably(b"\n", true)?;
                 self.continue_from(&record)?;
                 first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
@@ -445,7 +445,7 @@ impl JsonLinesSink {
         }
         // A write cut right before its line end left a whole record: it is
         // ended and kept, not taken for torn.
-        if let Some(record) = self.whole_next_record(&torn) {
+        if let Some(record) = self.whole_next_record(&torn)? {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
             first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
@@ -507,14 +507,27 @@ impl JsonLinesSink {
     /// The record in `torn` (the bytes after the last line end) when they
     /// are exactly the canonical next record of this chain (of a new chain:
     /// its first), which a write cut right before the line end leaves.
-    fn whole_next_record(&self, torn: &[u8]) -> Option<Value> {
-        let record: Value = serde_json::from_slice(torn).ok()?;
-        let chain = record.get("chain")?;
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Incompatible`] when they are that record but do not
+    /// verify with this sink's algorithm and key: the file is another key's,
+    /// and is refused rather than continued.
+    fn whole_next_record(&self, torn: &[u8]) -> Result<Option<Value>, SinkError> {
+        let Ok(record) = serde_json::from_slice::<Value>(torn) else {
+            return Ok(None);
+        };
+        let Some(chain) = record.get("chain") else {
+            return Ok(None);
+        };
         let links = chain.get("seq").and_then(Value::as_u64) == Some(self.next_seq)
             && chain.get("prev").and_then(Value::as_str) == Some(self.last_hash.as_str())
             && (self.chain_id.is_empty()
                 || chain.get("id").and_then(Value::as_str) == Some(self.chain_id.as_str()));
         let canonical = jcs::to_vec(&record).is_ok_and(|bytes| bytes == torn);
+        if !(links && canonical) {
+            return Ok(None);
+        }
         // Checked before the file is touched (`continue_from` checks again).
         let verifies = chain.get("alg").and_then(Value::as_str) == Some(self.hasher.alg().as_str())
             && self.hasher.hash_record(&record).is_ok_and(|computed| {
@@ -523,7 +536,12 @@ impl JsonLinesSink {
                     .and_then(Value::as_str)
                     .is_some_and(|stored| crate::chain::same_hash(stored, &computed))
             });
-        (links && canonical && verifies).then_some(record)
+        if !verifies {
+            return Err(SinkError::Incompatible(
+                "the last record does not verify with this key",
+            ));
+        }
+        Ok(Some(record))
     }
 
     /// Continues the chain after `last`, which must verify with this
@@ -958,9 +976,23 @@ fn tail_lines(window: &[u8], at_file_start: bool) -> Result<Option<TailLines>, S
     if let Ok(record) = serde_json::from_slice::<Value>(line) {
         return Ok(Some((Some(record), after, false, Vec::new())));
     }
+    // What a recovery writes after the torn line's newline: its record,
+    // which starts so (members in canonical order).
+    const RECOVERY_START: &[u8] = br#"{"action":"audit.recovered","#;
+    let n = after.len().min(RECOVERY_START.len());
+    let cut_recovery = after[..n] == RECOVERY_START[..n];
+    let not_json = SinkError::Incompatible("the last line is not JSON");
     let garbage = line.to_vec();
     if line_start == 0 {
-        return Ok(Some((None, garbage, true, after)));
+        // Nothing before it to continue: only a cut recovery explains it.
+        return if after.is_empty() || !cut_recovery {
+            Err(not_json)
+        } else {
+            Ok(Some((None, garbage, true, after)))
+        };
+    }
+    if !cut_recovery {
+        return Err(not_json);
     }
     let Some((_, previous)) = line_before(window, line_start - 1, at_file_start) else {
         return Ok(None);
