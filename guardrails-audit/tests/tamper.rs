@@ -419,8 +419,15 @@ async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
     // The empty active file alone verifies: its records are all rotated.
     let report = verify(&path, &options(true, &path)).unwrap();
     assert_eq!(report.records, 0);
-    // …and the writer dies before writing to it.
+    // …and the writer dies before writing to it, even before its rotation
+    // checkpoint was written.
     drop(sink);
+    let cp_path = checkpoints_of(&path);
+    let kept: Vec<String> = read_lines(&cp_path)
+        .into_iter()
+        .filter(|l| !l.contains("\"reason\":\"rotation\""))
+        .collect();
+    write_lines(&cp_path, &kept);
     let mut sink = common::reopen_keyed(&path);
     assert_eq!(
         sink.next_seq(),
@@ -434,6 +441,9 @@ async fn crash_right_after_a_rotation_continues_the_rotated_chain() {
     assert_eq!(report.first_seq, Some(0));
     assert_eq!(report.recoveries, 1);
     assert!(report.cleanly_stopped);
+    // The reopen wrote the rotation checkpoint: the active file alone links.
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!(report.first_seq, Some(5));
 }
 
 #[tokio::test]
@@ -664,10 +674,18 @@ async fn a_failed_rename_keeps_writing_to_the_open_file_and_rotates_later() {
     for batch in common::awkward_events(12).chunks(3) {
         sink.write_batch(batch).await.unwrap();
     }
-    // Every batch went to the active file; no crash was recorded.
+    // Every batch went to the active file; no crash was recorded, and no
+    // rotation checkpoint names a rotation that did not happen.
     let report = verify(&path, &options(true, &path)).unwrap();
     assert_eq!((report.first_seq, report.last_seq), (Some(0), Some(11)));
     assert_eq!(report.recoveries, 0);
+    let rotations = |path: &Path| {
+        checkpoint_list(path)
+            .into_iter()
+            .filter(|(_, reason)| reason == "rotation")
+            .count()
+    };
+    assert_eq!(rotations(&path), 0);
     // Once the name is free (and the retry pause is over), it rotates.
     std::fs::remove_dir_all(&blocker).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -677,6 +695,7 @@ async fn a_failed_rename_keeps_writing_to_the_open_file_and_rotates_later() {
     let all = verify(&path, &options(true, &path).include_rotated(true)).unwrap();
     assert_eq!((all.first_seq, all.recoveries), (Some(0), 0));
     assert!(all.cleanly_stopped);
+    assert_eq!(rotations(&path), 1);
 }
 
 /// A crash during the recovery of a torn line: the next writer completes

@@ -59,7 +59,9 @@
 //! `<name>.<first seq, 20 digits>` and a new file is started at the same path;
 //! the chain continues (same id, next seq, `prev` = the last hash of the
 //! previous file), and a `rotation` checkpoint names the last record of the
-//! old file. When the rename fails, the sink writes on to the file it has
+//! old file, written once the rename has succeeded (after a crash in
+//! between, by the next open; after a failed write, before the next
+//! checkpoint). When the rename fails, the sink writes on to the file it has
 //! open and tries again a second later; rotation never costs a batch.
 //!
 //! # Checkpoints
@@ -275,6 +277,7 @@ impl JsonLinesBuilder {
             last_checkpoint: Instant::now(),
             needs_recovery: false,
             rotation_retry_at: None,
+            rotation_checkpoint_due: None,
             checkpoint_torn,
             buf: Vec::with_capacity(64 * 1024),
         };
@@ -307,6 +310,9 @@ pub struct JsonLinesSink {
     needs_recovery: bool,
     /// After a failed rename, when rotation may be tried again.
     rotation_retry_at: Option<Instant>,
+    /// The `rotation` checkpoint of the last rotation, when it could not be
+    /// written: the record's seq and hash.
+    rotation_checkpoint_due: Option<(u64, String)>,
     /// The checkpoint file ends in a cut line: the next checkpoint starts on
     /// a line of its own.
     checkpoint_torn: bool,
@@ -419,6 +425,8 @@ impl JsonLinesSink {
                 true
             }
         };
+        // The rotated file's last record, for its rotation checkpoint.
+        let rotation_end = after_rotation.then(|| (self.next_seq - 1, self.last_hash.clone()));
         self.file = Some(file);
         let mut first_seq = tail.first_seq;
         // An interrupted recovery: its record, when whole, accounts for the
@@ -458,6 +466,11 @@ impl JsonLinesSink {
             self.chain_id = uuid::Uuid::now_v7().to_string();
         }
         self.file_first_seq = first_seq.unwrap_or(self.next_seq);
+        if let Some((seq, hash)) = rotation_end {
+            // The writer may have died between the rename and the rotation
+            // checkpoint: write it (again) before anything else.
+            self.write_checkpoint(seq, &hash, "rotation")?;
+        }
         let crashed = !torn.is_empty() || after_rotation || !stopped;
         if crashed {
             let last_seq = last
@@ -624,13 +637,26 @@ impl JsonLinesSink {
         {
             file.sync_data().map_err(SinkError::io("fsync"))?;
         }
-        let mut line = checkpoint_line(
-            self.signer.as_ref(),
-            &self.chain_id,
-            self.next_seq - 1,
-            &self.last_hash,
-            reason,
-        )?;
+        // A rotation checkpoint that failed comes first: it names the end
+        // of the rotated file, which nothing else links.
+        if let Some((seq, hash)) = self.rotation_checkpoint_due.take()
+            && let Err(error) = self.write_checkpoint(seq, &hash, "rotation")
+        {
+            self.rotation_checkpoint_due = Some((seq, hash));
+            return Err(error);
+        }
+        let hash = self.last_hash.clone();
+        self.write_checkpoint(self.next_seq - 1, &hash, reason)
+    }
+
+    /// Appends and syncs a signed checkpoint of record `seq` (`hash`).
+    fn write_checkpoint(
+        &mut self,
+        seq: u64,
+        hash: &str,
+        reason: &'static str,
+    ) -> Result<(), SinkError> {
+        let mut line = checkpoint_line(self.signer.as_ref(), &self.chain_id, seq, hash, reason)?;
         if self.checkpoint_torn {
             line.insert(0, b'\n');
         }
@@ -666,7 +692,6 @@ impl JsonLinesSink {
     /// new file cannot be opened, the active path is reopened (continuing
     /// the chain) before the next batch.
     fn rotate(&mut self) -> Result<(), SinkError> {
-        self.checkpoint("rotation")?;
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(format!(".{:020}", self.file_first_seq));
         if let Err(error) = fs::rename(&self.path, &rotated) {
@@ -674,15 +699,24 @@ impl JsonLinesSink {
             return Err(SinkError::io("rotate")(error));
         }
         self.rotation_retry_at = None;
+        // The `rotation` checkpoint names the rotated file's last record,
+        // once it is rotated: a failed rename leaves none behind (one would
+        // let a trail start after it). If it cannot be written now, the next
+        // checkpoint writes it first; after a crash here, the next open.
+        let (seq, hash) = (self.next_seq - 1, self.last_hash.clone());
+        let checkpointed = self.write_checkpoint(seq, &hash, "rotation");
+        if checkpointed.is_err() {
+            self.rotation_checkpoint_due = Some((seq, hash));
+        }
         if let Some(file) = self.file.take() {
             // Complete: nothing appends to its last block any more.
             self.released.finish(&file);
         }
-        let result = self.open_rotated();
-        if result.is_err() {
+        let opened = self.open_rotated();
+        if opened.is_err() {
             self.needs_recovery = true;
         }
-        result
+        checkpointed.and(opened)
     }
 
     /// Opens the new active file after a rotation.
