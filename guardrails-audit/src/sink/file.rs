@@ -727,13 +727,16 @@ impl JsonLinesSink {
             .append(true)
             .open(&self.path)
             .map_err(SinkError::io("open"))?;
-        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Make the rename and the new file's entry durable (before any
-            // record in it is acknowledged); not every platform can open a
-            // directory.
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
-            }
+        // Make the rename and the new file's entry durable (before any
+        // record in it is acknowledged); not every platform can open a
+        // directory, but where it opens, its sync must succeed.
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(dir) = File::open(dir) {
+            dir.sync_all().map_err(SinkError::io("fsync directory"))?;
         }
         self.file = Some(file);
         self.file_len = 0;
