@@ -429,38 +429,31 @@ impl JsonLinesSink {
         let rotation_end = after_rotation.then(|| (self.next_seq - 1, self.last_hash.clone()));
         self.file = Some(file);
         let mut first_seq = tail.first_seq;
-        // An interrupted recovery: its record, when whole, accounts for the
-        // torn line; otherwise its cut write (the sink's own, never
-        // acknowledged) is removed and the recovery is done again.
+        // The bytes after the last line end: after an interrupted recovery
+        // (its torn line already ended), that recovery's cut write; else the
+        // torn bytes. When they are the whole next record (a write cut right
+        // before its newline, or the recovery record accounting for the
+        // torn line), it is ended and kept; a cut recovery write that is not
+        // whole (the sink's own, never acknowledged) is removed, and the
+        // recovery is done again below.
         let mut torn_ended = tail.torn_ended;
-        if torn_ended {
-            if let Some(record) = self.whole_next_record(&tail.interrupted)? {
-                self.write_durably(b"\n", true)?;
-                self.continue_from(&record)?;
-                first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
-                last = Some(record);
-                torn.clear();
-                torn_ended = false;
-                stopped = false;
-            } else if !tail.interrupted.is_empty() {
-                let keep = tail.len - tail.interrupted.len() as u64;
-                if let Some(file) = &self.file {
-                    file.set_len(keep).map_err(SinkError::io("truncate"))?;
-                    file.sync_data().map_err(SinkError::io("fsync"))?;
-                }
-                self.file_len = keep;
-            }
-        }
-        // A write cut right before its line end left a whole record: it is
-        // ended and kept, not taken for torn.
-        if let Some(record) = self.whole_next_record(&torn)? {
+        let cut = if torn_ended { &tail.interrupted } else { &torn };
+        if let Some(record) = self.whole_next_record(cut)? {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
             first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
             last = Some(record);
             torn.clear();
+            torn_ended = false;
             // Not a clean stop, whatever the record: its write was cut.
             stopped = false;
+        } else if torn_ended && !tail.interrupted.is_empty() {
+            let keep = tail.len - tail.interrupted.len() as u64;
+            if let Some(file) = &self.file {
+                file.set_len(keep).map_err(SinkError::io("truncate"))?;
+                file.sync_data().map_err(SinkError::io("fsync"))?;
+            }
+            self.file_len = keep;
         }
         if self.chain_id.is_empty() {
             self.chain_id = uuid::Uuid::now_v7().to_string();
