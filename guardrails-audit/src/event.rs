@@ -170,12 +170,12 @@ impl Actor {
 
     /// The actor of a verified principal. Only the subject, tenant and method
     /// are taken: never the token id, claims or scopes.
-    /// Control characters in them are escaped ([`sanitize`]): an identity
-    /// provider's subject is not trusted to be printable.
+    /// (The auditor escapes the controls JSON leaves literal in them when it
+    /// records the event.)
     pub fn from_principal(principal: &Principal) -> Self {
         Self {
-            subject: Some(sanitize(principal.subject(), MAX_ID_CHARS)),
-            tenant: principal.tenant().map(|t| sanitize(t, MAX_ID_CHARS)),
+            subject: Some(principal.subject().to_owned()),
+            tenant: principal.tenant().map(str::to_owned),
             auth_method: Some(principal.method().as_str()),
         }
     }
@@ -787,9 +787,6 @@ pub(crate) fn integers_only(value: Value) -> Value {
     }
 }
 
-/// The longest subject or tenant recorded, in characters.
-const MAX_ID_CHARS: usize = 1024;
-
 /// Whether `s` holds DEL or a C1 control (U+007F..U+009F): characters the
 /// canonical form writes literally, and that a terminal may act on (U+009B
 /// is a control sequence introducer). C0 controls are escaped by JSON.
@@ -799,12 +796,21 @@ fn has_raw_control(s: &str) -> bool {
         && s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c))
 }
 
+/// Appends control character `c` (below U+0100) as a visible `\xNN`.
+fn push_hex_escape(out: &mut String, c: char) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let code = u32::from(c);
+    out.push_str("\\x");
+    out.push(char::from(HEX[(code >> 4 & 0xf) as usize]));
+    out.push(char::from(HEX[(code & 0xf) as usize]));
+}
+
 /// `s` with DEL and C1 controls as visible `\xNN` escapes.
 fn escape_raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if ('\u{7f}'..='\u{9f}').contains(&c) {
-            out.push_str(&format!("\\x{:02X}", u32::from(c)));
+            push_hex_escape(&mut out, c);
         } else {
             out.push(c);
         }
@@ -888,7 +894,7 @@ pub fn sanitize(input: &str, max_chars: usize) -> String {
         }
         let code = u32::from(c);
         if code < 0x20 || (0x7f..=0x9f).contains(&code) {
-            out.push_str(&format!("\\x{code:02X}"));
+            push_hex_escape(&mut out, c);
         } else {
             out.push(c);
         }
@@ -1133,12 +1139,13 @@ mod tests {
         );
         assert!(!e.to_string().contains("jti-secret"));
         // A subject or tenant with terminal controls is recorded escaped.
-        let p = Principal::builder("ev\u{9b}31mil\u{1b}", guardrails_core::AuthMethod::Jwt)
+        let p = Principal::builder("ev\u{9b}31mil", guardrails_core::AuthMethod::Jwt)
             .tenant("ac\u{7f}me")
             .build();
-        let actor = Actor::from_principal(&p);
-        assert_eq!(actor.subject.as_deref(), Some("ev\\x9B31mil\\x1B"));
-        assert_eq!(actor.tenant.as_deref(), Some("ac\\x7Fme"));
+        let mut event = AuditEvent::new("x", Category::Authn).with_principal(&p);
+        escape_raw_controls(&mut event);
+        assert_eq!(event.actor().subject.as_deref(), Some("ev\\x9B31mil"));
+        assert_eq!(event.actor().tenant.as_deref(), Some("ac\\x7Fme"));
     }
 
     #[test]
