@@ -40,6 +40,11 @@
 //! [`Redactor`] removes configured detail keys (by default anything that
 //! looks like a password, token, secret, cookie, session or key).
 //!
+//! Control characters from untrusted text (the path, the user agent, the
+//! actor, details) are recorded as visible `\xNN` escapes, and a backslash
+//! followed by `x` as `\x5C`, so every `\x` in a record starts an escape
+//! and the original text can be told apart and restored (see [`sanitize`]).
+//!
 //! ```
 //! use guardrails_audit::{AuditEvent, Category, Outcome};
 //!
@@ -789,14 +794,18 @@ pub(crate) fn integers_only(value: Value) -> Value {
 
 /// Whether `s` holds DEL or a C1 control (U+007F..U+009F): characters the
 /// canonical form writes literally, and that a terminal may act on (U+009B
-/// is a control sequence introducer). C0 controls are escaped by JSON.
-fn has_raw_control(s: &str) -> bool {
+/// is a control sequence introducer). C0 controls are escaped by JSON. A
+/// `\x` already in the text counts too: it is escaped so that no text can
+/// pass for an escaped control.
+fn needs_raw_escape(s: &str) -> bool {
     // C1 controls are 0xC2 0x80..=0x9F in UTF-8.
-    s.as_bytes().iter().any(|b| *b == 0x7f || *b == 0xc2)
-        && s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c))
+    s.as_bytes()
+        .iter()
+        .any(|b| matches!(*b, 0x7f | 0xc2 | b'\\'))
+        && (s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c)) || s.contains("\\x"))
 }
 
-/// Appends control character `c` (below U+0100) as a visible `\xNN`.
+/// Appends character `c` (below U+0100) as a visible `\xNN`.
 fn push_hex_escape(out: &mut String, c: char) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let code = u32::from(c);
@@ -805,16 +814,29 @@ fn push_hex_escape(out: &mut String, c: char) {
     out.push(char::from(HEX[(code & 0xf) as usize]));
 }
 
-/// `s` with DEL and C1 controls as visible `\xNN` escapes.
-fn escape_raw(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if ('\u{7f}'..='\u{9f}').contains(&c) {
-            push_hex_escape(&mut out, c);
+/// Appends the characters of `chars` to `out`, those that `escape` selects
+/// as `\xNN`, and a backslash that a literal `x` follows as `\x5C`: every
+/// `\x` in the result starts an escape, so the escaping is reversible and
+/// the text `\x1B` is never read as an escape character.
+fn push_escaped(
+    out: &mut String,
+    chars: impl Iterator<Item = char>,
+    escape: impl Fn(char) -> bool,
+) {
+    let mut chars = chars.peekable();
+    while let Some(c) = chars.next() {
+        if escape(c) || (c == '\\' && chars.peek() == Some(&'x')) {
+            push_hex_escape(out, c);
         } else {
             out.push(c);
         }
     }
+}
+
+/// `s` with DEL and C1 controls as visible `\xNN` escapes.
+fn escape_raw(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    push_escaped(&mut out, s.chars(), |c| ('\u{7f}'..='\u{9f}').contains(&c));
     out
 }
 
@@ -826,7 +848,7 @@ pub const MAX_DETAIL_DEPTH: usize = 32;
 
 fn escape_raw_value(value: &mut Value, depth: usize) {
     match value {
-        Value::String(s) if has_raw_control(s) => *s = escape_raw(s),
+        Value::String(s) if needs_raw_escape(s) => *s = escape_raw(s),
         Value::Array(_) | Value::Object(_) if depth >= MAX_DETAIL_DEPTH => {
             *value = serde_json::json!({"omitted": "too_deep"});
         }
@@ -840,11 +862,11 @@ fn escape_raw_value(value: &mut Value, depth: usize) {
 
 /// `map` is at nesting `depth`, its values one deeper.
 fn escape_raw_map(map: &mut Map<String, Value>, depth: usize) {
-    if map.keys().any(|k| has_raw_control(k)) {
+    if map.keys().any(|k| needs_raw_escape(k)) {
         *map = std::mem::take(map)
             .into_iter()
             .map(|(k, v)| {
-                let k = if has_raw_control(&k) {
+                let k = if needs_raw_escape(&k) {
                     escape_raw(&k)
                 } else {
                     k
@@ -868,7 +890,7 @@ pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
         .into_iter()
         .flatten()
     {
-        if has_raw_control(field) {
+        if needs_raw_escape(field) {
             *field = escape_raw(field);
         }
     }
@@ -879,25 +901,34 @@ pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
 
 /// Makes untrusted text safe for logs and terminals: control characters
 /// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
-/// escapes, and the text is cut at `max_chars` characters.
+/// escapes, and the text is cut at `max_chars` characters. A backslash
+/// before an `x` is written `\x5C`, so the text `\x1B` stays
+/// distinguishable from an escaped ESC.
+///
+/// ```
+/// use guardrails_audit::event::sanitize;
+///
+/// assert_eq!(sanitize("curl\r\n\u{1b}[2J", 64), "curl\\x0D\\x0A\\x1B[2J");
+/// assert_eq!(sanitize("curl\\x1B[2J", 64), "curl\\x5Cx1B[2J");
+/// assert_eq!(sanitize("abcdef", 3), "abc…");
+/// ```
 pub fn sanitize(input: &str, max_chars: usize) -> String {
     // Usual case: short enough and nothing to escape (C1 controls are
     // U+0080..U+009F, encoded 0xC2 0x80..0x9F, so an ASCII check suffices).
-    if input.len() <= max_chars && input.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if input.len() <= max_chars
+        && input
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
         return input.to_owned();
     }
     let mut out = String::with_capacity(input.len().min(max_chars));
-    for (count, c) in input.chars().enumerate() {
-        if count >= max_chars {
-            out.push('…');
-            break;
-        }
+    push_escaped(&mut out, input.chars().take(max_chars), |c| {
         let code = u32::from(c);
-        if code < 0x20 || (0x7f..=0x9f).contains(&code) {
-            push_hex_escape(&mut out, c);
-        } else {
-            out.push(c);
-        }
+        code < 0x20 || (0x7f..=0x9f).contains(&code)
+    });
+    if input.chars().nth(max_chars).is_some() {
+        out.push('…');
     }
     out
 }
@@ -1121,7 +1152,57 @@ mod tests {
             "a\\x0D\\x0Ab\\x1B[31mc\\x7F\\x85"
         );
         assert_eq!(sanitize("abcdef", 3), "abc…");
+        assert_eq!(sanitize("abc", 3), "abc");
         assert_eq!(sanitize("héllo", 10), "héllo");
+        // The text of an escape is escaped itself, so it cannot pass for one.
+        assert_eq!(sanitize("a\\x1Bb", 100), "a\\x5Cx1Bb");
+        assert_eq!(sanitize("a\\\u{1b}", 100), "a\\\\x1B");
+        assert_eq!(sanitize("C:\\dir\\", 100), "C:\\dir\\");
+        assert_eq!(sanitize("a\\x", 2), "a\\…");
+    }
+
+    /// Reads `\xNN` escapes back: what a reader of the trail does.
+    fn unescape(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(at) = rest.find("\\x") {
+            out.push_str(&rest[..at]);
+            let code = u8::from_str_radix(&rest[at + 2..at + 4], 16).unwrap();
+            out.push(char::from(code));
+            rest = &rest[at + 4..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn escaping_is_reversible() {
+        for text in [
+            "plain",
+            "a\\x1B",
+            "a\u{1b}",
+            "\\\\x",
+            "\\\u{85}x",
+            "x\\",
+            "\\x5C\u{9b}\\",
+            "C:\\x\\y",
+        ] {
+            assert_eq!(unescape(&sanitize(text, 100)), text, "{text:?}");
+            let raw = if needs_raw_escape(text) {
+                escape_raw(text)
+            } else {
+                text.to_owned()
+            };
+            assert_eq!(unescape(&raw), text, "{text:?}");
+        }
+        // Two detail keys that read alike before stay apart.
+        let mut event = AuditEvent::new("x", Category::DataWrite)
+            .with_detail("a\u{85}", 1)
+            .with_detail("a\\x85", 2);
+        escape_raw_controls(&mut event);
+        assert_eq!(event.details().len(), 2);
+        assert_eq!(event.details()["a\\x85"], 1);
+        assert_eq!(event.details()["a\\x5Cx85"], 2);
     }
 
     #[test]

@@ -116,8 +116,12 @@ fn method_name(method: &Method) -> std::borrow::Cow<'static, str> {
 /// The recorded path: the route template itself when they are equal (no
 /// copy), else a sanitized copy.
 fn recorded_path(path: &str, route: Option<&Arc<str>>) -> Arc<str> {
-    // What `sanitize` leaves unchanged: short, visible ASCII.
-    if path.len() <= MAX_PATH_CHARS && path.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    // What `sanitize` leaves unchanged: short, visible ASCII, no backslash.
+    if path.len() <= MAX_PATH_CHARS
+        && path
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
         return match route {
             Some(route) if **route == *path => Arc::clone(route),
             _ => Arc::from(path),
@@ -631,6 +635,8 @@ mod tests {
         let escaped = recorded_path("/a\u{1b}b", Some(&dirty));
         assert_eq!(&*escaped, "/a\\x1Bb");
         assert!(!Arc::ptr_eq(&escaped, &dirty));
+        // So is the text of an escape, which could pass for one.
+        assert_eq!(&*recorded_path("/a\\x1Bb", None), "/a\\x5Cx1Bb");
         assert_eq!(
             recorded_path(&"a".repeat(2000), None).chars().count(),
             MAX_PATH_CHARS + 1
