@@ -41,8 +41,11 @@
 //! a crash is recorded as a crash, and is not mistaken for tampering. A last
 //! line that lacks only its newline, being exactly the canonical next record
 //! of the chain, is a whole record: it is ended and kept, and the recovery
-//! record says `torn_bytes: 0`. After a failed write the sink performs the
-//! same recovery before the next batch. A recovery cut by a crash in turn is
+//! record says `torn_bytes: 0`. A batch whose write or sync fails (a full
+//! disk, a file size limit, an I/O error) is cut back out of the file, so
+//! the trail holds all of a batch or none of it and the pipeline's
+//! `audit.dropped` count is exactly the events missing; when the cut fails
+//! too, the sink performs the recovery above before the next batch. A recovery cut by a crash in turn is
 //! completed at the next open: its record is kept if it is whole; otherwise
 //! its cut write, never acknowledged, is removed and the recovery redone,
 //! so one recovery record follows the torn line.
@@ -618,6 +621,24 @@ impl JsonLinesSink {
         Ok(())
     }
 
+    /// Cuts the file back to `len`, the end of the last batch written, and
+    /// syncs the cut, after a failed write (a full disk, a file size limit,
+    /// an I/O error): the trail then holds all of a batch or none of it, so
+    /// the events the pipeline reports lost (`audit.dropped`) are exactly
+    /// those missing, and no record of a request that was refused (503 in
+    /// strict mode) stays behind. Returns whether the file is back at `len`.
+    fn cut_back(&mut self, len: u64) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        if let Err(error) = file.set_len(len).and_then(|()| file.sync_data()) {
+            tracing::error!(target: "audit", %error, "could not remove a failed batch from the audit file");
+            return false;
+        }
+        self.file_len = len;
+        true
+    }
+
     /// Appends a signed checkpoint of the current head.
     fn checkpoint(&mut self, reason: &'static str) -> Result<(), SinkError> {
         if self.next_seq == 0 {
@@ -755,7 +776,8 @@ impl JsonLinesSink {
                 self.needs_recovery = false;
             }
         }
-        let (seq_before, hash_before) = (self.next_seq, self.last_hash.clone());
+        let (seq_before, hash_before, len_before) =
+            (self.next_seq, self.last_hash.clone(), self.file_len);
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut result = batch
@@ -768,10 +790,11 @@ impl JsonLinesSink {
             self.buf = buf;
         }
         if let Err(error) = result {
-            // The file may hold part of the batch: recover before the next one.
             self.next_seq = seq_before;
             self.last_hash = hash_before;
-            self.needs_recovery = true;
+            // The file may hold part of the batch: take it back out, or,
+            // when that fails too, recover before the next batch.
+            self.needs_recovery = !self.cut_back(len_before);
             return Err(error);
         }
         self.since_checkpoint += batch.len() as u64;
