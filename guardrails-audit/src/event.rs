@@ -41,9 +41,12 @@
 //! looks like a password, token, secret, cookie, session or key).
 //!
 //! Control characters from untrusted text (the path, the user agent, the
-//! actor, details) are recorded as visible `\xNN` escapes, and a backslash
-//! followed by `x` as `\x5C`, so every `\x` in a record starts an escape
-//! and the original text can be told apart and restored (see [`sanitize`]).
+//! actor, a target id, the observer, details) are recorded as visible
+//! `\xNN` escapes, and a backslash followed by `x` as `\x5C`, so every `\x`
+//! in those fields starts an escape and the original text can be told apart
+//! and restored (see [`sanitize`]). The request id is visible ASCII (a
+//! `RequestId` has no controls), so a `\x` in it is text; action and
+//! reason are the application's own dotted codes.
 //!
 //! ```
 //! use guardrails_audit::{AuditEvent, Category, Outcome};
@@ -794,15 +797,30 @@ pub(crate) fn integers_only(value: Value) -> Value {
 
 /// Whether `s` holds DEL or a C1 control (U+007F..U+009F): characters the
 /// canonical form writes literally, and that a terminal may act on (U+009B
-/// is a control sequence introducer). C0 controls are escaped by JSON. A
-/// `\x` already in the text counts too: it is escaped so that no text can
-/// pass for an escaped control.
-fn needs_raw_escape(s: &str) -> bool {
+/// is a control sequence introducer). C0 controls are escaped by JSON.
+fn has_raw_control(s: &str) -> bool {
     // C1 controls are 0xC2 0x80..=0x9F in UTF-8.
-    s.as_bytes()
-        .iter()
-        .any(|b| matches!(*b, 0x7f | 0xc2 | b'\\'))
-        && (s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c)) || s.contains("\\x"))
+    s.as_bytes().iter().any(|b| matches!(*b, 0x7f | 0xc2))
+        && s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c))
+}
+
+/// Whether [`escape_raw`] changes `s`: a raw control, or a `\x` already in
+/// the text, escaped so that no text can pass for an escaped control.
+fn needs_raw_escape(s: &str) -> bool {
+    has_raw_control(s) || s.contains("\\x")
+}
+
+/// Whether a string or member name anywhere in `value` has a raw control.
+#[cfg(feature = "postgres")]
+fn holds_raw_control(value: &Value) -> bool {
+    match value {
+        Value::String(s) => has_raw_control(s),
+        Value::Array(items) => items.iter().any(holds_raw_control),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| has_raw_control(k) || holds_raw_control(v)),
+        _ => false,
+    }
 }
 
 /// Appends character `c` (below U+0100) as a visible `\xNN`.
@@ -899,11 +917,39 @@ pub(crate) fn escape_raw_controls(event: &mut AuditEvent) {
     }
 }
 
+/// An actor's subject or tenant as [`escape_raw_controls`] records it: what
+/// a query by actor or tenant compares with.
+#[cfg(feature = "postgres")]
+pub(crate) fn actor_as_recorded(text: String) -> String {
+    if needs_raw_escape(&text) {
+        escape_raw(&text)
+    } else {
+        text
+    }
+}
+
+/// [`escape_raw_controls`] for a whole record that did not come from an
+/// [`AuditEvent`] (an outbox row), when it holds raw controls: then it was
+/// written by hand, not by `record_in`, which escapes them (and whose
+/// escapes must not be escaped twice). Every string and member name is
+/// escaped, details cut at the same depth.
+#[cfg(feature = "postgres")]
+pub(crate) fn escape_raw_record(record: &mut Map<String, Value>) {
+    if record
+        .iter()
+        .any(|(k, v)| has_raw_control(k) || holds_raw_control(v))
+    {
+        escape_raw_map(record, 0);
+    }
+}
+
 /// Makes untrusted text safe for logs and terminals: control characters
 /// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
 /// escapes, and the text is cut at `max_chars` characters. A backslash
 /// before an `x` is written `\x5C`, so the text `\x1B` stays
-/// distinguishable from an escaped ESC.
+/// distinguishable from an escaped ESC. For the same reason sanitizing is
+/// not idempotent: give it the original text, not text it returned (whose
+/// escapes it would escape again).
 ///
 /// ```
 /// use guardrails_audit::event::sanitize;

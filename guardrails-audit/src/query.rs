@@ -236,15 +236,18 @@ impl AuditQuery {
         }
     }
 
-    /// Only the records of this tenant (the actor's tenant).
+    /// Only the records of this tenant (the actor's tenant), given as the
+    /// `Principal` has it: compared in the form the auditor records it
+    /// (controls and a `\x` escaped, see [`crate::event::sanitize`]).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.tenant = Some(crate::event::actor_as_recorded(tenant.into()));
         self
     }
 
-    /// Only the records of this actor (the subject).
+    /// Only the records of this actor (the subject), given as the
+    /// `Principal` has it: compared in the form the auditor records it.
     pub fn actor(mut self, subject: impl Into<String>) -> Self {
-        self.actor = Some(subject.into());
+        self.actor = Some(crate::event::actor_as_recorded(subject.into()));
         self
     }
 

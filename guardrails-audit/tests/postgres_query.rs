@@ -199,6 +199,45 @@ async fn appends_during_paging_are_not_returned_twice() {
 }
 
 #[tokio::test]
+async fn actors_are_found_by_the_text_of_their_principal() {
+    let pg = server!();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .open()
+        .await
+        .unwrap();
+    let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
+        .spawn(sink)
+        .unwrap();
+    // The auditor records these escaped (`CORP\x5Cxavier`, `ac\x85me`).
+    let actor = Actor {
+        subject: Some("CORP\\xavier".into()),
+        tenant: Some("ac\u{85}me".into()),
+        auth_method: Some("jwt"),
+    };
+    auditor
+        .record_durable(AuditEvent::new("t.x", Category::DataRead).with_actor(actor))
+        .await
+        .unwrap();
+    assert!(
+        guard
+            .shutdown(std::time::Duration::from_secs(10))
+            .await
+            .is_complete()
+    );
+    for query in [
+        AuditQuery::new().actor("CORP\\xavier"),
+        AuditQuery::new().tenant("ac\u{85}me"),
+    ] {
+        let page = query.fetch(&admin).await.unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].actor.as_deref(), Some("CORP\\x5Cxavier"));
+        assert_eq!(page.records[0].tenant.as_deref(), Some("ac\\x85me"));
+    }
+}
+
+#[tokio::test]
 async fn limits_and_values_are_checked() {
     let pg = server!();
     let admin = populate(&pg, 10).await;

@@ -17,8 +17,8 @@ use guardrails_audit::chain::{ChainHasher, ZERO_HASH};
 use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::postgres::{PgError, PostgresSink, SCHEMA_VERSION, migrate, record_in};
 use guardrails_audit::{
-    AuditEvent, AuditLayer, AuditPipeline, Auditor, Category, DeliveryError, DeliveryMode, Outcome,
-    RoutePolicy,
+    Actor, AuditEvent, AuditLayer, AuditPipeline, Auditor, Category, DeliveryError, DeliveryMode,
+    Outcome, RoutePolicy,
 };
 use http::{Method, Request, StatusCode};
 use secrecy::SecretString;
@@ -684,6 +684,28 @@ async fn an_outbox_row_that_is_not_a_record_is_kept_as_evidence() {
         .batch_execute(r#"INSERT INTO audit_outbox (record) VALUES ('{"not": "an event"}')"#)
         .await
         .unwrap();
+    // Terminal controls are escaped on every way into the trail: in an
+    // event of `record_in`, in a row written by hand, in a rejected row.
+    let controlled = AuditEvent::new("test.outbox", Category::DataWrite).with_actor(Actor {
+        subject: Some("ev\u{9b}2Jil".into()),
+        tenant: Some("CORP\\xavier".into()),
+        auth_method: None,
+    });
+    record_in(&admin, &controlled).await.unwrap();
+    let mut by_hand = controlled.to_json();
+    by_hand["id"] = Value::from(Uuid::now_v7().to_string());
+    by_hand["details"] = serde_json::json!({"note": "\u{85}"});
+    admin
+        .execute(
+            "INSERT INTO audit_outbox (record) VALUES ($1::text::jsonb)",
+            &[&by_hand.to_string()],
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute(r#"INSERT INTO audit_outbox (record) VALUES ('{"not": "\u009b2J"}')"#)
+        .await
+        .unwrap();
     let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
         .chain_id("rejects")
         .build()
@@ -697,9 +719,22 @@ async fn an_outbox_row_that_is_not_a_record_is_kept_as_evidence() {
         .collect();
     assert_eq!(
         actions,
-        ["audit.outbox_rejected", "test.event", "audit.stopped"]
+        [
+            "audit.outbox_rejected",
+            "test.outbox",
+            "test.outbox",
+            "audit.outbox_rejected",
+            "test.event",
+            "audit.stopped"
+        ]
     );
     assert_eq!(records[0]["details"]["record"], r#"{"not": "an event"}"#);
+    for relayed in &records[1..3] {
+        assert_eq!(relayed["actor"]["subject"], "ev\\x9B2Jil");
+        assert_eq!(relayed["actor"]["tenant"], "CORP\\x5Cxavier");
+    }
+    assert_eq!(records[2]["details"]["note"], "\\x85");
+    assert_eq!(records[3]["details"]["record"], r#"{"not": "\x9B2J"}"#);
     assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
 }
 

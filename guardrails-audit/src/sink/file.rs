@@ -627,10 +627,17 @@ impl JsonLinesSink {
     /// the events the pipeline reports lost (`audit.dropped`) are exactly
     /// those missing, and no record of a request that was refused (503 in
     /// strict mode) stays behind. Returns whether the file is back at `len`.
-    fn cut_back(&mut self, len: u64) -> bool {
+    /// Cuts nothing unless the file is between `len` and `len + written`
+    /// bytes long: anything else (a length this sink did not write) is left
+    /// to the recovery at the next batch.
+    fn cut_back(&mut self, len: u64, written: u64) -> bool {
         let Some(file) = &self.file else {
             return false;
         };
+        match file.metadata() {
+            Ok(meta) if (len..=len + written).contains(&meta.len()) => {}
+            _ => return false,
+        }
         if let Err(error) = file.set_len(len).and_then(|()| file.sync_data()) {
             tracing::error!(target: "audit", %error, "could not remove a failed batch from the audit file");
             return false;
@@ -783,9 +790,11 @@ impl JsonLinesSink {
         let mut result = batch
             .iter()
             .try_for_each(|event| self.encode(&mut buf, event));
-        if result.is_ok() {
+        let attempted = result.is_ok();
+        if attempted {
             result = self.write_durably(&buf, self.fsync);
         }
+        let buf_len = buf.len() as u64;
         if buf.capacity() <= 4 << 20 {
             self.buf = buf;
         }
@@ -794,7 +803,9 @@ impl JsonLinesSink {
             self.last_hash = hash_before;
             // The file may hold part of the batch: take it back out, or,
             // when that fails too, recover before the next batch.
-            self.needs_recovery = !self.cut_back(len_before);
+            if attempted {
+                self.needs_recovery = !self.cut_back(len_before, buf_len);
+            }
             return Err(error);
         }
         self.since_checkpoint += batch.len() as u64;
@@ -832,7 +843,12 @@ impl JsonLinesSink {
             AuditEvent::new(ACTION_STOPPED, Category::System).with_outcome(Outcome::Success);
         let mut buf = Vec::new();
         self.encode(&mut buf, &event)?;
-        self.write_durably(&buf, true)?;
+        if let Err(error) = self.write_durably(&buf, true) {
+            // Part of the record may be in the file: whoever opens it next
+            // (or this sink, if it is written to again) recovers it.
+            self.needs_recovery = true;
+            return Err(error);
+        }
         self.checkpoint("shutdown")?;
         if let Some(file) = &self.file {
             self.released.finish(file);

@@ -56,6 +56,7 @@ pub async fn record_in_with<C: GenericClient + Sync>(
     redactor: &Redactor,
 ) -> Result<(), PgError> {
     let mut event = redactor.redact_event(event.clone());
+    crate::event::escape_raw_controls(&mut event);
     if has_nul(&event) {
         event = without_nul(&event);
     }

@@ -665,10 +665,13 @@ impl PostgresSink {
                 let text: String = row.get(1);
                 outbox_ids.push(id);
                 let parsed = match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(map)) => self
-                        .rows
-                        .push_record(&self.hasher, &self.chain_id, &mut head, map)
-                        .unwrap_or(false),
+                    Ok(Value::Object(mut map)) => {
+                        // A row written by hand, not by `record_in`.
+                        crate::event::escape_raw_record(&mut map);
+                        self.rows
+                            .push_record(&self.hasher, &self.chain_id, &mut head, map)
+                            .unwrap_or(false)
+                    }
                     _ => false,
                 };
                 if !parsed {
@@ -839,11 +842,13 @@ impl PostgresSink {
 /// record, so that the row leaves the outbox without being lost.
 fn outbox_rejected(id: i64, text: &str) -> AuditEvent {
     let kept: String = text.chars().take(REJECTED_TEXT_CHARS).collect();
-    AuditEvent::new(ACTION_OUTBOX_REJECTED, Category::System)
+    let mut event = AuditEvent::new(ACTION_OUTBOX_REJECTED, Category::System)
         .with_outcome(Outcome::Failure)
         .with_reason("not_an_audit_record")
         .with_detail("outbox_id", id)
-        .with_detail("record", kept)
+        .with_detail("record", kept);
+    crate::event::escape_raw_controls(&mut event);
+    event
 }
 
 /// What chains events after the head.
