@@ -534,6 +534,23 @@ async fn cli_verify_exit_codes_and_secrets() {
     assert_eq!(code, 2, "a keyed chain without a key");
     assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
 
+    // A chain id from the database is printed without its terminal controls.
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .hmac_key(key())
+        .chain_id("evil\u{1b}[2J")
+        .open()
+        .await
+        .unwrap();
+    sink.write_batch(&awkward_events(1)).await.unwrap();
+    sink.close().await.unwrap();
+    let (code, out, err) = cli(
+        &["verify", "--postgres", "--key-file", key_arg],
+        Some(&writer_url),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok chain=evil\\x1B[2J records=2"), "{out}");
+    assert!(!out.contains('\u{1b}') && !err.contains('\u{1b}'));
+
     // Damaged.
     let admin = pg.admin().await;
     tamper(

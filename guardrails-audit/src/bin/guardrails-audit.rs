@@ -235,12 +235,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// A chain id read from the trail, as printed: a tampered trail must not
+/// put terminal controls on the operator's screen.
+fn printable(id: &str) -> String {
+    guardrails_audit::event::sanitize(id, 256)
+}
+
 /// Prints a damage report and returns exit code 1.
 fn report_damage(damage: &guardrails_audit::Damage) -> ExitCode {
     let chain = damage
         .location
         .chain_id()
-        .map(|id| format!(" chain={id}"))
+        .map(|id| format!(" chain={}", printable(id)))
         .unwrap_or_default();
     println!(
         "damage={} seq={}{chain}",
@@ -391,7 +397,7 @@ mod pg {
     use time::format_description::well_known::Rfc3339;
     use tokio_postgres::config::Host;
 
-    use super::{ExportArgs, read_key, report_damage};
+    use super::{ExportArgs, printable, read_key, report_damage};
 
     /// The variable that holds the database URL.
     const URL_VAR: &str = "GUARDRAILS_AUDIT_POSTGRES_URL";
@@ -523,7 +529,7 @@ mod pg {
                     for chain in &report.chains {
                         println!(
                             "ok chain={} records={} last_seq={} checkpoints_checked={} cleanly_stopped={}",
-                            chain.chain_id.as_deref().unwrap_or("-"),
+                            chain.chain_id.as_deref().map_or("-".into(), printable),
                             chain.records,
                             chain.last_seq.map_or("-".into(), |s| s.to_string()),
                             chain.checkpoints_checked,
