@@ -92,7 +92,7 @@ pub(crate) fn classify(prefix: &str, name: &str, value: &str, shape: &Shape<'_>)
     else {
         return EnvClass::Foreign;
     };
-    if rest == "ENV" {
+    if rest.eq_ignore_ascii_case("ENV") {
         return EnvClass::Selector;
     }
     // Kubernetes injects `{SVC}_PORT=tcp://10.0.0.1:80` and friends for

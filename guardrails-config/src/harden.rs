@@ -63,6 +63,7 @@ pub struct SecretPolicy {
     min_len: usize,
     min_entropy_bits: f64,
     prefer_file: bool,
+    public: Vec<&'static str>,
 }
 
 impl Default for SecretPolicy {
@@ -79,6 +80,7 @@ impl SecretPolicy {
             min_len: 16,
             min_entropy_bits: 48.0,
             prefer_file: true,
+            public: Vec::new(),
         }
     }
 
@@ -113,6 +115,25 @@ impl SecretPolicy {
     #[must_use]
     pub fn min_entropy_bits(mut self, bits: f64) -> Self {
         self.min_entropy_bits = bits;
+        self
+    }
+
+    /// A value the secret must never have because it is public: a
+    /// development secret written in the application's source. It is
+    /// refused wherever it comes from (hardening also refuses the values of
+    /// the development profile files, but only when they are deployed
+    /// alongside). Compared in constant time.
+    ///
+    /// ```
+    /// use guardrails_config::SecretPolicy;
+    ///
+    /// const DEVELOPMENT_SECRET: &str = "dev-only-secret-published-in-the-repository";
+    /// let policy = SecretPolicy::hmac_key().public_value(DEVELOPMENT_SECRET);
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn public_value(mut self, value: &'static str) -> Self {
+        self.public.push(value);
         self
     }
 
@@ -234,8 +255,9 @@ impl<'a> Hardening<'a> {
 
     /// Checks a secret against `policy`: present if required, long enough,
     /// enough estimated entropy, not from a code default, `default.toml` or a
-    /// development profile file and not equal to a development value, and
-    /// (a warning) read from a `*_FILE` secret file.
+    /// development profile file, not equal to a development value or to one
+    /// of the policy's [public values](SecretPolicy::public_value), and (a
+    /// warning) read from a `*_FILE` secret file.
     pub fn secret(&mut self, key: &str, value: Option<&SecretString>, policy: &SecretPolicy) {
         let Some(value) = value else {
             if policy.required {
@@ -286,6 +308,18 @@ impl<'a> Hardening<'a> {
                     self.record(Severity::Error, Rule::DevelopmentSecret, key, message);
                 }
             }
+        }
+        if policy
+            .public
+            .iter()
+            .any(|public| bool::from(public.as_bytes().ct_eq(secret.as_bytes())))
+        {
+            self.record(
+                Severity::Error,
+                Rule::DevelopmentSecret,
+                key,
+                "is a public value (a development secret published with the application); a secret must be set for this deployment".to_owned(),
+            );
         }
         if secret.len() < policy.min_len {
             let message = format!("is shorter than {} bytes", policy.min_len);

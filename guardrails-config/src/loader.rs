@@ -44,7 +44,9 @@ pub trait Configuration: DeserializeOwned + garde::Validate {
     /// `{PREFIX}_{KEY}_FILE` works for them even when no lower layer sets
     /// them. Keys whose name contains `secret`, `password`, `passwd`,
     /// `passphrase`, `token`, `credential`, `private`, `privkey`,
-    /// `authorization` or `dsn`, or ends in `key`, are treated as secrets too.
+    /// `authorization` or `dsn`, or ends in `key` or `keys`, are treated as
+    /// secrets too, whatever their case and separators (`hmac_key`,
+    /// `signing-key`, `accessKey`, `api_keys`).
     ///
     /// The loader cannot see field types: a `SecretString` field whose name
     /// says nothing of the kind (`stripe.signing`) must be listed here, or
@@ -324,19 +326,33 @@ impl Loader {
         if let Some(env) = self.environment {
             return Ok(env);
         }
-        let selector = format!("{}_ENV", self.prefix);
-        match vars.iter().rev().find(|(k, _)| *k == selector) {
-            None => Ok(Environment::default()),
-            Some((_, value)) => value.parse().map_err(|e: crate::UnknownEnvironment| {
-                Box::new(Finding::new(
-                    Severity::Error,
-                    FindingKind::UnknownEnvironment,
-                    Some("environment".to_owned()),
-                    Some(Source::Env { var: selector }),
-                    e.to_string(),
-                ))
-            }),
+        // Names match case-insensitively after the prefix, the selector's
+        // too: `{PREFIX}_Env=production` must not fall back to development.
+        let mut selectors = vars.iter().rev().filter(|(k, _)| {
+            k.strip_prefix(self.prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|rest| rest.eq_ignore_ascii_case("ENV"))
+        });
+        let Some((name, value)) = selectors.next() else {
+            return Ok(Environment::default());
+        };
+        let finding = |message: String| {
+            Box::new(Finding::new(
+                Severity::Error,
+                FindingKind::UnknownEnvironment,
+                Some("environment".to_owned()),
+                Some(Source::Env { var: name.clone() }),
+                message,
+            ))
+        };
+        if let Some((other, _)) = selectors.find(|(_, v)| v != value) {
+            return Err(finding(format!(
+                "{name} and {other} choose different environments"
+            )));
         }
+        value
+            .parse()
+            .map_err(|e: crate::UnknownEnvironment| finding(e.to_string()))
     }
 
     /// Loads, validates and hardens `T`.
@@ -975,9 +991,11 @@ impl Run<'_> {
                             insert_segments(&mut file_dict, &path, Value::from(contents));
                         }
                         Err(error) => {
+                            // The variable's value is not quoted: a secret put
+                            // where its file's path belongs would be printed.
                             let message = match error {
-                                ReadError::NotFound => format!("names a file that does not exist ({})", file.display()),
-                                other => format!("names a file that cannot be read ({}): {other}", file.display()),
+                                ReadError::NotFound => "names a file that does not exist".to_owned(),
+                                other => format!("names a file that cannot be read: {other}"),
                             };
                             self.errors.push(Finding::new(
                                 Severity::Error,
@@ -1442,7 +1460,12 @@ pub(crate) fn is_secret_key(declared: &[String], key: &str) -> bool {
         return true;
     }
     key.split('.').any(|segment| {
-        let s = segment.to_ascii_lowercase();
+        // `signing-key`, `signingKey` and `signing_key` alike.
+        let s: String = segment
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         [
             "secret",
             "password",
@@ -1457,9 +1480,8 @@ pub(crate) fn is_secret_key(declared: &[String], key: &str) -> bool {
         ]
         .iter()
         .any(|w| s.contains(w))
-            || s == "key"
-            || s.ends_with("_key")
-            || s.ends_with("apikey")
+            || s.ends_with("key")
+            || s.ends_with("keys")
     })
 }
 
@@ -1709,6 +1731,11 @@ mod tests {
             "gpg.passphrase",
             "upstream.authorization",
             "sentry.dsn",
+            "audit.signing-key",
+            "audit.hmacKey",
+            "aws.accessKey",
+            "clients.api_keys",
+            "webhook.Signing_Secret",
         ] {
             assert!(is_secret_key(&declared, key), "{key}");
         }

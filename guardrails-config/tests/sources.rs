@@ -146,6 +146,13 @@ fn file_indirection_to_a_missing_file_is_an_error_naming_the_variable() {
         })
     );
     assert!(finding.message().contains("does not exist"));
+    // The value is not quoted: it may be the secret itself, set where its
+    // file's path belongs.
+    let error = fx
+        .loader(&[("APP_AUDIT__HMAC_KEY_FILE", "Zq3vN8-the-secret-itself")])
+        .load::<Settings>()
+        .unwrap_err();
+    assert!(!format!("{error} {error:?}").contains("Zq3vN8"), "{error}");
 }
 
 #[test]
@@ -255,6 +262,32 @@ fn unknown_environment_is_an_error_never_a_default() {
             .resolve_environment()
             .unwrap(),
         Environment::Staging
+    );
+    // The selector's name matches case-insensitively, like every other
+    // name: a production deployment never falls back to development.
+    for name in ["APP_Env", "APP_env"] {
+        assert_eq!(
+            fx.loader(&[(name, "production")])
+                .resolve_environment()
+                .unwrap(),
+            Environment::Production,
+            "{name}"
+        );
+    }
+    let error = fx
+        .loader(&[("APP_ENV", "development"), ("APP_Env", "production")])
+        .resolve_environment()
+        .unwrap_err();
+    assert!(
+        error.errors()[0]
+            .message()
+            .contains("choose different environments"),
+        "{error}"
+    );
+    assert!(
+        fx.loader(&[("APP_ENV", "test"), ("APP_env", "test")])
+            .resolve_environment()
+            .is_ok()
     );
 }
 

@@ -69,6 +69,33 @@ fn production_with_bad_settings_exits_non_zero_naming_every_offending_key() {
 }
 
 #[test]
+fn the_development_secret_is_refused_without_the_development_profile_deployed() {
+    // A deployment's configuration directory: no `development.toml` next
+    // to the production profile, so only the value itself gives it away.
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["default.toml", "production.toml"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    let secret = TempSecret::new("dev-hs256", &format!("{DEVELOPMENT_HS256_SECRET}\n"));
+    let (output, stdout, stderr) = run(common::command()
+        .env("SAAS_CONFIG_DIR", dir.path())
+        .env("SAAS_ENV", "production")
+        .env("SAAS_AUTH__ISSUER", "https://idp.example.com/")
+        .env("SAAS_AUTH__HS256_SECRET_FILE", secret.path())
+        .env("SAAS_AUDIT__PATH", dir.path().join("audit.jsonl")));
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("error: auth.hs256_secret (from file ")
+            && stderr.contains("SAAS_AUTH__HS256_SECRET_FILE)): is a public value"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(DEVELOPMENT_HS256_SECRET) && !stdout.contains(DEVELOPMENT_HS256_SECRET)
+    );
+}
+
+#[test]
 fn production_defaults_alone_are_refused() {
     let (output, _, stderr) = run(common::command().env("SAAS_ENV", "production"));
     assert!(!output.status.success());
