@@ -401,6 +401,59 @@ async fn shutdown_under_load_loses_nothing_accepted() {
 }
 
 #[tokio::test]
+async fn a_domain_event_on_a_stuck_sink_times_out_too() {
+    /// Writes one batch (the strict attempt record), then hangs.
+    struct StallsAfterFirst(MemorySink, bool);
+    impl AuditSink for StallsAfterFirst {
+        fn name(&self) -> &'static str {
+            "stalls"
+        }
+        fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+            if std::mem::replace(&mut self.1, true) {
+                Box::pin(std::future::pending())
+            } else {
+                self.0.write_batch(batch)
+            }
+        }
+    }
+    let memory = MemorySink::new();
+    let sink = StallsAfterFirst(memory.clone(), false);
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let layer = AuditLayer::new(auditor)
+        .default_mode(DeliveryMode::Strict)
+        .delivery_timeout(Duration::from_millis(100));
+    let router = Router::new()
+        .route(
+            "/things/{id}",
+            delete(|axum::Extension(audit): axum::Extension<guardrails_audit::AuditContext>| async move {
+                match audit
+                    .record(audit.event("thing.delete", Category::DataWrite))
+                    .await
+                {
+                    Ok(_) => StatusCode::NO_CONTENT,
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }),
+        )
+        .layer(layer);
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(&router, Method::DELETE, "/things/1"),
+    )
+    .await
+    .expect("the handler waited for the stuck sink without a limit");
+    // The handler's event failed in time; then the completion record could
+    // not be written either: 500 `audit-failed`.
+    assert_eq!(answered.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        memory.events()[0].stage(),
+        guardrails_audit::Stage::Received
+    );
+    let report = guard.shutdown(Duration::from_millis(200)).await;
+    assert!(report.timed_out);
+}
+
+#[tokio::test]
 async fn a_stuck_sink_times_out_instead_of_holding_requests() {
     let (sink, _never_opened) = GatedSink::closed(MemorySink::new());
     let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();

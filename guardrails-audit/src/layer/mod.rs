@@ -145,13 +145,18 @@ impl RoutePolicy {
         self
     }
 
-    /// Only this route template (or, without a template, this path).
+    /// Only this route template. A request whose template is not known (the
+    /// layer wraps the whole router, or the router names none) matches when
+    /// its path is an instance of the template: `/things/{id}` matches
+    /// `/things/42`. A rule for `GET` also covers `HEAD`, which routers
+    /// answer with the GET handler.
     pub fn route(mut self, template: impl Into<String>) -> Self {
         self.route = Some(RouteMatch::Exact(template.into()));
         self
     }
 
-    /// Only route templates (or paths) starting with `prefix`.
+    /// Only route templates starting with `prefix` (without a template:
+    /// paths starting with an instance of it).
     pub fn route_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.route = Some(RouteMatch::Prefix(prefix.into()));
         self
@@ -169,14 +174,66 @@ impl RoutePolicy {
         self
     }
 
-    fn matches(&self, method: &Method, route: &str) -> bool {
-        (self.methods.is_empty() || self.methods.contains(method))
-            && match &self.route {
-                None => true,
-                Some(RouteMatch::Exact(r)) => r == route,
-                Some(RouteMatch::Prefix(p)) => route.starts_with(p.as_str()),
+    /// Whether the rule applies to a request with this method and route
+    /// template (`None`: none was found) or path.
+    fn matches(&self, method: &Method, route: Option<&str>, path: &str) -> bool {
+        let method_matches = self.methods.is_empty()
+            || self.methods.contains(method)
+            // Routers answer HEAD with the GET handler: a GET rule covers it.
+            || (method == Method::HEAD && self.methods.contains(&Method::GET));
+        method_matches
+            && match (&self.route, route) {
+                (None, _) => true,
+                (Some(RouteMatch::Exact(r)), Some(route)) => r == route,
+                (Some(RouteMatch::Prefix(p)), Some(route)) => route.starts_with(p.as_str()),
+                // Without a template (a layer outside the router, a route
+                // the router does not name) the rule's template is matched
+                // against the path, so that a strict route stays strict.
+                (Some(RouteMatch::Exact(r)), None) => template_matches(r, path, false),
+                (Some(RouteMatch::Prefix(p)), None) => template_matches(p, path, true),
             }
     }
+}
+
+/// Whether `path` is an instance of `template` (or, with `prefix`, starts
+/// with one): a `{param}` segment stands for any one non-empty segment (with
+/// the literal text around it in the segment, `{name}.txt`), `{*rest}` for
+/// whatever follows; everything else is literal.
+fn template_matches(template: &str, path: &str, prefix: bool) -> bool {
+    if !template.contains('{') {
+        return if prefix {
+            path.starts_with(template)
+        } else {
+            path == template
+        };
+    }
+    let mut path_segments = path.split('/');
+    let mut template_segments = template.split('/').peekable();
+    while let Some(pattern) = template_segments.next() {
+        if pattern.starts_with("{*") {
+            return true;
+        }
+        let last = template_segments.peek().is_none();
+        let Some(segment) = path_segments.next() else {
+            return false;
+        };
+        let matched = match pattern.split_once('{') {
+            Some((before, rest)) => match rest.split_once('}') {
+                Some((_, after)) => {
+                    segment.len() > before.len() + after.len()
+                        && segment.starts_with(before)
+                        && segment.ends_with(after)
+                }
+                None => false,
+            },
+            None if prefix && last => segment.starts_with(pattern),
+            None => segment == pattern,
+        };
+        if !matched {
+            return false;
+        }
+    }
+    prefix || path_segments.next().is_none()
 }
 
 /// The route template of a request, inserted by a router into the request
@@ -532,7 +589,8 @@ impl<R> AuditLayer<R> {
 
     /// How long `Blocking` and `Strict` requests wait for their record to be
     /// durable before they are answered 500 `audit-failed` (blocking) or 503
-    /// `audit-unavailable` (strict, handler not run). Default: no limit.
+    /// `audit-unavailable` (strict, handler not run); also how long a
+    /// domain event of [`AuditContext::record`] waits. Default: no limit.
     /// Needs a Tokio runtime with timers enabled.
     pub fn delivery_timeout(mut self, limit: std::time::Duration) -> Self {
         self.delivery_timeout = Some(limit);
@@ -554,11 +612,18 @@ impl<R> AuditLayer<R> {
         }
     }
 
-    pub(crate) fn decide(&self, method: &Method, route: &str) -> (Level, DeliveryMode) {
+    /// The level and mode of a request with this method, route template
+    /// (`None` when none was found) and path.
+    pub(crate) fn decide(
+        &self,
+        method: &Method,
+        route: Option<&str>,
+        path: &str,
+    ) -> (Level, DeliveryMode) {
         let mut level = None;
         let mut mode = None;
         for policy in self.policies.iter() {
-            if policy.matches(method, route) {
+            if policy.matches(method, route, path) {
                 level = level.or(policy.level);
                 mode = mode.or(policy.mode);
                 if level.is_some() && mode.is_some() {
@@ -591,6 +656,8 @@ pub struct AuditContext {
 struct ContextInner {
     auditor: Auditor,
     mode: DeliveryMode,
+    /// The layer's `delivery_timeout`, for domain events too.
+    timeout: Option<std::time::Duration>,
     request: RequestInfo,
     source: Source,
     principal: Mutex<Option<Principal>>,
@@ -608,7 +675,7 @@ impl fmt::Debug for AuditContext {
 impl AuditContext {
     pub(crate) fn new(
         auditor: Auditor,
-        mode: DeliveryMode,
+        (mode, timeout): (DeliveryMode, Option<std::time::Duration>),
         request: RequestInfo,
         source: Source,
     ) -> Self {
@@ -616,6 +683,7 @@ impl AuditContext {
             inner: Arc::new(ContextInner {
                 auditor,
                 mode,
+                timeout,
                 request,
                 source,
                 principal: Mutex::new(None),
@@ -702,13 +770,19 @@ impl AuditContext {
     }
 
     /// Records a domain event in the route's delivery mode (strict routes
-    /// record domain events as blocking: durable before the handler answers).
+    /// record domain events as blocking: durable before the handler answers),
+    /// within the layer's [`delivery_timeout`](AuditLayer::delivery_timeout):
+    /// a stuck sink fails the event instead of holding the handler.
     pub fn record(&self, event: AuditEvent) -> Delivery {
         let mode = match self.inner.mode {
             DeliveryMode::Strict => DeliveryMode::Blocking,
             other => other,
         };
-        self.inner.auditor.deliver(event, mode)
+        let delivery = self.inner.auditor.deliver(event, mode);
+        match self.inner.timeout {
+            Some(limit) => delivery.timeout(limit),
+            None => delivery,
+        }
     }
 }
 
@@ -841,20 +915,94 @@ mod tests {
                     .level(Level::Request),
             );
         assert_eq!(
-            layer.decide(&Method::GET, "/healthz"),
+            layer.decide(&Method::GET, Some("/healthz"), "/healthz"),
             (Level::None, DeliveryMode::BestEffort)
         );
         assert_eq!(
-            layer.decide(&Method::DELETE, "/v1/x"),
+            layer.decide(&Method::DELETE, Some("/v1/x"), "/v1/x"),
             (Level::Request, DeliveryMode::Strict)
         );
         assert_eq!(
-            layer.decide(&Method::GET, "/v1/x"),
+            layer.decide(&Method::GET, Some("/v1/x"), "/v1/x"),
             (Level::Request, DeliveryMode::BestEffort)
         );
         assert_eq!(
-            layer.decide(&Method::GET, "/other"),
+            layer.decide(&Method::GET, Some("/other"), "/other"),
             (Level::Metadata, DeliveryMode::BestEffort)
         );
+    }
+
+    #[test]
+    fn a_get_rule_covers_head() {
+        let (auditor, _guard) = crate::AuditPipeline::builder()
+            .spawn(crate::sink::MemorySink::new())
+            .unwrap();
+        let layer = AuditLayer::new(auditor).policy(
+            RoutePolicy::new()
+                .method(Method::GET)
+                .route("/export")
+                .mode(DeliveryMode::Strict),
+        );
+        for method in [Method::GET, Method::HEAD] {
+            assert_eq!(
+                layer.decide(&method, Some("/export"), "/export").1,
+                DeliveryMode::Strict,
+                "{method}"
+            );
+        }
+        assert_eq!(
+            layer.decide(&Method::POST, Some("/export"), "/export").1,
+            DeliveryMode::BestEffort
+        );
+    }
+
+    #[test]
+    fn without_a_template_rules_match_the_path_by_their_template() {
+        let (auditor, _guard) = crate::AuditPipeline::builder()
+            .spawn(crate::sink::MemorySink::new())
+            .unwrap();
+        let layer = AuditLayer::new(auditor)
+            .policy(
+                RoutePolicy::new()
+                    .route("/things/{id}")
+                    .mode(DeliveryMode::Strict),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route_prefix("/v1/tenants/{tenant}/inv")
+                    .level(Level::Request),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route("/files/{*rest}")
+                    .level(Level::None),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route("/img/{name}.png")
+                    .level(Level::None),
+            );
+        let strict =
+            |path: &str| layer.decide(&Method::DELETE, None, path).1 == DeliveryMode::Strict;
+        assert!(strict("/things/1"));
+        assert!(strict("/things/%31"));
+        assert!(!strict("/things/"), "a parameter is never empty");
+        assert!(!strict("/things/1/"));
+        assert!(!strict("/things/1/x"));
+        assert!(!strict("/things"));
+        // With a template, the template decides.
+        assert!(!strict_with(&layer, "/other/{id}", "/things/1"));
+        let level = |path: &str| layer.decide(&Method::GET, None, path).0;
+        assert_eq!(level("/v1/tenants/acme/invoices"), Level::Request);
+        assert_eq!(level("/v1/tenants/acme/inv"), Level::Request);
+        assert_eq!(level("/v1/tenants/acme/other"), Level::Metadata);
+        assert_eq!(level("/files/a/b/c"), Level::None);
+        assert_eq!(level("/img/logo.png"), Level::None);
+        assert_eq!(level("/img/.png"), Level::Metadata);
+        assert_eq!(level("/img/logo.gif"), Level::Metadata);
+    }
+
+    fn strict_with(layer: &AuditLayer, template: &str, path: &str) -> bool {
+        layer.decide(&Method::DELETE, Some(template), path).1 == DeliveryMode::Strict
     }
 }

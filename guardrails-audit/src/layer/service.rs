@@ -159,9 +159,7 @@ where
             .resolver
             .route(req.method(), req.uri(), req.extensions());
         let path = req.uri().path();
-        let (level, mode) = self
-            .layer
-            .decide(req.method(), route.as_deref().unwrap_or(path));
+        let (level, mode) = self.layer.decide(req.method(), route.as_deref(), path);
         if level == Level::None {
             let req = req.map(|b| ExcerptBody::new(b, None, 0));
             return ResponseFuture::passthrough(self.inner.call(req));
@@ -213,7 +211,12 @@ where
         };
         // The request information lives in the context (shared with
         // handlers); the completion record takes it back, see `complete`.
-        let context = AuditContext::new(self.layer.auditor.clone(), mode, info, source);
+        let context = AuditContext::new(
+            self.layer.auditor.clone(),
+            (mode, self.layer.delivery_timeout),
+            info,
+            source,
+        );
         req.extensions_mut().insert(context.clone());
         let (excerpt, json, content_length) = if level == Level::Request {
             let json = req
