@@ -46,6 +46,11 @@
 //! header (`X-Forwarded-For` by default) is used **only** when the peer is in
 //! the [`TrustedProxies`] list, and then the right-most address that is not
 //! itself a trusted proxy is taken: a client cannot choose its own address.
+//! Nodes may carry a port and brackets (`203.0.113.9:51234`,
+//! `[2001:db8::7]:443`) or quotes; with [`TrustedProxies::header`] set to
+//! `Forwarded`, the RFC 7239 `for=` parameter of each element is read. A
+//! node that is not an address (`unknown`, an obfuscated `_name`) stops
+//! the search at the last trusted proxy.
 //!
 //! # Domain events
 //!
@@ -453,8 +458,14 @@ impl TrustedProxies {
             .iter()
             .rev()
             .flat_map(|value| value.to_str().unwrap_or_default().rsplit(','));
+        let forwarded = self.header == http::header::FORWARDED;
         for hop in hops {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            let node = if forwarded {
+                forwarded_for(hop)
+            } else {
+                Some(hop)
+            };
+            let Some(ip) = node.and_then(node_ip) else {
                 // Garbage from an untrusted hop: stop at the last trusted one.
                 return Some(peer);
             };
@@ -465,6 +476,35 @@ impl TrustedProxies {
         }
         Some(peer)
     }
+}
+
+/// The `for=` node of one element of an RFC 7239 `Forwarded` header.
+fn forwarded_for(element: &str) -> Option<&str> {
+    element.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("for").then_some(value)
+    })
+}
+
+/// The address of a forwarded node: `203.0.113.9`, `203.0.113.9:51234`,
+/// `2001:db8::7`, `[2001:db8::7]` or `[2001:db8::7]:443`, quoted or not.
+/// `unknown`, obfuscated identifiers and anything else: `None`.
+fn node_ip(node: &str) -> Option<IpAddr> {
+    let node = node.trim();
+    let node = node
+        .strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(node);
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = node.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    node.strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .and_then(|n| n.parse::<std::net::Ipv6Addr>().ok())
+        .map(IpAddr::V6)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -789,6 +829,61 @@ impl AuditContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_nodes_with_ports_brackets_and_quotes() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let client = |header: &str, value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                HeaderName::from_bytes(header.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+            let proxies = proxies
+                .clone()
+                .header(HeaderName::from_bytes(header.as_bytes()).unwrap());
+            proxies.client_ip(Some(peer), &headers)
+        };
+        let v4: IpAddr = "203.0.113.9".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        for value in [
+            "203.0.113.9:51234",
+            "\"203.0.113.9\"",
+            " 203.0.113.9 , 10.1.2.3:80",
+        ] {
+            assert_eq!(client("x-forwarded-for", value), Some(v4), "{value}");
+        }
+        for value in ["[2001:db8::7]:443", "[2001:db8::7]", "2001:db8::7"] {
+            assert_eq!(client("x-forwarded-for", value), Some(v6), "{value}");
+        }
+        for value in [
+            "for=203.0.113.9;proto=https",
+            "For=\"203.0.113.9:4711\", for=10.1.2.3",
+            "for=192.0.2.60;proto=http;by=203.0.113.43, proto=https;for=203.0.113.9",
+        ] {
+            assert_eq!(client("forwarded", value), Some(v4), "{value}");
+        }
+        assert_eq!(
+            client("forwarded", "for=\"[2001:db8::7]:443\";proto=https"),
+            Some(v6)
+        );
+        // Not an address: stop at the proxy, as with any garbage hop.
+        for value in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            "[::1",
+            "1.2.3.4:x",
+        ] {
+            let header = if value.contains('=') {
+                "forwarded"
+            } else {
+                "x-forwarded-for"
+            };
+            assert_eq!(client(header, value), Some(peer), "{value}");
+        }
+    }
 
     #[test]
     fn forwarded_header_only_through_trusted_proxies() {
