@@ -42,8 +42,9 @@
 //!
 //! Control characters from untrusted text (the path, the user agent, the
 //! actor, a target id, the observer, details) are recorded as visible
-//! `\xNN` escapes, and a backslash followed by `x` as `\x5C`, so every `\x`
-//! in those fields starts an escape and the original text can be told apart
+//! `\xNN` escapes (Unicode line separators and bidirectional controls as
+//! `\u{HHHH}`), and a backslash followed by `x` or `u` as `\x5C`, so every
+//! `\x` and `\u` in those fields starts an escape and the original text can be told apart
 //! and restored (see [`sanitize`]). The request id is visible ASCII (a
 //! `RequestId` has no controls), so a `\x` in it is text; action and
 //! reason are the application's own dotted codes.
@@ -795,19 +796,37 @@ pub(crate) fn integers_only(value: Value) -> Value {
     }
 }
 
-/// Whether `s` holds DEL or a C1 control (U+007F..U+009F): characters the
-/// canonical form writes literally, and that a terminal may act on (U+009B
-/// is a control sequence introducer). C0 controls are escaped by JSON.
-fn has_raw_control(s: &str) -> bool {
-    // C1 controls are 0xC2 0x80..=0x9F in UTF-8.
-    s.as_bytes().iter().any(|b| matches!(*b, 0x7f | 0xc2))
-        && s.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c))
+/// Whether `c` is DEL or a C1 control (U+007F..U+009F), which the canonical
+/// form writes literally and a terminal may act on (U+009B is a control
+/// sequence introducer), or a Unicode line separator or bidirectional
+/// control (U+2028, U+2029, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F,
+/// U+061C), which JSON leaves literal too and which make a log line display
+/// other than it reads. C0 controls are escaped by JSON.
+fn is_raw_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
 }
 
-/// Whether [`escape_raw`] changes `s`: a raw control, or a `\x` already in
-/// the text, escaped so that no text can pass for an escaped control.
+/// Whether `s` holds a raw control (see [`is_raw_control`]).
+fn has_raw_control(s: &str) -> bool {
+    // Their UTF-8 forms start with 0x7F, 0xC2, 0xD8 or 0xE2.
+    s.as_bytes()
+        .iter()
+        .any(|b| matches!(*b, 0x7f | 0xc2 | 0xd8 | 0xe2))
+        && s.chars().any(is_raw_control)
+}
+
+/// Whether [`escape_raw`] changes `s`: a raw control, or a `\x` or `\u`
+/// already in the text, escaped so that no text can pass for an escape.
 fn needs_raw_escape(s: &str) -> bool {
-    has_raw_control(s) || s.contains("\\x")
+    has_raw_control(s) || s.contains("\\x") || s.contains("\\u")
 }
 
 /// Whether a string or member name anywhere in `value` has a raw control.
@@ -823,19 +842,22 @@ fn holds_raw_control(value: &Value) -> bool {
     }
 }
 
-/// Appends character `c` (below U+0100) as a visible `\xNN`.
-fn push_hex_escape(out: &mut String, c: char) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// Appends `c` as a visible escape: `\xNN` below U+0100, else `\u{HHHH}`.
+fn push_escape(out: &mut String, c: char) {
+    use std::fmt::Write as _;
     let code = u32::from(c);
-    out.push_str("\\x");
-    out.push(char::from(HEX[(code >> 4 & 0xf) as usize]));
-    out.push(char::from(HEX[(code & 0xf) as usize]));
+    if code < 0x100 {
+        let _ = write!(out, "\\x{code:02X}");
+    } else {
+        let _ = write!(out, "\\u{{{code:04X}}}");
+    }
 }
 
 /// Appends the characters of `chars` to `out`, those that `escape` selects
-/// as `\xNN`, and a backslash that a literal `x` follows as `\x5C`: every
-/// `\x` in the result starts an escape, so the escaping is reversible and
-/// the text `\x1B` is never read as an escape character.
+/// as visible escapes, and a backslash that a literal `x` or `u` follows as
+/// `\x5C`: every `\x` and `\u` in the result starts an escape, so the
+/// escaping is reversible and the text `\x1B` is never read as an escape
+/// character.
 fn push_escaped(
     out: &mut String,
     chars: impl Iterator<Item = char>,
@@ -843,18 +865,18 @@ fn push_escaped(
 ) {
     let mut chars = chars.peekable();
     while let Some(c) = chars.next() {
-        if escape(c) || (c == '\\' && chars.peek() == Some(&'x')) {
-            push_hex_escape(out, c);
+        if escape(c) || (c == '\\' && matches!(chars.peek(), Some('x' | 'u'))) {
+            push_escape(out, c);
         } else {
             out.push(c);
         }
     }
 }
 
-/// `s` with DEL and C1 controls as visible `\xNN` escapes.
+/// `s` with its raw controls (see [`is_raw_control`]) as visible escapes.
 fn escape_raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    push_escaped(&mut out, s.chars(), |c| ('\u{7f}'..='\u{9f}').contains(&c));
+    push_escaped(&mut out, s.chars(), is_raw_control);
     out
 }
 
@@ -945,9 +967,11 @@ pub(crate) fn escape_raw_record(record: &mut Map<String, Value>) {
 
 /// Makes untrusted text safe for logs and terminals: control characters
 /// (C0, DEL, C1 — CR, LF, ESC of ANSI sequences…) become visible `\xNN`
-/// escapes, and the text is cut at `max_chars` characters. A backslash
-/// before an `x` is written `\x5C`, so the text `\x1B` stays
-/// distinguishable from an escaped ESC. For the same reason sanitizing is
+/// escapes, Unicode line separators and bidirectional controls (which make
+/// a line display other than it reads) `\u{HHHH}` escapes, and the text is
+/// cut at `max_chars` characters. A backslash before an `x` or a `u` is
+/// written `\x5C`, so the text `\x1B` stays distinguishable from an
+/// escaped ESC. For the same reason sanitizing is
 /// not idempotent: give it the original text, not text it returned (whose
 /// escapes it would escape again).
 ///
@@ -956,6 +980,7 @@ pub(crate) fn escape_raw_record(record: &mut Map<String, Value>) {
 ///
 /// assert_eq!(sanitize("curl\r\n\u{1b}[2J", 64), "curl\\x0D\\x0A\\x1B[2J");
 /// assert_eq!(sanitize("curl\\x1B[2J", 64), "curl\\x5Cx1B[2J");
+/// assert_eq!(sanitize("evil\u{202e}txt.exe", 64), "evil\\u{202E}txt.exe");
 /// assert_eq!(sanitize("abcdef", 3), "abc…");
 /// ```
 pub fn sanitize(input: &str, max_chars: usize) -> String {
@@ -970,8 +995,7 @@ pub fn sanitize(input: &str, max_chars: usize) -> String {
     }
     let mut out = String::with_capacity(input.len().min(max_chars));
     push_escaped(&mut out, input.chars().take(max_chars), |c| {
-        let code = u32::from(c);
-        code < 0x20 || (0x7f..=0x9f).contains(&code)
+        c < '\u{20}' || is_raw_control(c)
     });
     if input.chars().nth(max_chars).is_some() {
         out.push('…');
@@ -1200,6 +1224,12 @@ mod tests {
         assert_eq!(sanitize("abcdef", 3), "abc…");
         assert_eq!(sanitize("abc", 3), "abc");
         assert_eq!(sanitize("héllo", 10), "héllo");
+        // Bidirectional controls and line separators are escaped; a
+        // zero-width joiner (emoji sequences) is not.
+        assert_eq!(
+            sanitize("a\u{202e}b\u{2028}c\u{200d}", 100),
+            "a\\u{202E}b\\u{2028}c\u{200d}"
+        );
         // The text of an escape is escaped itself, so it cannot pass for one.
         assert_eq!(sanitize("a\\x1Bb", 100), "a\\x5Cx1Bb");
         assert_eq!(sanitize("a\\\u{1b}", 100), "a\\\\x1B");
@@ -1211,11 +1241,22 @@ mod tests {
     fn unescape(s: &str) -> String {
         let mut out = String::new();
         let mut rest = s;
-        while let Some(at) = rest.find("\\x") {
+        while let Some(at) = rest.find('\\') {
             out.push_str(&rest[..at]);
-            let code = u8::from_str_radix(&rest[at + 2..at + 4], 16).unwrap();
-            out.push(char::from(code));
-            rest = &rest[at + 4..];
+            rest = &rest[at..];
+            let (code, len) = if let Some(hex) = rest.strip_prefix("\\x") {
+                (u32::from_str_radix(&hex[..2], 16).unwrap(), 4)
+            } else if let Some(braced) = rest.strip_prefix("\\u{") {
+                let end = braced.find('}').unwrap();
+                (u32::from_str_radix(&braced[..end], 16).unwrap(), end + 4)
+            } else {
+                // A backslash that starts no escape is itself.
+                out.push('\\');
+                rest = &rest[1..];
+                continue;
+            };
+            out.push(char::from_u32(code).unwrap());
+            rest = &rest[len..];
         }
         out.push_str(rest);
         out
@@ -1232,6 +1273,9 @@ mod tests {
             "x\\",
             "\\x5C\u{9b}\\",
             "C:\\x\\y",
+            "C:\\users\\u{202E}",
+            "abc\u{202e}cba\u{2028}\u{2066}\u{61c}\u{200d}",
+            "\\u{202E}",
         ] {
             assert_eq!(unescape(&sanitize(text, 100)), text, "{text:?}");
             let raw = if needs_raw_escape(text) {
