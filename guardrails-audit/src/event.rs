@@ -1009,11 +1009,23 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Removes the values of sensitive detail keys, recursively.
 ///
 /// A key is sensitive when, lower-cased and with `-` and `_` removed, it
-/// contains one of the configured fragments. The default fragments cover
-/// passwords and passphrases, secrets, tokens (bearer, JWT, CSRF), API,
-/// access, signing, HMAC, encryption, master and private keys,
-/// authorization, cookies, sessions, credentials and card data; [`Redactor::with_key`] adds
-/// more.
+/// contains one of the configured fragments, or when one of its words
+/// (split at separators and camel case: `smsOtp` is `sms` and `otp`) is one
+/// of the sensitive words. The default fragments cover passwords and
+/// passphrases, secrets, tokens (bearer, JWT, CSRF), API, access, signing,
+/// HMAC, encryption, master and private keys, authorization, cookies,
+/// sessions, credentials and card data; the default words (too short to
+/// match inside other words: `pin` is in `shipping`) are
+/// [`DEFAULT_REDACTED_WORDS`]. [`Redactor::with_key`] adds fragments.
+///
+/// A name/value pair (an object with a `name`, `key` or `field` member and
+/// a `value`) has its value redacted when the name is sensitive:
+/// `[{"name": "password", "value": "…"}]`.
+///
+/// Redaction goes by key: a secret in a value whose key says nothing of it
+/// (a top-level string, `"note": "my password is …"`) is recorded. For
+/// routes whose bodies may carry such values, keep the level at
+/// `Metadata`.
 ///
 /// ```
 /// use guardrails_audit::Redactor;
@@ -1027,6 +1039,8 @@ pub const REDACTED: &str = "[REDACTED]";
 #[derive(Clone, Debug)]
 pub struct Redactor {
     fragments: Vec<String>,
+    /// Whether [`DEFAULT_REDACTED_WORDS`] apply.
+    words: bool,
 }
 
 /// The default sensitive key fragments.
@@ -1058,6 +1072,13 @@ pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
     "xsrf",
 ];
 
+/// Words that make a key sensitive when they are a whole word of it
+/// (`user_pin`, `smsOtp`, `api-key`, `pwd`), not when they are inside
+/// another (`shipping`, `footprint`, `keyboard`).
+pub const DEFAULT_REDACTED_WORDS: &[&str] = &[
+    "pwd", "pass", "pin", "otp", "totp", "hotp", "mfa", "key", "seed", "mnemonic",
+];
+
 impl Default for Redactor {
     fn default() -> Self {
         Self {
@@ -1065,6 +1086,7 @@ impl Default for Redactor {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            words: true,
         }
     }
 }
@@ -1074,6 +1096,7 @@ impl Redactor {
     pub fn none() -> Self {
         Self {
             fragments: Vec::new(),
+            words: false,
         }
     }
 
@@ -1089,13 +1112,18 @@ impl Redactor {
 
     /// Whether `key` is sensitive.
     pub fn is_sensitive(&self, key: &str) -> bool {
-        if self.fragments.is_empty() {
+        if self.fragments.is_empty() && !self.words {
             return false;
         }
         let normalized = normalize_key(key);
         self.fragments
             .iter()
             .any(|f| normalized.contains(f.as_str()))
+            || (self.words
+                && DEFAULT_REDACTED_WORDS
+                    .iter()
+                    .any(|w| normalized.contains(w))
+                && key_words(key).any(|w| DEFAULT_REDACTED_WORDS.contains(&&*w)))
     }
 
     /// Redacts sensitive keys in `value`, recursively.
@@ -1109,8 +1137,14 @@ impl Redactor {
 
     /// Redacts sensitive keys in `map`, recursively.
     pub fn redact_map(&self, map: &mut Map<String, Value>) {
+        let pair_name_sensitive = map.contains_key("value")
+            && ["name", "key", "field"].iter().any(|member| {
+                map.get(*member)
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.is_sensitive(name))
+            });
         for (key, value) in map.iter_mut() {
-            if self.is_sensitive(key) {
+            if self.is_sensitive(key) || (pair_name_sensitive && key == "value") {
                 *value = Value::from(REDACTED);
             } else {
                 self.redact_value(value);
@@ -1125,6 +1159,34 @@ impl Redactor {
         }
         event
     }
+}
+
+/// The lower-cased words of `key`, split at anything not alphanumeric and
+/// at camel-case boundaries: `smsOtp` → `sms`, `otp`; `OTPCode` → `otp`,
+/// `code`.
+fn key_words(key: &str) -> impl Iterator<Item = String> + '_ {
+    let chars: Vec<char> = key.chars().collect();
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut word));
+            continue;
+        }
+        if c.is_uppercase() && i > 0 {
+            let previous = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if previous.is_lowercase()
+                || previous.is_numeric()
+                || (previous.is_uppercase() && next_lower)
+            {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        word.extend(c.to_lowercase());
+    }
+    words.push(word);
+    words.into_iter().filter(|w| !w.is_empty())
 }
 
 fn normalize_key(key: &str) -> String {
@@ -1381,11 +1443,55 @@ mod tests {
             "passphrase",
             "id_jwt",
             "_csrf",
+            "pwd",
+            "user_pin",
+            "smsOtp",
+            "OTPCode",
+            "mfa-code",
+            "key",
+            "seed",
+            "recovery_pass",
         ] {
             assert!(r.is_sensitive(k), "{k}");
         }
-        for k in ["amount", "invoice_id", "currency"] {
+        for k in [
+            "amount",
+            "invoice_id",
+            "currency",
+            "shipping",
+            "footprint",
+            "keyboard",
+            "monkey",
+            "passenger",
+            "pinned",
+        ] {
             assert!(!r.is_sensitive(k), "{k}");
         }
+        assert!(!Redactor::none().is_sensitive("pwd"));
+    }
+
+    #[test]
+    fn name_value_pairs_are_redacted_by_their_name() {
+        let mut value = json!({
+            "fields": [
+                {"name": "password", "value": "hunter2"},
+                {"key": "user_pin", "value": 1234},
+                {"field": "email", "value": "a@b.c"},
+                {"name": "note", "value": {"token": "t"}},
+            ]
+        });
+        Redactor::default().redact_value(&mut value);
+        assert_eq!(
+            value,
+            json!({
+                "fields": [
+                    {"name": "password", "value": "[REDACTED]"},
+                    // A member named `key` is sensitive itself.
+                    {"key": "[REDACTED]", "value": "[REDACTED]"},
+                    {"field": "email", "value": "a@b.c"},
+                    {"name": "note", "value": {"token": "[REDACTED]"}},
+                ]
+            })
+        );
     }
 }
