@@ -1679,6 +1679,7 @@ fn toml_to_value(value: toml::Value) -> Value {
 #[derive(Debug)]
 enum ReadError {
     NotFound,
+    NotAFile,
     TooLarge,
     NotUtf8,
     Io(std::io::ErrorKind),
@@ -1688,6 +1689,7 @@ impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound => f.write_str("not found"),
+            Self::NotAFile => f.write_str("not a regular file"),
             Self::TooLarge => write!(f, "larger than {MAX_FILE_SIZE} bytes"),
             Self::NotUtf8 => f.write_str("not UTF-8"),
             Self::Io(kind) => write!(f, "{kind}"),
@@ -1696,10 +1698,16 @@ impl fmt::Display for ReadError {
 }
 
 fn read_limited(path: &Path) -> Result<String, ReadError> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    let not_found = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => ReadError::NotFound,
         kind => ReadError::Io(kind),
-    })?;
+    };
+    // Only a regular file (through symlinks, as Kubernetes mounts secrets):
+    // opening a FIFO would block start-up until something writes to it.
+    if !std::fs::metadata(path).map_err(not_found)?.is_file() {
+        return Err(ReadError::NotAFile);
+    }
+    let file = std::fs::File::open(path).map_err(not_found)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)

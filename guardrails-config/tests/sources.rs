@@ -155,6 +155,33 @@ fn file_indirection_to_a_missing_file_is_an_error_naming_the_variable() {
     assert!(!format!("{error} {error:?}").contains("Zq3vN8"), "{error}");
 }
 
+#[cfg(unix)]
+#[test]
+fn file_indirection_to_a_fifo_fails_instead_of_blocking() {
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("secret");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let loader = fx.loader(&[("APP_AUDIT__HMAC_KEY_FILE", fifo.to_str().unwrap())]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(loader.load::<Settings>().map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("loading blocked on the FIFO");
+    let error = result.unwrap_err();
+    let finding = find(error.errors(), "audit.hmac_key");
+    assert!(
+        finding.message().contains("not a regular file"),
+        "{finding}"
+    );
+}
+
 #[test]
 fn unknown_variables_warn_with_a_suggestion_and_fail_in_strict_mode() {
     let fx = Fixture::new();

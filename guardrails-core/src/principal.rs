@@ -203,19 +203,24 @@ impl Principal {
 /// Debug shows who, never the custom claims, which may carry personal data.
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        f.debug_struct("Principal")
-            .field("subject", &inner.subject)
-            .field("method", &inner.method)
-            .field("tenant", &inner.tenant)
-            .field("scopes", &inner.scopes)
-            .field("roles", &inner.roles)
-            .field("issuer", &inner.issuer)
-            .field("token_id", &inner.token_id)
-            .field("expires_at", &inner.expires_at)
-            .field("claims", &format_args!("[{} claims]", inner.claims.len()))
-            .finish()
+        debug_inner("Principal", &self.inner, f)
     }
+}
+
+/// The fields of a principal, its claims counted rather than shown (they
+/// may hold anything an identity provider put in the token).
+fn debug_inner(name: &str, inner: &Inner, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct(name)
+        .field("subject", &inner.subject)
+        .field("method", &inner.method)
+        .field("tenant", &inner.tenant)
+        .field("scopes", &inner.scopes)
+        .field("roles", &inner.roles)
+        .field("issuer", &inner.issuer)
+        .field("token_id", &inner.token_id)
+        .field("expires_at", &inner.expires_at)
+        .field("claims", &format_args!("[{} claims]", inner.claims.len()))
+        .finish()
 }
 
 impl PartialEq for Principal {
@@ -252,10 +257,15 @@ where
 }
 
 /// Builds a [`Principal`]; see [`Principal::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct PrincipalBuilder {
     inner: Inner,
+}
+
+impl fmt::Debug for PrincipalBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_inner("PrincipalBuilder", &self.inner, f)
+    }
 }
 
 impl PrincipalBuilder {
@@ -373,6 +383,12 @@ mod tests {
         assert!(debug.contains("\"s\""));
         assert!(!debug.contains("someone@example.com"), "{debug}");
         assert!(debug.contains("[1 claims]"));
+        // The builder too.
+        let builder =
+            Principal::builder("s", AuthMethod::Jwt).claim("email", "someone@example.com");
+        let debug = format!("{builder:?}");
+        assert!(debug.starts_with("PrincipalBuilder"), "{debug}");
+        assert!(!debug.contains("someone@example.com"), "{debug}");
     }
 
     #[test]
