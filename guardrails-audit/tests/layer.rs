@@ -500,9 +500,56 @@ async fn a_request_dropped_before_its_response_is_recorded_as_cancelled() {
     assert_eq!(cancelled["outcome"], "unknown");
     assert_eq!(cancelled["reason"], "cancelled");
     assert_eq!(cancelled["request"]["status"], Value::Null);
+    assert_eq!(cancelled["details"]["handler"], "started");
     let served = &events[1];
     assert_eq!(served["request"]["route"], "/healthz");
     assert_eq!(served["outcome"], "success");
     assert_eq!(served["reason"], Value::Null);
     assert_eq!(served["request"]["status"], 200);
+}
+
+/// A strict request dropped while its attempt record is still being written
+/// says that its handler never ran.
+#[tokio::test]
+async fn a_strict_request_dropped_before_its_attempt_record_says_the_handler_did_not_run() {
+    /// Holds the first batch for a while, then writes everything.
+    struct SlowFirst(MemorySink, bool);
+    impl guardrails_audit::sink::AuditSink for SlowFirst {
+        fn name(&self) -> &'static str {
+            "slow-first"
+        }
+        fn write_batch<'a>(
+            &'a mut self,
+            batch: &'a [AuditEvent],
+        ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+            let slow = !std::mem::replace(&mut self.1, true);
+            Box::pin(async move {
+                if slow {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                self.0.write_batch(batch).await
+            })
+        }
+    }
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(SlowFirst(sink.clone(), false))
+        .unwrap();
+    let app = Router::new()
+        .route("/v1/reports/{id}", get(|| async { "ran" }))
+        .layer(AuditLayer::new(auditor).default_mode(DeliveryMode::Strict));
+    let strict = app
+        .clone()
+        .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), strict)
+            .await
+            .is_err(),
+        "the attempt record should still be on its way"
+    );
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["stage"], "received");
+    assert_eq!(events[1]["reason"], "cancelled");
+    assert_eq!(events[1]["details"]["handler"], "not_run");
 }

@@ -314,11 +314,13 @@ pin_project! {
 pin_project! {
     /// The response future of [`AuditService`].
     ///
-    /// Dropped before the response is known (the client went away, or an
-    /// outer timeout gave up), it queues the request's event with outcome
-    /// `unknown` and reason `cancelled`: the handler may have run, in part or
-    /// whole, and the trail says so. Nothing waits for that record, whatever
-    /// the route's mode.
+    /// Dropped before the response is known (the client went away, an
+    /// outer timeout gave up, the handler panicked), it queues the request's
+    /// event with outcome `unknown`, reason `cancelled`, and the detail
+    /// `handler`: `not_run` (a strict request still waiting for its attempt
+    /// record), `started` (it may have run in part or whole) or `finished`
+    /// (its response was waiting for the completion record). Nothing waits
+    /// for that record, whatever the route's mode.
     pub struct ResponseFuture<S, B, F, ResB> {
         #[pin]
         state: State<S, B, F, ResB>,
@@ -329,10 +331,17 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // `ctx` is taken as soon as the response (or the service's
             // error) is known: only an unfinished request has it.
-            if let Some(ctx) = this.project().ctx.take() {
+            let this = this.project();
+            if let Some(ctx) = this.ctx.take() {
+                let handler = match this.state.project() {
+                    StateProj::Attempt { .. } => "not_run",
+                    StateProj::Completing { .. } => "finished",
+                    StateProj::Inner { .. } | StateProj::Done => "started",
+                };
                 let (mut event, auditor) = complete::<ResB>(ctx, None);
                 event.outcome = Outcome::Unknown;
                 event.reason = Some("cancelled".into());
+                event.details.insert("handler".into(), handler.into());
                 let _ = auditor.record(event);
             }
         }
