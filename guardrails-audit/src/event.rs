@@ -44,10 +44,10 @@
 //! actor, a target id, the observer, details) are recorded as visible
 //! `\xNN` escapes (Unicode line separators and bidirectional controls as
 //! `\u{HHHH}`), and a backslash followed by `x` or `u` as `\x5C`, so every
-//! `\x` and `\u` in those fields starts an escape and the original text can be told apart
-//! and restored (see [`sanitize`]). The request id is visible ASCII (a
-//! `RequestId` has no controls), so a `\x` in it is text; action and
-//! reason are the application's own dotted codes.
+//! `\x` and `\u` in those fields starts an escape and the original text can
+//! be told apart and restored (see [`sanitize`]). The request id is visible
+//! ASCII (a `RequestId` has no controls), so a `\x` in it is text; action
+//! and reason are the application's own dotted codes.
 //!
 //! ```
 //! use guardrails_audit::{AuditEvent, Category, Outcome};

@@ -421,3 +421,48 @@ fn the_key_refresh_starts_in_the_runtime_that_uses_the_verifier() {
         drop(runtime);
     }
 }
+
+/// A fetch claimed by a request that is then dropped (the client went away,
+/// an outer timeout) still completes: the claim holds back every other
+/// kid-triggered fetch for its interval, so an aborted fetch kept a key
+/// rotated in at the identity provider refused until the interval passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_claimed_by_a_dropped_request_still_completes() {
+    let server = Server::default();
+    set_keys(&server, &[jwk(&rsa_private(), "k1")]);
+    let base = serve(server.clone()).await;
+    let issuer = issuer(&base, |c| c.min_refetch_interval(Duration::from_secs(2)));
+    let verifier = JwtVerifier::builder()
+        .issuer(issuer.clone())
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if issuer.jwks_stats().unwrap().keys == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The identity provider rotates in k2; its answers are a little slow.
+    set_keys(
+        &server,
+        &[jwk(&rsa_private(), "k1"), jwk(&rsa2_private(), "k2")],
+    );
+    *server.delay.lock().unwrap() = Duration::from_millis(300);
+    // A token with an unknown kid claims the fetch; its request is dropped
+    // while the fetch is in flight.
+    let junk = token("junk-1", &rsa_private());
+    let Verdict::Pending(pending) = verifier.authenticate(&Credential::new(&junk, "bearer")) else {
+        panic!("an unknown kid needs a fetch");
+    };
+    let task = tokio::spawn(pending);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    task.abort();
+    // A token signed with the rotated-in key.
+    let good = token("k2", &rsa2_private());
+    let answer = match verifier.authenticate(&Credential::new(&good, "bearer")) {
+        Verdict::Ready(result) => result,
+        Verdict::Pending(pending) => pending.await,
+    };
+    assert!(answer.is_ok(), "the k2 token was refused: {answer:?}");
+}

@@ -14,6 +14,7 @@
 //! | `unknown_variant` | a string not among an enum's variants (422) |
 //! | `required` | a missing member (422), or garde's `required` |
 //! | `unknown_field` | a member the type does not declare, in strict mode (422) |
+//! | `duplicate_key` | a query or form key given twice for a single value (422) |
 //! | `length.min`, `length.max` | garde `length` |
 //! | `range.min`, `range.max` | garde `range` |
 //! | `email`, `url`, `ip`, `pattern`, `contains`, `prefix`, `suffix`, `ascii`, `alphanumeric`, `credit_card`, `phone_number`, `matches` | the garde rule of that name |
@@ -206,6 +207,15 @@ pub(crate) fn classify_data(message: &str) -> DataError {
         return DataError {
             code: "required",
             detail: Cow::Borrowed("is required"),
+            member: Some(field.to_owned()),
+            placeholder: None,
+        };
+    }
+    if let Some(rest) = message.strip_prefix("duplicate field `") {
+        let field = rest.strip_suffix('`').unwrap_or(rest);
+        return DataError {
+            code: "duplicate_key",
+            detail: Cow::Borrowed("is given more than once"),
             member: Some(field.to_owned()),
             placeholder: None,
         };

@@ -25,6 +25,14 @@ use std::time::Duration;
 pub enum UnknownFields {
     /// Report each as an `unknown_field` violation (422). The default: deny
     /// by default.
+    ///
+    /// Members serde reads into a buffer before it knows their type cannot
+    /// be checked, because serde drops the extra ones itself: those of a
+    /// struct with `#[serde(flatten)]`, of an internally tagged
+    /// (`#[serde(tag = "…")]`) or untagged enum. Keep such shapes out of
+    /// input types that must refuse unknown members (adjacently tagged and
+    /// externally tagged enums, nested structs, maps and sequences are
+    /// checked).
     #[default]
     Deny,
     /// Ignore them silently, as serde does.

@@ -159,7 +159,7 @@ where
     let tree = Some(tree_of::<T>());
     let (text, members) =
         prescan_with(bytes, config, tree.as_deref()).map_err(|e| scan_problem(bytes, e, config))?;
-    let mut unknown = Unknown::default();
+    let mut unknown = Unknown::new(config.max_violations);
     let mut de = serde_json::Deserializer::from_str(text);
     let result = if strict && members != Members::AllKnown {
         serde_ignored::deserialize(&mut de, |path| unknown.push(&path))
@@ -172,6 +172,7 @@ where
         Err(e) if e.is_syntax() || e.is_eof() => return Err(syntax_problem(text, &e)),
         Err(_) => return Err(collect_data_errors::<T>(text, config, context)),
     };
+    let skipped = unknown.skipped;
     let mut violations = unknown.violations;
     let report = garde::with_i18n(Coded, || value.validate_with(context));
     if let Err(report) = report {
@@ -181,17 +182,33 @@ where
     if violations.is_empty() {
         Ok(value)
     } else {
-        Err(validation_problem(text, violations, config))
+        Err(validation_problem(text, violations, skipped, config))
     }
 }
 
-#[derive(Default)]
+/// The members serde would drop: at most `limit` pointers (in document
+/// order, as serde reads), the rest only counted, so that a body of many
+/// unknown members under long keys costs no more than the problem shows.
 struct Unknown {
     violations: Vec<Violation>,
+    limit: usize,
+    skipped: usize,
 }
 
 impl Unknown {
+    fn new(limit: usize) -> Self {
+        Self {
+            violations: Vec::new(),
+            limit,
+            skipped: 0,
+        }
+    }
+
     fn push(&mut self, path: &serde_ignored::Path<'_>) {
+        if self.violations.len() >= self.limit {
+            self.skipped += 1;
+            return;
+        }
         let mut pointer = String::new();
         ignored_pointer(path, &mut pointer);
         self.violations.push(Violation::new(
@@ -254,7 +271,7 @@ where
     let mut seen: HashSet<String> = HashSet::new();
     let passes = (PASS_BUDGET_BYTES / text.len().max(1)).clamp(1, MAX_PASSES);
     for _ in 0..passes {
-        let mut unknown = Unknown::default();
+        let mut unknown = Unknown::new(config.max_violations);
         let result: Result<T, _> = {
             let mut callback = |path: serde_ignored::Path<'_>| {
                 if strict {
@@ -307,7 +324,7 @@ where
         // Should not happen: the fast path failed, so something is wrong.
         violations.push(Violation::new("", "invalid_value", "is not a valid value"));
     }
-    validation_problem(text, violations, config)
+    validation_problem(text, violations, 0, config)
 }
 
 /// Sets the value at `pointer`, creating the last member of an object.
@@ -399,9 +416,16 @@ pub(crate) fn garde_violations<'de, T: serde::Deserialize<'de>>(
 }
 
 /// The 422 problem: violations sorted in document order, bounded.
-fn validation_problem(text: &str, mut violations: Vec<Violation>, config: &Config) -> Problem {
-    let total = violations.len();
-    if total > 1 {
+/// The 422 problem of `violations` and `skipped` more that were counted
+/// but not kept.
+fn validation_problem(
+    text: &str,
+    mut violations: Vec<Violation>,
+    skipped: usize,
+    config: &Config,
+) -> Problem {
+    let total = violations.len() + skipped;
+    if violations.len() > 1 {
         let pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
         let keys = document_order(text.as_bytes(), &pointers);
         let mut keyed: Vec<(usize, usize, Violation)> = keys
@@ -420,19 +444,35 @@ fn validation_problem(text: &str, mut violations: Vec<Violation>, config: &Confi
             Cow::Owned(format!("the request has {total} invalid values"))
         }),
         violations,
+        total,
         config,
     )
 }
 
-/// Adds at most `max_violations` violations and the `violations_total`
-/// extension member when some were left out.
+/// The longest pointer a problem shows, in bytes; a longer one (a client's
+/// key can be as long as the body) is cut and ends in `…`.
+pub(crate) const MAX_POINTER_BYTES: usize = 1024;
+
+/// Adds at most `max_violations` violations, their pointers cut at
+/// [`MAX_POINTER_BYTES`], and the `violations_total` extension member (of
+/// `total`) when some were left out.
 pub(crate) fn bounded(
     problem: Problem,
     mut violations: Vec<Violation>,
+    total: usize,
     config: &Config,
 ) -> Problem {
-    let total = violations.len();
     violations.truncate(config.max_violations);
+    for violation in &mut violations {
+        if violation.pointer.len() > MAX_POINTER_BYTES {
+            let mut end = MAX_POINTER_BYTES;
+            while !violation.pointer.is_char_boundary(end) {
+                end -= 1;
+            }
+            violation.pointer.truncate(end);
+            violation.pointer.push('…');
+        }
+    }
     let problem = problem.with_violations(violations);
     if total > config.max_violations {
         problem

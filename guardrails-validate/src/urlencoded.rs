@@ -326,6 +326,16 @@ where
                     push_token(&mut pointer, &name);
                     violations.push(Violation::new(pointer, data.code, data.detail));
                 }
+                if data.code == "duplicate_key" {
+                    // Keep the first, to find the other errors.
+                    let pairs = pairs.get_or_insert_with(|| {
+                        form_urlencoded::parse(input).into_owned().collect()
+                    });
+                    let mut seen = false;
+                    pairs.retain(|(k, _)| *k != name || !std::mem::replace(&mut seen, true));
+                    *attempts += 1;
+                    continue;
+                }
                 // Candidates: an accepted variant, then values that most
                 // scalar types parse.
                 let variant = data
@@ -352,13 +362,14 @@ where
         }
     }
     let Some(value) = value else {
+        let total = violations.len();
         return Err(bounded(
             Problem::new(ProblemType::VALIDATION_FAILED).with_detail(format!(
-                "the request has {} invalid value{}",
-                violations.len(),
-                if violations.len() == 1 { "" } else { "s" }
+                "the request has {total} invalid value{}",
+                if total == 1 { "" } else { "s" }
             )),
             violations,
+            total,
             config,
         ));
     };
@@ -411,6 +422,7 @@ where
             if total == 1 { "" } else { "s" }
         )),
         violations,
+        total,
         config,
     ))
 }
@@ -479,6 +491,20 @@ mod tests {
         );
         let ok = from_query::<Search>("a=1&b=true&c=zz&d=closed", &Config::default(), &()).unwrap();
         assert_eq!(ok.a, 1);
+    }
+
+    #[test]
+    fn a_repeated_key_is_named() {
+        let v = |p: &str, c: &str| (p.to_owned(), c.to_owned());
+        assert_eq!(
+            found("a=1&a=2&b=true&c=zz&d=open"),
+            [v("/query/a", "duplicate_key")]
+        );
+        // The other errors are found as well.
+        assert_eq!(
+            found("a=1&b=true&c=z&d=open&d=closed&d=open"),
+            [v("/query/c", "length.min"), v("/query/d", "duplicate_key")]
+        );
     }
 
     #[test]

@@ -522,6 +522,52 @@ async fn ten_thousand_violations_give_a_bounded_response() {
     assert!(out.raw_len < 16 * 1024, "{} bytes", out.raw_len);
 }
 
+#[derive(Debug, Deserialize, Validate)]
+#[allow(dead_code)]
+struct Tagged {
+    #[garde(dive)]
+    tags: std::collections::HashMap<String, Tag>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[allow(dead_code)]
+struct Tag {
+    #[garde(range(max = 10))]
+    n: u32,
+}
+
+#[tokio::test]
+async fn many_unknown_members_under_long_keys_give_a_bounded_response() {
+    // Unknown members under client-chosen keys of 8 KiB: each pointer would
+    // hold its key, and every one was kept until the end.
+    let key = "k".repeat(8 * 1024);
+    let tags: Vec<String> = (0..120)
+        .map(|i| format!(r#""{key}{i}":{{"n":1,"extra":1}}"#))
+        .collect();
+    let doc = format!(r#"{{"tags":{{{}}}}}"#, tags.join(","));
+    let out = send::<Tagged>(
+        Config::default(),
+        Some("application/json"),
+        None,
+        Body::from(doc),
+    )
+    .await;
+    assert_eq!(out.status, 422);
+    assert_eq!(out.json["violations_total"], 120);
+    let violations = out.violations();
+    assert_eq!(violations.len(), 100);
+    for (pointer, code) in &violations {
+        assert_eq!(code, "unknown_field");
+        assert!(
+            pointer.len() <= 1024 + '…'.len_utf8(),
+            "{} bytes",
+            pointer.len()
+        );
+        assert!(pointer.starts_with("/tags/kkk") && pointer.ends_with('…'));
+    }
+    assert!(out.raw_len < 128 * 1024, "{} bytes", out.raw_len);
+}
+
 #[tokio::test]
 async fn renamed_fields_are_reported_by_their_json_names() {
     let doc = r#"{"customerEmail":"not-an-email","currency":"EUR","lines":[{"description":"a","quantity":1}],"type":"much-too-long"}"#;

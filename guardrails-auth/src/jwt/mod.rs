@@ -913,8 +913,21 @@ impl Authenticator for JwtVerifier {
                             // A failed fetch keeps the last good keys
                             // (stale-if-error). The claim is released only
                             // after the keys are stored.
-                            let _ = claim.cache().refresh(jwks::Trigger::UnknownKid).await;
-                            drop(claim);
+                            let fetch = async move {
+                                let _ = claim.cache().refresh(jwks::Trigger::UnknownKid).await;
+                                drop(claim);
+                            };
+                            // In a task of its own where there is a runtime:
+                            // a request dropped mid-fetch (the client went
+                            // away, an outer timeout) must not abort the one
+                            // fetch its claim allows per interval, or keys
+                            // rotated in would wait for the next interval.
+                            match tokio::runtime::Handle::try_current() {
+                                Ok(runtime) => {
+                                    let _ = runtime.spawn(fetch).await;
+                                }
+                                Err(_) => fetch.await,
+                            }
                         }
                         Refetch::Wait(waiter) => waiter.wait().await,
                     }
