@@ -128,7 +128,8 @@ impl TokenCache {
                 let Validity { exp, nbf, leeway } = e.validity;
                 let live = e.epoch == epoch
                     && Instant::now() < e.deadline
-                    && exp.saturating_add(leeway) >= now
+                    // RFC 7519 §4.1.4: valid only before `exp`.
+                    && exp.saturating_add(leeway) > now
                     && nbf.is_none_or(|nbf| nbf <= now.saturating_add(leeway));
                 (live, live.then(|| e.principal.clone()))
             })
@@ -230,8 +231,8 @@ mod tests {
         assert!(cache.get(&h, 1000, 1).is_none());
         // with the entry's own leeway, and only that
         cache.insert(h, p(), 1000, v(2000, None, 30), 1);
-        assert!(cache.get(&h, 2030, 1).is_some());
-        assert!(cache.get(&h, 2031, 1).is_none());
+        assert!(cache.get(&h, 2029, 1).is_some());
+        assert!(cache.get(&h, 2030, 1).is_none(), "valid only before exp");
         cache.insert(h, p(), 1000, v(2000, None, 0), 1);
         // another key epoch: flushed
         assert!(cache.get(&h, 1000, 2).is_none());

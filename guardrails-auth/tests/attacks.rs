@@ -397,6 +397,12 @@ fn rows() -> Vec<Row> {
             "token_expired",
         ),
         bad(
+            // RFC 7519 §4.1.4: valid only before `exp` (plus the leeway).
+            "exp exactly at the end of the leeway",
+            token_a(&with("exp", json!(now() - 30))),
+            "token_expired",
+        ),
+        bad(
             "exp beyond any date (would overflow the clock)",
             token_a(&with("exp", json!(u64::MAX))),
             "invalid_claim",

@@ -803,7 +803,8 @@ fn validate(
         return Err(AuthError::MissingClaim);
     };
     let exp = numeric_date(exp, false).ok_or(AuthError::InvalidClaim)?;
-    if exp.saturating_add(leeway) < now {
+    // RFC 7519 §4.1.4: the current time must be before `exp`.
+    if exp.saturating_add(leeway) <= now {
         return Err(AuthError::Expired);
     }
     let nbf = match &c.nbf {
