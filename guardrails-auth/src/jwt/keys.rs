@@ -274,6 +274,12 @@ impl VerifyingKey {
             Some(a) => Some(key_algorithm(a)?),
         };
         let kind = match &jwk.algorithm {
+            // At least 2048 bits, whatever the crypto backend (aws-lc-rs
+            // refuses shorter moduli, RustCrypto does not): `n` is the
+            // unpadded base64url of the modulus in its minimal octets.
+            AlgorithmParameters::RSA(p) if p.n.trim_end_matches('=').len() * 3 / 4 < 256 => {
+                return None;
+            }
             AlgorithmParameters::RSA(_) => KeyKind::Rsa,
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
                 EllipticCurve::P256 => KeyKind::EcP256,
@@ -600,6 +606,32 @@ mod tests {
         );
         // a single key is selected without kid
         assert!(set.select(None, Algorithm::HS256, &all).is_ok());
+    }
+
+    #[test]
+    fn rsa_jwks_below_2048_bits_are_refused() {
+        // Moduli of 2047 and 2048 bits: 256 octets, the first below 0x80
+        // or not; 255 octets (2040 bits) is too short.
+        let n = |octets: usize| {
+            let bytes: String = "A".repeat(octets * 4 / 3);
+            // 256 octets: 342 base64url characters (2 bits of padding).
+            let extra = if (octets * 4).is_multiple_of(3) { "" } else { "Q" };
+            format!("w{}{extra}", &bytes[1..])
+        };
+        let doc = |octets: usize| {
+            format!(
+                r#"{{"keys":[{{"kty":"RSA","kid":"r","alg":"RS256","n":"{}","e":"AQAB"}}]}}"#,
+                n(octets)
+            )
+        };
+        let kids = |octets: usize| {
+            KeySet::from_jwks_json(doc(octets).as_bytes(), &[Algorithm::RS256])
+                .map(|set| set.kids().count())
+                .unwrap_or(0)
+        };
+        assert_eq!(kids(255), 0);
+        assert_eq!(kids(128), 0);
+        assert_eq!(kids(256), 1);
     }
 
     #[test]
