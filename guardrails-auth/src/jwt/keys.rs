@@ -615,7 +615,11 @@ mod tests {
         let n = |octets: usize| {
             let bytes: String = "A".repeat(octets * 4 / 3);
             // 256 octets: 342 base64url characters (2 bits of padding).
-            let extra = if (octets * 4).is_multiple_of(3) { "" } else { "Q" };
+            let extra = if (octets * 4).is_multiple_of(3) {
+                ""
+            } else {
+                "Q"
+            };
             format!("w{}{extra}", &bytes[1..])
         };
         let doc = |octets: usize| {
