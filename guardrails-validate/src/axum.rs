@@ -121,7 +121,7 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let config = config_of(request.extensions());
         let (parts, body) = request.into_parts();
-        json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))?;
+        json::check_json_headers(&parts.headers)?;
         crate::body::check_content_encoding(&parts.headers)?;
         let bytes = read_body(body, &parts.headers, &config).await?;
         let context = T::Context::from_state(state);
@@ -140,7 +140,7 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let config = config_of(request.extensions());
         let (parts, body) = request.into_parts();
-        let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+        let content_type = json::single_content_type(&parts.headers)?;
         urlencoded::check_form_content_type(content_type)?;
         crate::body::check_content_encoding(&parts.headers)?;
         let bytes = read_body(body, &parts.headers, &config).await?;

@@ -82,6 +82,30 @@ pub(crate) const PASS_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 /// A 415 `unsupported-media-type` problem when the header is missing, not
 /// JSON, or names another charset.
 pub fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Problem> {
+    check_one_json_content_type(content_type)
+}
+
+/// [`check_json_content_type`] of a request's headers, refusing more than
+/// one `Content-Type` (see [`single_content_type`]).
+pub(crate) fn check_json_headers(headers: &http::HeaderMap) -> Result<(), Problem> {
+    check_one_json_content_type(single_content_type(headers)?)
+}
+
+/// The request's `Content-Type`; more than one is a 415 (a proxy and the
+/// application could each read another).
+pub(crate) fn single_content_type(
+    headers: &http::HeaderMap,
+) -> Result<Option<&HeaderValue>, Problem> {
+    let mut values = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Problem::new(ProblemType::UNSUPPORTED_MEDIA_TYPE)
+            .with_detail("the request has more than one `Content-Type` header"));
+    }
+    Ok(first)
+}
+
+fn check_one_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Problem> {
     let unsupported = |detail: &'static str| {
         Err(Problem::new(ProblemType::UNSUPPORTED_MEDIA_TYPE).with_detail(detail))
     };
@@ -575,6 +599,20 @@ mod tests {
         assert!(!ok("json"));
         assert_eq!(
             check_json_content_type(None).unwrap_err().status(),
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert!(check_json_headers(&headers).is_ok());
+        headers.append(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        assert_eq!(
+            check_json_headers(&headers).unwrap_err().status(),
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }

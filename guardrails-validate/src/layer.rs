@@ -324,7 +324,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        let checked = json::check_json_content_type(parts.headers.get(http::header::CONTENT_TYPE))
+        let checked = json::check_json_headers(&parts.headers)
             .and_then(|()| crate::body::check_content_encoding(&parts.headers));
         if let Err(problem) = checked {
             return ResponseFuture {
