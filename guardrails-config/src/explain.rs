@@ -230,15 +230,74 @@ fn to_json(value: &Value, key: &str, is_secret: &dyn Fn(&str) -> bool) -> serde_
 }
 
 /// `https://user:pass@host/x` → `https://[REDACTED]@host/x`: credentials
-/// embedded in a URL are secrets even under a key that is not.
+/// embedded in a URL are secrets even under a key that is not. So are the
+/// values of query parameters named like secrets (`?token=…`,
+/// `&X-Amz-Signature=…`) and a key/value connection string's `password=…`.
 pub(crate) fn redact_url_credentials(value: &str) -> String {
-    if let Some((scheme, rest)) = value.split_once("://") {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            return format!("{scheme}://{REDACTED}{}", &rest[at..]);
+    let mut out = match value.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://{REDACTED}{}", &rest[at..]),
+                None => value.to_owned(),
+            }
         }
+        None => return redact_password_pairs(value),
+    };
+    if let Some(start) = out.find('?') {
+        let end = out[start..].find('#').map_or(out.len(), |i| start + i);
+        let query: Vec<String> = out[start + 1..end]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if secret_parameter(name) => format!("{name}={REDACTED}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.replace_range(start + 1..end, &query.join("&"));
     }
-    value.to_owned()
+    out
+}
+
+/// Whether a query parameter's name says its value is a secret.
+fn secret_parameter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    crate::loader::is_secret_key(&[], &lower)
+        || lower.ends_with("sig")
+        || lower.ends_with("signature")
+}
+
+/// `host=db password=s3cret user=app` → `host=db password=[REDACTED] user=app`
+/// (a libpq key/value connection string; the value may be quoted).
+fn redact_password_pairs(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("password=") {
+        let starts_word = at == 0 || rest[..at].ends_with(char::is_whitespace);
+        let value_at = at + "password=".len();
+        out.push_str(&rest[..value_at]);
+        rest = &rest[value_at..];
+        if !starts_word {
+            continue;
+        }
+        let end = if let Some(quoted) = rest.strip_prefix('\'') {
+            // Up to the closing quote that is not escaped.
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close
+                })
+                .map_or(rest.len(), |(i, _)| i + 2)
+        } else {
+            rest.find(char::is_whitespace).unwrap_or(rest.len())
+        };
+        out.push_str(REDACTED);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn num_to_json(n: Num) -> serde_json::Value {
@@ -268,5 +327,27 @@ mod tests {
         );
         assert_eq!(r("https://h/x@y"), "https://h/x@y");
         assert_eq!(r("plain@text"), "plain@text");
+    }
+
+    #[test]
+    fn secret_query_parameters_and_passwords_are_redacted() {
+        assert_eq!(
+            r("https://h/hook?id=7&token=abc&X-Amz-Signature=f00#frag"),
+            "https://h/hook?id=7&token=[REDACTED]&X-Amz-Signature=[REDACTED]#frag"
+        );
+        assert_eq!(
+            r("https://u:p@h/x?api_key=k&page=2"),
+            "https://[REDACTED]@h/x?api_key=[REDACTED]&page=2"
+        );
+        assert_eq!(r("https://h/x?page=2"), "https://h/x?page=2");
+        assert_eq!(
+            r("host=db password=s3cret user=app"),
+            "host=db password=[REDACTED] user=app"
+        );
+        assert_eq!(
+            r("host=db password='s3 \\'cret' user=app"),
+            "host=db password=[REDACTED] user=app"
+        );
+        assert_eq!(r("oldpassword=x"), "oldpassword=x");
     }
 }
