@@ -270,8 +270,9 @@ impl Settings {
 
     /// Loads, validates and hardens the settings from
     /// [`Settings::config_dir`] and the process environment. Production
-    /// requires `config/production.toml` and is strict about unknown
-    /// `SAAS_*` variables.
+    /// requires `config/production.toml`; staging and production are strict
+    /// about unknown `SAAS_*` variables (a misspelt `SAAS_AUDIT__HMAC_KEY`
+    /// must not quietly turn the audit key off where hardening applies).
     ///
     /// # Errors
     ///
@@ -292,7 +293,7 @@ impl Settings {
         let production = environment.is_production();
         let mut loaded = loader
             .environment(environment)
-            .strict(production)
+            .strict(production || environment == Environment::Staging)
             .environment_file(if production {
                 Requirement::Required
             } else {

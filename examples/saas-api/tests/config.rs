@@ -119,20 +119,22 @@ fn an_unknown_environment_exits_non_zero() {
 }
 
 #[test]
-fn an_unknown_variable_is_an_error_in_production_only() {
+fn an_unknown_variable_is_an_error_where_hardening_applies() {
     let (_, _, stderr) = run(common::command().arg("config").env("SAAS_AUTH__ISUER", "x"));
     assert!(
         stderr.contains("did you mean SAAS_AUTH__ISSUER?"),
         "{stderr}"
     );
-    let (output, _, stderr) = run(common::command()
-        .env("SAAS_ENV", "production")
-        .env("SAAS_AUTH__ISUER", "x"));
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("error: auth.isuer (from env SAAS_AUTH__ISUER)"),
-        "{stderr}"
-    );
+    for environment in ["staging", "production"] {
+        let (output, _, stderr) = run(common::command()
+            .env("SAAS_ENV", environment)
+            .env("SAAS_AUDIT__HMAC_KYE", "x"));
+        assert!(!output.status.success(), "{environment}");
+        assert!(
+            stderr.contains("error: audit.hmac_kye (from env SAAS_AUDIT__HMAC_KYE)"),
+            "{environment}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]
