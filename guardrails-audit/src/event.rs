@@ -826,7 +826,19 @@ fn has_raw_control(s: &str) -> bool {
 /// Whether [`escape_raw`] changes `s`: a raw control, or a `\x` or `\u`
 /// already in the text, escaped so that no text can pass for an escape.
 fn needs_raw_escape(s: &str) -> bool {
-    has_raw_control(s) || s.contains("\\x") || s.contains("\\u")
+    has_raw_control(s)
+        || s.as_bytes()
+            .windows(2)
+            .any(|pair| pair[0] == b'\\' && matches!(pair[1], b'x' | b'u'))
+}
+
+/// What every event goes through before it is written, whichever way it
+/// takes (the pipeline, the PostgreSQL outbox): its details redacted, and
+/// the controls the canonical form keeps literal escaped.
+pub(crate) fn prepare(redactor: &Redactor, event: AuditEvent) -> AuditEvent {
+    let mut event = redactor.redact_event(event);
+    escape_raw_controls(&mut event);
+    event
 }
 
 /// Whether a string or member name anywhere in `value` has a raw control.
@@ -1161,32 +1173,17 @@ impl Redactor {
     }
 }
 
-/// The lower-cased words of `key`, split at anything not alphanumeric and
-/// at camel-case boundaries: `smsOtp` → `sms`, `otp`; `OTPCode` → `otp`,
-/// `code`.
-fn key_words(key: &str) -> impl Iterator<Item = String> + '_ {
-    let chars: Vec<char> = key.chars().collect();
-    let mut words = Vec::new();
-    let mut word = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if !c.is_alphanumeric() {
-            words.push(std::mem::take(&mut word));
-            continue;
-        }
-        if c.is_uppercase() && i > 0 {
-            let previous = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if previous.is_lowercase()
-                || previous.is_numeric()
-                || (previous.is_uppercase() && next_lower)
-            {
-                words.push(std::mem::take(&mut word));
-            }
-        }
-        word.extend(c.to_lowercase());
-    }
-    words.push(word);
-    words.into_iter().filter(|w| !w.is_empty())
+/// The lower-cased words of `key`, split at separators and camel-case
+/// boundaries (heck's snake case): `smsOtp` → `sms`, `otp`; `OTPCode` →
+/// `otp`, `code`.
+fn key_words(key: &str) -> impl Iterator<Item = String> {
+    use heck::ToSnakeCase as _;
+    key.to_snake_case()
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 fn normalize_key(key: &str) -> String {

@@ -261,9 +261,7 @@ impl Auditor {
     /// the canonical form keeps literal. The writer fills in the observer,
     /// so that request threads do not share the observer's reference count.
     fn prepare(&self, event: AuditEvent) -> AuditEvent {
-        let mut event = self.shared.redactor.redact_event(event);
-        crate::event::escape_raw_controls(&mut event);
-        event
+        crate::event::prepare(&self.shared.redactor, event)
     }
 
     fn report_drops(&self) {

@@ -74,21 +74,10 @@ const MAX_PASSES: usize = 64;
 /// 1 MiB body gets 4 passes, a 300-byte one all 64).
 pub(crate) const PASS_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
-/// Checks that `content_type` is `application/json` or `*/*+json` with no
-/// `charset` or a UTF-8 one.
-///
-/// # Errors
-///
-/// A 415 `unsupported-media-type` problem when the header is missing, not
-/// JSON, or names another charset.
-pub fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Problem> {
-    check_one_json_content_type(content_type)
-}
-
 /// [`check_json_content_type`] of a request's headers, refusing more than
 /// one `Content-Type` (see [`single_content_type`]).
 pub(crate) fn check_json_headers(headers: &http::HeaderMap) -> Result<(), Problem> {
-    check_one_json_content_type(single_content_type(headers)?)
+    check_json_content_type(single_content_type(headers)?)
 }
 
 /// The request's `Content-Type`; more than one is a 415 (a proxy and the
@@ -105,7 +94,14 @@ pub(crate) fn single_content_type(
     Ok(first)
 }
 
-fn check_one_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Problem> {
+/// Checks that `content_type` is `application/json` or `*/*+json` with no
+/// `charset` or a UTF-8 one.
+///
+/// # Errors
+///
+/// A 415 `unsupported-media-type` problem when the header is missing, not
+/// JSON, or names another charset.
+pub fn check_json_content_type(content_type: Option<&HeaderValue>) -> Result<(), Problem> {
     let unsupported = |detail: &'static str| {
         Err(Problem::new(ProblemType::UNSUPPORTED_MEDIA_TYPE).with_detail(detail))
     };

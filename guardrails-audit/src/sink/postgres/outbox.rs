@@ -55,8 +55,7 @@ pub async fn record_in_with<C: GenericClient + Sync>(
     event: &AuditEvent,
     redactor: &Redactor,
 ) -> Result<(), PgError> {
-    let mut event = redactor.redact_event(event.clone());
-    crate::event::escape_raw_controls(&mut event);
+    let mut event = crate::event::prepare(redactor, event.clone());
     if has_nul(&event) {
         event = without_nul(&event);
     }
