@@ -70,6 +70,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use guardrails_core::Principal;
+use guardrails_core::text::{has_display_control, is_display_control};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -796,37 +797,10 @@ pub(crate) fn integers_only(value: Value) -> Value {
     }
 }
 
-/// Whether `c` is DEL or a C1 control (U+007F..U+009F), which the canonical
-/// form writes literally and a terminal may act on (U+009B is a control
-/// sequence introducer), or a Unicode line separator or bidirectional
-/// control (U+2028, U+2029, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F,
-/// U+061C), which JSON leaves literal too and which make a log line display
-/// other than it reads. C0 controls are escaped by JSON.
-fn is_raw_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{7f}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-    )
-}
-
-/// Whether `s` holds a raw control (see [`is_raw_control`]).
-fn has_raw_control(s: &str) -> bool {
-    // Their UTF-8 forms start with 0x7F, 0xC2, 0xD8 or 0xE2.
-    s.as_bytes()
-        .iter()
-        .any(|b| matches!(*b, 0x7f | 0xc2 | 0xd8 | 0xe2))
-        && s.chars().any(is_raw_control)
-}
-
 /// Whether [`escape_raw`] changes `s`: a raw control, or a `\x` or `\u`
 /// already in the text, escaped so that no text can pass for an escape.
 fn needs_raw_escape(s: &str) -> bool {
-    has_raw_control(s)
+    has_display_control(s)
         || s.as_bytes()
             .windows(2)
             .any(|pair| pair[0] == b'\\' && matches!(pair[1], b'x' | b'u'))
@@ -845,11 +819,11 @@ pub(crate) fn prepare(redactor: &Redactor, event: AuditEvent) -> AuditEvent {
 #[cfg(feature = "postgres")]
 fn holds_raw_control(value: &Value) -> bool {
     match value {
-        Value::String(s) => has_raw_control(s),
+        Value::String(s) => has_display_control(s),
         Value::Array(items) => items.iter().any(holds_raw_control),
         Value::Object(map) => map
             .iter()
-            .any(|(k, v)| has_raw_control(k) || holds_raw_control(v)),
+            .any(|(k, v)| has_display_control(k) || holds_raw_control(v)),
         _ => false,
     }
 }
@@ -885,10 +859,10 @@ fn push_escaped(
     }
 }
 
-/// `s` with its raw controls (see [`is_raw_control`]) as visible escapes.
+/// `s` with its raw controls (see [`is_display_control`]) as visible escapes.
 fn escape_raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    push_escaped(&mut out, s.chars(), is_raw_control);
+    push_escaped(&mut out, s.chars(), is_display_control);
     out
 }
 
@@ -971,7 +945,7 @@ pub(crate) fn actor_as_recorded(text: String) -> String {
 pub(crate) fn escape_raw_record(record: &mut Map<String, Value>) {
     if record
         .iter()
-        .any(|(k, v)| has_raw_control(k) || holds_raw_control(v))
+        .any(|(k, v)| has_display_control(k) || holds_raw_control(v))
     {
         escape_raw_map(record, 0);
     }
@@ -1007,7 +981,7 @@ pub fn sanitize(input: &str, max_chars: usize) -> String {
     }
     let mut out = String::with_capacity(input.len().min(max_chars));
     push_escaped(&mut out, input.chars().take(max_chars), |c| {
-        c < '\u{20}' || is_raw_control(c)
+        c < '\u{20}' || is_display_control(c)
     });
     if input.chars().nth(max_chars).is_some() {
         out.push('…');

@@ -13,6 +13,8 @@
 //! - [`GuardBody`] and [`ResponseFuture`] let a tower middleware answer either
 //!   with the inner service's response or with a problem, without boxing.
 //! - [`RequestId`] is the request id that guards and audit share.
+//! - [`text`] names the characters client text must not carry raw into a log
+//!   line, a terminal or a response.
 //!
 //! # Example
 //!
@@ -40,6 +42,7 @@ pub mod principal;
 pub mod problem;
 pub mod rejection;
 pub mod request_id;
+pub mod text;
 
 pub use body::GuardBody;
 pub use future::ResponseFuture;

@@ -357,9 +357,18 @@ impl Problem {
     }
 
     /// The `application/problem+json` document.
+    ///
+    /// Characters that make text display other than it reads (bidirectional
+    /// controls, Unicode line separators, C1 controls; see
+    /// [`text`](crate::text)) are written as `\uHHHH` escapes, so a client's
+    /// key echoed in a pointer reaches no log line or terminal raw; the
+    /// parsed document is the same.
     pub fn to_json(&self) -> Bytes {
-        match serde_json::to_vec(self) {
-            Ok(json) => Bytes::from(json),
+        let mut json = Vec::with_capacity(128);
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut json, crate::text::EscapeDisplayControls);
+        match self.serialize(&mut serializer) {
+            Ok(()) => Bytes::from(json),
             // Serializing strings, numbers and `serde_json::Value`s cannot
             // fail; should it ever, answer with the bare status rather than
             // panic.

@@ -116,7 +116,7 @@ impl http_body::Body for Stalled {
 struct Outcome {
     status: StatusCode,
     json: Value,
-    raw_len: usize,
+    raw: Bytes,
     rejection: Option<Rejection>,
 }
 
@@ -198,7 +198,7 @@ where
     Outcome {
         status,
         json,
-        raw_len: raw.len(),
+        raw,
         rejection,
     }
 }
@@ -478,6 +478,23 @@ async fn unknown_fields_in_strict_mode() {
 }
 
 #[tokio::test]
+async fn a_client_key_with_bidirectional_controls_is_echoed_escaped() {
+    // U+202E (right-to-left override) and U+2028 (line separator) in an
+    // unknown key: the pointer names the key exactly, but the response's
+    // bytes carry them as JSON escapes, never raw into a log or terminal.
+    let doc = order_with("admin\u{202e}txt.exe\u{2028}x", "true");
+    let out = post_json(Config::default(), doc).await;
+    out.assert_problem(
+        422,
+        ProblemType::VALIDATION_FAILED,
+        &[("/admin\u{202e}txt.exe\u{2028}x", "unknown_field")],
+    );
+    let raw = std::str::from_utf8(&out.raw).unwrap();
+    assert!(raw.contains(r"/admin\u202etxt.exe\u2028x"), "{raw}");
+    assert!(!raw.contains(['\u{202e}', '\u{2028}']), "{raw}");
+}
+
+#[tokio::test]
 async fn nul_bytes() {
     // A raw NUL is a control character: not JSON.
     let out = post_json(Config::default(), order_with("currency", "\"E\0R\"")).await;
@@ -521,7 +538,7 @@ where
     assert_eq!(out.json["violations_total"], total);
     let violations = out.violations();
     assert_eq!(violations.len(), 100);
-    (violations, out.raw_len)
+    (violations, out.raw.len())
 }
 
 #[tokio::test]
