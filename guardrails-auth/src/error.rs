@@ -29,7 +29,8 @@ pub enum AuthError {
     /// More than one credential header (for example two `Authorization` headers).
     #[error("more than one credential")]
     MultipleCredentials,
-    /// The credential header is not `Bearer <token68>`.
+    /// The credential is not well formed: the `Authorization` header is not
+    /// `Bearer <token68>`, or a header, cookie or query value is not a token68.
     #[error("malformed credential")]
     MalformedCredential,
     /// The credential is longer than the configured cap.
@@ -256,7 +257,9 @@ impl AuthError {
             Self::Missing => "the request carries no credential",
             Self::Unauthenticated => "the route requires an authenticated principal",
             Self::MultipleCredentials => "the request carries more than one credential",
-            Self::MalformedCredential => "the Authorization header is not a Bearer token",
+            Self::MalformedCredential => {
+                "the credential is malformed (expected a Bearer token or token68 value)"
+            }
             Self::TooLarge => "the credential is too large",
             Self::CredentialInQuery => "credentials are not accepted in the query string",
             Self::Malformed => "the token is not a compact JWS",

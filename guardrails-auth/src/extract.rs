@@ -2,8 +2,11 @@
 //!
 //! [`Authenticated`] hands a handler the [`Principal`] that
 //! [`AuthLayer`](crate::AuthLayer) established, and answers 401 (RFC 9457 +
-//! `WWW-Authenticate`) when there is none — for example behind an
-//! [`optional`](crate::AuthLayer::optional) layer.
+//! `WWW-Authenticate`) when there is none — for example on a public path or
+//! behind an [`optional`](crate::AuthLayer::optional) layer. That 401 is the
+//! layer's own: its [`realm`](crate::AuthLayer::realm) and
+//! [`responder`](crate::AuthLayer::responder). Without an `AuthLayer` in
+//! front, it is a problem document with `realm="api"`.
 //!
 //! ```
 //! use guardrails_auth::extract::Authenticated;
@@ -16,29 +19,33 @@
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
-use guardrails_core::Principal;
+use guardrails_core::{GuardBody, Principal};
 use http::request::Parts;
 
 use crate::AuthError;
-use crate::respond::{AuthRejection, ProblemResponder, RejectionResponder};
+use crate::layer::Challenge;
+use crate::respond::{SharedResponder, reject};
 
 /// The verified principal of the request; see the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
-/// The rejection of [`Authenticated`]: 401 with a challenge.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotAuthenticated;
+/// The rejection of [`Authenticated`]: 401 with a challenge, answered like
+/// the [`AuthLayer`](crate::AuthLayer) that let the request through.
+#[derive(Debug, Clone, Default)]
+pub struct NotAuthenticated {
+    challenge: Option<Challenge>,
+}
 
 impl IntoResponse for NotAuthenticated {
     fn into_response(self) -> Response {
         let error = AuthError::Unauthenticated;
-        let mut response = ProblemResponder
-            .respond(&AuthRejection::new(&error, "api", None))
-            .map(axum::body::Body::from);
-        guardrails_core::Rejection::new(error.category(), error.reason(), error.problem_type())
-            .insert_into(response.extensions_mut());
-        response
+        // Never the inner body: the rejection is a full body.
+        let response: http::Response<GuardBody<axum::body::Body>> = match self.challenge {
+            Some(challenge) => challenge.reject(&error),
+            None => reject(&SharedResponder::default(), &error, "api", None),
+        };
+        response.map(axum::body::Body::new)
     }
 }
 
@@ -46,11 +53,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = NotAuthenticated;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .map(Authenticated)
-            .ok_or(NotAuthenticated)
+        match parts.extensions.get::<Principal>() {
+            Some(principal) => Ok(Authenticated(principal.clone())),
+            None => Err(NotAuthenticated {
+                challenge: parts.extensions.get::<Challenge>().cloned(),
+            }),
+        }
     }
 }

@@ -181,6 +181,25 @@ impl Default for Config {
     }
 }
 
+/// How the layer that let a request through without a principal (a public
+/// path, or no credential behind an [`optional`](AuthLayer::optional) layer)
+/// answers a missing one: its realm and responder. In the request
+/// extensions for the [`Authenticated`](crate::extract::Authenticated)
+/// extractor, so that its 401 matches the layer's own.
+#[derive(Clone, Debug)]
+pub(crate) struct Challenge(Arc<Config>);
+
+impl Challenge {
+    /// The layer's rejection of `error`.
+    #[cfg_attr(
+        not(feature = "axum"),
+        expect(dead_code, reason = "read by the axum extractor")
+    )]
+    pub(crate) fn reject<B>(&self, error: &AuthError) -> Response<GuardBody<B>> {
+        reject(&self.0.responder, error, &self.0.realm, None)
+    }
+}
+
 /// What the layer decided for a request head, before any verification.
 #[derive(Debug)]
 pub(crate) enum Decision<'a> {
@@ -448,6 +467,9 @@ where
             }
             Ok(Decision::Verify(credential)) => Some(self.authenticator.authenticate(&credential)),
         };
+        if verdict.is_none() {
+            parts.extensions.insert(Challenge(Arc::clone(&self.config)));
+        }
         config.prepare(&mut parts);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

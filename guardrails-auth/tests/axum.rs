@@ -150,3 +150,54 @@ fn layers_are_clone_send_sync() {
     assert_traits::<RequireLayer>();
     assert_traits::<guardrails_auth::Auth<axum::routing::Route, JwtVerifier>>();
 }
+
+/// The extractor's 401 on a request the layer let through without a
+/// principal is the layer's own: its realm and its responder.
+#[tokio::test]
+async fn the_extractor_answers_like_the_layer() {
+    use guardrails_auth::respond::GrpcResponder;
+    let me = || get(|Authenticated(p): Authenticated| async move { p.subject().to_owned() });
+    let send = |app: Router, uri: &'static str| async move {
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap()
+    };
+
+    let optional = AuthLayer::new(rsa_verifier())
+        .optional()
+        .realm("billing")
+        .unwrap();
+    let app = Router::new().route("/me", me()).layer(optional);
+    let response = send(app, "/me").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="billing""#
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let why = response
+        .extensions()
+        .get::<guardrails_core::Rejection>()
+        .unwrap();
+    assert_eq!(why.reason(), "unauthenticated");
+
+    // A public path, and a gRPC responder.
+    let grpc = AuthLayer::new(rsa_verifier())
+        .public_path("/me")
+        .responder(GrpcResponder);
+    let app = Router::new().route("/me", me()).layer(grpc);
+    let response = send(app, "/me").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+
+    // No layer in front: a problem document in realm "api".
+    let response = send(Router::new().route("/me", me()), "/me").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="api""#
+    );
+}
