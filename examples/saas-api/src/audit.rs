@@ -64,13 +64,12 @@ use axum::http::Method;
 use guardrails_audit::sink::SinkError;
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::sink::postgres::{
-    MakeRustlsConnect, MigrationReport, PgError, PostgresSink, TlsSetupError, migrate,
-    rustls_connector,
+    MakeRustlsConnect, MigrationReport, PgError, PostgresSink, TlsSetupError, connection_config,
+    migrate, rustls_connector,
 };
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
 };
-use secrecy::ExposeSecret;
 
 use crate::settings::AuditSettings;
 
@@ -93,8 +92,6 @@ pub enum StartError {
     Sink(SinkError),
     /// The writer thread could not start.
     Writer(std::io::Error),
-    /// `audit.postgres_url` is not a PostgreSQL connection string.
-    PostgresUrl,
     /// The database cannot be reached (the error names the host, never the
     /// URL).
     Connect {
@@ -111,7 +108,8 @@ pub enum StartError {
         /// How long it was given.
         after: Duration,
     },
-    /// The migrations or the sink failed.
+    /// `audit.postgres_url` is not a PostgreSQL connection string
+    /// ([`PgError::InvalidConfig`]), or the migrations or the sink failed.
     Postgres(PgError),
     /// The TLS connector cannot be built: `audit.postgres_ca_file` cannot
     /// be read or holds no valid PEM certificate
@@ -124,9 +122,6 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Sink(e) => write!(f, "audit.path: {e}"),
             Self::Writer(e) => write!(f, "audit writer: {e}"),
-            Self::PostgresUrl => {
-                f.write_str("audit.postgres_url: not a PostgreSQL connection string")
-            }
             Self::Connect { host, source } => {
                 write!(f, "audit.postgres_url: cannot connect to {host}: {source}")?;
                 // The driver's message is generic ("error performing TLS
@@ -182,10 +177,7 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
     let Some(url) = &settings.postgres_url else {
         return start(settings);
     };
-    let config: tokio_postgres::Config = url
-        .expose_secret()
-        .parse()
-        .map_err(|_| StartError::PostgresUrl)?;
+    let config = connection_config(url).map_err(StartError::Postgres)?;
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]

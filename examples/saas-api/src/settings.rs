@@ -40,7 +40,7 @@ use guardrails_config::{
     ConfigError, Configuration, Environment, Explain, Finding, Hardening, Loaded, Loader,
     Requirement, SecretPolicy,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The prefix of every variable.
@@ -167,7 +167,7 @@ impl Configuration for Settings {
         // The audit destination: a PostgreSQL database, or a file of this
         // deployment's own (not the built-in development path).
         if let Some(url) = &self.audit.postgres_url {
-            if let Some(problem) = postgres_tls_problem(url.expose_secret()) {
+            if let Some(problem) = postgres_tls_problem(url) {
                 h.error("saas.postgres_tls", "audit.postgres_url", problem);
             }
             return;
@@ -208,9 +208,11 @@ impl Configuration for Settings {
 /// (a Unix socket, `localhost`, a loopback address) it must ask for TLS
 /// with `sslmode=require`; the app always verifies the server's certificate
 /// (see [`crate::audit`]). The message never contains the string.
-fn postgres_tls_problem(url: &str) -> Option<&'static str> {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
-        return Some("is not a PostgreSQL connection string");
+fn postgres_tls_problem(url: &SecretString) -> Option<&'static str> {
+    let config = match guardrails_audit::sink::postgres::connection_config(url) {
+        Ok(config) => config,
+        Err(guardrails_audit::sink::postgres::PgError::InvalidConfig(why)) => return Some(why),
+        Err(_) => return Some("is not a PostgreSQL connection string"),
     };
     let remote_host = config.get_hosts().iter().any(|host| match host {
         tokio_postgres::config::Host::Tcp(name) => !is_loopback_name(name),
@@ -340,6 +342,7 @@ pub fn report_invalid(error: &ConfigError, json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
@@ -511,6 +514,24 @@ mod tests {
             let (_dir, result) = production_with_database("production", url);
             let loaded = result.unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(loaded.config().audit.postgres_url.is_some());
+        }
+    }
+
+    #[test]
+    fn libpq_verify_modes_are_refused_with_what_to_write_instead() {
+        for url in [
+            "postgresql://app:hunter2-pw@db.internal/audit?sslmode=verify-full",
+            "postgresql://app:hunter2-pw@db.internal/audit?application_name=x&sslmode=verify-ca",
+            "host=db.internal user=app password=hunter2-pw sslmode = verify-full",
+        ] {
+            let (_dir, result) = production_with_database("production", url);
+            let error = result.unwrap_err();
+            let text = error.to_string();
+            assert!(error.keys().any(|k| k == "audit.postgres_url"), "{text}");
+            assert!(text.contains("use sslmode=require"), "{url}: {text}");
+            assert!(text.contains("verify-full"), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("db.internal"), "{text}");
         }
     }
 

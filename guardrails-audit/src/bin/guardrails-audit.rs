@@ -392,7 +392,7 @@ mod pg {
     use guardrails_audit::query::{self, AuditQuery, MAX_LIMIT, QueryError};
     use guardrails_audit::sink::postgres::PgError;
     use guardrails_audit::verify::{PgVerifyOptions, verify_postgres};
-    use secrecy::{ExposeSecret, SecretString};
+    use secrecy::SecretString;
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
     use tokio_postgres::config::Host;
@@ -452,10 +452,8 @@ mod pg {
     ) -> Result<tokio_postgres::Client, String> {
         let tls = tls(ca_file)?;
         // The parser's messages may quote parts of the URL: not shown.
-        let config: tokio_postgres::Config = url
-            .expose_secret()
-            .parse()
-            .map_err(|_| "the database URL is not a valid PostgreSQL URL".to_owned())?;
+        let config = guardrails_audit::sink::postgres::connection_config(url)
+            .map_err(|e| format!("the database URL: {e}"))?;
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(host)) => host.clone(),
             #[cfg(unix)]

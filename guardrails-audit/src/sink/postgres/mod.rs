@@ -201,8 +201,76 @@ pub use sink::{ACTION_OUTBOX_REJECTED, PostgresSink, PostgresSinkBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
 pub use tls::{CaFileProblem, MakeRustlsConnect, TlsSetupError, rustls_connector};
 
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::jcs::NotCanonical;
 use crate::sink::SinkError;
+
+/// Parses a PostgreSQL connection string, a URL
+/// (`postgresql://user@host/db?sslmode=require`) or key/value pairs
+/// (`host=db user=audit sslmode=require`), the way the sink and the CLI do.
+///
+/// # Errors
+///
+/// [`PgError::InvalidConfig`], which never repeats the string (it usually
+/// holds a password): it does not parse, or it asks for libpq's
+/// `sslmode=verify-ca` or `verify-full`, which `tokio-postgres` does not
+/// know. With a verifying connector such as `rustls_connector` (feature
+/// `postgres-rustls`), `sslmode=require` is what libpq calls `verify-full`:
+/// TLS, the certificate chain and the host name checked.
+///
+/// ```
+/// use guardrails_audit::sink::postgres::connection_config;
+/// use secrecy::SecretString;
+///
+/// let config = connection_config(&SecretString::from(
+///     "postgresql://audit:pw@db.internal/app?sslmode=require",
+/// ))
+/// .unwrap();
+/// assert_eq!(config.get_dbname(), Some("app"));
+///
+/// let error = connection_config(&SecretString::from(
+///     "postgresql://audit:pw@db.internal/app?sslmode=verify-full",
+/// ))
+/// .unwrap_err();
+/// assert!(error.to_string().contains("sslmode=require"));
+/// assert!(!error.to_string().contains("pw"));
+/// ```
+pub fn connection_config(conn: &SecretString) -> Result<tokio_postgres::Config, PgError> {
+    let conn = conn.expose_secret();
+    tokio_postgres::Config::from_str(conn).map_err(|_| {
+        PgError::InvalidConfig(if asks_for_libpq_verify(conn) {
+            "sslmode=verify-ca and sslmode=verify-full are libpq's, which tokio-postgres does not \
+             take; use sslmode=require: with a verifying TLS connector (rustls_connector) the \
+             certificate chain and the host name are checked, as with libpq's verify-full"
+        } else {
+            "the connection string does not parse"
+        })
+    })
+}
+
+/// Whether `conn` sets `sslmode` to `verify-ca` or `verify-full`, as a URL
+/// query parameter or a key/value pair (spaces allowed around `=`).
+fn asks_for_libpq_verify(conn: &str) -> bool {
+    conn.match_indices("sslmode").any(|(at, key)| {
+        let before = conn[..at].chars().next_back();
+        if !matches!(before, None | Some(' ' | '\t' | '\n' | '?' | '&')) {
+            return false;
+        }
+        let rest = conn[at + key.len()..].trim_start();
+        let Some(value) = rest.strip_prefix('=') else {
+            return false;
+        };
+        let value = value.trim_start();
+        let value = value
+            .split([' ', '\t', '\n', '&'])
+            .next()
+            .unwrap_or_default();
+        matches!(value, "verify-ca" | "verify-full")
+    })
+}
 
 /// A PostgreSQL operation of the audit trail failed.
 ///
@@ -365,5 +433,46 @@ fn describe(error: &tokio_postgres::Error) -> String {
 impl From<PgError> for SinkError {
     fn from(error: PgError) -> Self {
         SinkError::Other(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_verify_modes_are_named_in_the_error() {
+        for conn in [
+            "postgresql://u:pw@h/db?sslmode=verify-full",
+            "postgresql://u:pw@h/db?x=1&sslmode=verify-ca&y=2",
+            "host=h sslmode=verify-full user=u",
+            "host=h sslmode = verify-ca",
+            "sslmode=verify-full",
+        ] {
+            let error = connection_config(&SecretString::from(conn)).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("use sslmode=require"), "{conn}: {text}");
+            assert!(!text.contains("pw"), "{text}");
+        }
+        for conn in [
+            "postgresql://u:pw@h:notaport/db",
+            "host=h sslmode=verify",
+            "host=h xsslmode=verify-full",
+            "postgresql://u:pw@h/db?sslmode=verify-fullest",
+        ] {
+            let error = connection_config(&SecretString::from(conn)).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .ends_with("the connection string does not parse"),
+                "{conn}: {error}"
+            );
+        }
+        let config =
+            connection_config(&SecretString::from("host=h sslmode=require user=u")).unwrap();
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
     }
 }

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -270,10 +269,10 @@ impl PostgresSinkBuilder {
     /// # Errors
     ///
     /// [`PgError::InvalidConfig`] for a connection string that does not
-    /// parse (the message never repeats it) or an invalid chain id.
+    /// parse (see [`connection_config`](super::connection_config); the
+    /// message never repeats it) or an invalid chain id.
     pub fn build(self) -> Result<PostgresSink, PgError> {
-        let mut config = Config::from_str(self.conn.expose_secret())
-            .map_err(|_| PgError::InvalidConfig("the connection string does not parse"))?;
+        let mut config = super::connection_config(&self.conn)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.io_timeout);
         }
