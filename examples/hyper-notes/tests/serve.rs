@@ -1,0 +1,363 @@
+//! The notes API served by hyper on loopback, driven by a real HTTP client,
+//! with tokens signed by `jsonwebtoken`: every guard answers as it does on
+//! axum, and the audit trail records every request with its route template.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use guardrails_audit::sink::AuditSink;
+use guardrails_audit::sink::MemorySink;
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::{AuditGuard, AuditPipeline, VerifyOptions, verify};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_notes::{Notes, app, server, token};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+fn secret() -> SecretString {
+    SecretString::from("hyper-notes test secret, 32 bytes or more")
+}
+
+struct Running {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: oneshot::Sender<()>,
+    served: JoinHandle<bool>,
+    guard: AuditGuard,
+}
+
+async fn start(sink: impl AuditSink) -> Running {
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    let auth = token::auth_layer(&secret()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(
+        listener,
+        app(auth, auditor, Notes::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Running {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop,
+        served,
+        guard,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The problem's `type` suffix and `errors` as (pointer, code).
+    fn problem(&self) -> (String, Vec<(String, String)>) {
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "{:?}",
+            self.body
+        );
+        let json = self.json();
+        let kind = json["type"].as_str().unwrap().rsplit('/').next().unwrap();
+        let errors = json["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["pointer"].as_str().unwrap().to_owned(),
+                            e["code"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (kind.to_owned(), errors)
+    }
+}
+
+impl Running {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, &str)>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some((content_type, text)) => {
+                request = request.header("content-type", content_type);
+                Full::new(Bytes::copy_from_slice(text.as_bytes()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let response = self
+            .client
+            .request(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Stops the server and flushes the trail; whether both completed.
+    async fn stop(self) -> bool {
+        drop(self.client);
+        let _ = self.stop.send(());
+        let drained = self.served.await.unwrap();
+        let report = self.guard.shutdown(Duration::from_secs(10)).await;
+        drained && report.is_complete()
+    }
+}
+
+fn token(sub: &str, tenant: &str, scope: &str, roles: &[&str]) -> String {
+    token::issue(
+        &secret(),
+        sub,
+        tenant,
+        scope,
+        roles,
+        Duration::from_secs(300),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_guard_answers_on_plain_hyper_and_the_trail_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let app = start(JsonLinesSink::builder(&path).open().unwrap()).await;
+    let reader = token("alice", "acme", "notes:read", &[]);
+    let writer = token("bob", "acme", "notes:read notes:write", &[]);
+    let admin = token("carol", "acme", "notes:read", &["admin"]);
+    let other = token("mallory", "globex", "notes:read notes:write", &["admin"]);
+    let json = "application/json";
+    let mut requests = 0;
+    macro_rules! send {
+        ($($arg:expr),* $(,)?) => {{
+            requests += 1;
+            app.send($($arg),*).await
+        }};
+    }
+
+    // Public, and deny by default everywhere else, unknown paths included.
+    let health = send!(Method::GET, "/healthz", None, None);
+    assert_eq!(
+        (health.status, &health.body[..]),
+        (StatusCode::OK, &b"ok"[..])
+    );
+    for path in ["/v1/notes", "/nope", "/healthz/"] {
+        let answer = send!(Method::GET, path, None, None);
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            answer.headers["www-authenticate"], r#"Bearer realm="api""#,
+            "{path}"
+        );
+        assert_eq!(answer.problem().0, "authentication-required");
+    }
+    let forged = format!("{}x", &reader[..reader.len() - 1]);
+    let answer = send!(Method::GET, "/v1/notes", Some(&forged), None);
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.problem().0, "invalid-token");
+
+    // Scopes per route.
+    let answer = send!(Method::GET, "/v1/notes", Some(&reader), None);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (StatusCode::OK, Value::Array(vec![]))
+    );
+    let note = r#"{"title":"Quarterly numbers","body":"up"}"#;
+    let answer = send!(Method::POST, "/v1/notes", Some(&reader), Some((json, note)));
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.problem().0, "insufficient-scope");
+    let challenge = answer.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"scope="notes:write""#), "{challenge}");
+
+    // Validation: 201, or one problem with every violation.
+    let created = send!(Method::POST, "/v1/notes", Some(&writer), Some((json, note)));
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let created = created.json();
+    assert_eq!(created["title"], "Quarterly numbers");
+    assert_eq!(created["author"], "bob");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let answer = send!(
+        Method::POST,
+        "/v1/notes",
+        Some(&writer),
+        Some((json, r#"{"title":"","isAdmin":true}"#)),
+    );
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (kind, mut errors) = answer.problem();
+    errors.sort();
+    assert_eq!(kind, "validation-failed");
+    assert_eq!(
+        errors,
+        [
+            ("/isAdmin".to_owned(), "unknown_field".to_owned()),
+            ("/title".to_owned(), "length.min".to_owned()),
+        ]
+    );
+    let answer = send!(Method::POST, "/v1/notes", Some(&writer), Some((json, "{")));
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = send!(
+        Method::POST,
+        "/v1/notes",
+        Some(&writer),
+        Some(("text/plain", note))
+    );
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Tenants see only their own notes.
+    let answer = send!(Method::GET, "/v1/notes", Some(&reader), None);
+    assert_eq!(answer.json()[0]["id"], id.as_str());
+    let answer = send!(Method::GET, "/v1/notes", Some(&other), None);
+    assert_eq!(answer.json(), Value::Array(vec![]));
+    let note_path = format!("/v1/notes/{id}");
+    let answer = send!(Method::DELETE, &note_path, Some(&other), None);
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+    // Roles, 404, 405.
+    let answer = send!(Method::DELETE, &note_path, Some(&writer), None);
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.problem().0, "forbidden");
+    let answer = send!(Method::DELETE, &note_path, Some(&admin), None);
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let answer = send!(Method::DELETE, &note_path, Some(&admin), None);
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let answer = send!(Method::PUT, "/v1/notes", Some(&writer), None);
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.headers["allow"], "GET, HEAD, POST");
+    let answer = send!(Method::GET, "/nope", Some(&reader), None);
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.problem().0, "not-found");
+
+    assert!(app.stop().await, "drained and flushed");
+
+    // The trail: whole, one completed `http.request` record per request,
+    // with its route template, the socket peer and the verified actor.
+    let report = verify(&path, &VerifyOptions::default()).unwrap();
+    let records: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(report.records, records.len() as u64);
+    let completed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "http.request" && r["stage"] != "received")
+        .collect();
+    assert_eq!(completed.len(), requests);
+    for record in &completed {
+        assert_eq!(record["source"]["ip"], "127.0.0.1", "{record}");
+    }
+    let find = |method: &str, status: u64, subject: Option<&str>| {
+        completed
+            .iter()
+            .find(|r| {
+                r["request"]["method"] == method
+                    && r["request"]["status"] == status
+                    && subject.is_none_or(|s| r["actor"]["subject"] == s)
+            })
+            .unwrap_or_else(|| panic!("no {method} {status} {subject:?} record"))
+    };
+    let deleted = find("DELETE", 204, Some("carol"));
+    assert_eq!(deleted["request"]["route"], "/v1/notes/{id}");
+    assert_eq!(deleted["actor"]["tenant"], "acme");
+    let refused = find("GET", 401, None);
+    assert_eq!(refused["category"], "authn");
+    assert_eq!(refused["outcome"], "failure");
+    let invalid = find("POST", 422, Some("bob"));
+    assert_eq!(invalid["request"]["route"], "/v1/notes");
+    assert_eq!(invalid["reason"], "validation_failed");
+    let no_route = find("GET", 404, Some("alice"));
+    assert!(no_route["request"]["route"].is_null(), "{no_route}");
+    // The strict DELETEs: an attempt record before each handler ran, and
+    // the domain event of the one that deleted.
+    let attempts = records
+        .iter()
+        .filter(|r| r["stage"] == "received" && r["request"]["method"] == "DELETE")
+        .count();
+    assert_eq!(attempts, 4);
+    let domain: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "note.delete")
+        .collect();
+    assert_eq!(
+        domain.len(),
+        3,
+        "the other tenant's, the admin's, the second"
+    );
+    assert!(domain.iter().any(|r| r["outcome"] == "success"
+        && r["target"]["id"] == id.as_str()
+        && r["actor"]["subject"] == "carol"));
+}
+
+#[tokio::test]
+async fn a_delete_that_cannot_be_audited_is_refused_and_undone() {
+    let sink = MemorySink::new();
+    let app = start(sink.clone()).await;
+    let writer = token("bob", "acme", "notes:read notes:write", &["admin"]);
+    let created = app
+        .send(
+            Method::POST,
+            "/v1/notes",
+            Some(&writer),
+            Some(("application/json", r#"{"title":"keep me"}"#)),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    sink.set_failing(true);
+    let answer = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/notes/{id}"),
+            Some(&writer),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.problem().0, "audit-unavailable");
+    sink.set_failing(false);
+
+    let list = app
+        .send(Method::GET, "/v1/notes", Some(&writer), None)
+        .await;
+    assert_eq!(list.json()[0]["id"], id.as_str(), "still there");
+    let _ = app.stop().await;
+}
