@@ -36,14 +36,15 @@ pub fn is_display_control(c: char) -> bool {
 
 /// Whether `s` holds a character [`is_display_control`] names.
 ///
-/// One pass over the bytes for the common case: the UTF-8 forms of those
-/// characters start with 0x7F, 0xC2, 0xD8 or 0xE2, so text without such a
-/// byte is not decoded.
+/// Text of ASCII letters, digits, punctuation and C0 controls, the common
+/// case, costs one comparison per byte; only other text is decoded.
+#[inline]
 pub fn has_display_control(s: &str) -> bool {
-    s.as_bytes()
-        .iter()
-        .any(|b| matches!(*b, 0x7f | 0xc2 | 0xd8 | 0xe2))
-        && s.chars().any(is_display_control)
+    // Every character of the set is DEL or encoded with bytes above it.
+    if s.bytes().all(|b| b < 0x7f) {
+        return false;
+    }
+    s.chars().any(is_display_control)
 }
 
 /// A `serde_json` formatter that writes the characters [`is_display_control`]
@@ -53,26 +54,36 @@ pub fn has_display_control(s: &str) -> bool {
 pub(crate) struct EscapeDisplayControls;
 
 impl serde_json::ser::Formatter for EscapeDisplayControls {
+    #[inline]
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        if !has_display_control(fragment) {
+        // Every character of the set is DEL or encoded with bytes above it:
+        // plain ASCII is written as it is, without a call.
+        if fragment.bytes().all(|b| b < 0x7f) {
             return writer.write_all(fragment.as_bytes());
         }
-        let mut start = 0;
-        for (at, c) in fragment.char_indices() {
-            if is_display_control(c) {
-                writer.write_all(&fragment.as_bytes()[start..at])?;
-                // Every such character is in the Basic Multilingual Plane:
-                // one `\uHHHH`.
-                write!(writer, "\\u{:04x}", u32::from(c))?;
-                start = at + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        write_escaped(writer, fragment)
     }
+}
+
+/// `fragment` with the characters [`is_display_control`] names as `\uHHHH`.
+#[cold]
+#[inline(never)]
+fn write_escaped<W: ?Sized + std::io::Write>(writer: &mut W, fragment: &str) -> std::io::Result<()> {
+    let mut start = 0;
+    for (at, c) in fragment.char_indices() {
+        if is_display_control(c) {
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            // Every such character is in the Basic Multilingual Plane: one
+            // `\uHHHH`.
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            start = at + c.len_utf8();
+        }
+    }
+    writer.write_all(&fragment.as_bytes()[start..])
 }
 
 #[cfg(test)]
