@@ -24,7 +24,7 @@ use http::request::Parts;
 
 use crate::AuthError;
 use crate::layer::Challenge;
-use crate::respond::{SharedResponder, reject};
+use crate::respond::{SharedResponder, rejection_response};
 
 /// The verified principal of the request; see the [module documentation](self).
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl IntoResponse for NotAuthenticated {
         // Never the inner body: the rejection is a full body.
         let response: http::Response<GuardBody<axum::body::Body>> = match self.challenge {
             Some(challenge) => challenge.reject(&error),
-            None => reject(&SharedResponder::default(), &error, "api", None),
+            None => rejection_response(&SharedResponder::default(), &error, "api", None),
         };
         response.map(axum::body::Body::new)
     }

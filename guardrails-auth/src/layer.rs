@@ -186,17 +186,25 @@ impl Default for Config {
 /// answers a missing one: its realm and responder. In the request
 /// extensions for the [`Authenticated`](crate::extract::Authenticated)
 /// extractor, so that its 401 matches the layer's own.
-#[derive(Clone, Debug)]
+#[cfg(feature = "axum")]
+#[derive(Clone)]
 pub(crate) struct Challenge(Arc<Config>);
 
+#[cfg(feature = "axum")]
+impl fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenge")
+            .field("realm", &self.0.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "axum")]
 impl Challenge {
-    /// The layer's rejection of `error`.
-    #[cfg_attr(
-        not(feature = "axum"),
-        expect(dead_code, reason = "read by the axum extractor")
-    )]
+    /// The layer's rejection of `error`, not counted: the layer counted the
+    /// request as let through.
     pub(crate) fn reject<B>(&self, error: &AuthError) -> Response<GuardBody<B>> {
-        reject(&self.0.responder, error, &self.0.realm, None)
+        crate::respond::rejection_response(&self.0.responder, error, &self.0.realm, None)
     }
 }
 
@@ -467,6 +475,8 @@ where
             }
             Ok(Decision::Verify(credential)) => Some(self.authenticator.authenticate(&credential)),
         };
+        // Only the axum extractor reads it.
+        #[cfg(feature = "axum")]
         if verdict.is_none() {
             parts.extensions.insert(Challenge(Arc::clone(&self.config)));
         }

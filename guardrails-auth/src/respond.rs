@@ -205,12 +205,24 @@ pub(crate) fn reject<B>(
     realm: &str,
     scope: Option<&str>,
 ) -> Response<GuardBody<B>> {
+    let response = rejection_response(responder, error, realm, scope);
+    crate::layer::record_denied(error);
+    response
+}
+
+/// The rejection response of [`reject`], without its metric: for the
+/// extractor, whose request the layer already counted as let through.
+pub(crate) fn rejection_response<B>(
+    responder: &SharedResponder,
+    error: &AuthError,
+    realm: &str,
+    scope: Option<&str>,
+) -> Response<GuardBody<B>> {
     let rejection = AuthRejection::new(error, realm, scope);
     let response = responder.0.respond(&rejection);
     let mut response = response.map(GuardBody::full);
     Rejection::new(error.category(), error.reason(), error.problem_type())
         .insert_into(response.extensions_mut());
-    crate::layer::record_denied(error);
     response
 }
 

@@ -193,6 +193,23 @@ async fn the_extractor_answers_like_the_layer() {
     assert_eq!(response.headers()["grpc-status"], "16");
     assert_eq!(response.headers()["content-type"], "application/grpc");
 
+    // Nested layers: the innermost that let the request through answers.
+    let outer = AuthLayer::new(rsa_verifier())
+        .public_path("/me")
+        .realm("outer")
+        .unwrap();
+    let inner = AuthLayer::new(rsa_verifier())
+        .optional()
+        .realm("inner")
+        .unwrap();
+    let app = Router::new().route("/me", me()).layer(inner).layer(outer);
+    let response = send(app, "/me").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="inner""#
+    );
+
     // No layer in front: a problem document in realm "api".
     let response = send(Router::new().route("/me", me()), "/me").await;
     assert_eq!(response.status(), 401);

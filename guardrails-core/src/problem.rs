@@ -362,7 +362,10 @@ impl Problem {
     /// controls, Unicode line separators, C1 controls; see
     /// [`text`](crate::text)) are written as `\uHHHH` escapes, so a client's
     /// key echoed in a pointer reaches no log line or terminal raw; the
-    /// parsed document is the same.
+    /// parsed document is the same. The [`Serialize`] implementation, which
+    /// other serializers and `serde_json::to_string` use, writes them as
+    /// they are: answer with this method or
+    /// [`into_http_response`](Self::into_http_response).
     pub fn to_json(&self) -> Bytes {
         let mut json = Vec::with_capacity(128);
         let mut serializer =

@@ -72,7 +72,10 @@ impl serde_json::ser::Formatter for EscapeDisplayControls {
 /// `fragment` with the characters [`is_display_control`] names as `\uHHHH`.
 #[cold]
 #[inline(never)]
-fn write_escaped<W: ?Sized + std::io::Write>(writer: &mut W, fragment: &str) -> std::io::Result<()> {
+fn write_escaped<W: ?Sized + std::io::Write>(
+    writer: &mut W,
+    fragment: &str,
+) -> std::io::Result<()> {
     let mut start = 0;
     for (at, c) in fragment.char_indices() {
         if is_display_control(c) {

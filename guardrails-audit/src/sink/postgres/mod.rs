@@ -243,20 +243,23 @@ pub fn connection_config(conn: &SecretString) -> Result<tokio_postgres::Config, 
     tokio_postgres::Config::from_str(conn).map_err(|_| {
         PgError::InvalidConfig(if asks_for_libpq_verify(conn) {
             "sslmode=verify-ca and sslmode=verify-full are libpq's, which tokio-postgres does not \
-             take; use sslmode=require: with a verifying TLS connector (rustls_connector) the \
-             certificate chain and the host name are checked, as with libpq's verify-full"
+             take: use sslmode=require, which with a TLS connector that verifies certificates \
+             (this crate's rustls_connector, the CLI's) checks the certificate chain and the \
+             host name, as libpq's verify-full does (the string may have other errors too)"
         } else {
             "the connection string does not parse"
         })
     })
 }
 
-/// Whether `conn` sets `sslmode` to `verify-ca` or `verify-full`, as a URL
-/// query parameter or a key/value pair (spaces allowed around `=`).
+/// Whether `conn` sets `sslmode` to `verify-ca` or `verify-full`: as a URL
+/// query parameter (percent-encoded or not) or a key/value pair (spaces
+/// around `=`, the value quoted or not).
 fn asks_for_libpq_verify(conn: &str) -> bool {
+    let ends_value = |c: char| c.is_whitespace() || matches!(c, '&' | '\'' | '#');
     conn.match_indices("sslmode").any(|(at, key)| {
         let before = conn[..at].chars().next_back();
-        if !matches!(before, None | Some(' ' | '\t' | '\n' | '?' | '&')) {
+        if !before.is_none_or(|c| c.is_whitespace() || matches!(c, '?' | '&')) {
             return false;
         }
         let rest = conn[at + key.len()..].trim_start();
@@ -264,11 +267,11 @@ fn asks_for_libpq_verify(conn: &str) -> bool {
             return false;
         };
         let value = value.trim_start();
-        let value = value
-            .split([' ', '\t', '\n', '&'])
-            .next()
-            .unwrap_or_default();
-        matches!(value, "verify-ca" | "verify-full")
+        let value = value.strip_prefix('\'').unwrap_or(value);
+        let value = value.split(ends_value).next().unwrap_or_default();
+        // A URL may encode the hyphen (`verify%2Dfull`).
+        let value = value.replace("%2D", "-").replace("%2d", "-");
+        matches!(value.as_str(), "verify-ca" | "verify-full")
     })
 }
 
@@ -448,6 +451,11 @@ mod tests {
             "host=h sslmode=verify-full user=u",
             "host=h sslmode = verify-ca",
             "sslmode=verify-full",
+            "host=h sslmode='verify-full' user=u",
+            "host=h\u{a0}sslmode=verify-ca",
+            "postgresql://u:pw@h/db?sslmode=verify-full\r\n",
+            "postgresql://u:pw@h/db?sslmode=verify%2Dfull",
+            "postgresql://u:pw@h:notaport/db?sslmode=verify-full",
         ] {
             let error = connection_config(&SecretString::from(conn)).unwrap_err();
             let text = error.to_string();
