@@ -62,6 +62,9 @@ pub fn issue(
     roles: &[&str],
     ttl: Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    // jsonwebtoken's crypto backend: the one guardrails-auth verifies with
+    // (needed when a build enables more than one).
+    guardrails_auth::install_crypto_provider();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
