@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! hyper connection ─ ClientIp (the socket peer, per connection)
-//!   └ AuditLayer    one event per request, route templates from routes::template,
-//!                   DELETE fail-closed (Strict)
+//!   └ AuditLayer    one event per request, route templates from routes::Templates,
+//!                   DELETE /v1/notes/{id} fail-closed (Strict)
 //!     └ AuthLayer   bearer JWT (HS256 here), /healthz public, deny by default
 //!       └ CapturePrincipalLayer   the principal into the request's audit record
 //!         └ Router  method + path → one tower stack per route:
@@ -20,9 +20,10 @@
 //!
 //! What a framework would otherwise do, and this crate does in the open:
 //!
-//! - **Route templates** for the audit trail come from [`routes::template`],
-//!   the same function the router dispatches with, through the audit
-//!   layer's [`RouteResolver`](guardrails_audit::RouteResolver) (a closure).
+//! - **Route templates** for the audit trail come from [`routes::Templates`],
+//!   the same table the router dispatches with, through the audit layer's
+//!   [`RouteResolver`](guardrails_audit::RouteResolver) (a closure over one
+//!   shared string per route: no allocation per request).
 //! - **The client address** is the socket peer, inserted per connection as
 //!   [`ClientIp`](guardrails_audit::ClientIp) ([`server`]).
 //! - **Request bodies**: hyper's `Incoming` is wrapped once in a
@@ -37,7 +38,8 @@
 //! #              auditor: guardrails_audit::Auditor) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
 //! let app = app(auth, auditor, Notes::default());
-//! server::serve(listener, app, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! let stop = async { let _ = tokio::signal::ctrl_c().await; };
+//! server::serve(listener, app, stop, server::DRAIN_TIMEOUT).await;
 //! # Ok(()) }
 //! ```
 
@@ -73,8 +75,12 @@ pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
 /// can be rebuilt from bytes) behind the audit layer's excerpt.
 pub type ReqBody = guardrails_audit::layer::ExcerptBody<GuardBody<Incoming>>;
 
+/// The response body of the whole application: a route's, inside the
+/// audit and auth layers' bodies (each the inner body or a problem).
+pub type AppBody = GuardBody<GuardBody<ResBody>>;
+
 /// The whole application, as hyper serves it.
-pub type App = BoxCloneSyncService<Request<Incoming>, Response<ResBody>, Infallible>;
+pub type App = BoxCloneSyncService<Request<Incoming>, Response<AppBody>, Infallible>;
 
 /// How long a strict request waits for its audit record before it is
 /// refused with 503.
@@ -92,23 +98,26 @@ pub const ROLE_ADMIN: &str = "admin";
 /// `auth` is the deployment's authentication layer; `/healthz` is made
 /// public here, everything else needs a valid token.
 pub fn app(auth: AuthLayer<JwtVerifier>, auditor: Auditor, notes: Notes) -> App {
+    let templates = routes::Templates::default();
     let audit = AuditLayer::new(auditor)
         .policy(
             RoutePolicy::new()
+                .route(routes::Route::Note.template())
                 .method(Method::DELETE)
                 .mode(DeliveryMode::Strict),
         )
         .delivery_timeout(DELIVERY_TIMEOUT)
-        .route_resolver(|method: &Method, uri: &http::Uri, _: &http::Extensions| {
-            routes::template(method, uri.path())
+        .route_resolver(move |_: &Method, uri: &http::Uri, _: &http::Extensions| {
+            templates.of(uri.path())
         });
-    let service = ServiceBuilder::new()
-        .map_request(|request: Request<Incoming>| request.map(GuardBody::new))
-        .layer(audit)
-        .layer(auth.public_path("/healthz"))
-        .layer(CapturePrincipalLayer)
-        .service(routes::Router::new(notes));
-    BoxCloneSyncService::new(ServiceBuilder::new().map_response(boxed).service(service))
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .map_request(|request: Request<Incoming>| request.map(GuardBody::new))
+            .layer(audit)
+            .layer(auth.public_path("/healthz"))
+            .layer(CapturePrincipalLayer)
+            .service(routes::Router::new(notes)),
+    )
 }
 
 /// Any response whose body yields [`Bytes`], with the body boxed.

@@ -6,8 +6,9 @@
 //!                                  print a token, valid for an hour
 //! ```
 //!
-//! Both read the HS256 secret from the file `NOTES_HS256_SECRET_FILE` (at
-//! least 32 bytes; `head -c 32 /dev/urandom > notes.key`). The audit trail
+//! Both read the HS256 secret from the file `NOTES_HS256_SECRET_FILE`: text
+//! of at least 32 bytes, a final line break not counted
+//! (`head -c 32 /dev/urandom | base64 > notes.key`). The audit trail
 //! goes to `NOTES_AUDIT_PATH` (default `var/notes-audit.jsonl`), a
 //! SHA-256-chained JSON-lines file that
 //! `cargo run -p guardrails-audit --features cli -- verify FILE` checks.
@@ -28,16 +29,18 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 fn secret() -> Result<SecretString, String> {
     let path = std::env::var_os("NOTES_HS256_SECRET_FILE")
         .ok_or("NOTES_HS256_SECRET_FILE is not set: the HS256 secret's file (at least 32 bytes)")?;
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let mut text = std::fs::read_to_string(&path).map_err(|e| {
         // The error names the file, never its content.
         format!(
             "NOTES_HS256_SECRET_FILE: cannot read {}: {e}",
             path.display()
         )
     })?;
-    Ok(SecretString::from(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
+    // The final line break an editor or `echo` adds is not part of the
+    // secret; cut in place, so that no copy is left behind.
+    let len = text.trim_end_matches(['\r', '\n']).len();
+    text.truncate(len);
+    Ok(SecretString::from(text))
 }
 
 #[tokio::main]
@@ -52,6 +55,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<ExitCode, String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let secret = secret()?;
     if let Some(("token", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
@@ -97,7 +107,8 @@ async fn run() -> Result<ExitCode, String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     // Tests and scripts read the address from this line.
     println!("listening on http://{local}");
-    let drained = server::serve(listener, app(auth, auditor, Notes::default()), stop()).await;
+    let app = app(auth, auditor, Notes::default());
+    let drained = server::serve(listener, app, stop(), server::DRAIN_TIMEOUT).await;
     let report = guard.shutdown(SHUTDOWN_TIMEOUT).await;
     println!(
         "audit trail flushed: {} written, {} lost",

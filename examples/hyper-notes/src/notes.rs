@@ -172,11 +172,22 @@ pub async fn delete<B>(notes: &Notes, request: Request<B>) -> Response<Full<Byte
                 .with_reason("not_found"),
         };
         if let Err(error) = audit.record(event).await {
+            // Answered as not processed: then it must not be.
             if let Some((at, note)) = removed {
                 notes.with(|all| {
                     let list = all.entry(tenant.to_owned()).or_default();
                     list.insert(at.min(list.len()), note);
                 });
+                // The deletion's record may reach the trail all the same (it
+                // timed out in the queue, or was written but not synced):
+                // say, best effort, that the deletion was undone.
+                let reverted = audit
+                    .event("note.delete", Category::DataWrite)
+                    .with_target("note", id)
+                    .with_detail("tenant", tenant)
+                    .with_outcome(Outcome::Failure)
+                    .with_reason("reverted");
+                let _ = audit.auditor().record(reverted);
             }
             return error.to_problem(audit.mode()).into_http_response();
         }

@@ -2,18 +2,18 @@
 //! templates read, and one tower stack per route.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use guardrails_auth::{require_role, require_scope};
 use guardrails_core::{Problem, ProblemType};
-use guardrails_validate::ValidateJsonLayer;
+use guardrails_validate::{Config, ValidateJsonLayer};
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::Full;
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::util::{BoxCloneSyncService, Oneshot};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 use crate::notes::{self, NewNote, Notes};
 use crate::{ROLE_ADMIN, ReqBody, ResBody, SCOPE_READ, SCOPE_WRITE, boxed};
@@ -61,12 +61,24 @@ pub fn route(path: &str) -> Option<Route> {
     }
 }
 
-/// The route template of a request, for the audit layer's
-/// [`RouteResolver`](guardrails_audit::RouteResolver): the template of the
-/// path's route, also when the method is not allowed there (the record
-/// says 405 for it), and `None` for a path that is no route.
-pub fn template(_method: &Method, path: &str) -> Option<&'static str> {
-    route(path).map(Route::template)
+/// The route templates as the audit trail records them, one shared string
+/// per route, so that resolving a request's template allocates nothing.
+#[derive(Clone, Debug)]
+pub struct Templates([Arc<str>; 3]);
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self([Route::Health, Route::Notes, Route::Note].map(|r| Arc::from(r.template())))
+    }
+}
+
+impl Templates {
+    /// The template of the path's route, also when the method is not
+    /// allowed there (the record then says 405 for it); `None` for a path
+    /// that is no route.
+    pub fn of(&self, path: &str) -> Option<Arc<str>> {
+        route(path).map(|r| Arc::clone(&self.0[r as usize]))
+    }
 }
 
 type RouteService = BoxCloneSyncService<Request<ReqBody>, Response<ResBody>, Infallible>;
@@ -79,6 +91,7 @@ pub struct Router {
     list: RouteService,
     create: RouteService,
     delete: RouteService,
+    fallback: RouteService,
 }
 
 impl std::fmt::Debug for Router {
@@ -93,15 +106,21 @@ fn valid<T>(layer: Result<T, guardrails_auth::require::InvalidName>) -> T {
     layer.expect("a valid scope or role name")
 }
 
+/// The validation of `POST /v1/notes`: a note is at most about 40 KB of
+/// JSON, and a client gets 5 seconds to send it (the defaults, 1 MiB and 30
+/// seconds, are for any API).
+pub fn note_limits() -> Config {
+    Config::default()
+        .max_body_bytes(64 * 1024)
+        .read_timeout(Some(Duration::from_secs(5)))
+}
+
 impl Router {
     /// The routes over `notes`.
     pub fn new(notes: Notes) -> Self {
-        let health =
-            ServiceBuilder::new()
-                .map_response(boxed)
-                .service_fn(|_: Request<ReqBody>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                });
+        let health = service_fn(|_: Request<ReqBody>| async {
+            Ok::<_, Infallible>(boxed(Response::new(Full::new(Bytes::from_static(b"ok")))))
+        });
         let list = ServiceBuilder::new()
             .map_response(boxed)
             .layer(valid(require_scope(SCOPE_READ)))
@@ -115,7 +134,7 @@ impl Router {
         let create = ServiceBuilder::new()
             .map_response(boxed)
             .layer(valid(require_scope(SCOPE_WRITE)))
-            .layer(ValidateJsonLayer::<NewNote>::new())
+            .layer(ValidateJsonLayer::<NewNote>::new().config(note_limits()))
             .service_fn({
                 let notes = notes.clone();
                 move |request| {
@@ -130,43 +149,47 @@ impl Router {
                 let notes = notes.clone();
                 async move { Ok::<_, Infallible>(notes::delete(&notes, request).await) }
             });
+        let fallback = service_fn(|request: Request<ReqBody>| async move {
+            Ok::<_, Infallible>(not_routed(request.uri().path()))
+        });
         Self {
             health: BoxCloneSyncService::new(health),
             list: BoxCloneSyncService::new(list),
             create: BoxCloneSyncService::new(create),
             delete: BoxCloneSyncService::new(delete),
+            fallback: BoxCloneSyncService::new(fallback),
         }
     }
 
-    fn pick(&self, method: &Method, path: &str) -> Pick<'_> {
-        let Some(route) = route(path) else {
-            return Pick::NotFound;
-        };
-        match (route, method) {
-            (Route::Health, &Method::GET | &Method::HEAD) => Pick::Route(&self.health),
-            (Route::Notes, &Method::GET | &Method::HEAD) => Pick::Route(&self.list),
-            (Route::Notes, &Method::POST) => Pick::Route(&self.create),
-            (Route::Note, &Method::DELETE) => Pick::Route(&self.delete),
-            _ => Pick::MethodNotAllowed(route),
+    fn pick(&self, method: &Method, path: &str) -> &RouteService {
+        match (route(path), method) {
+            (Some(Route::Health), &Method::GET | &Method::HEAD) => &self.health,
+            (Some(Route::Notes), &Method::GET | &Method::HEAD) => &self.list,
+            (Some(Route::Notes), &Method::POST) => &self.create,
+            (Some(Route::Note), &Method::DELETE) => &self.delete,
+            _ => &self.fallback,
         }
     }
 }
 
-/// Where a request goes.
-enum Pick<'a> {
-    Route(&'a RouteService),
-    NotFound,
-    MethodNotAllowed(Route),
-}
-
-fn problem(problem: Problem) -> Response<ResBody> {
-    boxed(problem.into_http_response::<Full<Bytes>>())
+/// 404 for a path that is no route, 405 with `Allow` for a route's path.
+fn not_routed(path: &str) -> Response<ResBody> {
+    let Some(route) = route(path) else {
+        return boxed(Problem::new(ProblemType::NOT_FOUND).into_http_response::<Full<Bytes>>());
+    };
+    let mut response =
+        boxed(Problem::new(ProblemType::METHOD_NOT_ALLOWED).into_http_response::<Full<Bytes>>());
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static(route.allow()));
+    response
 }
 
 impl Service<Request<ReqBody>> for Router {
     type Response = Response<ResBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+    // The route's own (boxed) future, not boxed again.
+    type Future = Oneshot<RouteService, Request<ReqBody>>;
 
     #[inline]
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -175,18 +198,9 @@ impl Service<Request<ReqBody>> for Router {
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let response = match self.pick(request.method(), request.uri().path()) {
-            Pick::Route(route) => return Box::pin(route.clone().oneshot(request)),
-            Pick::NotFound => problem(Problem::new(ProblemType::NOT_FOUND)),
-            Pick::MethodNotAllowed(route) => {
-                let mut response = problem(Problem::new(ProblemType::METHOD_NOT_ALLOWED));
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, HeaderValue::from_static(route.allow()));
-                response
-            }
-        };
-        Box::pin(std::future::ready(Ok(response)))
+        self.pick(request.method(), request.uri().path())
+            .clone()
+            .oneshot(request)
     }
 }
 
@@ -213,7 +227,7 @@ mod tests {
         for (path, want) in rows {
             assert_eq!(route(path), *want, "{path}");
             assert_eq!(
-                template(&Method::GET, path),
+                Templates::default().of(path).as_deref(),
                 want.map(Route::template),
                 "{path}"
             );

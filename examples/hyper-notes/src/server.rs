@@ -1,17 +1,21 @@
 //! Serving the application with hyper: one task per connection, the socket
 //! peer as the request's [`ClientIp`], and a graceful shutdown that lets
-//! requests in flight finish.
+//! requests in flight finish, then cancels the ones that do not, so that
+//! every request is in the audit trail (a cancelled one as `cancelled`)
+//! before the trail is flushed.
 
 use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 use guardrails_audit::ClientIp;
 use http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::App;
@@ -19,30 +23,43 @@ use crate::App;
 /// How long a slow client may take to send a request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long requests in flight get to finish once `shutdown` completes.
+/// How long requests in flight get to finish once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and waits up to [`DRAIN_TIMEOUT`] for the connections'
-/// requests in flight. Returns whether every connection finished in time.
-pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> bool {
+/// accepting and gives the connections' requests in flight `drain` to
+/// finish; those still running then are cancelled (their audit records say
+/// so). Returns, once every connection task has ended, whether all finished
+/// within `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> bool {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
+    http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, a connection reset before it
-                // was accepted…: the listener itself is fine.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        // Reap the connections that have ended.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            // The client gave up before it was accepted: nothing to do.
+            Err(e) if is_connection_error(&e) => continue,
+            // Out of file descriptors or memory: wait for some to free up.
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
         // The socket peer, for the audit trail's `source.ip` (no proxy is
         // trusted, so no forwarded header is believed).
@@ -55,13 +72,27 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A client that goes away mid-request is not the server's error.
             let _ = connection.await;
         });
     }
     drop(listener);
-    tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let drained = tokio::time::timeout(drain, graceful.shutdown())
         .await
-        .is_ok()
+        .is_ok();
+    // Requests still running are dropped here, which records them as
+    // cancelled; only then may the caller flush the audit trail.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    drained
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }

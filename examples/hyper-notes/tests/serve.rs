@@ -9,7 +9,10 @@ use bytes::Bytes;
 use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::MemorySink;
 use guardrails_audit::sink::file::JsonLinesSink;
-use guardrails_audit::{AuditGuard, AuditPipeline, VerifyOptions, verify};
+use guardrails_audit::sink::{SinkError, SinkFuture, WriteReceipt};
+use guardrails_audit::{
+    AuditEvent, AuditGuard, AuditPipeline, Outcome, ShutdownReport, Stage, VerifyOptions, verify,
+};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_notes::{Notes, app, server, token};
@@ -34,6 +37,10 @@ struct Running {
 }
 
 async fn start(sink: impl AuditSink) -> Running {
+    start_with(sink, server::DRAIN_TIMEOUT).await
+}
+
+async fn start_with(sink: impl AuditSink, drain: Duration) -> Running {
     let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
     let auth = token::auth_layer(&secret()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,6 +52,7 @@ async fn start(sink: impl AuditSink) -> Running {
         async move {
             let _ = stopped.await;
         },
+        drain,
     ));
     Running {
         addr,
@@ -130,13 +138,13 @@ impl Running {
         }
     }
 
-    /// Stops the server and flushes the trail; whether both completed.
-    async fn stop(self) -> bool {
+    /// Stops the server and flushes the trail: whether every request
+    /// finished within the drain time, and the trail's report.
+    async fn stop(self) -> (bool, ShutdownReport) {
         drop(self.client);
         let _ = self.stop.send(());
         let drained = self.served.await.unwrap();
-        let report = self.guard.shutdown(Duration::from_secs(10)).await;
-        drained && report.is_complete()
+        (drained, self.guard.shutdown(Duration::from_secs(10)).await)
     }
 }
 
@@ -264,8 +272,26 @@ async fn every_guard_answers_on_plain_hyper_and_the_trail_verifies() {
     let answer = send!(Method::GET, "/nope", Some(&reader), None);
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.problem().0, "not-found");
+    // Paths that only look like a route are no route, with a valid token.
+    let upper = note_path.to_uppercase().replace("/V1/NOTES/", "/v1/notes/");
+    for path in [
+        "/v1/notes/",
+        "//v1/notes",
+        "/v1//notes",
+        "/v1/notes%2F",
+        "/v1/notes/../notes",
+        "/healthz/",
+        upper.as_str(),
+    ] {
+        let answer = send!(Method::GET, path, Some(&admin), None);
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // HEAD is GET without the body.
+    let head = send!(Method::HEAD, "/v1/notes", Some(&reader), None);
+    assert_eq!((head.status, head.body.len()), (StatusCode::OK, 0));
 
-    assert!(app.stop().await, "drained and flushed");
+    let (drained, report) = app.stop().await;
+    assert!(drained && report.is_complete(), "{report:?}");
 
     // The trail: whole, one completed `http.request` record per request,
     // with its route template, the socket peer and the verified actor.
@@ -305,6 +331,10 @@ async fn every_guard_answers_on_plain_hyper_and_the_trail_verifies() {
     assert_eq!(invalid["reason"], "validation_failed");
     let no_route = find("GET", 404, Some("alice"));
     assert!(no_route["request"]["route"].is_null(), "{no_route}");
+    let not_allowed = find("PUT", 405, Some("bob"));
+    assert_eq!(not_allowed["request"]["route"], "/v1/notes");
+    let head = find("HEAD", 200, Some("alice"));
+    assert_eq!(head["request"]["route"], "/v1/notes");
     // The strict DELETEs: an attempt record before each handler ran, and
     // the domain event of the one that deleted.
     let attempts = records
@@ -326,20 +356,42 @@ async fn every_guard_answers_on_plain_hyper_and_the_trail_verifies() {
         && r["actor"]["subject"] == "carol"));
 }
 
+/// Fails every batch holding a successful `note.delete` domain event, and
+/// writes the others to a memory sink.
+#[derive(Clone, Default)]
+struct RefusesDeletions(MemorySink);
+
+impl AuditSink for RefusesDeletions {
+    fn name(&self) -> &'static str {
+        "refuses-deletions"
+    }
+
+    fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+        let deletion = batch
+            .iter()
+            .any(|e| e.action() == "note.delete" && e.outcome() == Outcome::Success);
+        if deletion {
+            return Box::pin(std::future::ready(Err(SinkError::Unavailable(
+                "refusing a deletion",
+            ))));
+        }
+        self.0.write_batch(batch)
+    }
+}
+
 #[tokio::test]
-async fn a_delete_that_cannot_be_audited_is_refused_and_undone() {
+async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
     let sink = MemorySink::new();
     let app = start(sink.clone()).await;
-    let writer = token("bob", "acme", "notes:read notes:write", &["admin"]);
+    let admin = token("bob", "acme", "notes:read notes:write", &["admin"]);
     let created = app
         .send(
             Method::POST,
             "/v1/notes",
-            Some(&writer),
+            Some(&admin),
             Some(("application/json", r#"{"title":"keep me"}"#)),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED);
     let id = created.json()["id"].as_str().unwrap().to_owned();
 
     sink.set_failing(true);
@@ -347,7 +399,7 @@ async fn a_delete_that_cannot_be_audited_is_refused_and_undone() {
         .send(
             Method::DELETE,
             &format!("/v1/notes/{id}"),
-            Some(&writer),
+            Some(&admin),
             None,
         )
         .await;
@@ -355,9 +407,95 @@ async fn a_delete_that_cannot_be_audited_is_refused_and_undone() {
     assert_eq!(answer.problem().0, "audit-unavailable");
     sink.set_failing(false);
 
-    let list = app
-        .send(Method::GET, "/v1/notes", Some(&writer), None)
+    let list = app.send(Method::GET, "/v1/notes", Some(&admin), None).await;
+    assert_eq!(list.json()[0]["id"], id.as_str(), "never deleted");
+    assert!(sink.events().iter().all(|e| e.action() != "note.delete"));
+    let (drained, _) = app.stop().await;
+    assert!(drained);
+}
+
+#[tokio::test]
+async fn a_delete_whose_domain_event_cannot_be_audited_is_undone() {
+    let sink = RefusesDeletions::default();
+    let app = start(sink.clone()).await;
+    let admin = token("bob", "acme", "notes:read notes:write", &["admin"]);
+    let created = app
+        .send(
+            Method::POST,
+            "/v1/notes",
+            Some(&admin),
+            Some(("application/json", r#"{"title":"keep me"}"#)),
+        )
         .await;
-    assert_eq!(list.json()[0]["id"], id.as_str(), "still there");
-    let _ = app.stop().await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    // The attempt record is written, the handler deletes, its domain event
+    // fails: the answer is 503 and the deletion is undone.
+    let answer = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/notes/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    let list = app.send(Method::GET, "/v1/notes", Some(&admin), None).await;
+    assert_eq!(list.json()[0]["id"], id.as_str(), "restored");
+
+    let (drained, _) = app.stop().await;
+    assert!(drained);
+    let events = sink.0.events();
+    assert!(events.iter().any(|e| {
+        e.action() == "http.request"
+            && e.request()
+                .is_some_and(|r| r.method.as_deref() == Some("DELETE"))
+            && e.stage() == Stage::Received
+    }));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action() == "note.delete" && e.reason() == Some("reverted")),
+        "the undoing is recorded"
+    );
+}
+
+/// A request still running when the drain time is up is cancelled, and
+/// recorded as such before the trail is flushed.
+#[tokio::test]
+async fn a_request_cut_by_shutdown_is_in_the_trail() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let app = start_with(
+        JsonLinesSink::builder(&path).open().unwrap(),
+        Duration::from_millis(300),
+    )
+    .await;
+    let writer = token("bob", "acme", "notes:write", &[]);
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/notes HTTP/1.1\r\nhost: notes\r\nauthorization: Bearer {writer}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The body never comes; give the server time to start reading it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (drained, report) = app.stop().await;
+    assert!(!drained, "the stalled request outlived the drain time");
+    assert!(report.is_complete(), "{report:?}");
+    drop(stream);
+    verify(&path, &VerifyOptions::default()).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|r| r["action"] == "http.request")
+        .collect();
+    assert_eq!(cut.len(), 1, "{text}");
+    assert_eq!(cut[0]["request"]["method"], "POST");
+    assert_eq!(cut[0]["reason"], "cancelled", "{}", cut[0]);
+    assert_eq!(cut[0]["actor"]["subject"], "bob");
 }
