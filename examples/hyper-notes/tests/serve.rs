@@ -379,10 +379,9 @@ impl AuditSink for RefusesDeletions {
     }
 }
 
-#[tokio::test]
-async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
-    let sink = MemorySink::new();
-    let app = start(sink.clone()).await;
+/// The app over `sink`, an admin's token, and the id of a note of theirs.
+async fn start_with_a_note(sink: impl AuditSink) -> (Running, String, String) {
+    let app = start(sink).await;
     let admin = token("bob", "acme", "notes:read notes:write", &["admin"]);
     let created = app
         .send(
@@ -392,7 +391,15 @@ async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
             Some(("application/json", r#"{"title":"keep me"}"#)),
         )
         .await;
+    assert_eq!(created.status, StatusCode::CREATED);
     let id = created.json()["id"].as_str().unwrap().to_owned();
+    (app, admin, id)
+}
+
+#[tokio::test]
+async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
+    let sink = MemorySink::new();
+    let (app, admin, id) = start_with_a_note(sink.clone()).await;
 
     sink.set_failing(true);
     let answer = app
@@ -417,17 +424,7 @@ async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
 #[tokio::test]
 async fn a_delete_whose_domain_event_cannot_be_audited_is_undone() {
     let sink = RefusesDeletions::default();
-    let app = start(sink.clone()).await;
-    let admin = token("bob", "acme", "notes:read notes:write", &["admin"]);
-    let created = app
-        .send(
-            Method::POST,
-            "/v1/notes",
-            Some(&admin),
-            Some(("application/json", r#"{"title":"keep me"}"#)),
-        )
-        .await;
-    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let (app, admin, id) = start_with_a_note(sink.clone()).await;
 
     // The attempt record is written, the handler deletes, its domain event
     // fails: the answer is 503 and the deletion is undone.
