@@ -379,6 +379,17 @@ impl AuditSink for RefusesDeletions {
     }
 }
 
+impl Running {
+    /// `DELETE`s the note `id`, then lists the notes: the delete's answer
+    /// and the list.
+    async fn delete_then_list(&self, token: &str, id: &str) -> (Answer, Value) {
+        let path = format!("/v1/notes/{id}");
+        let answer = self.send(Method::DELETE, &path, Some(token), None).await;
+        let list = self.send(Method::GET, "/v1/notes", Some(token), None).await;
+        (answer, list.json())
+    }
+}
+
 /// The app over `sink`, an admin's token, and the id of a note of theirs.
 async fn start_with_a_note(sink: impl AuditSink) -> (Running, String, String) {
     let app = start(sink).await;
@@ -402,20 +413,11 @@ async fn a_strict_delete_whose_attempt_cannot_be_audited_never_runs() {
     let (app, admin, id) = start_with_a_note(sink.clone()).await;
 
     sink.set_failing(true);
-    let answer = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/notes/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (answer, list) = app.delete_then_list(&admin, &id).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.problem().0, "audit-unavailable");
+    assert_eq!(list[0]["id"], id.as_str(), "never deleted");
     sink.set_failing(false);
-
-    let list = app.send(Method::GET, "/v1/notes", Some(&admin), None).await;
-    assert_eq!(list.json()[0]["id"], id.as_str(), "never deleted");
     assert!(sink.events().iter().all(|e| e.action() != "note.delete"));
     let (drained, _) = app.stop().await;
     assert!(drained);
@@ -428,17 +430,9 @@ async fn a_delete_whose_domain_event_cannot_be_audited_is_undone() {
 
     // The attempt record is written, the handler deletes, its domain event
     // fails: the answer is 503 and the deletion is undone.
-    let answer = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/notes/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (answer, list) = app.delete_then_list(&admin, &id).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let list = app.send(Method::GET, "/v1/notes", Some(&admin), None).await;
-    assert_eq!(list.json()[0]["id"], id.as_str(), "restored");
+    assert_eq!(list[0]["id"], id.as_str(), "restored");
 
     let (drained, _) = app.stop().await;
     assert!(drained);
