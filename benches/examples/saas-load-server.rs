@@ -237,18 +237,15 @@ async fn serve(mode: Mode) -> ExitCode {
         }
         None => (calibrated(app::router(store, auth), mode), None),
     };
-    let served = server::serve(listener, router, shutdown).await;
+    let cut = server::serve(listener, router, shutdown.recv(), server::DRAIN_TIMEOUT).await;
     let flushed = match guard {
         Some(guard) => saas_api::audit::shutdown(guard).await,
         None => true,
     };
-    match served {
-        Ok(()) if flushed => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("saas-load-server: server failed: {error}");
-            ExitCode::FAILURE
-        }
+    if flushed && cut == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -89,20 +89,19 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 
     let store = saas_api::invoices::Store::default();
-    let served = server::serve(
+    let cut = server::serve(
         listener,
         app::audited_router(store, auditor, auth),
-        shutdown,
+        shutdown.recv(),
+        server::DRAIN_TIMEOUT,
     )
     .await;
-    // In-flight requests are done: flush every accepted audit event.
+    // Every request is done or cancelled, and recorded: flush every accepted
+    // audit event.
     let flushed = saas_api::audit::shutdown(audit_guard).await;
-    match served {
-        Ok(()) if flushed => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::FAILURE,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
+    if flushed && cut == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

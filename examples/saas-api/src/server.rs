@@ -1,26 +1,127 @@
-//! Serving the router with graceful shutdown.
+//! Serving the router: one task per connection on hyper's HTTP/1 server,
+//! with a time limit on every request head, the socket peer as axum's
+//! `ConnectInfo`, and a graceful shutdown that is bounded.
+//!
+//! `axum::serve` would be shorter, but it sets no timer on hyper's
+//! connections, so nothing limits how long a client may take to send a
+//! request head: such a client holds its connection (and a file descriptor)
+//! for as long as it likes, and at shutdown it holds the graceful stop, and
+//! so the audit trail's final flush, until the orchestrator kills the
+//! process. Here a head must arrive within [`HEADER_READ_TIMEOUT`], and at
+//! shutdown connections get [`DRAIN_TIMEOUT`] to finish; requests still
+//! running then are cancelled, which their audit records say, and only then
+//! does [`serve`] return and the caller flush the trail.
 
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
 
-/// Serves `app` on `listener` until `shutdown` receives a signal, then lets
-/// in-flight requests finish.
+/// How long a client may take to send a request head (the request line and
+/// headers), on a new connection and between requests of a kept-alive one.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the requests in flight get to finish once shutdown begins:
+/// well inside the 30 s an orchestrator usually waits before it kills.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting and gives the connections `drain` to finish their requests;
+/// those still open then are closed, and the requests they were serving
+/// cancelled (the audit layer records them as `cancelled`).
 ///
-/// # Errors
-///
-/// When the listener fails.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: ShutdownSignal) -> io::Result<()> {
-    // The peer address feeds the audit trail's `source.ip`.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+/// Returns once every connection task has ended, with the number of
+/// connections that had to be closed (0 when all finished in time).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> usize {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        // Reap the connections that have ended.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            // The client gave up before it was accepted: nothing to do.
+            Err(error) if is_connection_error(&error) => continue,
+            // Out of file descriptors or memory: wait for some to free up
+            // rather than spin on the error.
+            Err(error) => {
+                tracing::error!(%error, "accept failed; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // The socket peer feeds the audit trail's `source.ip` (the app
+        // trusts no proxy, so no forwarded header is believed).
+        let service = app
+            .clone()
+            .map_request(move |mut request: http::Request<Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            // A client that goes away mid-request is not the server's error.
+            let _ = connection.await;
+        });
+    }
+    // New connections are refused from here on.
+    drop(listener);
+    let cut = match tokio::time::timeout(drain, graceful.shutdown()).await {
+        Ok(()) => 0,
+        Err(_) => {
+            while connections.try_join_next().is_some() {}
+            connections.len()
+        }
+    };
+    // Dropping the requests still running records them as cancelled; only
+    // then may the caller flush the audit trail.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    if cut == 0 {
+        tracing::info!("server stopped");
+    } else {
+        tracing::warn!(
+            connections = cut,
+            "server stopped; connections still open after the drain time were closed"
+        );
+    }
+    cut
+}
+
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
     )
-    .with_graceful_shutdown(shutdown.recv())
-    .await?;
-    tracing::info!("server stopped");
-    Ok(())
 }
 
 /// The signals that stop the server gracefully: `SIGTERM` and Ctrl-C
