@@ -770,3 +770,113 @@ async fn foreign_or_other_key_content_is_refused_untouched() {
     assert!(error.to_string().contains("does not verify"), "{error}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
 }
+
+/// Opens the trail at `path` as a restarted writer would, and returns why
+/// it refused.
+fn refused_at_open(path: &Path, hmac: bool) -> String {
+    let builder = JsonLinesSink::builder(path);
+    let builder = if hmac {
+        builder.hmac_key(key())
+    } else {
+        builder
+    };
+    match builder.open() {
+        Ok(_) => panic!("the sink continued a trail that lost checkpointed records"),
+        Err(error) => {
+            assert!(
+                matches!(
+                    error,
+                    guardrails_audit::sink::SinkError::BehindCheckpoints(_)
+                ),
+                "{error}"
+            );
+            error.to_string()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_trail_is_not_restarted_over_its_checkpoints() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let checkpoints = std::fs::read(checkpoints_of(&path)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // A restart would start a new chain and hide the deleted one.
+        let error = refused_at_open(&path, hmac);
+        assert!(error.contains("deleted or emptied"), "{error}");
+        assert!(error.contains("up to seq 20"), "{error}");
+        // Nothing was written: not the trail, not the checkpoints.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert_eq!(std::fs::read(checkpoints_of(&path)).unwrap(), checkpoints);
+        // Moving the checkpoint file aside starts a new trail.
+        std::fs::rename(checkpoints_of(&path), path.with_extension("old")).unwrap();
+        let builder = JsonLinesSink::builder(&path);
+        let builder = if hmac {
+            builder.hmac_key(key())
+        } else {
+            builder
+        };
+        builder.open().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_trail_replaced_by_another_chain_is_not_continued() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = other_dir.path().join("audit.jsonl");
+        write_trail(&other, hmac.then(key), 20, 5).await;
+        std::fs::copy(&other, &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let error = refused_at_open(&path, hmac);
+        assert!(error.contains("it was replaced"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}
+
+/// Checkpointed records replaced by a line that is not JSON look like a
+/// crash's torn line; the checkpoints show they were durable, so the sink
+/// refuses to record their loss as a crash.
+#[tokio::test]
+async fn removed_checkpointed_records_are_not_recovered_as_a_crash() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let mut lines = read_lines(&path);
+        // seq 19 and the `audit.stopped` record (seq 20), both checkpointed.
+        lines.truncate(lines.len() - 2);
+        lines.push("GARBAGE".to_owned());
+        write_lines(&path, &lines);
+        let before = std::fs::read(&path).unwrap();
+        let error = refused_at_open(&path, hmac);
+        assert!(
+            error.contains("names seq 20, but the file ends at seq 18"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "nothing was recorded"
+        );
+
+        // The same cut without the garbage line.
+        lines.pop();
+        write_lines(&path, &lines);
+        let error = refused_at_open(&path, hmac);
+        assert!(error.contains("durable records were removed"), "{error}");
+    }
+}
+
+/// A crash never trips the check: what a torn write loses was never
+/// checkpointed.
+#[tokio::test]
+async fn a_crash_after_a_checkpoint_still_recovers() {
+    let (_dir, path) = trail(true).await;
+    let mut text = std::fs::read(&path).unwrap();
+    text.extend_from_slice(br#"{"action":"http.req"#);
+    std::fs::write(&path, &text).unwrap();
+    let sink = common::reopen_keyed(&path);
+    drop(sink);
+    let report = verify(&path, &options(true, &path)).unwrap();
+    assert_eq!(report.recoveries, 1);
+}

@@ -50,6 +50,18 @@
 //! its cut write, never acknowledged, is removed and the recovery redone,
 //! so one recovery record follows the torn line.
 //!
+//! What a crash cannot do is remove records a checkpoint names: a
+//! checkpoint is written only once they are on disk. So before it writes
+//! anything, the sink compares the file with the newest checkpoint whose
+//! signature verifies (in the checkpoint file's last 64 KiB), and refuses
+//! to open with [`SinkError::BehindCheckpoints`](super::SinkError) when the
+//! file holds no record while checkpoints exist (deleted or emptied), holds
+//! another chain (replaced), ends before the checkpointed record, or holds
+//! another record at its seq. A restart then neither records the loss as a
+//! crash nor starts a new chain over it; [`verify`](crate::verify()) names
+//! the damage. To start a new trail on purpose, move the old trail's
+//! checkpoint file aside with it.
+//!
 //! The checkpoint file is recovered the same way: a checkpoint line cut by a
 //! crash is ended before the next checkpoint, and
 //! [`verify`](crate::verify()) counts it in
@@ -385,6 +397,9 @@ impl JsonLinesSink {
 
     /// Opens the active file and recovers from whatever the last writer left.
     fn open_file(&mut self) -> Result<(), SinkError> {
+        // The first open of this sink (a reopen after a failed write knows
+        // its chain already).
+        let first_open = self.chain_id.is_empty();
         self.file = None;
         let mut file = OpenOptions::new()
             .create(true)
@@ -441,7 +456,34 @@ impl JsonLinesSink {
         // recovery is done again below.
         let mut torn_ended = tail.torn_ended;
         let cut = if torn_ended { &tail.interrupted } else { &torn };
-        if let Some(record) = self.whole_next_record(cut)? {
+        let whole = self.whole_next_record(cut)?;
+        if first_open {
+            // Before anything is written: a trail that lost checkpointed
+            // records is not continued, nor its loss recorded as a crash.
+            let (chain_id, next_seq, last_hash) = match whole.as_ref().map(|r| r.get("chain")) {
+                Some(Some(chain)) => (
+                    chain.get("id").and_then(Value::as_str).unwrap_or(""),
+                    chain
+                        .get("seq")
+                        .and_then(Value::as_u64)
+                        .map_or(0, |s| s + 1),
+                    chain.get("hash").and_then(Value::as_str).unwrap_or(""),
+                ),
+                _ => (
+                    self.chain_id.as_str(),
+                    self.next_seq,
+                    self.last_hash.as_str(),
+                ),
+            };
+            check_checkpointed(
+                &mut self.checkpoints,
+                self.signer.as_ref(),
+                chain_id,
+                next_seq,
+                last_hash,
+            )?;
+        }
+        if let Some(record) = whole {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
             first_seq = first_seq.or(record.pointer("/chain/seq").and_then(Value::as_u64));
@@ -936,6 +978,84 @@ pub(crate) fn checkpoint_line(
     let mut line = jcs::to_vec(&Value::Object(map))?;
     line.push(b'\n');
     Ok(line)
+}
+
+/// How much of the checkpoint file's end is searched for its newest
+/// checkpoint when the sink opens.
+const CHECKPOINT_WINDOW: u64 = 64 << 10;
+
+/// Refuses a trail (`chain_id`, empty when it holds no record, ending right
+/// before `next_seq` with `last_hash`) that does not hold the newest
+/// checkpoint's record: the newest checkpoint in the last
+/// [`CHECKPOINT_WINDOW`] bytes of `checkpoints` whose signature verifies
+/// with `signer` (lines that do not are left to `verify` to report).
+fn check_checkpointed(
+    checkpoints: &mut File,
+    signer: Option<&ChainHasher>,
+    chain_id: &str,
+    next_seq: u64,
+    last_hash: &str,
+) -> Result<(), SinkError> {
+    let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
+    let start = len.saturating_sub(CHECKPOINT_WINDOW);
+    checkpoints
+        .seek(SeekFrom::Start(start))
+        .map_err(SinkError::io("seek"))?;
+    let mut window = Vec::new();
+    Read::take(&mut *checkpoints, len - start)
+        .read_to_end(&mut window)
+        .map_err(SinkError::io("read checkpoints"))?;
+    let newest = window.split(|b| *b == b'\n').rev().find_map(|line| {
+        let value = serde_json::from_slice::<Value>(line).ok()?;
+        let location = crate::verify::Location::Line {
+            file: PathBuf::new(),
+            line: 0,
+        };
+        let cp =
+            crate::verify::check::parse_checkpoint(Some(value), signer, location, String::new())
+                .ok()?;
+        Some((cp.chain_id?, cp.seq?, cp.hash?))
+    });
+    let Some((cp_chain, cp_seq, cp_hash)) = newest else {
+        return Ok(());
+    };
+    let problem = if chain_id.is_empty() {
+        format!(
+            "it holds no record, but its checkpoints name chain {} up to seq {cp_seq}: \
+             it was deleted or emptied",
+            shown_id(&cp_chain)
+        )
+    } else if cp_chain != chain_id {
+        format!(
+            "it holds chain {}, but its checkpoints name chain {}: it was replaced",
+            shown_id(chain_id),
+            shown_id(&cp_chain)
+        )
+    } else if cp_seq >= next_seq {
+        format!(
+            "a checkpoint names seq {cp_seq}, but the file ends {}: durable records were removed",
+            match next_seq.checked_sub(1) {
+                Some(last) => format!("at seq {last}"),
+                None => "before seq 0".to_owned(),
+            }
+        )
+    } else if cp_seq + 1 == next_seq && !crate::chain::same_hash(&cp_hash, last_hash) {
+        format!("the record at seq {cp_seq} is not the one its checkpoint names")
+    } else {
+        return Ok(());
+    };
+    Err(SinkError::BehindCheckpoints(problem))
+}
+
+/// A chain id read from a file, for a message: shown only when it has the
+/// shape of one (a UUID), so that a tampered file cannot put control
+/// characters into a log line.
+fn shown_id(id: &str) -> &str {
+    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        id
+    } else {
+        "(an id that is not a UUID)"
+    }
 }
 
 /// Whether `file` is not empty and does not end with a line end.

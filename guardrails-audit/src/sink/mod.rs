@@ -80,6 +80,16 @@ pub enum SinkError {
     /// chain record, or uses another algorithm).
     #[error("audit file cannot be continued: {0}")]
     Incompatible(&'static str),
+    /// The trail does not hold the records its checkpoint file names: it
+    /// was deleted, emptied, cut or replaced after those records were
+    /// durable. A crash never does that (a checkpoint is written only once
+    /// the records it names are on disk), so the sink refuses to go on
+    /// rather than record the loss as a crash, or start a new chain over it.
+    #[error(
+        "audit file does not hold its checkpointed records ({0}); restore it from a copy, \
+         or move the checkpoint file aside (keep it as evidence) to start a new trail"
+    )]
+    BehindCheckpoints(String),
     /// The sink refused the batch (test sinks, closed sinks).
     #[error("audit sink unavailable: {0}")]
     Unavailable(&'static str),

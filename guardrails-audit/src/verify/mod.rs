@@ -65,7 +65,7 @@ use serde_json::Value;
 
 use crate::chain::{ChainAlg, ChainHasher};
 
-mod check;
+pub(crate) mod check;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
