@@ -880,3 +880,129 @@ async fn a_crash_after_a_checkpoint_still_recovers() {
     let report = verify(&path, &options(true, &path)).unwrap();
     assert_eq!(report.recoveries, 1);
 }
+
+/// A trail replaced by another chain made with the same key, with the
+/// other chain's newest (genuine, signed) checkpoint appended so that the
+/// newest checkpoint names the trail's chain.
+#[tokio::test]
+async fn another_trails_checkpoint_appended_does_not_hide_a_replacement() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = other_dir.path().join("audit.jsonl");
+        write_trail(&other, hmac.then(key), 3, 5).await;
+        std::fs::copy(&other, &path).unwrap();
+        let mut checkpoints = read_lines(&checkpoints_of(&path));
+        checkpoints.push(read_lines(&checkpoints_of(&other)).pop().unwrap());
+        write_lines(&checkpoints_of(&path), &checkpoints);
+        let error = verify(&path, &options(hmac, &path)).unwrap_err();
+        assert_eq!(
+            error.damage().map(|d| (d.kind, d.seq)),
+            Some((DamageKind::Truncated, Some(0))),
+            "{error}"
+        );
+        assert!(error.to_string().contains("was replaced"), "{error}");
+    }
+}
+
+/// An emptied active file with an old rotation checkpoint copied to the end
+/// of the checkpoint file, to look like a file just rotated.
+#[tokio::test]
+async fn an_old_rotation_checkpoint_replayed_does_not_hide_an_emptied_trail() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_bytes(4000)
+        .checkpoint_every(2, std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    for batch in common::awkward_events(30).chunks(3) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(
+        damage(&path, &options(true, &path)).0,
+        DamageKind::Truncated
+    );
+    let mut checkpoints = read_lines(&checkpoints_of(&path));
+    let rotation = checkpoints
+        .iter()
+        .find(|l| l.contains("\"reason\":\"rotation\""))
+        .unwrap()
+        .clone();
+    checkpoints.push(rotation);
+    write_lines(&checkpoints_of(&path), &checkpoints);
+    let error = verify(&path, &options(true, &path)).unwrap_err();
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(d.kind, DamageKind::Inserted, "{error}");
+    assert!(error.to_string().contains("only move forward"), "{error}");
+}
+
+/// With every rotated file included, the oldest must start the chain; a
+/// retention policy that removes old files says so with `allow_pruned`.
+#[tokio::test]
+async fn a_missing_oldest_rotated_file_is_truncation_unless_pruned() {
+    use guardrails_audit::sink::AuditSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .rotate_bytes(4000)
+        .checkpoint_every(2, std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    for batch in common::awkward_events(30).chunks(3) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("audit.jsonl.0"))
+        .collect();
+    rotated.sort();
+    std::fs::remove_file(&rotated[0]).unwrap();
+    let all = options(true, &path).include_rotated(true);
+    assert_eq!(damage(&path, &all), (DamageKind::Truncated, Some(0)));
+    let pruned = verify(&path, &all.clone().allow_pruned(true)).unwrap();
+    assert!(pruned.first_seq.unwrap() > 0);
+    // Pruning still needs the rest to link: a middle file removed is not.
+    assert!(rotated.len() >= 3, "{rotated:?}");
+    std::fs::remove_file(&rotated[2]).unwrap();
+    assert_eq!(
+        damage(&path, &all.allow_pruned(true)).0,
+        DamageKind::Deleted
+    );
+}
+
+/// New trail, checkpoint and rotated files are the owner's alone, whatever
+/// the umask lets through.
+#[cfg(unix)]
+#[tokio::test]
+async fn new_files_are_readable_by_their_owner_only() {
+    use guardrails_audit::sink::AuditSink;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .rotate_bytes(4000)
+        .open()
+        .unwrap();
+    for batch in common::awkward_events(12).chunks(3) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let files: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}

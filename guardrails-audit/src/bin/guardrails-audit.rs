@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F]
-//!                                [--checkpoint-key-file F] [--rotated]
+//!                                [--checkpoint-key-file F] [--rotated [--pruned]]
 //! guardrails-audit verify --postgres [--chain ID] [--key-file F]
 //!                                [--checkpoint-key-file F] [--postgres-url-file F]
 //!                                [--postgres-ca-file F]
@@ -112,6 +112,10 @@ enum Command {
         /// Also verify the rotated files `<FILE>.<20 digits>` as one chain.
         #[arg(long)]
         rotated: bool,
+        /// With --rotated: the oldest rotated files were removed on purpose
+        /// (retention), so the trail may start after seq 0.
+        #[arg(long, requires = "rotated")]
+        pruned: bool,
         /// A file holding the PostgreSQL URL (instead of GUARDRAILS_AUDIT_POSTGRES_URL).
         #[arg(long, requires = "postgres")]
         postgres_url_file: Option<PathBuf>,
@@ -217,9 +221,16 @@ fn main() -> ExitCode {
             checkpoints,
             checkpoint_key_file,
             rotated,
+            pruned,
             ..
         } => match file {
-            Some(file) => run_verify(&file, key_file, checkpoints, checkpoint_key_file, rotated),
+            Some(file) => run_verify(
+                &file,
+                key_file,
+                checkpoints,
+                checkpoint_key_file,
+                (rotated, pruned),
+            ),
             None => {
                 eprintln!("error: a FILE or --postgres is needed");
                 ExitCode::from(2)
@@ -262,9 +273,11 @@ fn run_verify(
     key_file: Option<PathBuf>,
     checkpoints: Option<PathBuf>,
     checkpoint_key_file: Option<PathBuf>,
-    rotated: bool,
+    (rotated, pruned): (bool, bool),
 ) -> ExitCode {
-    let mut options = VerifyOptions::new().include_rotated(rotated);
+    let mut options = VerifyOptions::new()
+        .include_rotated(rotated)
+        .allow_pruned(pruned);
     for (path, checkpoint) in [(key_file, false), (checkpoint_key_file, true)] {
         if let Some(path) = path {
             match read_key(&path) {

@@ -252,21 +252,12 @@ impl JsonLinesBuilder {
             p.push(".checkpoints");
             PathBuf::from(p)
         });
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(SinkError::io("create directory"))?;
-        }
-        if let Some(parent) = checkpoint_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            fs::create_dir_all(parent).map_err(SinkError::io("create directory"))?;
-        }
-        let mut checkpoints = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&checkpoint_path)
-            .map_err(SinkError::io("open checkpoints"))?;
+        create_dirs_durably(&self.path)?;
+        create_dirs_durably(&checkpoint_path)?;
+        let mut checkpoints =
+            open_append(&checkpoint_path).map_err(SinkError::io("open checkpoints"))?;
+        // A new file's entry is durable before anything in it is relied on.
+        sync_parent(&checkpoint_path)?;
         // A checkpoint line cut by a crash or a failed write is ended before
         // the next one, which would otherwise be appended to it.
         let checkpoint_torn = ends_torn(&mut checkpoints)?;
@@ -401,12 +392,10 @@ impl JsonLinesSink {
         // its chain already).
         let first_open = self.chain_id.is_empty();
         self.file = None;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(SinkError::io("open"))?;
+        let mut file = open_append(&self.path).map_err(SinkError::io("open"))?;
+        // The file may be new: its entry must be durable before the first
+        // record in it is acknowledged.
+        sync_parent(&self.path)?;
         let tail = read_tail(&mut file)?;
         self.file_len = tail.len;
         // From the start: reading the tail cached its last pages, and pages
@@ -784,23 +773,10 @@ impl JsonLinesSink {
 
     /// Opens the new active file after a rotation.
     fn open_rotated(&mut self) -> Result<(), SinkError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(SinkError::io("open"))?;
+        let file = open_append(&self.path).map_err(SinkError::io("open"))?;
         // Make the rename and the new file's entry durable (before any
-        // record in it is acknowledged); not every platform can open a
-        // directory, but where it opens, its sync must succeed.
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Ok(dir) = File::open(dir) {
-            dir.sync_all().map_err(SinkError::io("fsync directory"))?;
-        }
+        // record in it is acknowledged).
+        sync_parent(&self.path)?;
         self.file = Some(file);
         self.file_len = 0;
         self.released = Released::default();
@@ -978,6 +954,54 @@ pub(crate) fn checkpoint_line(
     let mut line = jcs::to_vec(&Value::Object(map))?;
     line.push(b'\n');
     Ok(line)
+}
+
+/// Opens `path` to append (and read back), creating it readable and
+/// writable by its owner only (Unix: mode 0600, before the umask): a trail
+/// names people, addresses and what they did.
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).read(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The directory that holds `path`.
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Makes the entries of `path`'s directory durable (a file created or
+/// renamed in it). Not every platform can open a directory; where it opens,
+/// its sync must succeed.
+fn sync_parent(path: &Path) -> Result<(), SinkError> {
+    if let Ok(dir) = File::open(parent_of(path)) {
+        dir.sync_all().map_err(SinkError::io("fsync directory"))?;
+    }
+    Ok(())
+}
+
+/// Creates the directories up to `path`'s, and makes each new one's entry
+/// durable in its parent: a power loss must not take a new trail's
+/// directory, and the acknowledged records in it, away.
+fn create_dirs_durably(path: &Path) -> Result<(), SinkError> {
+    let dir = parent_of(path);
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(SinkError::io("create directory"))?;
+    // From the outermost new directory in: each one's parent records it.
+    for new in missing.iter().rev() {
+        sync_parent(new)?;
+    }
+    Ok(())
 }
 
 /// How much of the checkpoint file's end is searched for its newest

@@ -505,16 +505,54 @@ pub(crate) fn check_checkpoints(
     let mut below_start: Option<u64> = None;
     // The newest checkpoint: its chain, whether it is a rotation's, its name.
     let mut latest: Option<(Option<String>, bool, String)> = None;
+    // The newest seq named so far, and by which checkpoint.
+    let mut highest: Option<(u64, String)> = None;
     for cp in checkpoints {
         let cp = cp?;
+        // One trail, one chain: a checkpoint of another chain means the
+        // trail was replaced, or checkpoints of another trail were added to
+        // hide that (every one of them verifies with a shared key). A trail
+        // that holds no record yet is judged by the newest one, below.
+        if let (Some(trail), Some(chain)) = (report.chain_id.as_deref(), cp.chain_id.as_deref())
+            && trail != chain
+        {
+            return Err(damage_at(
+                DamageKind::Truncated,
+                Some(0),
+                ends.end.clone(),
+                &format!(
+                    "{} is of chain {chain:?} but the trail holds chain {trail:?}: the trail \
+                     was replaced, or another trail's checkpoints were added",
+                    cp.name
+                ),
+            ));
+        }
+        if cp.chain_id.is_none() {
+            return Err(damage_at(
+                DamageKind::Malformed,
+                cp.seq,
+                cp.location,
+                "no chain id",
+            ));
+        }
+        if let Some((previous, _, _)) = &latest
+            && *previous != cp.chain_id
+        {
+            return Err(damage_at(
+                DamageKind::Inserted,
+                cp.seq,
+                cp.location,
+                &format!(
+                    "{} is of another chain than the checkpoints before it",
+                    cp.name
+                ),
+            ));
+        }
         latest = Some((
             cp.chain_id.clone(),
             cp.reason.as_deref() == Some("rotation"),
             cp.name.clone(),
         ));
-        if cp.chain_id.as_deref() != report.chain_id.as_deref() {
-            continue;
-        }
         let (Some(seq), Some(hash)) = (cp.seq, cp.hash.as_deref()) else {
             return Err(damage_at(
                 DamageKind::Malformed,
@@ -523,6 +561,27 @@ pub(crate) fn check_checkpoints(
                 "no seq or hash",
             ));
         };
+        // The sink writes checkpoints in chain order (a rotation's may be
+        // written twice): one naming an older record than the one before it
+        // was copied there, e.g. to make an emptied trail look just rotated.
+        if let Some((newest, by)) = &highest
+            && seq < *newest
+        {
+            return Err(damage_at(
+                DamageKind::Inserted,
+                Some(seq),
+                cp.location,
+                &format!(
+                    "{} names seq {seq}, older than seq {newest} of {by} before it: \
+                     checkpoints only move forward",
+                    cp.name
+                ),
+            ));
+        }
+        highest = Some((seq, cp.name.clone()));
+        if report.chain_id.is_none() {
+            continue;
+        }
         let first = report.first_seq.unwrap_or(0);
         match state.hashes.get(&seq) {
             Some(stored) if same_hash(stored, hash) => report.checkpoints_checked += 1,

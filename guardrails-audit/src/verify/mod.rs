@@ -15,10 +15,10 @@
 //! | kind | what it means |
 //! |---|---|
 //! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint) |
-//! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated) |
+//! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated); a checkpoint that names an older record than the one before it, or another chain than the ones before it (copied in) |
 //! | [`DamageKind::Deleted`] | records are missing: `seq` jumps forward and the missing record is nowhere |
 //! | [`DamageKind::Reordered`] | the missing record appears later: records were moved |
-//! | [`DamageKind::Truncated`] | a checkpoint names a record beyond the end of the trail; a trail starts mid-chain without a rotation checkpoint linking it (a count, interval or shutdown checkpoint does not: files start only after rotations); or the newest checkpoint is of a chain the trail does not hold (the trail was emptied, or replaced by another chain) |
+//! | [`DamageKind::Truncated`] | a checkpoint names a record beyond the end of the trail; a trail starts mid-chain without a rotation checkpoint linking it (a count, interval or shutdown checkpoint does not: files start only after rotations); a checkpoint is of a chain the trail does not hold (the trail was emptied, or replaced by another chain); with [`VerifyOptions::include_rotated`], the oldest file does not start the chain (unless [`VerifyOptions::allow_pruned`]) |
 //! | [`DamageKind::WrongKey`] | no record (or checkpoint) verifies with the given key: the key is wrong, or everything was rewritten |
 //! | [`DamageKind::Malformed`] | a line that is not a chained record, and not a crash's torn line that an `audit.recovered` record accounts for |
 //!
@@ -38,7 +38,7 @@
 //! # Command line
 //!
 //! With the `cli` feature, `guardrails-audit verify <FILE> [--key-file F]
-//! [--checkpoints F] [--checkpoint-key-file F] [--rotated]` wraps this
+//! [--checkpoints F] [--checkpoint-key-file F] [--rotated [--pruned]]` wraps this
 //! function. It exits with `0` when the trail is whole, `1` when it is
 //! damaged (printing `damage=<kind> seq=<seq>`), and `2` when it cannot
 //! verify (unreadable file or key, a keyed chain without `--key-file`).
@@ -83,6 +83,7 @@ pub struct VerifyOptions {
     checkpoint_key: Option<SecretString>,
     checkpoints: Option<PathBuf>,
     include_rotated: bool,
+    allow_pruned: bool,
 }
 
 impl fmt::Debug for VerifyOptions {
@@ -95,6 +96,7 @@ impl fmt::Debug for VerifyOptions {
             )
             .field("checkpoints", &self.checkpoints)
             .field("include_rotated", &self.include_rotated)
+            .field("allow_pruned", &self.allow_pruned)
             .finish()
     }
 }
@@ -133,9 +135,22 @@ impl VerifyOptions {
     }
 
     /// Also verify the rotated files (`<name>.<20 digits>`) before the named
-    /// one, as one chain.
+    /// one, as one chain. The oldest file must then start the chain (seq 0):
+    /// a trail whose first files are missing is [`DamageKind::Truncated`],
+    /// unless [`allow_pruned`](Self::allow_pruned) says they were removed on
+    /// purpose.
     pub fn include_rotated(mut self, include: bool) -> Self {
         self.include_rotated = include;
+        self
+    }
+
+    /// With [`include_rotated`](Self::include_rotated): the oldest rotated
+    /// files may have been removed on purpose (a retention policy), so the
+    /// trail may start mid-chain; with checkpoints its first record must
+    /// still link to the `rotation` checkpoint of the file before it. Off
+    /// by default: without it, a missing head is damage.
+    pub fn allow_pruned(mut self, allow: bool) -> Self {
+        self.allow_pruned = allow;
         self
     }
 }
@@ -449,7 +464,10 @@ pub fn verify(
         alg: options.key.as_ref().map(|_| ChainAlg::HmacSha256),
         key_given: options.key.is_some(),
         chain_id: None,
-        starts_at_zero: false,
+        // All the files of the trail: its head must be there, unless
+        // pruned on purpose. The named file alone may start mid-chain (after
+        // a rotation), linked to a rotation checkpoint when there are any.
+        starts_at_zero: options.include_rotated && !options.allow_pruned,
         keep: &keep,
     };
     let mut report = VerifyReport {
