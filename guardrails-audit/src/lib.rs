@@ -63,6 +63,7 @@ pub mod pipeline;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod query;
+pub mod signing;
 pub mod sink;
 pub mod verify;
 

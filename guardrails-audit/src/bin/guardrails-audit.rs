@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F]
-//!                                [--checkpoint-key-file F] [--rotated [--pruned]]
+//!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
+//!                                [--rotated [--pruned]]
 //! guardrails-audit verify --postgres [--chain ID] [--key-file F]
-//!                                [--checkpoint-key-file F] [--postgres-url-file F]
+//!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
+//!                                [--postgres-url-file F]
 //!                                [--postgres-ca-file F]
 //! guardrails-audit export [--chain ID [--checkpoints-out F]]
 //!                         [--tenant T] [--actor A] [--action A] [--request-id R]
@@ -56,6 +58,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use guardrails_audit::signing::Ed25519VerifyingKey;
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::{
     AuditEvent, AuditPipeline, Category, Outcome, VerifyError, VerifyOptions, verify,
@@ -109,6 +112,10 @@ enum Command {
         /// A file holding the checkpoint key, when it is not the chain key.
         #[arg(long)]
         checkpoint_key_file: Option<PathBuf>,
+        /// A PEM file holding the Ed25519 public key of the checkpoints'
+        /// signing key (`-----BEGIN PUBLIC KEY-----`).
+        #[arg(long)]
+        checkpoint_public_key_file: Option<PathBuf>,
         /// Also verify the rotated files `<FILE>.<20 digits>` as one chain.
         #[arg(long)]
         rotated: bool,
@@ -197,6 +204,13 @@ fn read_key(path: &Path) -> Result<SecretString, String> {
     Ok(SecretString::from(text))
 }
 
+fn read_public_key(path: &Path) -> Result<Ed25519VerifyingKey, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read public key file {}: {e}", path.display()))?;
+    Ed25519VerifyingKey::from_public_key_pem(&text)
+        .map_err(|e| format!("public key file {}: {e}", path.display()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -205,6 +219,7 @@ fn main() -> ExitCode {
             chain,
             key_file,
             checkpoint_key_file,
+            checkpoint_public_key_file,
             postgres_url_file,
             postgres_ca_file,
             ..
@@ -212,6 +227,7 @@ fn main() -> ExitCode {
             chain,
             key_file.as_deref(),
             checkpoint_key_file.as_deref(),
+            checkpoint_public_key_file.as_deref(),
             postgres_url_file.as_deref(),
             postgres_ca_file.as_deref(),
         ),
@@ -220,6 +236,7 @@ fn main() -> ExitCode {
             key_file,
             checkpoints,
             checkpoint_key_file,
+            checkpoint_public_key_file,
             rotated,
             pruned,
             ..
@@ -228,7 +245,7 @@ fn main() -> ExitCode {
                 &file,
                 key_file,
                 checkpoints,
-                checkpoint_key_file,
+                (checkpoint_key_file, checkpoint_public_key_file),
                 (rotated, pruned),
             ),
             None => {
@@ -272,12 +289,21 @@ fn run_verify(
     file: &Path,
     key_file: Option<PathBuf>,
     checkpoints: Option<PathBuf>,
-    checkpoint_key_file: Option<PathBuf>,
+    (checkpoint_key_file, checkpoint_public_key_file): (Option<PathBuf>, Option<PathBuf>),
     (rotated, pruned): (bool, bool),
 ) -> ExitCode {
     let mut options = VerifyOptions::new()
         .include_rotated(rotated)
         .allow_pruned(pruned);
+    if let Some(path) = checkpoint_public_key_file {
+        match read_public_key(&path) {
+            Ok(key) => options = options.checkpoint_public_key(key),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     for (path, checkpoint) in [(key_file, false), (checkpoint_key_file, true)] {
         if let Some(path) = path {
             match read_key(&path) {
@@ -410,7 +436,7 @@ mod pg {
     use time::format_description::well_known::Rfc3339;
     use tokio_postgres::config::Host;
 
-    use super::{ExportArgs, printable, read_key, report_damage};
+    use super::{ExportArgs, printable, read_key, read_public_key, report_damage};
 
     /// The variable that holds the database URL.
     const URL_VAR: &str = "GUARDRAILS_AUDIT_POSTGRES_URL";
@@ -506,12 +532,19 @@ mod pg {
         chain: Option<String>,
         key_file: Option<&Path>,
         checkpoint_key_file: Option<&Path>,
+        checkpoint_public_key_file: Option<&Path>,
         url_file: Option<&Path>,
         ca_file: Option<&Path>,
     ) -> ExitCode {
         let mut options = PgVerifyOptions::new();
         if let Some(chain) = chain {
             options = options.chain(chain);
+        }
+        if let Some(path) = checkpoint_public_key_file {
+            match read_public_key(path) {
+                Ok(key) => options = options.checkpoint_public_key(key),
+                Err(message) => return fail(message),
+            }
         }
         for (path, checkpoint) in [(key_file, false), (checkpoint_key_file, true)] {
             if let Some(path) = path {
@@ -696,6 +729,7 @@ mod pg {
         _chain: Option<String>,
         _key_file: Option<&Path>,
         _checkpoint_key_file: Option<&Path>,
+        _checkpoint_public_key_file: Option<&Path>,
         _url_file: Option<&Path>,
         _ca_file: Option<&Path>,
     ) -> ExitCode {

@@ -123,9 +123,10 @@ use time::OffsetDateTime;
 
 use super::page_cache::Released;
 use super::{AuditSink, SinkError, SinkFuture, WriteReceipt};
-use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH};
+use crate::chain::{ChainHasher, ZERO_HASH};
 use crate::event::{AuditEvent, Category, Outcome, format_time};
 use crate::jcs::{self, NotCanonical};
+use crate::signing::{CheckpointSigner, Ed25519SigningKey};
 
 /// The schema of checkpoint records.
 pub const CHECKPOINT_SCHEMA: &str = "guardrails.audit.checkpoint/1";
@@ -151,6 +152,7 @@ pub struct JsonLinesBuilder {
     path: PathBuf,
     key: Option<SecretString>,
     checkpoint_key: Option<SecretString>,
+    checkpoint_signing_key: Option<Ed25519SigningKey>,
     checkpoint_path: Option<PathBuf>,
     checkpoint_every_events: u64,
     checkpoint_every: Duration,
@@ -168,6 +170,7 @@ impl fmt::Debug for JsonLinesBuilder {
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("checkpoint_signing_key", &self.checkpoint_signing_key)
             .field("checkpoint_path", &self.checkpoint_path)
             .field("checkpoint_every_events", &self.checkpoint_every_events)
             .field("checkpoint_every", &self.checkpoint_every)
@@ -194,6 +197,14 @@ impl JsonLinesBuilder {
     /// Signs checkpoints with this key (default: the chain key).
     pub fn checkpoint_key(mut self, key: SecretString) -> Self {
         self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// Signs checkpoints with this Ed25519 key instead of an HMAC key, so
+    /// that they verify with its public half, which cannot sign
+    /// ([`VerifyOptions::checkpoint_public_key`](crate::VerifyOptions::checkpoint_public_key)).
+    pub fn checkpoint_signing_key(mut self, key: Ed25519SigningKey) -> Self {
+        self.checkpoint_signing_key = Some(key);
         self
     }
 
@@ -243,10 +254,10 @@ impl JsonLinesBuilder {
     /// verify with the configured algorithm and key.
     pub fn open(self) -> Result<JsonLinesSink, SinkError> {
         let hasher = ChainHasher::new(self.key.as_ref());
-        let signer = match (&self.checkpoint_key, &self.key) {
-            (Some(k), _) | (None, Some(k)) => Some(ChainHasher::hmac(k)),
-            (None, None) => None,
-        };
+        let signer = checkpoint_signer(
+            self.checkpoint_signing_key,
+            self.checkpoint_key.as_ref().or(self.key.as_ref()),
+        );
         let checkpoint_path = self.checkpoint_path.clone().unwrap_or_else(|| {
             let mut p = self.path.clone().into_os_string();
             p.push(".checkpoints");
@@ -297,7 +308,7 @@ pub struct JsonLinesSink {
     file: Option<File>,
     path: PathBuf,
     hasher: ChainHasher,
-    signer: Option<ChainHasher>,
+    signer: Option<CheckpointSigner>,
     checkpoints: File,
     checkpoint_every_events: u64,
     checkpoint_every: Duration,
@@ -357,6 +368,7 @@ impl JsonLinesSink {
             path: path.into(),
             key: None,
             checkpoint_key: None,
+            checkpoint_signing_key: None,
             checkpoint_path: None,
             checkpoint_every_events: 1000,
             checkpoint_every: Duration::from_secs(60),
@@ -922,9 +934,22 @@ pub(crate) fn encode_record(
     Ok(hash)
 }
 
+/// What signs checkpoints: the Ed25519 key when there is one, else the
+/// HMAC key, else nothing (unsigned checkpoints).
+pub(crate) fn checkpoint_signer(
+    ed25519: Option<Ed25519SigningKey>,
+    hmac: Option<&SecretString>,
+) -> Option<CheckpointSigner> {
+    match (ed25519, hmac) {
+        (Some(key), _) => Some(CheckpointSigner::Ed25519(key)),
+        (None, Some(key)) => Some(CheckpointSigner::Hmac(ChainHasher::hmac(key))),
+        (None, None) => None,
+    }
+}
+
 /// A signed checkpoint line.
 pub(crate) fn checkpoint_line(
-    signer: Option<&ChainHasher>,
+    signer: Option<&CheckpointSigner>,
     chain_id: &str,
     seq: u64,
     hash: &str,
@@ -942,14 +967,10 @@ pub(crate) fn checkpoint_line(
     map.insert("reason".into(), Value::from(reason));
     map.insert(
         "sig_alg".into(),
-        Value::from(if signer.is_some() {
-            ChainAlg::HmacSha256.as_str()
-        } else {
-            "none"
-        }),
+        Value::from(signer.map_or("none", CheckpointSigner::alg)),
     );
     let unsigned = jcs::to_vec(&Value::Object(map.clone()))?;
-    let sig = signer.map_or(Value::Null, |s| Value::String(s.digest_hex(&unsigned)));
+    let sig = signer.map_or(Value::Null, |s| Value::String(s.sign_hex(&unsigned)));
     map.insert("sig".into(), sig);
     let mut line = jcs::to_vec(&Value::Object(map))?;
     line.push(b'\n');
@@ -1015,7 +1036,7 @@ const CHECKPOINT_WINDOW: u64 = 64 << 10;
 /// with `signer` (lines that do not are left to `verify` to report).
 fn check_checkpointed(
     checkpoints: &mut File,
-    signer: Option<&ChainHasher>,
+    signer: Option<&CheckpointSigner>,
     chain_id: &str,
     next_seq: u64,
     last_hash: &str,
@@ -1029,6 +1050,7 @@ fn check_checkpointed(
     Read::take(&mut *checkpoints, len - start)
         .read_to_end(&mut window)
         .map_err(SinkError::io("read checkpoints"))?;
+    let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
     let newest = window.split(|b| *b == b'\n').rev().find_map(|line| {
         let value = serde_json::from_slice::<Value>(line).ok()?;
         let location = crate::verify::Location::Line {
@@ -1036,7 +1058,7 @@ fn check_checkpointed(
             line: 0,
         };
         let cp =
-            crate::verify::check::parse_checkpoint(Some(value), signer, location, String::new())
+            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new())
                 .ok()?;
         Some((cp.chain_id?, cp.seq?, cp.hash?))
     });

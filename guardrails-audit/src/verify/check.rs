@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
 use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH, same_hash};
+use crate::signing::{CheckpointVerifier, ED25519};
 use crate::sink::file::{ACTION_RECOVERED, ACTION_STOPPED, CHECKPOINT_SCHEMA};
 
 /// One stored item of a trail.
@@ -412,7 +413,7 @@ pub(crate) struct Checkpoint {
 /// checkpoint without a key.
 pub(crate) fn parse_checkpoint(
     value: Option<Value>,
-    signer: Option<&ChainHasher>,
+    verifier: &CheckpointVerifier,
     location: Location,
     name: String,
 ) -> Result<Checkpoint, VerifyError> {
@@ -432,9 +433,18 @@ pub(crate) fn parse_checkpoint(
         .unwrap_or("")
         .to_owned();
     let sig = cp.remove("sig");
-    match (sig_alg.as_str(), signer) {
-        ("none", None) => {}
-        ("none", Some(_)) => {
+    let sig = sig.as_ref().and_then(Value::as_str).unwrap_or("");
+    let unsigned = if sig_alg == "none" {
+        Vec::new()
+    } else {
+        let Ok(unsigned) = crate::jcs::to_vec(&Value::Object(cp.clone())) else {
+            return Err(malformed(seq, "not canonical", location));
+        };
+        unsigned
+    };
+    let verifies = match (sig_alg.as_str(), &verifier.hmac, &verifier.ed25519) {
+        ("none", None, None) => true,
+        ("none", ..) => {
             return Err(damage_at(
                 DamageKind::Modified,
                 seq,
@@ -442,26 +452,29 @@ pub(crate) fn parse_checkpoint(
                 "an unsigned checkpoint in a keyed trail",
             ));
         }
-        ("hmac-sha256", Some(signer)) => {
-            let Ok(unsigned) = crate::jcs::to_vec(&Value::Object(cp.clone())) else {
-                return Err(malformed(seq, "not canonical", location));
-            };
-            let expected = signer.digest_hex(&unsigned);
-            if !sig
-                .as_ref()
-                .and_then(Value::as_str)
-                .is_some_and(|s| same_hash(s, &expected))
-            {
-                return Err(damage_at(
-                    DamageKind::WrongKey,
-                    seq,
-                    location,
-                    "the checkpoint signature does not verify with this key",
-                ));
-            }
+        ("hmac-sha256", Some(hmac), _) => same_hash(sig, &hmac.digest_hex(&unsigned)),
+        // Ed25519 checkpoints are expected: an HMAC one was not written by
+        // the holder of the private key.
+        ("hmac-sha256", None, Some(_)) => {
+            return Err(damage_at(
+                DamageKind::Modified,
+                seq,
+                location,
+                "an HMAC checkpoint where Ed25519 ones are expected",
+            ));
         }
-        ("hmac-sha256", None) => return Err(VerifyError::KeyRequired),
+        ("hmac-sha256", None, None) => return Err(VerifyError::KeyRequired),
+        (ED25519, _, Some(public)) => public.verifies(&unsigned, sig),
+        (ED25519, _, None) => return Err(VerifyError::PublicKeyRequired),
         _ => return Err(malformed(seq, "unknown signature algorithm", location)),
+    };
+    if !verifies {
+        return Err(damage_at(
+            DamageKind::WrongKey,
+            seq,
+            location,
+            "the checkpoint signature does not verify with this key",
+        ));
     }
     Ok(Checkpoint {
         location,

@@ -64,6 +64,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::chain::{ChainAlg, ChainHasher};
+use crate::signing::{CheckpointVerifier, Ed25519VerifyingKey};
 
 pub(crate) mod check;
 #[cfg(feature = "postgres")]
@@ -81,6 +82,7 @@ use check::{ChainInput, Checkpoint, Entry, Hashers, TrailEnds, check_chain, pars
 pub struct VerifyOptions {
     key: Option<SecretString>,
     checkpoint_key: Option<SecretString>,
+    checkpoint_public_key: Option<Ed25519VerifyingKey>,
     checkpoints: Option<PathBuf>,
     include_rotated: bool,
     allow_pruned: bool,
@@ -94,6 +96,7 @@ impl fmt::Debug for VerifyOptions {
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("checkpoint_public_key", &self.checkpoint_public_key)
             .field("checkpoints", &self.checkpoints)
             .field("include_rotated", &self.include_rotated)
             .field("allow_pruned", &self.allow_pruned)
@@ -126,12 +129,25 @@ impl VerifyOptions {
         self
     }
 
-    /// The checkpoint signer: the checkpoint key, else the chain key.
-    fn checkpoint_signer(&self) -> Option<ChainHasher> {
-        self.checkpoint_key
-            .as_ref()
-            .or(self.key.as_ref())
-            .map(ChainHasher::hmac)
+    /// The public key of the Ed25519 key that signs the checkpoints
+    /// ([`JsonLinesBuilder::checkpoint_signing_key`](crate::sink::file::JsonLinesBuilder::checkpoint_signing_key)).
+    /// With it, HMAC-signed and unsigned checkpoints are damage.
+    pub fn checkpoint_public_key(mut self, key: Ed25519VerifyingKey) -> Self {
+        self.checkpoint_public_key = Some(key);
+        self
+    }
+
+    /// The checkpoint keys: the checkpoint key, else the chain key, and the
+    /// Ed25519 public key.
+    fn checkpoint_verifier(&self) -> CheckpointVerifier {
+        CheckpointVerifier {
+            hmac: self
+                .checkpoint_key
+                .as_ref()
+                .or(self.key.as_ref())
+                .map(ChainHasher::hmac),
+            ed25519: self.checkpoint_public_key,
+        }
     }
 
     /// Also verify the rotated files (`<name>.<20 digits>`) before the named
@@ -339,6 +355,9 @@ pub enum VerifyError {
     /// The chain is keyed (`hmac-sha256`) and no key was given.
     #[error("the chain is hmac-sha256: a key is needed to verify it")]
     KeyRequired,
+    /// A checkpoint is signed with Ed25519, and no public key was given.
+    #[error("the checkpoints are signed with Ed25519: their public key is needed to verify them")]
+    PublicKeyRequired,
     /// The trail is damaged.
     #[error("audit trail damaged: {0}")]
     Damaged(Damage),
@@ -509,7 +528,7 @@ fn read_checkpoint_file(
         path: cp_path.to_path_buf(),
         source,
     })?;
-    let signer = options.checkpoint_signer();
+    let verifier = options.checkpoint_verifier();
     let mut cut = 0;
     let mut checkpoints = Vec::new();
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
@@ -523,7 +542,7 @@ fn read_checkpoint_file(
         let line_no = i as u64 + 1;
         checkpoints.push(check::parse_checkpoint(
             Some(value),
-            signer.as_ref(),
+            &verifier,
             Location::Line {
                 file: cp_path.to_path_buf(),
                 line: line_no,

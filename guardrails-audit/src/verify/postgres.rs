@@ -60,6 +60,7 @@ use super::check::{
 };
 use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
 use crate::chain::{ChainAlg, ChainHasher};
+use crate::signing::{CheckpointVerifier, Ed25519VerifyingKey};
 use crate::sink::postgres::PgError;
 
 /// Rows read per page.
@@ -74,6 +75,7 @@ const PAGES_IN_FLIGHT: usize = 2;
 pub struct PgVerifyOptions {
     key: Option<SecretString>,
     checkpoint_key: Option<SecretString>,
+    checkpoint_public_key: Option<Ed25519VerifyingKey>,
     chain: Option<String>,
 }
 
@@ -85,6 +87,7 @@ impl fmt::Debug for PgVerifyOptions {
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("checkpoint_public_key", &self.checkpoint_public_key)
             .field("chain", &self.chain)
             .finish()
     }
@@ -106,6 +109,13 @@ impl PgVerifyOptions {
     /// The checkpoint key, when it differs from the chain key.
     pub fn checkpoint_key(mut self, key: SecretString) -> Self {
         self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// The public key of the Ed25519 key that signs the checkpoints. With
+    /// it, HMAC-signed and unsigned checkpoints are damage.
+    pub fn checkpoint_public_key(mut self, key: Ed25519VerifyingKey) -> Self {
+        self.checkpoint_public_key = Some(key);
         self
     }
 
@@ -380,11 +390,14 @@ async fn read_checkpoints(
     options: &PgVerifyOptions,
     chain_id: &str,
 ) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
-    let signer = options
-        .checkpoint_key
-        .as_ref()
-        .or(options.key.as_ref())
-        .map(ChainHasher::hmac);
+    let verifier = CheckpointVerifier {
+        hmac: options
+            .checkpoint_key
+            .as_ref()
+            .or(options.key.as_ref())
+            .map(ChainHasher::hmac),
+        ed25519: options.checkpoint_public_key,
+    };
     let rows = client
         .query(
             "SELECT id, seq, hash, record::text FROM audit_checkpoints \
@@ -405,7 +418,7 @@ async fn read_checkpoints(
         };
         let parsed = check::parse_checkpoint(
             serde_json::from_str(&record).ok(),
-            signer.as_ref(),
+            &verifier,
             location.clone(),
             format!("checkpoint {id}"),
         )

@@ -19,7 +19,8 @@ use super::PgError;
 use super::encode::{Head, JsonbText, Rows};
 use crate::chain::{ChainHasher, ZERO_HASH, same_hash};
 use crate::event::{AuditEvent, Category, Outcome};
-use crate::sink::file::{ACTION_STOPPED, checkpoint_line};
+use crate::signing::{CheckpointSigner, Ed25519SigningKey};
+use crate::sink::file::{ACTION_STOPPED, checkpoint_line, checkpoint_signer};
 use crate::sink::{AuditSink, SinkError, SinkFuture, WriteReceipt};
 
 /// The action of the record that replaces an outbox row that is not an
@@ -137,6 +138,7 @@ pub struct PostgresSinkBuilder {
     chain_id: Option<String>,
     key: Option<SecretString>,
     checkpoint_key: Option<SecretString>,
+    checkpoint_signing_key: Option<Ed25519SigningKey>,
     checkpoint_every_events: u64,
     checkpoint_every: Duration,
     retry_for: Duration,
@@ -158,6 +160,7 @@ impl fmt::Debug for PostgresSinkBuilder {
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("checkpoint_signing_key", &self.checkpoint_signing_key)
             .field("checkpoint_every_events", &self.checkpoint_every_events)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retry_for", &self.retry_for)
@@ -197,6 +200,14 @@ impl PostgresSinkBuilder {
     /// `"sig_alg":"none"`, without any key).
     pub fn checkpoint_key(mut self, key: SecretString) -> Self {
         self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// Signs checkpoints with this Ed25519 key instead of an HMAC key, so
+    /// that they verify with its public half, which cannot sign
+    /// ([`PgVerifyOptions::checkpoint_public_key`](crate::verify::postgres::PgVerifyOptions::checkpoint_public_key)).
+    pub fn checkpoint_signing_key(mut self, key: Ed25519SigningKey) -> Self {
+        self.checkpoint_signing_key = Some(key);
         self
     }
 
@@ -292,10 +303,10 @@ impl PostgresSinkBuilder {
             None => uuid::Uuid::now_v7().to_string(),
         };
         let hasher = ChainHasher::new(self.key.as_ref());
-        let signer = match (&self.checkpoint_key, &self.key) {
-            (Some(k), _) | (None, Some(k)) => Some(ChainHasher::hmac(k)),
-            (None, None) => None,
-        };
+        let signer = checkpoint_signer(
+            self.checkpoint_signing_key,
+            self.checkpoint_key.as_ref().or(self.key.as_ref()),
+        );
         Ok(PostgresSink {
             connector: self.connector,
             config,
@@ -363,7 +374,7 @@ pub struct PostgresSink {
     config: Config,
     chain_id: String,
     hasher: ChainHasher,
-    signer: Option<ChainHasher>,
+    signer: Option<CheckpointSigner>,
     instance: Option<String>,
     checkpoint_every_events: u64,
     checkpoint_every: Duration,
@@ -420,6 +431,7 @@ impl PostgresSink {
             chain_id: None,
             key: None,
             checkpoint_key: None,
+            checkpoint_signing_key: None,
             checkpoint_every_events: 1000,
             checkpoint_every: Duration::from_secs(60),
             retry_for: Duration::from_secs(2),
