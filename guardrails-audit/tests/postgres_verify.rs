@@ -754,3 +754,56 @@ async fn cli_without_tls_refuses_sslmode_require() {
     let (code, out, err) = cli(&["verify", "--postgres"], Some(&plain));
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// Checkpoints in the database signed with Ed25519 verify with the public
+/// key alone; another key's, or none, does not.
+#[tokio::test]
+async fn ed25519_checkpoints_verify_with_the_public_key() {
+    use guardrails_audit::signing::Ed25519SigningKey;
+    // RFC 8410's example private key.
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+        -----END PRIVATE KEY-----\n";
+    let pg = server!();
+    let signing = Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(PEM)).unwrap();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .hmac_key(key())
+        .checkpoint_signing_key(signing.clone())
+        .checkpoint_every(5, Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
+    for batch in awkward_events(12).chunks(7) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let with_public = options(true).checkpoint_public_key(signing.verifying_key());
+    let report = verify_postgres(&admin, &with_public).await.unwrap();
+    assert!(report.chains[0].checkpoints_checked >= 3, "{report:?}");
+    assert!(matches!(
+        verify_postgres(&admin, &options(true)).await,
+        Err(VerifyError::PublicKeyRequired)
+    ));
+    let stored: String = admin
+        .query_one(
+            "SELECT record::text FROM audit_checkpoints ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        stored.contains(r#""sig_alg": "ed25519""#) || stored.contains(r#""sig_alg":"ed25519""#),
+        "{stored}"
+    );
+    let other = Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
+        "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n\
+         -----END PRIVATE KEY-----\n",
+    ))
+    .unwrap();
+    let with_other = options(true).checkpoint_public_key(other.verifying_key());
+    assert_eq!(damage(&admin, &with_other).await.0, DamageKind::WrongKey);
+}

@@ -94,7 +94,12 @@
 //! Checkpoints are signed with the checkpoint key (by default the chain key);
 //! without any key they carry `"sig_alg":"none"` and still let
 //! [`verify`](crate::verify()) detect truncation, but not a rewrite of the
-//! checkpoint file itself. Keep the checkpoint file on another medium (or ship
+//! checkpoint file itself. With an Ed25519 key
+//! ([`JsonLinesBuilder::checkpoint_signing_key`]) they carry
+//! `"sig_alg":"ed25519"` and `sig` is the hex of the 64-byte Ed25519
+//! signature of the same bytes: they verify with the public key
+//! ([`crate::signing`]), so whoever verifies (and whoever knows the chain
+//! key) cannot sign a checkpoint that hides a cut. Keep the checkpoint file on another medium (or ship
 //! it off the host) for the strongest guarantee.
 //!
 //! ```no_run

@@ -452,10 +452,10 @@ pub(crate) fn parse_checkpoint(
                 "an unsigned checkpoint in a keyed trail",
             ));
         }
-        ("hmac-sha256", Some(hmac), _) => same_hash(sig, &hmac.digest_hex(&unsigned)),
         // Ed25519 checkpoints are expected: an HMAC one was not written by
-        // the holder of the private key.
-        ("hmac-sha256", None, Some(_)) => {
+        // the holder of the private key (the chain key may be known to
+        // verifiers of the trail).
+        ("hmac-sha256", _, Some(_)) => {
             return Err(damage_at(
                 DamageKind::Modified,
                 seq,
@@ -463,6 +463,7 @@ pub(crate) fn parse_checkpoint(
                 "an HMAC checkpoint where Ed25519 ones are expected",
             ));
         }
+        ("hmac-sha256", Some(hmac), None) => same_hash(sig, &hmac.digest_hex(&unsigned)),
         ("hmac-sha256", None, None) => return Err(VerifyError::KeyRequired),
         (ED25519, _, Some(public)) => public.verifies(&unsigned, sig),
         (ED25519, _, None) => return Err(VerifyError::PublicKeyRequired),

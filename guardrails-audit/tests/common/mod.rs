@@ -92,9 +92,17 @@ pub fn require_external() -> bool {
 /// Python with the `rfc8785` package, or `None` (after a note) when missing
 /// and not required.
 pub fn python_with_rfc8785() -> Option<String> {
+    python_with(&["rfc8785"])
+}
+
+/// Python that can import every one of `modules` (PyPI packages installed
+/// by `.ci/setup-external`), or `None` (after a note) when there is none and
+/// external tools are not required.
+pub fn python_with(modules: &[&str]) -> Option<String> {
+    let import = format!("import {}", modules.join(", "));
     for python in ["python3", "python"] {
         let ok = std::process::Command::new(python)
-            .args(["-c", "import rfc8785"])
+            .args(["-c", &import])
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
@@ -103,11 +111,9 @@ pub fn python_with_rfc8785() -> Option<String> {
     }
     assert!(
         !require_external(),
-        "GUARDRAILS_REQUIRE_EXTERNAL=1 but python3 with the rfc8785 package is missing (run .ci/setup-external)"
+        "GUARDRAILS_REQUIRE_EXTERNAL=1 but python3 cannot `{import}` (run .ci/setup-external)"
     );
-    eprintln!(
-        "SKIPPED: python3 with the rfc8785 package is not installed (run .ci/setup-external)"
-    );
+    eprintln!("SKIPPED: python3 cannot `{import}` (run .ci/setup-external)");
     None
 }
 
