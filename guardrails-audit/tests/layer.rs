@@ -22,7 +22,7 @@ use guardrails_core::{AuthMethod, Principal, Problem, ProblemType, Rejection, Re
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 fn principal() -> Principal {
     Principal::builder("alice", AuthMethod::Jwt)
@@ -440,7 +440,7 @@ async fn request_audit_without_layer_fails_closed() {
 fn layer_fits_axum_router() {
     fn assert_layer<L>(_: L)
     where
-        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
         L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
             + Clone
             + Send
@@ -552,4 +552,91 @@ async fn a_strict_request_dropped_before_its_attempt_record_says_the_handler_did
     assert_eq!(events[0]["stage"], "received");
     assert_eq!(events[1]["reason"], "cancelled");
     assert_eq!(events[1]["details"]["handler"], "not_run");
+}
+
+/// A gRPC error answered before any message is an HTTP 200 whose status is
+/// in the `grpc-status` header (tonic's `Status::into_http`, as a tonic
+/// server sends it): recorded as the failure or denial it is.
+#[tokio::test]
+async fn grpc_errors_in_the_headers_are_recorded_as_such() {
+    use tonic::Status;
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let grpc = tower::service_fn(
+        |req: Request<guardrails_audit::layer::ExcerptBody<Body>>| async move {
+            let response = match req.uri().path() {
+                "/notes.Notes/Get" => Status::not_found("no such note").into_http(),
+                "/notes.Notes/Delete" => Status::permission_denied("not yours").into_http(),
+                "/notes.Notes/List" => Status::unauthenticated("who are you").into_http(),
+                // A streamed answer: its status comes in the trailers.
+                _ => http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Body::empty())
+                    .unwrap(),
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        },
+    );
+    let app = AuditLayer::new(auditor).layer(grpc);
+    for path in [
+        "/notes.Notes/Get",
+        "/notes.Notes/Delete",
+        "/notes.Notes/List",
+        "/notes.Notes/Watch",
+    ] {
+        let request = Request::post(path)
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let events = finish(&sink, guard).await;
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e["category"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str(),
+                e["details"]["grpc_status"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("data_write", "failure", Some("grpc_not_found"), Some(5)),
+            ("authz", "denied", Some("grpc_permission_denied"), Some(7)),
+            ("authn", "failure", Some("grpc_unauthenticated"), Some(16)),
+            ("data_write", "success", None, None),
+        ],
+        "{events:#?}"
+    );
+    // The status message is the handler's text: never recorded.
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("not yours"), "{text}");
+}
+
+/// A `grpc-status` header on a response that is not gRPC is not believed.
+#[tokio::test]
+async fn a_grpc_status_header_outside_grpc_is_ignored() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let app = AuditLayer::new(auditor).layer(tower::service_fn(
+        |_: Request<guardrails_audit::layer::ExcerptBody<Body>>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("content-type", "text/plain")
+                    .header("grpc-status", "7")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+        },
+    ));
+    let request = Request::get("/x").body(Body::empty()).unwrap();
+    app.oneshot(request).await.unwrap();
+    let events = finish(&sink, guard).await;
+    assert_eq!(events[0]["outcome"], "success");
+    assert!(events[0]["details"].get("grpc_status").is_none());
 }

@@ -10,6 +10,16 @@
 //! outcome `failure`, authorization failures with `authz` / `denied`,
 //! validation failures with outcome `failure` and the validator's reason code.
 //!
+//! gRPC (tonic, or any server answering `content-type: application/grpc`):
+//! an error answered before any message carries its code in the
+//! `grpc-status` header of an HTTP 200. The event records it as
+//! `details.grpc_status`, with reason `grpc_<code name>` (`grpc_not_found`…)
+//! and outcome `failure`; `UNAUTHENTICATED` as category `authn`,
+//! `PERMISSION_DENIED` as `authz` / `denied`. The status message (the
+//! handler's text) is never recorded. A status sent in the trailers, after
+//! messages, comes after the event is recorded (when the response starts),
+//! so a stream that fails midway is recorded as its start: `success`.
+//!
 //! A request whose response never comes (the client went away, an outer
 //! timeout gave up, the server dropped the connection) is recorded too, when
 //! its response future is dropped: outcome `unknown`, reason `cancelled`, no

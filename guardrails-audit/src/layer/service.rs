@@ -385,6 +385,47 @@ fn audit_problem<B: From<bytes::Bytes>>(
     response
 }
 
+/// The `grpc-status` of a gRPC response (`content-type: application/grpc…`)
+/// that carries it in its headers: an error (or a success) answered without
+/// any message, "trailers-only". A response that streams messages sends
+/// its status in the trailers, after the event is recorded: `None`.
+fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if !grpc {
+        return None;
+    }
+    let code = headers.get("grpc-status")?.to_str().ok()?;
+    // The status is a decimal code; anything else is not believed.
+    (code.len() <= 10 && code.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| code.parse().ok())
+        .flatten()
+}
+
+/// The reason code of a gRPC status code (a fixed set, low-cardinality).
+fn grpc_reason(code: u32) -> &'static str {
+    match code {
+        1 => "grpc_cancelled",
+        2 => "grpc_unknown",
+        3 => "grpc_invalid_argument",
+        4 => "grpc_deadline_exceeded",
+        5 => "grpc_not_found",
+        6 => "grpc_already_exists",
+        7 => "grpc_permission_denied",
+        8 => "grpc_resource_exhausted",
+        9 => "grpc_failed_precondition",
+        10 => "grpc_aborted",
+        11 => "grpc_out_of_range",
+        12 => "grpc_unimplemented",
+        13 => "grpc_internal",
+        14 => "grpc_unavailable",
+        15 => "grpc_data_loss",
+        16 => "grpc_unauthenticated",
+        _ => "grpc_error",
+    }
+}
+
 /// The request's event with its completion fields, and the auditor to
 /// record it with.
 fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, Auditor) {
@@ -413,12 +454,20 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
         Some(response) => {
             let status = response.status();
             let rejection = response.extensions().get::<Rejection>().copied();
+            let grpc = grpc_status(response.headers());
             let (category, outcome) = match rejection.map(|r| r.category()) {
                 Some(RejectionCategory::Authentication) => {
                     (Some(Category::Authn), Outcome::Failure)
                 }
                 Some(RejectionCategory::Authorization) => (Some(Category::Authz), Outcome::Denied),
                 Some(_) => (None, Outcome::Failure),
+                // A gRPC error answered before any message (HTTP 200): its
+                // code is in the headers.
+                None if grpc.is_some_and(|code| code != 0) => match grpc {
+                    Some(16) => (Some(Category::Authn), Outcome::Failure),
+                    Some(7) => (Some(Category::Authz), Outcome::Denied),
+                    _ => (None, Outcome::Failure),
+                },
                 None if status == http::StatusCode::UNAUTHORIZED => {
                     (Some(Category::Authn), Outcome::Failure)
                 }
@@ -434,6 +483,14 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
                 event.category = category;
             }
             event.outcome = outcome;
+            if let Some(code) = grpc {
+                event
+                    .details
+                    .insert("grpc_status".into(), Value::from(code));
+                if rejection.is_none() && code != 0 {
+                    event.reason = Some(grpc_reason(code).into());
+                }
+            }
             if let Some(r) = rejection {
                 event.reason = Some(r.reason().into());
                 event
