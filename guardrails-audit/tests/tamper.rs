@@ -1006,3 +1006,25 @@ async fn new_files_are_readable_by_their_owner_only() {
         assert_eq!(mode, 0o600, "{}", file.display());
     }
 }
+
+/// A record that claims HMAC in a plain SHA-256 trail is damage, not a
+/// reason to ask for a key the trail never had.
+#[tokio::test]
+async fn an_hmac_record_in_a_plain_trail_is_damage() {
+    let (_dir, path) = trail(false).await;
+    let mut lines = read_lines(&path);
+    let mut forged: Value = serde_json::from_str(&lines[7]).unwrap();
+    forged["chain"]["alg"] = "hmac-sha256".into();
+    lines[7] = String::from_utf8(guardrails_audit::jcs::to_vec(&forged).unwrap()).unwrap();
+    write_lines(&path, &lines);
+    assert_eq!(
+        damage(&path, &options(false, &path)),
+        (DamageKind::Modified, Some(7))
+    );
+    // A keyed trail still asks for its key.
+    let (_dir, keyed) = trail(true).await;
+    assert!(matches!(
+        verify(&keyed, &VerifyOptions::new()),
+        Err(guardrails_audit::VerifyError::KeyRequired)
+    ));
+}

@@ -49,6 +49,10 @@ pub(crate) struct Rec {
     /// What the place the record is stored at says differently from the
     /// record itself (a database column edited without the record).
     pub(crate) mismatch: Option<String>,
+    /// It says `hmac-sha256` and no key was given: unchecked. Only a
+    /// trail that is keyed then needs the key; in a plain one the record
+    /// is damage.
+    pub(crate) needs_key: bool,
 }
 
 /// The chain hashers: plain SHA-256 and, with a key, HMAC-SHA-256.
@@ -81,22 +85,20 @@ pub(crate) fn parse_record(
         return Ok(None);
     };
     let (alg, hasher) = match ChainAlg::parse(&alg) {
-        Some(ChainAlg::Sha256) => (ChainAlg::Sha256, &hashers.sha),
-        Some(ChainAlg::HmacSha256) => (
-            ChainAlg::HmacSha256,
-            hashers.hmac.as_ref().ok_or(VerifyError::KeyRequired)?,
-        ),
+        Some(ChainAlg::Sha256) => (ChainAlg::Sha256, Some(&hashers.sha)),
+        Some(ChainAlg::HmacSha256) => (ChainAlg::HmacSha256, hashers.hmac.as_ref()),
         None => return Ok(None),
     };
     // The file sink writes every line as the canonical form of its record,
     // so the bytes must be exactly that: a record that only parses to the
     // hashed value (a duplicated key that another parser reads differently,
     // added whitespace or escapes) is modified.
-    let hash_ok = hasher
-        .hash_record(value)
-        .is_ok_and(|computed| same_hash(&computed, &stored))
-        && canonical
-            .is_none_or(|line| crate::jcs::to_vec(value).is_ok_and(|canonical| canonical == line));
+    let hash_ok = hasher.is_some_and(|hasher| {
+        hasher
+            .hash_record(value)
+            .is_ok_and(|computed| same_hash(&computed, &stored))
+    }) && canonical
+        .is_none_or(|line| crate::jcs::to_vec(value).is_ok_and(|canonical| canonical == line));
     Ok(Some(Rec {
         alg,
         seq,
@@ -115,6 +117,7 @@ pub(crate) fn parse_record(
             .and_then(Value::as_str)
             .map(str::to_owned),
         mismatch: None,
+        needs_key: hasher.is_none(),
     }))
 }
 
@@ -264,6 +267,10 @@ where
             }
             Some(_) => {}
             None => trail_alg = Some(rec.alg),
+        }
+        // A keyed trail (its first record, or its registration, says so).
+        if rec.needs_key {
+            return Err(VerifyError::KeyRequired);
         }
         if report.alg.is_none() {
             report.alg = Some(rec.alg);
