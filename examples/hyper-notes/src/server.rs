@@ -20,8 +20,14 @@ use tower::ServiceExt;
 
 use crate::App;
 
-/// How long a slow client may take to send a request head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may wait for a request head to arrive whole.
+///
+/// hyper starts this timer again when a response has been sent, so it is
+/// also how long a kept-alive connection may stay idle: longer than the idle
+/// timeouts of load balancers and client pools (AWS ALB: 60 s), so that the
+/// server never closes a connection a peer is about to reuse (nginx's
+/// keep-alive default, 75 s).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// How long requests in flight get to finish once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,8 +63,10 @@ pub async fn serve(
             // Out of file descriptors or memory: wait for some to free up.
             Err(e) => {
                 tracing::error!(error = %e, "accept failed; retrying in a second");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = &mut shutdown => break,
+                }
             }
         };
         // The socket peer, for the audit trail's `source.ip` (no proxy is

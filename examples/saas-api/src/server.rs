@@ -11,6 +11,8 @@
 //! shutdown connections get [`DRAIN_TIMEOUT`] to finish; requests still
 //! running then are cancelled, which their audit records say, and only then
 //! does [`serve`] return and the caller flush the trail.
+//!
+//! HTTP/1.1 without upgrades: the app serves no WebSocket.
 
 use std::future::Future;
 use std::io;
@@ -27,9 +29,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-/// How long a client may take to send a request head (the request line and
-/// headers), on a new connection and between requests of a kept-alive one.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may wait for a request head (the request line and
+/// headers) to arrive whole.
+///
+/// hyper starts this timer again when a response has been sent, so it is
+/// also how long a kept-alive connection may stay idle: it is longer than
+/// the idle timeouts of load balancers and client pools (AWS ALB: 60 s), so
+/// that the server is never the side that closes a connection a peer is
+/// about to reuse; it is what nginx uses for its keep-alive (75 s).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// How long the requests in flight get to finish once shutdown begins:
 /// well inside the 30 s an orchestrator usually waits before it kills.
@@ -69,8 +77,10 @@ pub async fn serve(
             // rather than spin on the error.
             Err(error) => {
                 tracing::error!(%error, "accept failed; retrying in a second");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = &mut shutdown => break,
+                }
             }
         };
         // The socket peer feeds the audit trail's `source.ip` (the app
