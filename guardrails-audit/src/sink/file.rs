@@ -299,7 +299,7 @@ impl JsonLinesBuilder {
             last_checkpoint: Instant::now(),
             needs_recovery: false,
             rotation_retry_at: None,
-            rotation_checkpoint_due: None,
+            rotation_checkpoint_due: Vec::new(),
             checkpoint_torn,
             buf: Vec::with_capacity(64 * 1024),
         };
@@ -332,9 +332,10 @@ pub struct JsonLinesSink {
     needs_recovery: bool,
     /// After a failed rename, when rotation may be tried again.
     rotation_retry_at: Option<Instant>,
-    /// The `rotation` checkpoint of the last rotation, when it could not be
-    /// written: the record's seq and hash.
-    rotation_checkpoint_due: Option<(u64, String)>,
+    /// The `rotation` checkpoints not written yet (their write failed), in
+    /// chain order: the seq and hash of each rotated file's last record.
+    /// They go before any later checkpoint, so checkpoints never go back.
+    rotation_checkpoint_due: Vec<(u64, String)>,
     /// The checkpoint file ends in a cut line: the next checkpoint starts on
     /// a line of its own.
     checkpoint_torn: bool,
@@ -706,16 +707,21 @@ impl JsonLinesSink {
         {
             file.sync_data().map_err(SinkError::io("fsync"))?;
         }
-        // A rotation checkpoint that failed comes first: it names the end
-        // of the rotated file, which nothing else links.
-        if let Some((seq, hash)) = self.rotation_checkpoint_due.take()
-            && let Err(error) = self.write_checkpoint(seq, &hash, "rotation")
-        {
-            self.rotation_checkpoint_due = Some((seq, hash));
-            return Err(error);
-        }
+        // Rotation checkpoints that failed come first: each names the end
+        // of a rotated file, which nothing else links.
+        self.write_due_rotations()?;
         let hash = self.last_hash.clone();
         self.write_checkpoint(self.next_seq - 1, &hash, reason)
+    }
+
+    /// Writes the rotation checkpoints still due, oldest first; stops at the
+    /// first that fails (it and the later ones stay due).
+    fn write_due_rotations(&mut self) -> Result<(), SinkError> {
+        while let Some((seq, hash)) = self.rotation_checkpoint_due.first().cloned() {
+            self.write_checkpoint(seq, &hash, "rotation")?;
+            self.rotation_checkpoint_due.remove(0);
+        }
+        Ok(())
     }
 
     /// Appends and syncs a signed checkpoint of record `seq` (`hash`).
@@ -761,6 +767,13 @@ impl JsonLinesSink {
     /// new file cannot be opened, the active path is reopened (continuing
     /// the chain) before the next batch.
     fn rotate(&mut self) -> Result<(), SinkError> {
+        // Without an fsync per batch, the file's records are synced before
+        // its rotation checkpoint can name them.
+        if !self.fsync
+            && let Some(file) = &self.file
+        {
+            file.sync_data().map_err(SinkError::io("fsync"))?;
+        }
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(format!(".{:020}", self.file_first_seq));
         if let Err(error) = fs::rename(&self.path, &rotated) {
@@ -771,12 +784,11 @@ impl JsonLinesSink {
         // The `rotation` checkpoint names the rotated file's last record,
         // once it is rotated: a failed rename leaves none behind (one would
         // let a trail start after it). If it cannot be written now, the next
-        // checkpoint writes it first; after a crash here, the next open.
-        let (seq, hash) = (self.next_seq - 1, self.last_hash.clone());
-        let checkpointed = self.write_checkpoint(seq, &hash, "rotation");
-        if checkpointed.is_err() {
-            self.rotation_checkpoint_due = Some((seq, hash));
-        }
+        // checkpoint (or rotation) writes it first; after a crash here, the
+        // next open.
+        self.rotation_checkpoint_due
+            .push((self.next_seq - 1, self.last_hash.clone()));
+        let checkpointed = self.write_due_rotations();
         if let Some(file) = self.file.take() {
             // Complete: nothing appends to its last block any more.
             self.released.finish(&file);
