@@ -1028,3 +1028,81 @@ async fn an_hmac_record_in_a_plain_trail_is_damage() {
         Err(guardrails_audit::VerifyError::KeyRequired)
     ));
 }
+
+/// The open check is not fooled by padding the checkpoint file past the
+/// first window read, nor by a replayed older checkpoint at its end.
+#[tokio::test]
+async fn padding_or_replaying_checkpoints_does_not_hide_a_cut_from_the_sink() {
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let lines = read_lines(&path);
+        write_lines(&path, &lines[..lines.len() - 5]);
+        let cp_path = checkpoints_of(&path);
+        let genuine = read_lines(&cp_path);
+        // An older genuine line replayed at the end.
+        let mut replayed = genuine.clone();
+        replayed.push(genuine[0].clone());
+        write_lines(&cp_path, &replayed);
+        let error = refused_at_open(&path, hmac);
+        assert!(error.contains("names seq 20"), "{error}");
+        // 100 KiB of empty lines after the real ones.
+        let mut padded = genuine.join("\n").into_bytes();
+        padded.extend(std::iter::repeat_n(b'\n', 100 << 10));
+        std::fs::write(&cp_path, padded).unwrap();
+        let error = refused_at_open(&path, hmac);
+        assert!(error.contains("names seq 20"), "{error}");
+    }
+}
+
+/// One checkpoint file, one way of signing: a sink that would sign
+/// otherwise (HMAC to Ed25519, or back) refuses to open, rather than leave a
+/// file no single key verifies.
+#[tokio::test]
+async fn changing_how_checkpoints_are_signed_is_refused() {
+    use guardrails_audit::signing::Ed25519SigningKey;
+    let ed25519 = Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
+        "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+         -----END PRIVATE KEY-----\n",
+    ))
+    .unwrap();
+    let (_dir, path) = trail(true).await;
+    let refused = |builder: guardrails_audit::sink::file::JsonLinesBuilder| {
+        let Err(error) = builder.open() else {
+            panic!("a change of signer was accepted");
+        };
+        assert!(error.to_string().contains("signed another way"), "{error}");
+    };
+    refused(
+        JsonLinesSink::builder(&path)
+            .hmac_key(key())
+            .checkpoint_signing_key(ed25519.clone()),
+    );
+    // Moving the checkpoint file aside starts Ed25519 checkpoints…
+    std::fs::rename(
+        checkpoints_of(&path),
+        path.with_extension("hmac-checkpoints"),
+    )
+    .unwrap();
+    let sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_signing_key(ed25519.clone())
+        .open()
+        .unwrap();
+    use guardrails_audit::sink::AuditSink;
+    let mut sink = sink;
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    // …and back to HMAC is refused too.
+    refused(JsonLinesSink::builder(&path).hmac_key(key()));
+    // Each file verifies the records it names, with its own key.
+    let old = VerifyOptions::new()
+        .key(key())
+        .checkpoints(path.with_extension("hmac-checkpoints"));
+    verify(&path, &old).unwrap();
+    let new = VerifyOptions::new()
+        .key(key())
+        .checkpoints(checkpoints_of(&path))
+        .checkpoint_public_key(ed25519.verifying_key());
+    verify(&path, &new).unwrap();
+}

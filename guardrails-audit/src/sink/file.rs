@@ -1042,15 +1042,17 @@ fn create_dirs_durably(path: &Path) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// How much of the checkpoint file's end is searched for its newest
-/// checkpoint when the sink opens.
+/// How much of the checkpoint file's end is read first when the sink opens
+/// (doubled until it holds a checkpoint that verifies).
 const CHECKPOINT_WINDOW: u64 = 64 << 10;
 
 /// Refuses a trail (`chain_id`, empty when it holds no record, ending right
-/// before `next_seq` with `last_hash`) that does not hold the newest
-/// checkpoint's record: the newest checkpoint in the last
-/// [`CHECKPOINT_WINDOW`] bytes of `checkpoints` whose signature verifies
-/// with `signer` (lines that do not are left to `verify` to report).
+/// before `next_seq` with `last_hash`) that does not hold the checkpointed
+/// record of highest seq among those that verify with `signer` in the
+/// smallest end of `checkpoints` (64 KiB, doubled) that holds one; lines
+/// that do not verify are left to `verify` to report. Also refuses a
+/// checkpoint file whose newest checkpoint is signed another way than
+/// `signer` signs (HMAC, Ed25519, none): one file, one way.
 fn check_checkpointed(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
@@ -1059,27 +1061,57 @@ fn check_checkpointed(
     last_hash: &str,
 ) -> Result<(), SinkError> {
     let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
-    let start = len.saturating_sub(CHECKPOINT_WINDOW);
-    checkpoints
-        .seek(SeekFrom::Start(start))
-        .map_err(SinkError::io("seek"))?;
-    let mut window = Vec::new();
-    Read::take(&mut *checkpoints, len - start)
-        .read_to_end(&mut window)
-        .map_err(SinkError::io("read checkpoints"))?;
     let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
-    let newest = window.split(|b| *b == b'\n').rev().find_map(|line| {
-        let value = serde_json::from_slice::<Value>(line).ok()?;
-        let location = crate::verify::Location::Line {
-            file: PathBuf::new(),
-            line: 0,
-        };
-        let cp =
-            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new())
+    let ours = signer.map_or("none", CheckpointSigner::alg);
+    let mut size = CHECKPOINT_WINDOW;
+    let mut signed_alike = false;
+    let newest = loop {
+        let start = len.saturating_sub(size);
+        checkpoints
+            .seek(SeekFrom::Start(start))
+            .map_err(SinkError::io("seek"))?;
+        let mut window = Vec::new();
+        Read::take(&mut *checkpoints, len - start)
+            .read_to_end(&mut window)
+            .map_err(SinkError::io("read checkpoints"))?;
+        let values: Vec<Value> = window
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+            .filter(|v| v.get("schema").and_then(Value::as_str) == Some(CHECKPOINT_SCHEMA))
+            .collect();
+        if let Some(last) = values.last().filter(|_| !signed_alike) {
+            signed_alike = last.get("sig_alg").and_then(Value::as_str) == Some(ours);
+        }
+        if !signed_alike && !values.is_empty() {
+            return Err(SinkError::Incompatible(
+                "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
+                 sink signs; to change it, move the checkpoint file aside (and keep it to \
+                 verify the records it names)",
+            ));
+        }
+        let highest = values
+            .into_iter()
+            .filter_map(|value| {
+                let location = crate::verify::Location::Line {
+                    file: PathBuf::new(),
+                    line: 0,
+                };
+                let cp = crate::verify::check::parse_checkpoint(
+                    Some(value),
+                    &verifier,
+                    location,
+                    String::new(),
+                )
                 .ok()?;
-        Some((cp.chain_id?, cp.seq?, cp.hash?))
-    });
-    let Some((cp_chain, cp_seq, cp_hash)) = newest else {
+                Some((cp.seq?, cp.chain_id?, cp.hash?))
+            })
+            .max_by_key(|(seq, ..)| *seq);
+        if highest.is_some() || start == 0 {
+            break highest;
+        }
+        size = size.saturating_mul(2);
+    };
+    let Some((cp_seq, cp_chain, cp_hash)) = newest else {
         return Ok(());
     };
     let problem = if chain_id.is_empty() {
