@@ -1106,3 +1106,24 @@ async fn changing_how_checkpoints_are_signed_is_refused() {
         .checkpoint_public_key(ed25519.verifying_key());
     verify(&path, &new).unwrap();
 }
+
+/// Right after a rotation the active file is empty, which the file alone
+/// may be; the whole trail (with its rotated files) never is.
+#[tokio::test]
+async fn a_whole_trail_with_every_record_deleted_is_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = rotated_by_time(&path).await;
+    drop(sink);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap().path();
+        if entry.to_string_lossy().contains("audit.jsonl.0") {
+            std::fs::remove_file(entry).unwrap();
+        }
+    }
+    // The active file alone: just rotated, as far as it can tell.
+    assert_eq!(verify(&path, &options(true, &path)).unwrap().records, 0);
+    let all = options(true, &path).include_rotated(true);
+    assert_eq!(damage(&path, &all).0, DamageKind::Truncated);
+}

@@ -511,6 +511,10 @@ pub(crate) struct TrailEnds {
     pub(crate) end: Location,
     /// The start of the trail (a first record that does not link).
     pub(crate) start: Location,
+    /// What is verified is the whole trail, from its first record (all its
+    /// rotated files, all its rows): holding no record is then never "just
+    /// rotated".
+    pub(crate) whole: bool,
 }
 
 /// Judges the trail against its checkpoints, in their order; a checkpoint
@@ -651,7 +655,7 @@ pub(crate) fn check_checkpoints(
     // hold none yet.
     if let Some((Some(chain), rotation, name)) = latest
         && report.chain_id.as_deref() != Some(chain.as_str())
-        && !(rotation && report.chain_id.is_none())
+        && !(rotation && report.chain_id.is_none() && !ends.whole)
     {
         let holds = match report.chain_id.as_deref() {
             Some(other) => format!("chain {other:?}"),

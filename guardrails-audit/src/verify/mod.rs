@@ -510,6 +510,7 @@ pub fn verify(
                 file: files.first().cloned().unwrap_or_default(),
                 line: 1,
             },
+            whole: input.starts_at_zero,
         };
         let (checkpoints, cut) = checkpoints?;
         report.cut_checkpoints = cut;

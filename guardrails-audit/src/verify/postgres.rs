@@ -378,6 +378,7 @@ async fn verify_chain(
             chain_id: chain_id.clone(),
         },
         start: Location::Chain { chain_id },
+        whole: true,
     };
     check::check_checkpoints(checkpoints, &state, &ends, &mut report)?;
     Ok(report)
