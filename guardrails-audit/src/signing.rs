@@ -167,6 +167,21 @@ pub(crate) struct CheckpointVerifier {
     pub(crate) ed25519: Option<Ed25519VerifyingKey>,
 }
 
+impl CheckpointVerifier {
+    /// A verifier's keys: the checkpoint key, else the chain key (HMAC),
+    /// and the Ed25519 public key.
+    pub(crate) fn from_keys(
+        checkpoint_key: Option<&SecretString>,
+        chain_key: Option<&SecretString>,
+        public: Option<Ed25519VerifyingKey>,
+    ) -> Self {
+        Self {
+            hmac: checkpoint_key.or(chain_key).map(ChainHasher::hmac),
+            ed25519: public,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -905,14 +905,11 @@ async fn another_trails_checkpoint_appended_does_not_hide_a_replacement() {
     }
 }
 
-/// An emptied active file with an old rotation checkpoint copied to the end
-/// of the checkpoint file, to look like a file just rotated.
-#[tokio::test]
-async fn an_old_rotation_checkpoint_replayed_does_not_hide_an_emptied_trail() {
+/// A keyed trail of 30 events rotated every 4000 bytes (four or five
+/// files), with a checkpoint every 2 records.
+async fn write_rotated_trail(path: &Path) {
     use guardrails_audit::sink::AuditSink;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
+    let mut sink = JsonLinesSink::builder(path)
         .hmac_key(key())
         .rotate_bytes(4000)
         .checkpoint_every(2, std::time::Duration::from_secs(3600))
@@ -922,6 +919,15 @@ async fn an_old_rotation_checkpoint_replayed_does_not_hide_an_emptied_trail() {
         sink.write_batch(batch).await.unwrap();
     }
     sink.close().await.unwrap();
+}
+
+/// An emptied active file with an old rotation checkpoint copied to the end
+/// of the checkpoint file, to look like a file just rotated.
+#[tokio::test]
+async fn an_old_rotation_checkpoint_replayed_does_not_hide_an_emptied_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_rotated_trail(&path).await;
     std::fs::write(&path, "").unwrap();
     assert_eq!(
         damage(&path, &options(true, &path)).0,
@@ -945,19 +951,9 @@ async fn an_old_rotation_checkpoint_replayed_does_not_hide_an_emptied_trail() {
 /// retention policy that removes old files says so with `allow_pruned`.
 #[tokio::test]
 async fn a_missing_oldest_rotated_file_is_truncation_unless_pruned() {
-    use guardrails_audit::sink::AuditSink;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .rotate_bytes(4000)
-        .checkpoint_every(2, std::time::Duration::from_secs(3600))
-        .open()
-        .unwrap();
-    for batch in common::awkward_events(30).chunks(3) {
-        sink.write_batch(batch).await.unwrap();
-    }
-    sink.close().await.unwrap();
+    write_rotated_trail(&path).await;
     let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(Result::ok)

@@ -140,14 +140,11 @@ impl VerifyOptions {
     /// The checkpoint keys: the checkpoint key, else the chain key, and the
     /// Ed25519 public key.
     fn checkpoint_verifier(&self) -> CheckpointVerifier {
-        CheckpointVerifier {
-            hmac: self
-                .checkpoint_key
-                .as_ref()
-                .or(self.key.as_ref())
-                .map(ChainHasher::hmac),
-            ed25519: self.checkpoint_public_key,
-        }
+        CheckpointVerifier::from_keys(
+            self.checkpoint_key.as_ref(),
+            self.key.as_ref(),
+            self.checkpoint_public_key,
+        )
     }
 
     /// Also verify the rotated files (`<name>.<20 digits>`) before the named

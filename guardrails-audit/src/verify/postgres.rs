@@ -391,14 +391,11 @@ async fn read_checkpoints(
     options: &PgVerifyOptions,
     chain_id: &str,
 ) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
-    let verifier = CheckpointVerifier {
-        hmac: options
-            .checkpoint_key
-            .as_ref()
-            .or(options.key.as_ref())
-            .map(ChainHasher::hmac),
-        ed25519: options.checkpoint_public_key,
-    };
+    let verifier = CheckpointVerifier::from_keys(
+        options.checkpoint_key.as_ref(),
+        options.key.as_ref(),
+        options.checkpoint_public_key,
+    );
     let rows = client
         .query(
             "SELECT id, seq, hash, record::text FROM audit_checkpoints \
