@@ -1123,3 +1123,43 @@ async fn a_whole_trail_with_every_record_deleted_is_truncation() {
     let all = options(true, &path).include_rotated(true);
     assert_eq!(damage(&path, &all).0, DamageKind::Truncated);
 }
+
+/// The newest checkpoint must verify with the sink's checkpoint key: a
+/// changed key, or a forged line, is refused at open rather than skipped.
+#[tokio::test]
+async fn a_newest_checkpoint_that_does_not_verify_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let first = SecretString::from("the first checkpoint key, 32 bytes long");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_key(first.clone())
+        .open()
+        .unwrap();
+    use guardrails_audit::sink::AuditSink;
+    sink.write_batch(&common::awkward_events(3)).await.unwrap();
+    sink.close().await.unwrap();
+    let Err(error) = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_key(SecretString::from("another checkpoint key, 32 bytes long"))
+        .open()
+    else {
+        panic!("a checkpoint file of another key was continued");
+    };
+    assert!(error.to_string().contains("does not verify"), "{error}");
+    // A forged line at the end (a signature the attacker cannot make).
+    let cp_path = checkpoints_of(&path);
+    let mut lines = read_lines(&cp_path);
+    let mut forged: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    forged["seq"] = 0.into();
+    lines.push(serde_json::to_string(&forged).unwrap());
+    write_lines(&cp_path, &lines);
+    let Err(error) = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_key(first)
+        .open()
+    else {
+        panic!("a forged newest checkpoint was skipped");
+    };
+    assert!(error.to_string().contains("does not verify"), "{error}");
+}

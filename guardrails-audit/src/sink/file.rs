@@ -52,8 +52,10 @@
 //!
 //! What a crash cannot do is remove records a checkpoint names: a
 //! checkpoint is written only once they are on disk. So before it writes
-//! anything, the sink compares the file with the newest checkpoint whose
-//! signature verifies (in the checkpoint file's last 64 KiB), and refuses
+//! anything, the sink reads the end of the checkpoint file: its newest
+//! checkpoint must be signed as this sink signs and verify with its key
+//! (else [`SinkError::Incompatible`](super::SinkError): a changed key, or a
+//! forgery), and it refuses
 //! to open with [`SinkError::BehindCheckpoints`](super::SinkError) when the
 //! file holds no record while checkpoints exist (deleted or emptied), holds
 //! another chain (replaced), ends before the checkpointed record, or holds
@@ -1043,16 +1045,23 @@ fn create_dirs_durably(path: &Path) -> Result<(), SinkError> {
 }
 
 /// How much of the checkpoint file's end is read first when the sink opens
-/// (doubled until it holds a checkpoint that verifies).
+/// (doubled until it holds a checkpoint, up to [`MAX_CHECKPOINT_WINDOW`]).
 const CHECKPOINT_WINDOW: u64 = 64 << 10;
 
+/// The most of the checkpoint file's end read for a checkpoint: the sink
+/// writes nothing else there but the rare cut line.
+const MAX_CHECKPOINT_WINDOW: u64 = 64 << 20;
+
 /// Refuses a trail (`chain_id`, empty when it holds no record, ending right
-/// before `next_seq` with `last_hash`) that does not hold the checkpointed
-/// record of highest seq among those that verify with `signer` in the
-/// smallest end of `checkpoints` (64 KiB, doubled) that holds one; lines
-/// that do not verify are left to `verify` to report. Also refuses a
-/// checkpoint file whose newest checkpoint is signed another way than
-/// `signer` signs (HMAC, Ed25519, none): one file, one way.
+/// before `next_seq` with `last_hash`) that does not hold what its
+/// checkpoint file names.
+///
+/// The newest checkpoint in the file (in the smallest end of it, from
+/// 64 KiB doubled, that holds one) must be signed the way this sink signs
+/// (HMAC, Ed25519, none) and verify with its key: the sink never writes
+/// another, so another is a change of key (move the file aside) or a
+/// forgery. The trail must then hold the record of the highest seq that the
+/// verifying checkpoints of that window name.
 fn check_checkpointed(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
@@ -1063,9 +1072,18 @@ fn check_checkpointed(
     let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
     let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
     let ours = signer.map_or("none", CheckpointSigner::alg);
+    let parse = |value: Value| {
+        let location = crate::verify::Location::Line {
+            file: PathBuf::new(),
+            line: 0,
+        };
+        let cp =
+            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new())
+                .ok()?;
+        Some((cp.seq?, cp.chain_id?, cp.hash?))
+    };
     let mut size = CHECKPOINT_WINDOW;
-    let mut signed_alike = false;
-    let newest = loop {
+    let values = loop {
         let start = len.saturating_sub(size);
         checkpoints
             .seek(SeekFrom::Start(start))
@@ -1079,38 +1097,39 @@ fn check_checkpointed(
             .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
             .filter(|v| v.get("schema").and_then(Value::as_str) == Some(CHECKPOINT_SCHEMA))
             .collect();
-        if let Some(last) = values.last().filter(|_| !signed_alike) {
-            signed_alike = last.get("sig_alg").and_then(Value::as_str) == Some(ours);
+        if !values.is_empty() {
+            break values;
         }
-        if !signed_alike && !values.is_empty() {
+        if start == 0 {
+            // No checkpoint yet: nothing to hold.
+            return Ok(());
+        }
+        if size >= MAX_CHECKPOINT_WINDOW {
             return Err(SinkError::Incompatible(
-                "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
-                 sink signs; to change it, move the checkpoint file aside (and keep it to \
-                 verify the records it names)",
+                "the checkpoint file's last 64 MiB hold no checkpoint",
             ));
-        }
-        let highest = values
-            .into_iter()
-            .filter_map(|value| {
-                let location = crate::verify::Location::Line {
-                    file: PathBuf::new(),
-                    line: 0,
-                };
-                let cp = crate::verify::check::parse_checkpoint(
-                    Some(value),
-                    &verifier,
-                    location,
-                    String::new(),
-                )
-                .ok()?;
-                Some((cp.seq?, cp.chain_id?, cp.hash?))
-            })
-            .max_by_key(|(seq, ..)| *seq);
-        if highest.is_some() || start == 0 {
-            break highest;
         }
         size = size.saturating_mul(2);
     };
+    let newest = values.last().cloned().unwrap_or_default();
+    if newest.get("sig_alg").and_then(Value::as_str) != Some(ours) {
+        return Err(SinkError::Incompatible(
+            "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
+             sink signs; to change it, move the checkpoint file aside (and keep it to \
+             verify the records it names)",
+        ));
+    }
+    if parse(newest).is_none() {
+        return Err(SinkError::Incompatible(
+            "the newest checkpoint does not verify with this sink's checkpoint key: the key \
+             changed (move the checkpoint file aside, and keep it to verify the records it \
+             names) or the line was forged",
+        ));
+    }
+    let newest = values
+        .into_iter()
+        .filter_map(parse)
+        .max_by_key(|(seq, ..)| *seq);
     let Some((cp_seq, cp_chain, cp_hash)) = newest else {
         return Ok(());
     };
