@@ -8,58 +8,83 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::{VerifyOptions, verify};
 use rustix::process::{Resource, Rlimit, Signal, getrlimit, setrlimit};
+use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 
-#[tokio::test]
-async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
+/// A checkpoint file larger than any trail file, so that a size limit
+/// between the two stops only checkpoints.
+const PADDING: u64 = 100_000;
+
+/// Runs `f` (build it inside, in an `async` block) with every file of this process limited to [`PADDING`] bytes:
+/// checkpoints cannot be written, trail files can. One test at a time (the
+/// limit is the process's); `None` where the limit cannot be set so.
+async fn without_checkpoints<T>(f: impl Future<Output = T>) -> Option<T> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     let original = getrlimit(Resource::Fsize);
     if original.maximum.is_some_and(|hard| hard < 1 << 20) {
         eprintln!("SKIPPED: a hard file size limit below 1 MiB is set here");
-        return;
+        return None;
     }
     // Past the limit a write raises SIGXFSZ; with a handler it fails with
     // EFBIG instead.
     let _xfsz = signal(SignalKind::from_raw(Signal::XFSZ.as_raw())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let checkpoints = common::checkpoints_of(&path);
-    // A checkpoint file larger than any trail file, so that a size limit
-    // between the two stops only checkpoints.
-    const PADDING: u64 = 100_000;
-    std::fs::write(&checkpoints, vec![b'\n'; PADDING as usize]).unwrap();
-    let mut sink = JsonLinesSink::builder(&path)
+    let limit = Rlimit {
+        current: Some(PADDING),
+        maximum: original.maximum,
+    };
+    setrlimit(Resource::Fsize, limit).unwrap();
+    let out = f.await;
+    setrlimit(Resource::Fsize, original).unwrap();
+    Some(out)
+}
+
+/// A sink rotating at every batch, its checkpoint file padded to [`PADDING`].
+fn rotating_sink(path: &std::path::Path) -> JsonLinesSink {
+    std::fs::write(
+        common::checkpoints_of(path),
+        vec![b'\n'; usize::try_from(PADDING).unwrap()],
+    )
+    .unwrap();
+    JsonLinesSink::builder(path)
         .hmac_key(common::key())
         .rotate_bytes(1)
         .checkpoint_every(1000, Duration::from_secs(3600))
         .open()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let checkpoints = common::checkpoints_of(&path);
+    let mut sink = rotating_sink(&path);
     let events = common::awkward_events(9);
     sink.write_batch(&events[..3]).await.unwrap();
-    {
-        let limit = Rlimit {
-            current: Some(PADDING),
-            maximum: original.maximum,
-        };
-        setrlimit(Resource::Fsize, limit).unwrap();
-        // Rotates first: the rename works, its checkpoint does not.
-        let written = sink.write_batch(&events[3..6]).await;
-        setrlimit(
-            Resource::Fsize,
-            Rlimit {
-                current: original.current,
-                maximum: original.maximum,
-            },
-        )
-        .unwrap();
-        written.unwrap();
-    }
-    assert_eq!(std::fs::metadata(&checkpoints).unwrap().len(), PADDING);
+    // Rotates first: the rename works, its checkpoint does not.
+    // (The file sink writes when `write_batch` is called, not when awaited.)
+    let Some(written) = without_checkpoints(async { sink.write_batch(&events[3..6]).await }).await
+    else {
+        return;
+    };
+    written.unwrap();
+    assert_eq!(
+        std::fs::metadata(&checkpoints).unwrap().len(),
+        PADDING,
+        "{:?}",
+        common::read_lines(&checkpoints)
+            .iter()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    );
     // A second rotation, now with room: the late checkpoint goes first.
     sink.write_batch(&events[6..]).await.unwrap();
     sink.close().await.unwrap();
@@ -68,7 +93,7 @@ async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
         .iter()
         .filter(|l| !l.is_empty())
         .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
                 .as_u64()
                 .unwrap()
         })
@@ -81,4 +106,48 @@ async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
         .include_rotated(true);
     let report = verify(&path, &options).unwrap();
     assert_eq!(report.first_seq, Some(0));
+}
+
+/// A rotation checkpoint still due when the writer stops (its shutdown
+/// checkpoint failed too) is written by the next writer at open: the active
+/// file alone links to its rotated predecessor again.
+#[tokio::test]
+async fn a_rotation_checkpoint_lost_at_stop_is_written_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let checkpoints = common::checkpoints_of(&path);
+    let mut sink = rotating_sink(&path);
+    let events = common::awkward_events(9);
+    sink.write_batch(&events[..3]).await.unwrap();
+    let Some(()) = without_checkpoints(async {
+        sink.write_batch(&events[3..6]).await.unwrap();
+        assert!(
+            sink.close().await.is_err(),
+            "the shutdown checkpoint was written"
+        );
+    })
+    .await
+    else {
+        return;
+    };
+    let mut sink = common::reopen_keyed(&path);
+    sink.write_batch(&events[6..]).await.unwrap();
+    sink.close().await.unwrap();
+    let reasons: Vec<String> = common::read_lines(&checkpoints)
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            format!("{}:{}", v["seq"], v["reason"].as_str().unwrap())
+        })
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.ends_with(":rotation")),
+        "{reasons:?}"
+    );
+    let options = VerifyOptions::new()
+        .key(common::key())
+        .checkpoints(&checkpoints);
+    verify(&path, &options).unwrap();
+    verify(&path, &options.include_rotated(true)).unwrap();
 }

@@ -1035,12 +1035,20 @@ async fn padding_or_replaying_checkpoints_does_not_hide_a_cut_from_the_sink() {
         write_lines(&path, &lines[..lines.len() - 5]);
         let cp_path = checkpoints_of(&path);
         let genuine = read_lines(&cp_path);
-        // An older genuine line replayed at the end.
-        let mut replayed = genuine.clone();
-        replayed.push(genuine[0].clone());
-        write_lines(&cp_path, &replayed);
-        let error = refused_at_open(&path, hmac);
-        assert!(error.contains("names seq 20"), "{error}");
+        // An older genuine line replayed at the end, once or in copies
+        // filling more than the first block read.
+        for copies in [1, 1000] {
+            let mut replayed = genuine.clone();
+            replayed.extend(std::iter::repeat_n(genuine[0].clone(), copies));
+            write_lines(&cp_path, &replayed);
+            let Err(error) = JsonLinesSink::builder(&path)
+                .maybe_hmac_key(hmac.then(key))
+                .open()
+            else {
+                panic!("{copies} replayed line(s) hid the cut");
+            };
+            assert!(error.to_string().contains("copied to the end"), "{error}");
+        }
         // 100 KiB of empty lines after the real ones.
         let mut padded = genuine.join("\n").into_bytes();
         padded.extend(std::iter::repeat_n(b'\n', 100 << 10));
@@ -1162,4 +1170,28 @@ async fn a_newest_checkpoint_that_does_not_verify_is_refused_at_open() {
         panic!("a forged newest checkpoint was skipped");
     };
     assert!(error.to_string().contains("does not verify"), "{error}");
+}
+
+/// A keyed trail whose first line is a crash's cut write (accounted for by
+/// the recovery record after it) still asks for its key, rather than
+/// reporting damage no key was there to check.
+#[tokio::test]
+async fn a_keyed_trail_starting_with_a_recovered_cut_line_asks_for_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    std::fs::write(&path, br#"{"action":"http.requ"#).unwrap();
+    let mut sink = common::reopen_keyed(&path);
+    use guardrails_audit::sink::AuditSink;
+    sink.write_batch(&common::awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    assert_eq!(
+        verify(&path, &VerifyOptions::new().key(key()))
+            .unwrap()
+            .recoveries,
+        1
+    );
+    assert!(matches!(
+        verify(&path, &VerifyOptions::new()),
+        Err(guardrails_audit::VerifyError::KeyRequired)
+    ));
 }

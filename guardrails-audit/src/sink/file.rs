@@ -53,9 +53,10 @@
 //! What a crash cannot do is remove records a checkpoint names: a
 //! checkpoint is written only once they are on disk. So before it writes
 //! anything, the sink reads the end of the checkpoint file: its newest
-//! checkpoint must be signed as this sink signs and verify with its key
-//! (else [`SinkError::Incompatible`](super::SinkError): a changed key, or a
-//! forgery), and it refuses
+//! checkpoint must be signed as this sink signs, verify with its key, and
+//! not name an older record than the checkpoint before it (else
+//! [`SinkError::Incompatible`](super::SinkError): a changed key, a forgery,
+//! an old checkpoint replayed), and it refuses
 //! to open with [`SinkError::BehindCheckpoints`](super::SinkError) when the
 //! file holds no record while checkpoints exist (deleted or emptied), holds
 //! another chain (replaced), ends before the checkpointed record, or holds
@@ -466,6 +467,7 @@ impl JsonLinesSink {
         let mut torn_ended = tail.torn_ended;
         let cut = if torn_ended { &tail.interrupted } else { &torn };
         let whole = self.whole_next_record(cut)?;
+        let mut newest_checkpoint = None;
         if first_open {
             // Before anything is written: a trail that lost checkpointed
             // records is not continued, nor its loss recorded as a crash.
@@ -484,7 +486,7 @@ impl JsonLinesSink {
                     self.last_hash.as_str(),
                 ),
             };
-            check_checkpointed(
+            newest_checkpoint = check_checkpointed(
                 &mut self.checkpoints,
                 self.signer.as_ref(),
                 chain_id,
@@ -513,6 +515,9 @@ impl JsonLinesSink {
             self.chain_id = uuid::Uuid::now_v7().to_string();
         }
         self.file_first_seq = first_seq.unwrap_or(self.next_seq);
+        if first_open && rotation_end.is_none() {
+            self.write_lost_rotation(newest_checkpoint)?;
+        }
         if let Some((seq, hash)) = rotation_end {
             // The writer may have died between the rename and the rotation
             // checkpoint: write it (again) before anything else.
@@ -560,6 +565,45 @@ impl JsonLinesSink {
                 torn_bytes = torn.len(),
                 "audit file recovered after an unclean shutdown"
             );
+        }
+        Ok(())
+    }
+
+    /// Writes the rotation checkpoint of the last rotated file when no
+    /// checkpoint names its last record yet (`newest`: the newest
+    /// checkpoint's seq): its write failed and was still due when the last
+    /// writer stopped or crashed. Without it the active file alone would not
+    /// link to the file before it. (An empty active file is the caller's
+    /// `rotation_end`.)
+    fn write_lost_rotation(&mut self, newest: Option<u64>) -> Result<(), SinkError> {
+        let Some(previous) = crate::verify::rotated_files(&self.path)
+            .ok()
+            .and_then(|files| files.last().cloned())
+        else {
+            return Ok(());
+        };
+        // It ends right before the active file starts.
+        if newest.is_some_and(|newest| self.file_first_seq.saturating_sub(1) <= newest) {
+            return Ok(());
+        }
+        let mut rotated = File::open(&previous).map_err(SinkError::io("open rotated"))?;
+        let Some(last) = read_tail(&mut rotated)?.last else {
+            return Ok(());
+        };
+        let (Some(seq), Some(hash)) = (
+            last.pointer("/chain/seq").and_then(Value::as_u64),
+            last.pointer("/chain/hash").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let links = seq + 1 == self.file_first_seq
+            && self
+                .hasher
+                .hash_record(&last)
+                .is_ok_and(|computed| crate::chain::same_hash(&computed, hash));
+        if links && newest.is_none_or(|newest| seq > newest) {
+            let hash = hash.to_owned();
+            self.write_checkpoint(seq, &hash, "rotation")?;
         }
         Ok(())
     }
@@ -1044,94 +1088,151 @@ fn create_dirs_durably(path: &Path) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// How much of the checkpoint file's end is read first when the sink opens
-/// (doubled until it holds a checkpoint, up to [`MAX_CHECKPOINT_WINDOW`]).
-const CHECKPOINT_WINDOW: u64 = 64 << 10;
+/// How much of the checkpoint file is read at a time, from its end, when
+/// the sink opens.
+const CHECKPOINT_BLOCK: u64 = 64 << 10;
 
-/// The most of the checkpoint file's end read for a checkpoint: the sink
-/// writes nothing else there but the rare cut line.
+/// The most of the checkpoint file's end read when the sink opens: the sink
+/// writes nothing there but checkpoints and the rare cut line.
 const MAX_CHECKPOINT_WINDOW: u64 = 64 << 20;
 
-/// Refuses a trail (`chain_id`, empty when it holds no record, ending right
-/// before `next_seq` with `last_hash`) that does not hold what its
-/// checkpoint file names.
+/// The newest checkpoint of a checkpoint file, read from its end.
+struct NewestCheckpoint {
+    seq: u64,
+    chain_id: String,
+    hash: String,
+}
+
+/// Reads the newest checkpoint of `checkpoints` (`None` when it holds
+/// none), from its end, a block at a time, keeping no more than a line.
 ///
-/// The newest checkpoint in the file (in the smallest end of it, from
-/// 64 KiB doubled, that holds one) must be signed the way this sink signs
-/// (HMAC, Ed25519, none) and verify with its key: the sink never writes
-/// another, so another is a change of key (move the file aside) or a
-/// forgery. The trail must then hold the record of the highest seq that the
-/// verifying checkpoints of that window name.
+/// The newest checkpoint must be signed the way this sink signs (HMAC,
+/// Ed25519, none) and verify with its key: the sink never writes another,
+/// so another is a change of key (move the file aside) or a forgery. The
+/// checkpoint before it (past copies of it) must not name a later record:
+/// checkpoints only move forward, so an older one replayed at the end is
+/// refused too. At most [`MAX_CHECKPOINT_WINDOW`] bytes are read.
+fn newest_checkpoint(
+    checkpoints: &mut File,
+    signer: Option<&CheckpointSigner>,
+) -> Result<Option<NewestCheckpoint>, SinkError> {
+    let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
+    let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
+    let ours = signer.map_or("none", CheckpointSigner::alg);
+    let mut newest: Option<NewestCheckpoint> = None;
+    // Judges one line, newest first; `true` when the scan is done.
+    let mut judge = |line: &[u8]| -> Result<bool, SinkError> {
+        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+            return Ok(false); // a cut line, or not a checkpoint
+        };
+        if value.get("schema").and_then(Value::as_str) != Some(CHECKPOINT_SCHEMA) {
+            return Ok(false);
+        }
+        let seq = value.get("seq").and_then(Value::as_u64);
+        if let Some(newest) = &newest {
+            return match seq {
+                Some(seq) if seq == newest.seq => Ok(false),
+                Some(seq) if seq > newest.seq => Err(SinkError::Incompatible(
+                    "the newest checkpoint names an older record than the one before it: \
+                     an old checkpoint was copied to the end of the file",
+                )),
+                _ => Ok(true),
+            };
+        }
+        if value.get("sig_alg").and_then(Value::as_str) != Some(ours) {
+            return Err(SinkError::Incompatible(
+                "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
+                 sink signs; to change it, move the checkpoint file aside (and keep it to \
+                 verify the records it names)",
+            ));
+        }
+        let location = crate::verify::Location::Line {
+            file: PathBuf::new(),
+            line: 0,
+        };
+        let cp =
+            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new());
+        let Ok(crate::verify::check::Checkpoint {
+            seq: Some(seq),
+            chain_id: Some(chain_id),
+            hash: Some(hash),
+            ..
+        }) = cp
+        else {
+            return Err(SinkError::Incompatible(
+                "the newest checkpoint does not verify with this sink's checkpoint key: the \
+                 key changed (move the checkpoint file aside, and keep it to verify the \
+                 records it names) or the line was forged",
+            ));
+        };
+        newest = Some(NewestCheckpoint {
+            seq,
+            chain_id,
+            hash,
+        });
+        Ok(false)
+    };
+    // `carry`: the start of the line whose end was read already.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut pos = len;
+    loop {
+        if pos == 0 {
+            judge(&carry)?;
+            break;
+        }
+        if len - pos >= MAX_CHECKPOINT_WINDOW {
+            return Err(SinkError::Incompatible(
+                "the checkpoint file's last 64 MiB end in no checkpoint (or repeat one)",
+            ));
+        }
+        let size = CHECKPOINT_BLOCK.min(pos);
+        pos -= size;
+        checkpoints
+            .seek(SeekFrom::Start(pos))
+            .map_err(SinkError::io("seek"))?;
+        let mut block = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + carry.len());
+        Read::take(&mut *checkpoints, size)
+            .read_to_end(&mut block)
+            .map_err(SinkError::io("read checkpoints"))?;
+        block.extend_from_slice(&carry);
+        let Some(first_end) = block.iter().position(|b| *b == b'\n') else {
+            carry = block;
+            continue;
+        };
+        let mut finished = false;
+        for line in block[first_end + 1..].split(|b| *b == b'\n').rev() {
+            if judge(line)? {
+                finished = true;
+                break;
+            }
+        }
+        if finished {
+            break;
+        }
+        block.truncate(first_end);
+        carry = block;
+    }
+    Ok(newest)
+}
+
+/// Refuses a trail (`chain_id`, empty when it holds no record, ending right
+/// before `next_seq` with `last_hash`) that does not hold the record its
+/// newest checkpoint names ([`newest_checkpoint`]); returns that checkpoint.
 fn check_checkpointed(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
     chain_id: &str,
     next_seq: u64,
     last_hash: &str,
-) -> Result<(), SinkError> {
-    let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
-    let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
-    let ours = signer.map_or("none", CheckpointSigner::alg);
-    let parse = |value: Value| {
-        let location = crate::verify::Location::Line {
-            file: PathBuf::new(),
-            line: 0,
-        };
-        let cp =
-            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new())
-                .ok()?;
-        Some((cp.seq?, cp.chain_id?, cp.hash?))
-    };
-    let mut size = CHECKPOINT_WINDOW;
-    let values = loop {
-        let start = len.saturating_sub(size);
-        checkpoints
-            .seek(SeekFrom::Start(start))
-            .map_err(SinkError::io("seek"))?;
-        let mut window = Vec::new();
-        Read::take(&mut *checkpoints, len - start)
-            .read_to_end(&mut window)
-            .map_err(SinkError::io("read checkpoints"))?;
-        let values: Vec<Value> = window
-            .split(|b| *b == b'\n')
-            .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
-            .filter(|v| v.get("schema").and_then(Value::as_str) == Some(CHECKPOINT_SCHEMA))
-            .collect();
-        if !values.is_empty() {
-            break values;
-        }
-        if start == 0 {
-            // No checkpoint yet: nothing to hold.
-            return Ok(());
-        }
-        if size >= MAX_CHECKPOINT_WINDOW {
-            return Err(SinkError::Incompatible(
-                "the checkpoint file's last 64 MiB hold no checkpoint",
-            ));
-        }
-        size = size.saturating_mul(2);
-    };
-    let newest = values.last().cloned().unwrap_or_default();
-    if newest.get("sig_alg").and_then(Value::as_str) != Some(ours) {
-        return Err(SinkError::Incompatible(
-            "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
-             sink signs; to change it, move the checkpoint file aside (and keep it to \
-             verify the records it names)",
-        ));
-    }
-    if parse(newest).is_none() {
-        return Err(SinkError::Incompatible(
-            "the newest checkpoint does not verify with this sink's checkpoint key: the key \
-             changed (move the checkpoint file aside, and keep it to verify the records it \
-             names) or the line was forged",
-        ));
-    }
-    let newest = values
-        .into_iter()
-        .filter_map(parse)
-        .max_by_key(|(seq, ..)| *seq);
-    let Some((cp_seq, cp_chain, cp_hash)) = newest else {
-        return Ok(());
+) -> Result<Option<u64>, SinkError> {
+    let newest = newest_checkpoint(checkpoints, signer)?;
+    let Some(NewestCheckpoint {
+        seq: cp_seq,
+        chain_id: cp_chain,
+        hash: cp_hash,
+    }) = newest
+    else {
+        return Ok(None);
     };
     let problem = if chain_id.is_empty() {
         format!(
@@ -1156,7 +1257,7 @@ fn check_checkpointed(
     } else if cp_seq + 1 == next_seq && !crate::chain::same_hash(&cp_hash, last_hash) {
         format!("the record at seq {cp_seq} is not the one its checkpoint names")
     } else {
-        return Ok(());
+        return Ok(Some(cp_seq));
     };
     Err(SinkError::BehindCheckpoints(problem))
 }

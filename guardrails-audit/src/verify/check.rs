@@ -232,6 +232,14 @@ where
                             && expected.is_none_or(|e| r.seq == e)
                             && (expected.is_none() || r.prev == last_hash))
                 });
+                // A keyed trail verified without its key: say so, rather
+                // than judge a line no key was there to check.
+                let keyed_next = entries
+                    .peek()
+                    .is_some_and(|(next, _)| matches!(next, Entry::Record(r) if r.needs_key));
+                if report.records == 0 && trail_alg.is_none() && keyed_next {
+                    return Err(VerifyError::KeyRequired);
+                }
                 if recovered {
                     continue;
                 }
