@@ -554,11 +554,53 @@ async fn a_strict_request_dropped_before_its_attempt_record_says_the_handler_did
     assert_eq!(events[1]["details"]["handler"], "not_run");
 }
 
-/// A gRPC error answered before any message is an HTTP 200 whose status is
-/// in the `grpc-status` header (tonic's `Status::into_http`, as a tonic
-/// server sends it): recorded as the failure or denial it is.
+/// A response body of given frames, then the end; or, `stalls`, one that
+/// never ends.
+struct Frames {
+    frames: std::collections::VecDeque<http_body::Frame<bytes::Bytes>>,
+    stalls: bool,
+}
+
+impl http_body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.frames.pop_front() {
+            Some(frame) => std::task::Poll::Ready(Some(Ok(frame))),
+            None if self.stalls => std::task::Poll::Pending,
+            None => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+/// A streamed gRPC answer: a message, then `grpc-status` in the trailers
+/// (or no trailers, or no end).
+fn streamed(status: Option<&str>, stalls: bool) -> http::Response<Body> {
+    let mut frames = std::collections::VecDeque::from([http_body::Frame::data(
+        bytes::Bytes::from_static(b"\0\0\0\0\0"),
+    )]);
+    if let Some(status) = status {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", status.parse().unwrap());
+        trailers.insert("grpc-message", "details the handler wrote".parse().unwrap());
+        frames.push_back(http_body::Frame::trailers(trailers));
+    }
+    http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(Body::new(Frames { frames, stalls }))
+        .unwrap()
+}
+
+/// A gRPC call answers HTTP 200 whatever its outcome. An error answered
+/// before any message carries its status in the headers (tonic's
+/// `Status::into_http`, as a tonic server sends it); a streamed answer, in
+/// the trailers: the event waits for them.
 #[tokio::test]
-async fn grpc_errors_in_the_headers_are_recorded_as_such() {
+async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
     use tonic::Status;
     let sink = MemorySink::new();
     let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
@@ -568,11 +610,10 @@ async fn grpc_errors_in_the_headers_are_recorded_as_such() {
                 "/notes.Notes/Get" => Status::not_found("no such note").into_http(),
                 "/notes.Notes/Delete" => Status::permission_denied("not yours").into_http(),
                 "/notes.Notes/List" => Status::unauthenticated("who are you").into_http(),
-                // A streamed answer: its status comes in the trailers.
-                _ => http::Response::builder()
-                    .header("content-type", "application/grpc")
-                    .body(Body::empty())
-                    .unwrap(),
+                "/notes.Notes/Watch" => streamed(Some("0"), false),
+                "/notes.Notes/Export" => streamed(Some("13"), false),
+                "/notes.Notes/Broken" => streamed(None, false),
+                _ => streamed(None, true),
             };
             Ok::<_, std::convert::Infallible>(response)
         },
@@ -583,6 +624,9 @@ async fn grpc_errors_in_the_headers_are_recorded_as_such() {
         "/notes.Notes/Delete",
         "/notes.Notes/List",
         "/notes.Notes/Watch",
+        "/notes.Notes/Export",
+        "/notes.Notes/Broken",
+        "/notes.Notes/Stalled",
     ] {
         let request = Request::post(path)
             .header("content-type", "application/grpc")
@@ -590,12 +634,24 @@ async fn grpc_errors_in_the_headers_are_recorded_as_such() {
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        if path.ends_with("Stalled") {
+            // The client goes away mid-stream.
+            drop(response);
+        } else {
+            let _ = response.into_body().collect().await.unwrap();
+        }
     }
     let events = finish(&sink, guard).await;
     let got: Vec<_> = events
         .iter()
         .map(|e| {
             (
+                e["request"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap(),
                 e["category"].as_str().unwrap(),
                 e["outcome"].as_str().unwrap(),
                 e["reason"].as_str(),
@@ -606,16 +662,50 @@ async fn grpc_errors_in_the_headers_are_recorded_as_such() {
     assert_eq!(
         got,
         [
-            ("data_write", "failure", Some("grpc_not_found"), Some(5)),
-            ("authz", "denied", Some("grpc_permission_denied"), Some(7)),
-            ("authn", "failure", Some("grpc_unauthenticated"), Some(16)),
-            ("data_write", "success", None, None),
+            (
+                "Get",
+                "data_write",
+                "failure",
+                Some("grpc_not_found"),
+                Some(5)
+            ),
+            (
+                "Delete",
+                "authz",
+                "denied",
+                Some("grpc_permission_denied"),
+                Some(7)
+            ),
+            (
+                "List",
+                "authn",
+                "failure",
+                Some("grpc_unauthenticated"),
+                Some(16)
+            ),
+            ("Watch", "data_write", "success", None, Some(0)),
+            (
+                "Export",
+                "data_write",
+                "failure",
+                Some("grpc_internal"),
+                Some(13)
+            ),
+            (
+                "Broken",
+                "data_write",
+                "unknown",
+                Some("grpc_no_status"),
+                None
+            ),
+            ("Stalled", "data_write", "unknown", Some("cancelled"), None),
         ],
         "{events:#?}"
     );
-    // The status message is the handler's text: never recorded.
+    // The status messages are the handler's text: never recorded.
     let text = serde_json::to_string(&events).unwrap();
     assert!(!text.contains("not yours"), "{text}");
+    assert!(!text.contains("details the handler wrote"), "{text}");
 }
 
 /// A `grpc-status` header on a response that is not gRPC is not believed.

@@ -22,12 +22,14 @@ use tokio::signal::unix::{SignalKind, signal};
 /// between the two stops only checkpoints.
 const PADDING: u64 = 100_000;
 
-/// Runs `f` (build it inside, in an `async` block) with every file of this process limited to [`PADDING`] bytes:
-/// checkpoints cannot be written, trail files can. One test at a time (the
-/// limit is the process's); `None` where the limit cannot be set so.
+/// The file size limit is the process's: one test at a time, each holding
+/// this from start to end.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `f` (build it inside, in an `async` block) with every file of this
+/// process limited to [`PADDING`] bytes: checkpoints cannot be written,
+/// trail files can. `None` where the limit cannot be set so.
 async fn without_checkpoints<T>(f: impl Future<Output = T>) -> Option<T> {
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = ONE_AT_A_TIME.lock().await;
     let original = getrlimit(Resource::Fsize);
     if original.maximum.is_some_and(|hard| hard < 1 << 20) {
         eprintln!("SKIPPED: a hard file size limit below 1 MiB is set here");
@@ -63,6 +65,7 @@ fn rotating_sink(path: &std::path::Path) -> JsonLinesSink {
 
 #[tokio::test]
 async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let checkpoints = common::checkpoints_of(&path);
@@ -113,6 +116,7 @@ async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
 /// file alone links to its rotated predecessor again.
 #[tokio::test]
 async fn a_rotation_checkpoint_lost_at_stop_is_written_at_the_next_open() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let checkpoints = common::checkpoints_of(&path);

@@ -77,7 +77,7 @@ pub type ReqBody = guardrails_audit::layer::ExcerptBody<GuardBody<Incoming>>;
 
 /// The response body of the whole application: a route's, inside the
 /// audit and auth layers' bodies (each the inner body or a problem).
-pub type AppBody = GuardBody<GuardBody<ResBody>>;
+pub type AppBody = GuardBody<guardrails_audit::layer::AuditBody<GuardBody<ResBody>>>;
 
 /// The whole application, as hyper serves it.
 pub type App = BoxCloneSyncService<Request<Incoming>, Response<AppBody>, Infallible>;

@@ -1,5 +1,7 @@
 //! The request body seen by the inner service: the original body, copying the
-//! first bytes for the audit excerpt when the level asks for it.
+//! first bytes for the audit excerpt when the level asks for it; and the
+//! response body, which records the event of a gRPC call when its status
+//! comes in the trailers.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,6 +10,9 @@ use std::task::{Context, Poll};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use crate::event::AuditEvent;
+use crate::pipeline::Auditor;
 
 #[derive(Debug, Default)]
 pub(crate) struct Excerpt {
@@ -89,6 +94,120 @@ impl<B: Body> Body for ExcerptBody<B> {
                 }
                 Poll::Ready(None) => lock(excerpt).complete = true,
                 _ => {}
+            }
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An event held until the response's trailers, and what records it.
+pub(crate) struct Pending {
+    pub(crate) event: AuditEvent,
+    pub(crate) auditor: Auditor,
+}
+
+impl Pending {
+    /// Records the event with the status of `trailers`, or, without one,
+    /// as ended by `ended` (`grpc_no_status`, `body_error`, `cancelled`).
+    fn finish(self: Box<Self>, trailers: Option<&http::HeaderMap>, ended: &'static str) {
+        let Self { mut event, auditor } = *self;
+        super::grpc::apply_trailers(&mut event, trailers.and_then(super::grpc::code), ended);
+        let _ = auditor.record(event);
+    }
+}
+
+pin_project! {
+    /// The response body of [`AuditService`](super::AuditService): the
+    /// inner service's, unchanged.
+    ///
+    /// For a gRPC call on a best-effort route whose status comes in the
+    /// trailers (after messages), it holds the request's event until then,
+    /// and records it with that status; when the body ends without one,
+    /// fails or is dropped first, with outcome `unknown` and reason
+    /// `grpc_no_status`, `body_error` or `cancelled`.
+    pub struct AuditBody<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Box<Pending>>,
+    }
+
+    impl<B> PinnedDrop for AuditBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.finish(None, "cancelled");
+            }
+        }
+    }
+}
+
+impl<B> AuditBody<B> {
+    /// The inner body, with nothing to record.
+    pub(crate) fn new(inner: B) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+
+    /// The inner body, recording `pending` when its trailers pass.
+    pub(crate) fn awaiting_trailers(inner: B, pending: Pending) -> Self {
+        Self {
+            inner,
+            pending: Some(Box::new(pending)),
+        }
+    }
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for AuditBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditBody")
+            .field("inner", &self.inner)
+            .field("awaiting_trailers", &self.pending.is_some())
+            .finish()
+    }
+}
+
+/// A body made from bytes (a problem document the layer answers itself).
+impl<B: From<bytes::Bytes>> From<bytes::Bytes> for AuditBody<B> {
+    fn from(bytes: bytes::Bytes) -> Self {
+        Self::new(B::from(bytes))
+    }
+}
+
+impl<B: Body> Body for AuditBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if this.pending.is_some() {
+            let ended = match &polled {
+                Poll::Ready(Some(Ok(frame))) => frame
+                    .trailers_ref()
+                    .map(|trailers| (Some(trailers), "grpc_no_status")),
+                Poll::Ready(Some(Err(_))) => Some((None, "body_error")),
+                Poll::Ready(None) => Some((None, "grpc_no_status")),
+                Poll::Pending => None,
+            };
+            if let Some((trailers, ended)) = ended
+                && let Some(pending) = this.pending.take()
+            {
+                pending.finish(trailers, ended);
             }
         }
         polled

@@ -11,14 +11,18 @@
 //! validation failures with outcome `failure` and the validator's reason code.
 //!
 //! gRPC (tonic, or any server answering `content-type: application/grpc`):
-//! an error answered before any message carries its code in the
-//! `grpc-status` header of an HTTP 200. The event records it as
-//! `details.grpc_status`, with reason `grpc_<code name>` (`grpc_not_found`…)
-//! and outcome `failure`; `UNAUTHENTICATED` as category `authn`,
-//! `PERMISSION_DENIED` as `authz` / `denied`. The status message (the
-//! handler's text) is never recorded. A status sent in the trailers, after
-//! messages, comes after the event is recorded (when the response starts),
-//! so a stream that fails midway is recorded as its start: `success`.
+//! a call answers HTTP 200 whatever its outcome, and says it in
+//! `grpc-status`. The event records it as `details.grpc_status`; a code
+//! other than 0 with reason `grpc_<code name>` (`grpc_not_found`…) and
+//! outcome `failure`, `UNAUTHENTICATED` as category `authn`,
+//! `PERMISSION_DENIED` as `authz` / `denied`. An error answered before any
+//! message carries it in the headers. A streamed answer carries it in the
+//! trailers: on a best-effort route the event waits in the response body
+//! ([`AuditBody`]) until they pass, and a stream that ends without them, or
+//! is dropped first, is recorded with outcome `unknown` (`grpc_no_status`,
+//! `cancelled`). On a blocking or strict route the event must be durable
+//! before the response starts, so it says what the headers say. The status
+//! message (the handler's text) is never recorded.
 //!
 //! A request whose response never comes (the client went away, an outer
 //! timeout gave up, the server dropped the connection) is recorded too, when
@@ -108,9 +112,10 @@ use crate::event::{AuditEvent, Category, RequestInfo, Source};
 use crate::pipeline::{Auditor, Delivery, DeliveryMode};
 
 mod body;
+mod grpc;
 mod service;
 
-pub use body::ExcerptBody;
+pub use body::{AuditBody, ExcerptBody};
 pub use service::{AuditService, CapturePrincipal, CapturePrincipalLayer, ResponseFuture};
 
 #[cfg(feature = "axum")]

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::{Excerpt, ExcerptBody, SharedExcerpt, lock};
+use super::body::{AuditBody, Excerpt, ExcerptBody, Pending, SharedExcerpt, lock};
+use super::grpc;
 use super::{AuditContext, AuditLayer, ClientIp, Level, RouteResolver};
 use crate::event::{
     AuditEvent, Category, MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, Outcome, RequestInfo, Source,
@@ -142,7 +143,7 @@ where
     S: Service<Request<ExcerptBody<ReqB>>, Response = Response<ResB>> + Clone,
     R: RouteResolver,
 {
-    type Response = Response<GuardBody<ResB>>;
+    type Response = Response<GuardBody<AuditBody<ResB>>>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ExcerptBody<ReqB>, S::Future, ResB>;
 
@@ -385,45 +386,9 @@ fn audit_problem<B: From<bytes::Bytes>>(
     response
 }
 
-/// The `grpc-status` of a gRPC response (`content-type: application/grpc…`)
-/// that carries it in its headers: an error (or a success) answered without
-/// any message, "trailers-only". A response that streams messages sends
-/// its status in the trailers, after the event is recorded: `None`.
-fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
-    let grpc = headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if !grpc {
-        return None;
-    }
-    let code = headers.get("grpc-status")?.to_str().ok()?;
-    // The status is a decimal code; anything else is not believed.
-    (code.len() <= 10 && code.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| code.parse().ok())
-        .flatten()
-}
-
-/// The reason code of a gRPC status code (a fixed set, low-cardinality).
-fn grpc_reason(code: u32) -> &'static str {
-    match code {
-        1 => "grpc_cancelled",
-        2 => "grpc_unknown",
-        3 => "grpc_invalid_argument",
-        4 => "grpc_deadline_exceeded",
-        5 => "grpc_not_found",
-        6 => "grpc_already_exists",
-        7 => "grpc_permission_denied",
-        8 => "grpc_resource_exhausted",
-        9 => "grpc_failed_precondition",
-        10 => "grpc_aborted",
-        11 => "grpc_out_of_range",
-        12 => "grpc_unimplemented",
-        13 => "grpc_internal",
-        14 => "grpc_unavailable",
-        15 => "grpc_data_loss",
-        16 => "grpc_unauthenticated",
-        _ => "grpc_error",
-    }
+/// The inner service's response body, as the layer answers it.
+fn wrap<B>(body: B) -> GuardBody<AuditBody<B>> {
+    GuardBody::new(AuditBody::new(body))
 }
 
 /// The request's event with its completion fields, and the auditor to
@@ -454,7 +419,7 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
         Some(response) => {
             let status = response.status();
             let rejection = response.extensions().get::<Rejection>().copied();
-            let grpc = grpc_status(response.headers());
+            let grpc = grpc::status(response.headers());
             let (category, outcome) = match rejection.map(|r| r.category()) {
                 Some(RejectionCategory::Authentication) => {
                     (Some(Category::Authn), Outcome::Failure)
@@ -463,11 +428,7 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
                 Some(_) => (None, Outcome::Failure),
                 // A gRPC error answered before any message (HTTP 200): its
                 // code is in the headers.
-                None if grpc.is_some_and(|code| code != 0) => match grpc {
-                    Some(16) => (Some(Category::Authn), Outcome::Failure),
-                    Some(7) => (Some(Category::Authz), Outcome::Denied),
-                    _ => (None, Outcome::Failure),
-                },
+                None if let Some(code) = grpc.filter(|code| *code != 0) => grpc::judge(code),
                 None if status == http::StatusCode::UNAUTHORIZED => {
                     (Some(Category::Authn), Outcome::Failure)
                 }
@@ -488,7 +449,7 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
                     .details
                     .insert("grpc_status".into(), Value::from(code));
                 if rejection.is_none() && code != 0 {
-                    event.reason = Some(grpc_reason(code).into());
+                    event.reason = Some(grpc::reason(code).into());
                 }
             }
             if let Some(r) = rejection {
@@ -530,7 +491,7 @@ where
     S: Service<Request<B>, Future = F, Response = Response<ResB>, Error = E>,
     F: Future<Output = Result<Response<ResB>, E>>,
 {
-    type Output = Result<Response<GuardBody<ResB>>, E>;
+    type Output = Result<Response<GuardBody<AuditBody<ResB>>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -571,7 +532,7 @@ where
                     };
                     let Some(ctx) = this.ctx.take() else {
                         this.state.set(State::Done);
-                        return Poll::Ready(result.map(|r| r.map(GuardBody::new)));
+                        return Poll::Ready(result.map(|r| r.map(wrap)));
                     };
                     match result {
                         Err(error) => {
@@ -584,9 +545,17 @@ where
                             let (mode, timeout) = (ctx.mode, ctx.timeout);
                             let (event, auditor) = complete(ctx, Some(&response));
                             if mode == DeliveryMode::BestEffort {
-                                let _ = auditor.record(event);
                                 this.state.set(State::Done);
-                                return Poll::Ready(Ok(response.map(GuardBody::new)));
+                                // A gRPC call's status may still be to come,
+                                // in the trailers: its event waits for them.
+                                if grpc::awaits_trailers(response.headers()) {
+                                    let pending = Pending { event, auditor };
+                                    return Poll::Ready(Ok(response.map(|body| {
+                                        GuardBody::new(AuditBody::awaiting_trailers(body, pending))
+                                    })));
+                                }
+                                let _ = auditor.record(event);
+                                return Poll::Ready(Ok(response.map(wrap)));
                             }
                             let mut delivery = auditor.deliver(event, DeliveryMode::Blocking);
                             if let Some(limit) = timeout {
@@ -607,7 +576,7 @@ where
                     let response = response.take();
                     this.state.set(State::Done);
                     return match (result, response) {
-                        (Ok(_), Some(response)) => Poll::Ready(Ok(response.map(GuardBody::new))),
+                        (Ok(_), Some(response)) => Poll::Ready(Ok(response.map(wrap))),
                         (Err(error), _) => {
                             Poll::Ready(Ok(audit_problem(DeliveryMode::Blocking, error)))
                         }

@@ -1,0 +1,95 @@
+//! gRPC statuses: a gRPC call answers HTTP 200 whatever its outcome, and
+//! says it in `grpc-status`, in the headers of an answer without messages
+//! ("trailers-only") or in the trailers after them.
+
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::event::{AuditEvent, Category, Outcome};
+
+/// Whether the response is gRPC (`content-type: application/grpc…`).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The `grpc-status` in `headers` (a trailers-only answer's headers, or
+/// trailers), when it is a decimal code; anything else is not believed.
+pub(crate) fn code(headers: &HeaderMap) -> Option<u32> {
+    let code = headers.get("grpc-status")?.to_str().ok()?;
+    (code.len() <= 10 && code.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| code.parse().ok())
+        .flatten()
+}
+
+/// The `grpc-status` of a gRPC response that carries it in its headers.
+pub(crate) fn status(headers: &HeaderMap) -> Option<u32> {
+    if is_grpc(headers) {
+        code(headers)
+    } else {
+        None
+    }
+}
+
+/// Whether the response is gRPC and its status is still to come, in the
+/// trailers.
+pub(crate) fn awaits_trailers(headers: &HeaderMap) -> bool {
+    is_grpc(headers) && !headers.contains_key("grpc-status")
+}
+
+/// The category (when the code says more than the request's) and outcome of
+/// a status code.
+pub(crate) fn judge(code: u32) -> (Option<Category>, Outcome) {
+    match code {
+        0 => (None, Outcome::Success),
+        16 => (Some(Category::Authn), Outcome::Failure),
+        7 => (Some(Category::Authz), Outcome::Denied),
+        _ => (None, Outcome::Failure),
+    }
+}
+
+/// The reason code of a status code (a fixed set, low-cardinality).
+pub(crate) fn reason(code: u32) -> &'static str {
+    match code {
+        1 => "grpc_cancelled",
+        2 => "grpc_unknown",
+        3 => "grpc_invalid_argument",
+        4 => "grpc_deadline_exceeded",
+        5 => "grpc_not_found",
+        6 => "grpc_already_exists",
+        7 => "grpc_permission_denied",
+        8 => "grpc_resource_exhausted",
+        9 => "grpc_failed_precondition",
+        10 => "grpc_aborted",
+        11 => "grpc_out_of_range",
+        12 => "grpc_unimplemented",
+        13 => "grpc_internal",
+        14 => "grpc_unavailable",
+        15 => "grpc_data_loss",
+        16 => "grpc_unauthenticated",
+        _ => "grpc_error",
+    }
+}
+
+/// Completes the event of a call whose status came in the trailers
+/// (`Some`), or never came (`None`: the stream ended or failed without it).
+pub(crate) fn apply_trailers(event: &mut AuditEvent, code: Option<u32>, ended: &'static str) {
+    match code {
+        Some(code) => {
+            let (category, outcome) = judge(code);
+            if let Some(category) = category {
+                event.category = category;
+            }
+            event.outcome = outcome;
+            event.reason = (code != 0).then(|| reason(code).into());
+            event
+                .details
+                .insert("grpc_status".into(), Value::from(code));
+        }
+        None => {
+            event.outcome = Outcome::Unknown;
+            event.reason = Some(ended.into());
+        }
+    }
+}
