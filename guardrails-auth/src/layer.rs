@@ -9,7 +9,9 @@
 //! Before the inner service sees a request, the layer
 //!
 //! - removes client-sent identity headers (`x-user-id`, `x-tenant-id`,
-//!   `x-roles` by default; configurable), on every path, public or not;
+//!   `x-roles` by default; configurable), on every path, public or not, and
+//!   their `_` spellings (`x_user_id`), which CGI-style backends and some
+//!   proxies read as the same header;
 //! - marks the credential headers sensitive, so tracing and tower-http redact
 //!   them;
 //! - inserts the verified [`Principal`] into the request extensions.
@@ -121,9 +123,9 @@ fn record_passed(reason: &'static str) {
 /// Whether `path` could leave a public prefix once an inner service or
 /// proxy normalizes it: a `.` or `..` segment; a `\` (a separator on
 /// Windows and for some proxies) or a `;` (path parameters, which some
-/// servers strip before `..` resolution); an encoded `.`, `/` or `\`; or an
-/// encoded `%` (decoded twice, `%252e` is a `.`). Such a path is not public
-/// by prefix (deny by default).
+/// servers strip before `..` resolution); an encoded `.`, `/`, `\` or `;`;
+/// or an encoded `%` (decoded twice, `%252e` is a `.`). Such a path is not
+/// public by prefix (deny by default).
 fn may_escape(path: &str) -> bool {
     path.split('/').any(|s| s == "." || s == "..")
         || path.bytes().any(|b| b == b'\\' || b == b';')
@@ -131,7 +133,7 @@ fn may_escape(path: &str) -> bool {
             w[0] == b'%'
                 && matches!(
                     (w[1], w[2].to_ascii_lowercase()),
-                    (b'2', b'e' | b'f' | b'5') | (b'5', b'c')
+                    (b'2', b'e' | b'f' | b'5') | (b'5', b'c') | (b'3', b'b')
                 )
         })
 }
@@ -254,6 +256,29 @@ impl Config {
     fn prepare(&self, parts: &mut http::request::Parts) {
         for name in &self.strip {
             parts.headers.remove(name);
+        }
+        // `x_user_id` is `X-User-Id` to CGI-style backends (both become
+        // `HTTP_X_USER_ID`) and to proxies that fold `_` into `-`.
+        if parts.headers.keys().any(|k| k.as_str().contains('_')) {
+            let aliases: Vec<HeaderName> = parts
+                .headers
+                .keys()
+                .filter(|k| {
+                    let name = k.as_str();
+                    name.contains('_')
+                        && self.strip.iter().any(|s| {
+                            let s = s.as_str();
+                            s.len() == name.len()
+                                && s.bytes()
+                                    .zip(name.bytes())
+                                    .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                        })
+                })
+                .cloned()
+                .collect();
+            for name in aliases {
+                parts.headers.remove(name);
+            }
         }
         for source in &self.sources {
             if let Some(name) = source.header()
@@ -650,6 +675,8 @@ mod tests {
             ("/static/..%5cv1/x", &[], Err(AuthError::Missing)),
             ("/static/..\\v1\\x", &[], Err(AuthError::Missing)),
             ("/static/%252e%252e/v1/x", &[], Err(AuthError::Missing)),
+            ("/static/..%3b/v1/x", &[], Err(AuthError::Missing)),
+            ("/static/..%3B/v1/x", &[], Err(AuthError::Missing)),
             ("/static/..;/v1/x", &[], Err(AuthError::Missing)),
             ("/static/app.v2.js", &[], Ok("public")),
             ("/v1/x", &[], Err(AuthError::Missing)),

@@ -666,6 +666,8 @@ fn rows() -> Vec<Row> {
                 .header("x-user-id", "admin")
                 .header("x-tenant-id", "globex")
                 .header("x-roles", "admin")
+                .header("x_user_id", "admin")
+                .header("X_Tenant_Id", "globex")
                 .body(body())
                 .unwrap(),
             200,
@@ -787,6 +789,7 @@ async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
         svc,
         get("/healthz")
             .header("x-user-id", "admin")
+            .header("x_roles", "admin")
             .body(Full::new(Bytes::new()))
             .unwrap(),
     )

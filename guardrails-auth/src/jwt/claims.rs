@@ -159,9 +159,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
 }
 
 /// The largest NumericDate accepted: 10^15 s (some 31 million years). Far
-/// beyond any real date, and far from where `SystemTime` or `Instant`
-/// arithmetic overflows (a signed token with `exp: 18446744073709551615`
-/// must be refused, not panic the server).
+/// beyond any real date, and far from where `Instant` or a Unix
+/// `SystemTime` overflows (a signed token with `exp: 18446744073709551615`
+/// must be refused, not panic the server); Windows' `SystemTime` ends
+/// earlier (about 1.8·10^12 s), so turning `exp` into one is checked too.
 pub(crate) const MAX_NUMERIC_DATE: u64 = 1_000_000_000_000_000;
 
 /// A NumericDate (RFC 7519): a non-negative number of seconds, possibly

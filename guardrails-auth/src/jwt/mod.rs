@@ -861,9 +861,14 @@ fn build_principal(
         .and_then(string)
         .filter(|s| !s.is_empty())
         .ok_or(AuthError::InvalidClaim)?;
+    // Checked: on some platforms (Windows) `SystemTime` ends long before
+    // the largest `exp` the claims accept.
+    let expires_at = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp))
+        .ok_or(AuthError::InvalidClaim)?;
     let mut builder = Principal::builder(sub, AuthMethod::Jwt)
         .issuer(issuer.iss.as_str())
-        .expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(exp));
+        .expires_at(expires_at);
     let scopes = match (&c.scope, &c.scp) {
         (Some(v), _) => strings(v, true).ok_or(AuthError::InvalidClaim)?,
         (None, Some(v)) => strings(v, true).ok_or(AuthError::InvalidClaim)?,

@@ -132,10 +132,18 @@ pub async fn handler(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>,
         .extensions()
         .get::<Principal>()
         .map_or("anonymous".to_owned(), |p| p.subject().to_owned());
-    let spoofed = ["x-user-id", "x-tenant-id", "x-roles"]
-        .iter()
-        .filter(|h| req.headers().contains_key(**h))
-        .count();
+    // Also the `_` spellings that CGI-style backends read as the same name.
+    let spoofed = [
+        "x-user-id",
+        "x-tenant-id",
+        "x-roles",
+        "x_user_id",
+        "x_tenant_id",
+        "x_roles",
+    ]
+    .iter()
+    .filter(|h| req.headers().contains_key(**h))
+    .count();
     let sensitive = req
         .headers()
         .get("authorization")
