@@ -48,30 +48,52 @@ async fn without_checkpoints<T>(f: impl Future<Output = T>) -> Option<T> {
     Some(out)
 }
 
-/// A sink rotating at every batch, its checkpoint file padded to [`PADDING`].
-fn rotating_sink(path: &std::path::Path) -> JsonLinesSink {
-    std::fs::write(
-        common::checkpoints_of(path),
-        vec![b'\n'; usize::try_from(PADDING).unwrap()],
-    )
-    .unwrap();
-    JsonLinesSink::builder(path)
+/// A test's trail: a sink rotating at every batch, its checkpoint file
+/// padded to [`PADDING`], three events written; the test holds the lock.
+struct Rotating {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    checkpoints: std::path::PathBuf,
+    sink: JsonLinesSink,
+    events: Vec<guardrails_audit::AuditEvent>,
+}
+
+async fn rotating() -> Rotating {
+    let one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let checkpoints = common::checkpoints_of(&path);
+    std::fs::write(&checkpoints, vec![b'\n'; usize::try_from(PADDING).unwrap()]).unwrap();
+    let mut sink = JsonLinesSink::builder(&path)
         .hmac_key(common::key())
         .rotate_bytes(1)
         .checkpoint_every(1000, Duration::from_secs(3600))
         .open()
-        .unwrap()
+        .unwrap();
+    let events = common::awkward_events(9);
+    sink.write_batch(&events[..3]).await.unwrap();
+    Rotating {
+        _one: one,
+        _dir: dir,
+        path,
+        checkpoints,
+        sink,
+        events,
+    }
 }
 
 #[tokio::test]
 async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let checkpoints = common::checkpoints_of(&path);
-    let mut sink = rotating_sink(&path);
-    let events = common::awkward_events(9);
-    sink.write_batch(&events[..3]).await.unwrap();
+    // (`_one` and `_dir` stay bound: the lock and the directory last the test.)
+    let Rotating {
+        _one,
+        _dir,
+        path,
+        checkpoints,
+        mut sink,
+        events,
+    } = rotating().await;
     // Rotates first: the rename works, its checkpoint does not.
     // (The file sink writes when `write_batch` is called, not when awaited.)
     let Some(written) = without_checkpoints(async { sink.write_batch(&events[3..6]).await }).await
@@ -116,13 +138,15 @@ async fn a_late_rotation_checkpoint_keeps_the_checkpoints_in_order() {
 /// file alone links to its rotated predecessor again.
 #[tokio::test]
 async fn a_rotation_checkpoint_lost_at_stop_is_written_at_the_next_open() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let checkpoints = common::checkpoints_of(&path);
-    let mut sink = rotating_sink(&path);
-    let events = common::awkward_events(9);
-    sink.write_batch(&events[..3]).await.unwrap();
+    // (`_one` and `_dir` stay bound: the lock and the directory last the test.)
+    let Rotating {
+        _one,
+        _dir,
+        path,
+        checkpoints,
+        mut sink,
+        events,
+    } = rotating().await;
     let Some(()) = without_checkpoints(async {
         sink.write_batch(&events[3..6]).await.unwrap();
         assert!(

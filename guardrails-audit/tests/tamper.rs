@@ -521,15 +521,21 @@ async fn emptied_trail_is_truncation() {
     }
 }
 
+/// Replaces the trail at `path` with another whole chain made with the
+/// same key (every record verifies); returns the other trail's directory.
+async fn replace_with_another_chain(path: &Path, hmac: bool) -> tempfile::TempDir {
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("audit.jsonl");
+    write_trail(&other, hmac.then(key), 20, 5).await;
+    std::fs::copy(&other, path).unwrap();
+    other_dir
+}
+
 #[tokio::test]
 async fn trail_replaced_by_another_chain_is_truncation() {
     for hmac in [false, true] {
         let (_dir, path) = trail(hmac).await;
-        // Another whole chain made with the same key: every record verifies.
-        let other_dir = tempfile::tempdir().unwrap();
-        let other = other_dir.path().join("audit.jsonl");
-        write_trail(&other, hmac.then(key), 20, 5).await;
-        std::fs::copy(&other, &path).unwrap();
+        let _other = replace_with_another_chain(&path, hmac).await;
         let (kind, seq) = damage(&path, &options(hmac, &path));
         assert_eq!((kind, seq), (DamageKind::Truncated, Some(0)));
         let error = verify(&path, &options(hmac, &path)).unwrap_err();
@@ -824,10 +830,7 @@ async fn a_deleted_trail_is_not_restarted_over_its_checkpoints() {
 async fn a_trail_replaced_by_another_chain_is_not_continued() {
     for hmac in [false, true] {
         let (_dir, path) = trail(hmac).await;
-        let other_dir = tempfile::tempdir().unwrap();
-        let other = other_dir.path().join("audit.jsonl");
-        write_trail(&other, hmac.then(key), 20, 5).await;
-        std::fs::copy(&other, &path).unwrap();
+        let _other = replace_with_another_chain(&path, hmac).await;
         let before = std::fs::read(&path).unwrap();
         let error = refused_at_open(&path, hmac);
         assert!(error.contains("it was replaced"), "{error}");
