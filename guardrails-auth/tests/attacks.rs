@@ -862,3 +862,62 @@ async fn claims_reach_the_principal() {
     assert_eq!(p.claims()["plan"]["name"], "pro");
     assert!(p.expires_at().is_some());
 }
+
+/// With several trusted issuers, one that speaks for some tenants only (an
+/// identity provider per customer) cannot name another tenant: its tokens
+/// must name one of its own, or are invalid.
+#[tokio::test]
+async fn an_issuer_limited_to_some_tenants_cannot_name_another() {
+    let a = Issuer::builder(ISSUER_A)
+        .audience(AUDIENCE)
+        .key(
+            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+                .unwrap()
+                .with_kid("rsa-1")
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let globex_sso = Issuer::builder(ISSUER_B)
+        .audience(AUDIENCE)
+        .key(VerifyingKey::hmac(&HS_SECRET.to_vec().into(), Algorithm::HS256).unwrap())
+        .tenants(["globex"])
+        .build()
+        .unwrap();
+    let verifier = JwtVerifier::builder()
+        .issuer(a)
+        .issuer(globex_sso)
+        .build()
+        .unwrap();
+    let b_token = |tenant: Option<&str>| {
+        let mut c = claims(ISSUER_B);
+        match tenant {
+            Some(t) => c["tenant"] = json!(t),
+            None => {
+                c.as_object_mut().unwrap().remove("tenant");
+            }
+        }
+        sign(json!({"alg":"HS256"}), &c, &hs_key())
+    };
+    let status = |uri: &str, token: &str| {
+        let verifier = verifier.clone();
+        let request = with_token(uri, token);
+        async move { call(AuthLayer::new(verifier), request).await.status }
+    };
+    // Its own tenant: through.
+    assert_eq!(
+        status("/v1/tenants/globex/invoices", &b_token(Some("globex"))).await,
+        200
+    );
+    // Another tenant, or none: the token is invalid.
+    assert_eq!(
+        status("/v1/tenants/acme/invoices", &b_token(Some("acme"))).await,
+        401
+    );
+    assert_eq!(status("/healthz", &b_token(None)).await, 401);
+    // The unrestricted issuer still names any tenant.
+    assert_eq!(
+        status("/v1/tenants/acme/invoices", &token_a(&claims(ISSUER_A))).await,
+        200
+    );
+}

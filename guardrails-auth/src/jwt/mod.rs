@@ -192,6 +192,8 @@ struct IssuerInner {
     typ: Option<String>,
     tenant_claim: String,
     roles_claim: String,
+    /// The only tenants this issuer may name (`None`: any).
+    tenants: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Issuer {
@@ -211,6 +213,7 @@ impl fmt::Debug for Issuer {
             )
             .field("leeway", &i.leeway)
             .field("typ", &i.typ)
+            .field("tenants", &i.tenants)
             .finish()
     }
 }
@@ -228,6 +231,7 @@ pub struct IssuerBuilder {
     typ: Option<String>,
     tenant_claim: String,
     roles_claim: String,
+    tenants: Option<Vec<String>>,
 }
 
 impl fmt::Debug for IssuerBuilder {
@@ -254,6 +258,7 @@ impl Issuer {
             typ: None,
             tenant_claim: "tenant".to_owned(),
             roles_claim: "roles".to_owned(),
+            tenants: None,
         }
     }
 
@@ -374,6 +379,31 @@ impl IssuerBuilder {
         self
     }
 
+    /// The only tenants this issuer's tokens may name: a token of it whose
+    /// tenant claim is missing or not one of them is invalid (401
+    /// `invalid_token`).
+    ///
+    /// With several trusted issuers, a tenant boundary compares only the
+    /// tenant a token names; without this list any trusted issuer can name
+    /// any tenant. Give each issuer that speaks for some tenants only (an
+    /// identity provider per customer) the tenants it speaks for.
+    ///
+    /// ```
+    /// use guardrails_auth::jwt::Issuer;
+    /// use secrecy::SecretString;
+    ///
+    /// let globex_sso = Issuer::builder("https://sso.globex.example")
+    ///     .audience("invoices")
+    ///     .hs256_secret(&SecretString::from("a secret of at least thirty-two bytes"))?
+    ///     .tenants(["globex"])
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tenants<T: Into<String>>(mut self, tenants: impl IntoIterator<Item = T>) -> Self {
+        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The claim holding the roles (default `roles`).
     pub fn roles_claim(mut self, claim: impl Into<String>) -> Self {
         self.roles_claim = claim.into();
@@ -462,6 +492,7 @@ impl IssuerBuilder {
                 typ: self.typ,
                 tenant_claim: self.tenant_claim,
                 roles_claim: self.roles_claim,
+                tenants: self.tenants,
             }),
         })
     }
@@ -880,11 +911,19 @@ fn build_principal(
     } else {
         c.extra.remove(&issuer.tenant_claim)
     };
-    if let Some(t) = tenant {
-        match t {
-            serde_json::Value::String(t) if !t.is_empty() => builder = builder.tenant(t),
-            _ => return Err(AuthError::InvalidClaim),
+    match tenant {
+        Some(serde_json::Value::String(t))
+            if !t.is_empty()
+                && issuer
+                    .tenants
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.contains(&t)) =>
+        {
+            builder = builder.tenant(t);
         }
+        // An issuer limited to some tenants names one of them.
+        None if issuer.tenants.is_none() => {}
+        _ => return Err(AuthError::InvalidClaim),
     }
     let roles = if issuer.roles_claim == "roles" {
         c.roles.take()
