@@ -613,6 +613,23 @@ async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
                 "/notes.Notes/Watch" => streamed(Some("0"), false),
                 "/notes.Notes/Export" => streamed(Some("13"), false),
                 "/notes.Notes/Broken" => streamed(None, false),
+                // Ends at once: the server must still poll for trailers.
+                "/notes.Notes/Empty" => http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Body::empty())
+                    .unwrap(),
+                // gRPC-web carries its status inside the body: judged by
+                // its head, as any HTTP answer.
+                "/notes.Notes/Web" => http::Response::builder()
+                    .header("content-type", "application/grpc-web+proto")
+                    .body(Body::from("\u{80}\0\0\0\x0egrpc-status:0\n"))
+                    .unwrap(),
+                // Not 200: failed, whatever trailers might follow.
+                "/notes.Notes/Refused" => {
+                    let mut response = streamed(Some("0"), false);
+                    *response.status_mut() = StatusCode::FORBIDDEN;
+                    response
+                }
                 _ => streamed(None, true),
             };
             Ok::<_, std::convert::Infallible>(response)
@@ -626,6 +643,9 @@ async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
         "/notes.Notes/Watch",
         "/notes.Notes/Export",
         "/notes.Notes/Broken",
+        "/notes.Notes/Empty",
+        "/notes.Notes/Web",
+        "/notes.Notes/Refused",
         "/notes.Notes/Stalled",
     ] {
         let request = Request::post(path)
@@ -633,7 +653,14 @@ async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
             .body(Body::empty())
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        if path.ends_with("Empty") {
+            use http_body::Body as _;
+            assert!(!response.body().is_end_stream(), "the trailers are awaited");
+        }
+        if path.ends_with("Watch") {
+            // The call lasts until its trailers.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if path.ends_with("Stalled") {
             // The client goes away mid-stream.
             drop(response);
@@ -698,9 +725,23 @@ async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
                 Some("grpc_no_status"),
                 None
             ),
+            (
+                "Empty",
+                "data_write",
+                "unknown",
+                Some("grpc_no_status"),
+                None
+            ),
+            ("Web", "data_write", "success", None, None),
+            ("Refused", "authz", "denied", None, None),
             ("Stalled", "data_write", "unknown", Some("cancelled"), None),
         ],
         "{events:#?}"
+    );
+    let watch = &events[3];
+    assert!(
+        watch["request"]["duration_us"].as_u64().unwrap() >= 50_000,
+        "{watch}"
     );
     // The status messages are the handler's text: never recorded.
     let text = serde_json::to_string(&events).unwrap();

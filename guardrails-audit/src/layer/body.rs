@@ -114,14 +114,24 @@ impl<B: Body> Body for ExcerptBody<B> {
 pub(crate) struct Pending {
     pub(crate) event: AuditEvent,
     pub(crate) auditor: Auditor,
+    /// When the request came: the call's duration runs to its end.
+    pub(crate) started: std::time::Instant,
 }
 
 impl Pending {
     /// Records the event with the status of `trailers`, or, without one,
     /// as ended by `ended` (`grpc_no_status`, `body_error`, `cancelled`).
     fn finish(self: Box<Self>, trailers: Option<&http::HeaderMap>, ended: &'static str) {
-        let Self { mut event, auditor } = *self;
+        let Self {
+            mut event,
+            auditor,
+            started,
+        } = *self;
         super::grpc::apply_trailers(&mut event, trailers.and_then(super::grpc::code), ended);
+        if let Some(request) = event.request.as_mut() {
+            request.duration_us =
+                Some(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
         let _ = auditor.record(event);
     }
 }
@@ -143,6 +153,8 @@ pin_project! {
 
     impl<B> PinnedDrop for AuditBody<B> {
         fn drop(this: Pin<&mut Self>) {
+            // Not polled to the end (`is_end_stream` says no while an event
+            // waits, so a server polls on): the client went away.
             if let Some(pending) = this.project().pending.take() {
                 pending.finish(None, "cancelled");
             }
@@ -215,7 +227,9 @@ impl<B: Body> Body for AuditBody<B> {
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // While an event waits, the server must poll to the end, where the
+        // trailers (or their absence) are seen.
+        self.pending.is_none() && self.inner.is_end_stream()
     }
 
     #[inline]

@@ -32,10 +32,24 @@ pub(crate) fn status(headers: &HeaderMap) -> Option<u32> {
     }
 }
 
-/// Whether the response is gRPC and its status is still to come, in the
-/// trailers.
-pub(crate) fn awaits_trailers(headers: &HeaderMap) -> bool {
-    is_grpc(headers) && !headers.contains_key("grpc-status")
+/// Whether the response is a gRPC call over HTTP/2 (`application/grpc` or
+/// `application/grpc+…`; not gRPC-web, whose status travels inside the
+/// body) answered 200 without a guard's rejection, and its status is still
+/// to come, in the trailers. Any other answer is judged by its head.
+pub(crate) fn awaits_trailers<B>(response: &http::Response<B>) -> bool {
+    let headers = response.headers();
+    let http2_grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(http::HeaderValue::as_bytes)
+        .and_then(|v| v.strip_prefix(b"application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"));
+    http2_grpc
+        && response.status() == http::StatusCode::OK
+        && response
+            .extensions()
+            .get::<guardrails_core::Rejection>()
+            .is_none()
+        && !headers.contains_key("grpc-status")
 }
 
 /// The category (when the code says more than the request's) and outcome of

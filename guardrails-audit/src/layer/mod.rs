@@ -16,11 +16,14 @@
 //! other than 0 with reason `grpc_<code name>` (`grpc_not_found`…) and
 //! outcome `failure`, `UNAUTHENTICATED` as category `authn`,
 //! `PERMISSION_DENIED` as `authz` / `denied`. An error answered before any
-//! message carries it in the headers. A streamed answer carries it in the
-//! trailers: on a best-effort route the event waits in the response body
-//! ([`AuditBody`]) until they pass, and a stream that ends without them, or
-//! is dropped first, is recorded with outcome `unknown` (`grpc_no_status`,
-//! `cancelled`). On a blocking or strict route the event must be durable
+//! message carries it in the headers. A streamed answer (HTTP 200,
+//! `application/grpc` or `application/grpc+…`, no guard's rejection)
+//! carries it in the trailers: on a best-effort route the event waits in
+//! the response body ([`AuditBody`]) until they pass, and its duration runs
+//! to them; a stream that ends without them, or is dropped first, is
+//! recorded with outcome `unknown` (`grpc_no_status`, `cancelled`).
+//! gRPC-web carries its status inside the body, and any answer other than
+//! 200 has failed whatever its trailers say: both are judged by their head. On a blocking or strict route the event must be durable
 //! before the response starts, so it says what the headers say. The status
 //! message (the handler's text) is never recorded.
 //!

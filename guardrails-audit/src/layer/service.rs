@@ -542,14 +542,18 @@ where
                             return Poll::Ready(Err(error));
                         }
                         Ok(response) => {
-                            let (mode, timeout) = (ctx.mode, ctx.timeout);
+                            let (mode, timeout, started) = (ctx.mode, ctx.timeout, ctx.started);
                             let (event, auditor) = complete(ctx, Some(&response));
                             if mode == DeliveryMode::BestEffort {
                                 this.state.set(State::Done);
                                 // A gRPC call's status may still be to come,
                                 // in the trailers: its event waits for them.
-                                if grpc::awaits_trailers(response.headers()) {
-                                    let pending = Pending { event, auditor };
+                                if grpc::awaits_trailers(&response) {
+                                    let pending = Pending {
+                                        event,
+                                        auditor,
+                                        started,
+                                    };
                                     return Poll::Ready(Ok(response.map(|body| {
                                         GuardBody::new(AuditBody::awaiting_trailers(body, pending))
                                     })));
