@@ -7,11 +7,47 @@ use serde_json::Value;
 
 use crate::event::{AuditEvent, Category, Outcome};
 
-/// Whether the response is gRPC (`content-type: application/grpc…`).
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
+/// What a response's head says of gRPC: read once per response, from one
+/// look-up of `content-type` (and, for gRPC only, of `grpc-status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// Not gRPC (or gRPC without a status in its head that is judged by
+    /// its head: gRPC-web, whose status travels inside the body, and any
+    /// answer other than a plain 200).
+    Plain,
+    /// The status, in the headers of an answer without messages.
+    Status(u32),
+    /// A gRPC call over HTTP/2 (`application/grpc` or
+    /// `application/grpc+…`) answered 200 without a guard's rejection: its
+    /// status is still to come, in the trailers.
+    AwaitsTrailers,
+}
+
+/// Reads [`Head`] from `response`.
+pub(crate) fn head<B>(response: &http::Response<B>) -> Head {
+    let headers = response.headers();
+    let Some(rest) = headers
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .and_then(|v| v.as_bytes().strip_prefix(b"application/grpc"))
+    else {
+        return Head::Plain;
+    };
+    if let Some(code) = code(headers) {
+        return Head::Status(code);
+    }
+    let http2 = rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";");
+    if http2
+        && !headers.contains_key("grpc-status")
+        && response.status() == http::StatusCode::OK
+        && response
+            .extensions()
+            .get::<guardrails_core::Rejection>()
+            .is_none()
+    {
+        Head::AwaitsTrailers
+    } else {
+        Head::Plain
+    }
 }
 
 /// The `grpc-status` in `headers` (a trailers-only answer's headers, or
@@ -21,35 +57,6 @@ pub(crate) fn code(headers: &HeaderMap) -> Option<u32> {
     (code.len() <= 10 && code.bytes().all(|b| b.is_ascii_digit()))
         .then(|| code.parse().ok())
         .flatten()
-}
-
-/// The `grpc-status` of a gRPC response that carries it in its headers.
-pub(crate) fn status(headers: &HeaderMap) -> Option<u32> {
-    if is_grpc(headers) {
-        code(headers)
-    } else {
-        None
-    }
-}
-
-/// Whether the response is a gRPC call over HTTP/2 (`application/grpc` or
-/// `application/grpc+…`; not gRPC-web, whose status travels inside the
-/// body) answered 200 without a guard's rejection, and its status is still
-/// to come, in the trailers. Any other answer is judged by its head.
-pub(crate) fn awaits_trailers<B>(response: &http::Response<B>) -> bool {
-    let headers = response.headers();
-    let http2_grpc = headers
-        .get(http::header::CONTENT_TYPE)
-        .map(http::HeaderValue::as_bytes)
-        .and_then(|v| v.strip_prefix(b"application/grpc"))
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"));
-    http2_grpc
-        && response.status() == http::StatusCode::OK
-        && response
-            .extensions()
-            .get::<guardrails_core::Rejection>()
-            .is_none()
-        && !headers.contains_key("grpc-status")
 }
 
 /// The category (when the code says more than the request's) and outcome of

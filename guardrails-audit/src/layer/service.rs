@@ -393,13 +393,16 @@ fn wrap<B>(body: B) -> GuardBody<AuditBody<B>> {
 
 /// The request's event with its completion fields, and the auditor to
 /// record it with.
-fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, Auditor) {
+fn complete<ResB>(
+    ctx: Ctx,
+    response: Option<(&Response<ResB>, grpc::Head)>,
+) -> (AuditEvent, Auditor) {
     let mut event = AuditEvent::new_at(ctx.id, ctx.time, "http.request", ctx.category);
     let duration = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let (request, source, captured, auditor) = ctx.context.into_parts();
     event.request = Some(request);
     event.source = source;
-    match response.and_then(|r| r.extensions().get::<Principal>()) {
+    match response.and_then(|(r, _)| r.extensions().get::<Principal>()) {
         Some(p) => event = event.with_principal(p),
         None => {
             if let Some(p) = &captured {
@@ -409,17 +412,20 @@ fn complete<ResB>(ctx: Ctx, response: Option<&Response<ResB>>) -> (AuditEvent, A
     }
     if let Some(request) = event.request.as_mut() {
         request.duration_us = Some(duration);
-        request.status = response.map(|r| r.status().as_u16());
+        request.status = response.map(|(r, _)| r.status().as_u16());
     }
     match response {
         None => {
             event.outcome = Outcome::Failure;
             event.reason = Some("service_error".into());
         }
-        Some(response) => {
+        Some((response, head)) => {
             let status = response.status();
             let rejection = response.extensions().get::<Rejection>().copied();
-            let grpc = grpc::status(response.headers());
+            let grpc = match head {
+                grpc::Head::Status(code) => Some(code),
+                grpc::Head::Plain | grpc::Head::AwaitsTrailers => None,
+            };
             let (category, outcome) = match rejection.map(|r| r.category()) {
                 Some(RejectionCategory::Authentication) => {
                     (Some(Category::Authn), Outcome::Failure)
@@ -543,12 +549,13 @@ where
                         }
                         Ok(response) => {
                             let (mode, timeout, started) = (ctx.mode, ctx.timeout, ctx.started);
-                            let (event, auditor) = complete(ctx, Some(&response));
+                            let head = grpc::head(&response);
+                            let (event, auditor) = complete(ctx, Some((&response, head)));
                             if mode == DeliveryMode::BestEffort {
                                 this.state.set(State::Done);
                                 // A gRPC call's status may still be to come,
                                 // in the trailers: its event waits for them.
-                                if grpc::awaits_trailers(&response) {
+                                if head == grpc::Head::AwaitsTrailers {
                                     let pending = Pending {
                                         event,
                                         auditor,
