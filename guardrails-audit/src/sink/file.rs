@@ -1262,15 +1262,10 @@ fn check_checkpointed(
     Err(SinkError::BehindCheckpoints(problem))
 }
 
-/// A chain id read from a file, for a message: shown only when it has the
-/// shape of one (a UUID), so that a tampered file cannot put control
-/// characters into a log line.
-fn shown_id(id: &str) -> &str {
-    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        id
-    } else {
-        "(an id that is not a UUID)"
-    }
+/// A chain id read from a file, for a message: escaped and bounded, so that
+/// a tampered file cannot put control characters into a log line.
+fn shown_id(id: &str) -> String {
+    crate::event::sanitize(id, 64)
 }
 
 /// Whether `file` is not empty and does not end with a line end.
