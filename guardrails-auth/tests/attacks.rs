@@ -17,14 +17,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
 fn verifier() -> JwtVerifier {
-    let a = Issuer::builder(ISSUER_A)
-        .audience(AUDIENCE)
-        .key(
-            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                .unwrap()
-                .with_kid("rsa-1")
-                .unwrap(),
-        )
+    let a = issuer_a()
         .key(
             VerifyingKey::ec_pem(&data("ec.pub.pem"), Algorithm::ES256)
                 .unwrap()
@@ -737,17 +730,7 @@ async fn attack_catalogue() {
 
 #[tokio::test]
 async fn required_typ_rejects_other_types() {
-    let issuer = Issuer::builder(ISSUER_A)
-        .audience(AUDIENCE)
-        .key(
-            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                .unwrap()
-                .with_kid("rsa-1")
-                .unwrap(),
-        )
-        .require_typ("at+jwt")
-        .build()
-        .unwrap();
+    let issuer = issuer_a().require_typ("at+jwt").build().unwrap();
     let v = JwtVerifier::builder().issuer(issuer).build().unwrap();
     let good = claims(ISSUER_A);
     let at = sign(
@@ -805,14 +788,7 @@ async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
 async fn rs_to_hs_confusion_is_refused_even_when_hs256_is_allowed() {
     // An issuer that (unwisely) allows HS256 and RS256: the RSA key still
     // cannot be used as an HMAC secret, because keys never change kind.
-    let issuer = Issuer::builder(ISSUER_A)
-        .audience(AUDIENCE)
-        .key(
-            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                .unwrap()
-                .with_kid("rsa-1")
-                .unwrap(),
-        )
+    let issuer = issuer_a()
         .algorithms([Algorithm::RS256, Algorithm::HS256])
         .build()
         .unwrap();
@@ -868,16 +844,7 @@ async fn claims_reach_the_principal() {
 /// must name one of its own, or are invalid.
 #[tokio::test]
 async fn an_issuer_limited_to_some_tenants_cannot_name_another() {
-    let a = Issuer::builder(ISSUER_A)
-        .audience(AUDIENCE)
-        .key(
-            VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                .unwrap()
-                .with_kid("rsa-1")
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let a = issuer_a().build().unwrap();
     let globex_sso = Issuer::builder(ISSUER_B)
         .audience(AUDIENCE)
         .key(VerifyingKey::hmac(&HS_SECRET.to_vec().into(), Algorithm::HS256).unwrap())

@@ -39,22 +39,22 @@ pub fn hs_key() -> EncodingKey {
     EncodingKey::from_secret(HS_SECRET)
 }
 
+/// Issuer A for audience [`AUDIENCE`], with its RSA key `rsa-1` (RS256).
+pub fn issuer_a() -> guardrails_auth::jwt::IssuerBuilder {
+    use guardrails_auth::jwt::{Issuer, VerifyingKey};
+    Issuer::builder(ISSUER_A).audience(AUDIENCE).key(
+        VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
+            .unwrap()
+            .with_kid("rsa-1")
+            .unwrap(),
+    )
+}
+
 /// A verifier trusting only issuer A, with its RSA key `rsa-1` (RS256).
 pub fn rsa_verifier() -> guardrails_auth::jwt::JwtVerifier {
-    use guardrails_auth::jwt::{Issuer, JwtVerifier, VerifyingKey};
+    use guardrails_auth::jwt::JwtVerifier;
     JwtVerifier::builder()
-        .issuer(
-            Issuer::builder(ISSUER_A)
-                .audience(AUDIENCE)
-                .key(
-                    VerifyingKey::rsa_pem(&data("rsa.pub.pem"), Algorithm::RS256)
-                        .unwrap()
-                        .with_kid("rsa-1")
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .issuer(issuer_a().build().unwrap())
         .build()
         .unwrap()
 }
