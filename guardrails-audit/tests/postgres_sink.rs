@@ -829,6 +829,173 @@ async fn a_stable_chain_id_continues_its_chain_and_a_wrong_key_is_refused() {
     assert!(matches!(wrong_alg, PgError::Incompatible(_)), "{wrong_alg}");
 }
 
+/// Runs `sql` (with `$1` the chain id) as the superuser with the
+/// append-only triggers disabled: what only the tables' owner can do.
+async fn as_owner(admin: &Client, sql: &str, chain: &str) {
+    admin
+        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .await
+        .unwrap();
+    admin.execute(sql, &[&chain]).await.unwrap();
+    admin
+        .batch_execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_chain_that_lost_checkpointed_records_is_not_continued() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let builder = || {
+        PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("cut")
+            .hmac_key(secret("cut-key"))
+            .checkpoint_every(2, Duration::from_secs(3600))
+    };
+    let mut sink = builder().open().await.unwrap();
+    for pair in [[event(0), event(1)], [event(2), event(3)]] {
+        sink.write_batch(&pair).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    // One more record after the last checkpoint, and no clean stop: the
+    // state a crash leaves, which must still open.
+    let mut sink = builder().open().await.unwrap();
+    sink.write_batch(&[event(4)]).await.unwrap();
+    drop(sink);
+    let newest: i64 = admin
+        .query_one(
+            "SELECT max(seq) FROM audit_checkpoints WHERE chain_id = 'cut'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let last: i64 = count(&admin, "SELECT max(seq) FROM audit_events").await;
+    assert_eq!(last, newest + 1, "one record after the newest checkpoint");
+    builder().open().await.expect("a whole chain opens");
+
+    let refused = |error: PgError, expected: &str| {
+        assert!(
+            matches!(&error, PgError::BehindCheckpoints(why) if why.contains(expected)),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("checkpointed records") && text.contains(expected),
+            "{text}"
+        );
+    };
+    // The checkpointed record rewritten (its hash column; the record after
+    // it still verifies as the head).
+    let hash: String = admin
+        .query_one(
+            "SELECT hash FROM audit_events WHERE chain_id = 'cut' AND seq = $1",
+            &[&newest],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    as_owner(
+        &admin,
+        &format!(
+            "UPDATE audit_events SET hash = repeat('0', 64) WHERE chain_id = $1 AND seq = {newest}"
+        ),
+        "cut",
+    )
+    .await;
+    refused(
+        builder().open().await.unwrap_err(),
+        &format!("the record at seq {newest} is not the one its checkpoint names"),
+    );
+    as_owner(
+        &admin,
+        &format!("UPDATE audit_events SET hash = '{hash}' WHERE chain_id = $1 AND seq = {newest}"),
+        "cut",
+    )
+    .await;
+    builder().open().await.expect("restored, it opens again");
+
+    // The tail cut at the checkpointed record: continuing would give the
+    // removed records' seqs to new ones.
+    as_owner(
+        &admin,
+        &format!("DELETE FROM audit_events WHERE chain_id = $1 AND seq >= {newest}"),
+        "cut",
+    )
+    .await;
+    let error = builder().open().await.unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    refused(
+        error,
+        &format!(
+            "a checkpoint names seq {newest}, but the chain ends at seq {}",
+            newest - 1
+        ),
+    );
+    // Every record removed: not a new chain over the old one's checkpoints.
+    as_owner(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1",
+        "cut",
+    )
+    .await;
+    refused(
+        builder().open().await.unwrap_err(),
+        &format!("a checkpoint names seq {newest}, but the chain ends before seq 0"),
+    );
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM audit_events").await,
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_chain_checkpointed_another_way_is_not_continued() {
+    let pg = server!();
+    let _admin = migrated(&pg).await;
+    let builder = || {
+        PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("signed")
+            .hmac_key(secret("chain-key"))
+    };
+    let mut sink = builder()
+        .checkpoint_key(secret("checkpoint-key"))
+        .open()
+        .await
+        .unwrap();
+    sink.write_batch(&[event(0)]).await.unwrap();
+    sink.close().await.unwrap();
+    // Signed with another HMAC key (here the chain key), then with Ed25519.
+    let other_key = builder().open().await.unwrap_err();
+    assert!(
+        matches!(&other_key, PgError::Incompatible(why) if why.contains("does not verify")),
+        "{other_key:?}"
+    );
+    // RFC 8410's example private key.
+    let pem = SecretString::from(
+        "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+         -----END PRIVATE KEY-----\n",
+    );
+    let signing = guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let other_way = builder()
+        .checkpoint_signing_key(signing)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&other_way, PgError::Incompatible(why) if why.contains("signed another way")),
+        "{other_way:?}"
+    );
+    builder()
+        .checkpoint_key(secret("checkpoint-key"))
+        .open()
+        .await
+        .expect("the same keys continue the chain");
+}
+
 #[tokio::test]
 async fn debug_and_errors_never_show_the_password() {
     let password = "s3cret-pa55word-in-the-url";

@@ -1096,11 +1096,51 @@ const CHECKPOINT_BLOCK: u64 = 64 << 10;
 /// writes nothing there but checkpoints and the rare cut line.
 const MAX_CHECKPOINT_WINDOW: u64 = 64 << 20;
 
-/// The newest checkpoint of a checkpoint file, read from its end.
-struct NewestCheckpoint {
-    seq: u64,
-    chain_id: String,
-    hash: String,
+/// A checkpoint this sink wrote: the record it names.
+pub(crate) struct OwnCheckpoint {
+    pub(crate) seq: u64,
+    pub(crate) chain_id: String,
+    pub(crate) hash: String,
+}
+
+/// Why a stored checkpoint is not one this sink wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForeignCheckpoint {
+    /// Signed another way (HMAC, Ed25519, none) than the sink signs.
+    SignedAnotherWay,
+    /// Signed this way, but it does not verify with the sink's key.
+    DoesNotVerify,
+}
+
+/// Checks that `value`, a checkpoint (its schema already checked), is
+/// signed the way `signer` signs and verifies with its key: a sink writes
+/// no other, so another is a change of key or a forgery.
+pub(crate) fn own_checkpoint(
+    value: Value,
+    signer: Option<&CheckpointSigner>,
+) -> Result<OwnCheckpoint, ForeignCheckpoint> {
+    let ours = signer.map_or("none", CheckpointSigner::alg);
+    if value.get("sig_alg").and_then(Value::as_str) != Some(ours) {
+        return Err(ForeignCheckpoint::SignedAnotherWay);
+    }
+    let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
+    let location = crate::verify::Location::Line {
+        file: PathBuf::new(),
+        line: 0,
+    };
+    match crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new()) {
+        Ok(crate::verify::check::Checkpoint {
+            seq: Some(seq),
+            chain_id: Some(chain_id),
+            hash: Some(hash),
+            ..
+        }) => Ok(OwnCheckpoint {
+            seq,
+            chain_id,
+            hash,
+        }),
+        _ => Err(ForeignCheckpoint::DoesNotVerify),
+    }
 }
 
 /// Reads the newest checkpoint of `checkpoints` (`None` when it holds
@@ -1115,11 +1155,9 @@ struct NewestCheckpoint {
 fn newest_checkpoint(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
-) -> Result<Option<NewestCheckpoint>, SinkError> {
+) -> Result<Option<OwnCheckpoint>, SinkError> {
     let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
-    let verifier = signer.map(CheckpointSigner::verifier).unwrap_or_default();
-    let ours = signer.map_or("none", CheckpointSigner::alg);
-    let mut newest: Option<NewestCheckpoint> = None;
+    let mut newest: Option<OwnCheckpoint> = None;
     // Judges one line, newest first; `true` when the scan is done.
     let mut judge = |line: &[u8]| -> Result<bool, SinkError> {
         let Ok(value) = serde_json::from_slice::<Value>(line) else {
@@ -1139,37 +1177,20 @@ fn newest_checkpoint(
                 _ => Ok(true),
             };
         }
-        if value.get("sig_alg").and_then(Value::as_str) != Some(ours) {
-            return Err(SinkError::Incompatible(
-                "the checkpoint file is signed another way (HMAC, Ed25519 or none) than this \
-                 sink signs; to change it, move the checkpoint file aside (and keep it to \
-                 verify the records it names)",
-            ));
-        }
-        let location = crate::verify::Location::Line {
-            file: PathBuf::new(),
-            line: 0,
-        };
-        let cp =
-            crate::verify::check::parse_checkpoint(Some(value), &verifier, location, String::new());
-        let Ok(crate::verify::check::Checkpoint {
-            seq: Some(seq),
-            chain_id: Some(chain_id),
-            hash: Some(hash),
-            ..
-        }) = cp
-        else {
-            return Err(SinkError::Incompatible(
-                "the newest checkpoint does not verify with this sink's checkpoint key: the \
-                 key changed (move the checkpoint file aside, and keep it to verify the \
-                 records it names) or the line was forged",
-            ));
-        };
-        newest = Some(NewestCheckpoint {
-            seq,
-            chain_id,
-            hash,
-        });
+        newest = Some(own_checkpoint(value, signer).map_err(|foreign| {
+            SinkError::Incompatible(match foreign {
+                ForeignCheckpoint::SignedAnotherWay => {
+                    "the checkpoint file is signed another way (HMAC, Ed25519 or none) than \
+                     this sink signs; to change it, move the checkpoint file aside (and keep \
+                     it to verify the records it names)"
+                }
+                ForeignCheckpoint::DoesNotVerify => {
+                    "the newest checkpoint does not verify with this sink's checkpoint key: the \
+                     key changed (move the checkpoint file aside, and keep it to verify the \
+                     records it names) or the line was forged"
+                }
+            })
+        })?);
         Ok(false)
     };
     // `carry`: the start of the line whose end was read already.
@@ -1226,7 +1247,7 @@ fn check_checkpointed(
     last_hash: &str,
 ) -> Result<Option<u64>, SinkError> {
     let newest = newest_checkpoint(checkpoints, signer)?;
-    let Some(NewestCheckpoint {
+    let Some(OwnCheckpoint {
         seq: cp_seq,
         chain_id: cp_chain,
         hash: cp_hash,

@@ -61,7 +61,12 @@
 //! instance starts a new chain; `audit_chains` lists them all). With
 //! [`PostgresSinkBuilder::chain_id`] an instance continues its chain across
 //! restarts: the sink reads the chain's head (the last record, which must
-//! verify with its key) and goes on from there. Never run two writers with
+//! verify with its key) and goes on from there. It first reads the chain's
+//! newest checkpoint, which must verify with its checkpoint key, and
+//! refuses with [`PgError::BehindCheckpoints`] a chain that no longer holds
+//! the record that checkpoint names: rows the owner removed or rewrote are
+//! not written over (a crash never does that: a checkpoint commits with
+//! the records it names). Never run two writers with
 //! the same chain id at once: their inserts collide on `(chain_id, seq)`; the
 //! sink detects it (a record at its seq with another hash), logs an error,
 //! counts `guardrails_audit_postgres_chain_conflicts_total` and retries after
@@ -320,6 +325,17 @@ pub enum PgError {
     /// algorithm, another key, a damaged last record).
     #[error("the audit chain cannot be continued: {0}")]
     Incompatible(&'static str),
+    /// The chain does not hold the records its newest checkpoint names:
+    /// rows were removed or rewritten after they were committed (only the
+    /// tables' owner can, past the triggers). A crash never does that (a
+    /// checkpoint commits with the records it names), so the sink refuses to
+    /// write over the gap, where its new records would take the removed
+    /// ones' seqs.
+    #[error(
+        "the audit chain does not hold its checkpointed records ({0}); restore them from a \
+         backup, or write a new chain (another chain id) and keep this one as evidence"
+    )]
+    BehindCheckpoints(String),
     /// Another writer appended a different record at this seq of the chain.
     #[error("another writer appended record {seq} of this audit chain")]
     ChainConflict {
@@ -353,6 +369,7 @@ impl std::fmt::Debug for PgError {
                 .field("known", known)
                 .finish(),
             Self::Incompatible(why) => f.debug_tuple("Incompatible").field(why).finish(),
+            Self::BehindCheckpoints(why) => f.debug_tuple("BehindCheckpoints").field(why).finish(),
             Self::ChainConflict { seq } => {
                 f.debug_struct("ChainConflict").field("seq", seq).finish()
             }

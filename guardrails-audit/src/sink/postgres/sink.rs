@@ -20,7 +20,10 @@ use super::encode::{Head, JsonbText, Rows};
 use crate::chain::{ChainHasher, ZERO_HASH, same_hash};
 use crate::event::{AuditEvent, Category, Outcome};
 use crate::signing::{CheckpointSigner, Ed25519SigningKey};
-use crate::sink::file::{ACTION_STOPPED, checkpoint_line, checkpoint_signer};
+use crate::sink::file::{
+    ACTION_STOPPED, CHECKPOINT_SCHEMA, ForeignCheckpoint, OwnCheckpoint, checkpoint_line,
+    checkpoint_signer, own_checkpoint,
+};
 use crate::sink::{AuditSink, SinkError, SinkFuture, WriteReceipt};
 
 /// The action of the record that replaces an outbox row that is not an
@@ -343,8 +346,10 @@ impl PostgresSinkBuilder {
     ///
     /// As [`build`](Self::build), plus [`PgError::Database`] or
     /// [`PgError::Timeout`] when the server cannot be reached or the schema
-    /// is missing, and [`PgError::Incompatible`] when an existing chain of
-    /// this id uses another algorithm or does not verify with this key.
+    /// is missing, [`PgError::Incompatible`] when an existing chain of this
+    /// id uses another algorithm, does not verify with this key or has
+    /// checkpoints signed another way, and [`PgError::BehindCheckpoints`]
+    /// when it lost records its newest checkpoint names.
     pub async fn open(self) -> Result<PostgresSink, PgError> {
         let mut sink = self.build()?;
         sink.ensure_ready().await?;
@@ -536,11 +541,105 @@ impl PostgresSink {
     }
 
     /// The committed head of the chain; its last record must verify with
-    /// this sink's key.
+    /// this sink's key, and the chain must hold the record its newest
+    /// checkpoint names ([`check_checkpointed`](Self::check_checkpointed)).
     async fn read_head(&mut self) -> Result<Head, PgError> {
         let conn = self.conn.as_ref().ok_or(PgError::Closed)?;
-        let row = conn
-            .client
+        // The checkpoint first: it commits with the records it names, so a
+        // head read after it is at least that far, even while another
+        // writer of this chain id commits.
+        let checkpoint = self.newest_checkpoint(&conn.client).await?;
+        let head = self.read_last_record(&conn.client).await?;
+        if let Some(checkpoint) = checkpoint {
+            self.check_checkpointed(&conn.client, &checkpoint, &head)
+                .await?;
+        }
+        Ok(head)
+    }
+
+    /// The newest checkpoint of this chain, which must be signed the way
+    /// this sink signs and verify with its key: the sink writes no other,
+    /// so another is a change of key or a forgery.
+    async fn newest_checkpoint(&self, client: &Client) -> Result<Option<OwnCheckpoint>, PgError> {
+        let row = client
+            .query_opt(
+                "SELECT record::text FROM audit_checkpoints WHERE chain_id = $1 \
+                 ORDER BY seq DESC, id DESC LIMIT 1",
+                &[&self.chain_id],
+            )
+            .await
+            .map_err(PgError::db("read newest checkpoint"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let value = serde_json::from_str::<Value>(row.get(0))
+            .ok()
+            .filter(|v| v.get("schema").and_then(Value::as_str) == Some(CHECKPOINT_SCHEMA))
+            .ok_or(PgError::Incompatible(
+                "the chain's newest checkpoint is not a checkpoint",
+            ))?;
+        let checkpoint = own_checkpoint(value, self.signer.as_ref()).map_err(|foreign| {
+            PgError::Incompatible(match foreign {
+                ForeignCheckpoint::SignedAnotherWay => {
+                    "the chain's checkpoints are signed another way (HMAC, Ed25519 or none) \
+                     than this sink signs; to change it, start a new chain (another chain id)"
+                }
+                ForeignCheckpoint::DoesNotVerify => {
+                    "the chain's newest checkpoint does not verify with this sink's checkpoint \
+                     key: the key changed (start a new chain, another chain id) or the \
+                     checkpoint was forged"
+                }
+            })
+        })?;
+        if checkpoint.chain_id != self.chain_id {
+            return Err(PgError::Incompatible(
+                "the chain's newest checkpoint names another chain: it was forged",
+            ));
+        }
+        Ok(Some(checkpoint))
+    }
+
+    /// Refuses a chain, ending at `head`, that does not hold the record its
+    /// newest checkpoint names.
+    async fn check_checkpointed(
+        &self,
+        client: &Client,
+        checkpoint: &OwnCheckpoint,
+        head: &Head,
+    ) -> Result<(), PgError> {
+        let seq = checkpoint.seq;
+        if seq >= head.next_seq {
+            return Err(PgError::BehindCheckpoints(format!(
+                "a checkpoint names seq {seq}, but the chain ends {}: committed records were \
+                 removed",
+                match head.next_seq.checked_sub(1) {
+                    Some(last) => format!("at seq {last}"),
+                    None => "before seq 0".to_owned(),
+                }
+            )));
+        }
+        let stored: Option<String> = client
+            .query_opt(
+                "SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2",
+                &[&self.chain_id, &i64::try_from(seq).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(PgError::db("read checkpointed record"))?
+            .map(|row| row.get(0));
+        match stored {
+            Some(hash) if same_hash(&hash, &checkpoint.hash) => Ok(()),
+            Some(_) => Err(PgError::BehindCheckpoints(format!(
+                "the record at seq {seq} is not the one its checkpoint names"
+            ))),
+            None => Err(PgError::BehindCheckpoints(format!(
+                "the record at seq {seq}, which a checkpoint names, was removed"
+            ))),
+        }
+    }
+
+    /// The chain's last record, which must verify with this sink's key.
+    async fn read_last_record(&self, client: &Client) -> Result<Head, PgError> {
+        let row = client
             .query_opt(
                 "SELECT seq, hash, record::text FROM audit_events WHERE chain_id = $1 \
                  ORDER BY seq DESC LIMIT 1",
