@@ -246,6 +246,23 @@ async fn truncated_head_is_detected_with_checkpoints() {
 }
 
 #[tokio::test]
+async fn converted_line_endings_are_modification_not_a_wrong_key() {
+    // A trail copied through a tool that writes CRLF: every record still
+    // hashes right, so the key is not what is wrong; the bytes changed.
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        for file in [path.clone(), checkpoints_of(&path)] {
+            let text = std::fs::read_to_string(&file).unwrap();
+            std::fs::write(&file, text.replace('\n', "\r\n")).unwrap();
+        }
+        let error = verify(&path, &options(hmac, &path)).unwrap_err();
+        let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+        assert_eq!((d.kind, d.seq), (DamageKind::Modified, Some(0)));
+        assert!(d.detail.contains("line endings were converted"), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn wrong_key() {
     let (_dir, path) = trail(true).await;
     let wrong = VerifyOptions::new().key(SecretString::from("not the key"));

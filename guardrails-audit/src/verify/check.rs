@@ -40,14 +40,15 @@ pub(crate) struct Rec {
     pub(crate) id: String,
     pub(crate) prev: String,
     pub(crate) stored: String,
-    /// The recomputed hash matches (and, for files, the bytes are canonical).
+    /// The recomputed hash matches.
     pub(crate) hash_ok: bool,
     pub(crate) action: String,
     pub(crate) torn_bytes: Option<u64>,
     /// The SHA-256 of those bytes, which a recovery record names.
     pub(crate) torn_sha256: Option<String>,
     /// What the place the record is stored at says differently from the
-    /// record itself (a database column edited without the record).
+    /// record itself (a database column edited without the record, a line
+    /// that is not exactly the record's canonical form).
     pub(crate) mismatch: Option<String>,
     /// It says `hmac-sha256` and no key was given: unchecked. Only a
     /// trail that is keyed then needs the key; in a plain one the record
@@ -89,16 +90,28 @@ pub(crate) fn parse_record(
         Some(ChainAlg::HmacSha256) => (ChainAlg::HmacSha256, hashers.hmac.as_ref()),
         None => return Ok(None),
     };
-    // The file sink writes every line as the canonical form of its record,
-    // so the bytes must be exactly that: a record that only parses to the
-    // hashed value (a duplicated key that another parser reads differently,
-    // added whitespace or escapes) is modified.
     let hash_ok = hasher.is_some_and(|hasher| {
         hasher
             .hash_record(value)
             .is_ok_and(|computed| same_hash(&computed, &stored))
-    }) && canonical
-        .is_none_or(|line| crate::jcs::to_vec(value).is_ok_and(|canonical| canonical == line));
+    });
+    // The file sink writes every line as the canonical form of its record,
+    // so the bytes must be exactly that: a record that only parses to the
+    // hashed value (a duplicated key that another parser reads differently,
+    // added whitespace or escapes) is modified. Its hash still matches, so
+    // the key is not what is wrong (a trail whose line endings were all
+    // converted is not a `wrong_key`).
+    let mismatch = canonical
+        .filter(|line| crate::jcs::to_vec(value).ok().as_deref() != Some(*line))
+        .map(|line| {
+            if line.ends_with(b"\r") {
+                "the line ends in a carriage return: the file's line endings were converted"
+            } else {
+                "the line is not the canonical form of its record (whitespace, escapes or \
+                 duplicate keys were added)"
+            }
+            .to_owned()
+        });
     Ok(Some(Rec {
         alg,
         seq,
@@ -116,7 +129,7 @@ pub(crate) fn parse_record(
             .pointer("/details/torn_sha256")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        mismatch: None,
+        mismatch,
         needs_key: hasher.is_none(),
     }))
 }
@@ -227,7 +240,7 @@ where
                 // checkpoints link it.
                 let recovered = entries.peek().is_some_and(|(next, _)| {
                     matches!(next, Entry::Record(r)
-                        if r.action == ACTION_RECOVERED && r.hash_ok && r.torn_bytes == Some(len)
+                        if r.action == ACTION_RECOVERED && r.hash_ok && r.mismatch.is_none() && r.torn_bytes == Some(len)
                             && r.torn_sha256.as_deref().is_some_and(|h| same_hash(h, &sha256))
                             && expected.is_none_or(|e| r.seq == e)
                             && (expected.is_none() || r.prev == last_hash))

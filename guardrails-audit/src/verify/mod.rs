@@ -14,7 +14,7 @@
 //!
 //! | kind | what it means |
 //! |---|---|
-//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint) |
+//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint); a line that is not exactly its record's canonical form (whitespace, escapes, duplicate keys, or converted line endings added) |
 //! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated); a checkpoint that names an older record than the one before it, or another chain than the ones before it (copied in) |
 //! | [`DamageKind::Deleted`] | records are missing: `seq` jumps forward and the missing record is nowhere |
 //! | [`DamageKind::Reordered`] | the missing record appears later: records were moved |
