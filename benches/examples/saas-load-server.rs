@@ -237,7 +237,7 @@ async fn serve(mode: Mode) -> ExitCode {
         }
         None => (calibrated(app::router(store, auth), mode), None),
     };
-    let cut = server::serve(listener, router, shutdown.recv(), server::DRAIN_TIMEOUT).await;
+    let cut = server::serve(listener, router, shutdown.recv(), server::Limits::default()).await;
     let flushed = match guard {
         Some(guard) => saas_api::audit::shutdown(guard).await,
         None => true,

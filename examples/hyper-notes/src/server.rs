@@ -2,10 +2,12 @@
 //! peer as the request's [`ClientIp`], and a graceful shutdown that lets
 //! requests in flight finish, then cancels the ones that do not, so that
 //! every request is in the audit trail (a cancelled one as `cancelled`)
-//! before the trail is flushed.
+//! before the trail is flushed. At most [`MAX_CONNECTIONS`] connections are
+//! served at once.
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use guardrails_audit::ClientIp;
@@ -15,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -32,6 +35,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long requests in flight get to finish once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most connections served at once; more wait in the kernel's listen
+/// backlog until one ends. It stays below the 1024 open files a Linux
+/// process usually gets, so that idle connections cannot take the file
+/// descriptors the audit trail needs for its next file.
+pub const MAX_CONNECTIONS: usize = 900;
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting and gives the connections' requests in flight `drain` to
 /// finish; those still running then are cancelled (their audit records say
@@ -48,8 +57,17 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A free slot first: at the limit, clients wait in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -83,6 +101,7 @@ pub async fn serve(
         connections.spawn(async move {
             // A client that goes away mid-request is not the server's error.
             let _ = connection.await;
+            drop(slot);
         });
     }
     drop(listener);

@@ -93,7 +93,10 @@ async fn serve(settings: Settings) -> ExitCode {
         listener,
         app::audited_router(store, auditor, auth),
         shutdown.recv(),
-        server::DRAIN_TIMEOUT,
+        server::Limits {
+            max_connections: settings.server.max_connections,
+            ..server::Limits::default()
+        },
     )
     .await;
     // Every request is done or cancelled, and recorded: flush every accepted

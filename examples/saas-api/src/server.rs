@@ -12,11 +12,18 @@
 //! running then are cancelled, which their audit records say, and only then
 //! does [`serve`] return and the caller flush the trail.
 //!
+//! At most [`Limits::max_connections`] connections are served at once: at
+//! the limit the server stops accepting, and new clients wait in the
+//! kernel's listen backlog until a connection ends. Without it, enough idle
+//! connections exhaust the process's file descriptors, and with them the
+//! audit trail's next file.
+//!
 //! HTTP/1.1 without upgrades: the app serves no WebSocket.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,6 +33,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -43,10 +51,34 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 /// well inside the 30 s an orchestrator usually waits before it kills.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and gives the connections `drain` to finish their requests;
-/// those still open then are closed, and the requests they were serving
-/// cancelled (the audit layer records them as `cancelled`).
+/// The default of [`Limits::max_connections`]; the app's setting
+/// `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = crate::settings::DEFAULT_MAX_CONNECTIONS;
+
+/// The limits [`serve`] holds connections to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most connections served at once (at least 1).
+    pub max_connections: usize,
+    /// How long the requests in flight get to finish once shutdown begins.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    /// [`DEFAULT_MAX_CONNECTIONS`] and [`DRAIN_TIMEOUT`].
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain: DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, at most
+/// `limits.max_connections` connections at once; then stops accepting and
+/// gives the connections `limits.drain` to finish their requests. Those
+/// still open then are closed, and the requests they were serving cancelled
+/// (the audit layer records them as `cancelled`).
 ///
 /// Returns once every connection task has ended, with the number of
 /// connections that had to be closed (0 when all finished in time).
@@ -54,15 +86,40 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
+    limits: Limits,
 ) -> usize {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut at_limit = false;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A free slot first: at the limit, clients wait in the backlog.
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !at_limit {
+                    at_limit = true;
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "connection limit reached; new connections wait until one ends"
+                    );
+                }
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break, // never closed
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        if at_limit && slots.available_permits() > limits.max_connections / 10 {
+            at_limit = false;
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -99,11 +156,12 @@ pub async fn serve(
         connections.spawn(async move {
             // A client that goes away mid-request is not the server's error.
             let _ = connection.await;
+            drop(slot);
         });
     }
     // New connections are refused from here on.
     drop(listener);
-    let cut = match tokio::time::timeout(drain, graceful.shutdown()).await {
+    let cut = match tokio::time::timeout(limits.drain, graceful.shutdown()).await {
         Ok(()) => 0,
         Err(_) => {
             while connections.try_join_next().is_some() {}

@@ -11,6 +11,7 @@
 //! | key | variable | default |
 //! |---|---|---|
 //! | `server.addr` | `SAAS_SERVER__ADDR` | `127.0.0.1:3000` |
+//! | `server.max_connections` | `SAAS_SERVER__MAX_CONNECTIONS` | `900` |
 //! | `auth.issuer` | `SAAS_AUTH__ISSUER` | `saas-api-dev` |
 //! | `auth.audience` | `SAAS_AUTH__AUDIENCE` | `saas-api` |
 //! | `auth.jwks_url` | `SAAS_AUTH__JWKS_URL` | — |
@@ -48,6 +49,10 @@ pub const PREFIX: &str = "SAAS";
 /// The default listen address: loopback only, so a development run is never
 /// reachable from the network by accident.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+/// The default limit of connections served at once: under the soft limit
+/// of open files a Linux process usually gets (1024), with room left for
+/// the audit trail's files, the listener and the runtime's own.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 900;
 /// The default issuer of development tokens.
 pub const DEFAULT_ISSUER: &str = "saas-api-dev";
 /// The default audience tokens must carry.
@@ -85,6 +90,11 @@ pub struct ServerSettings {
     /// Address the HTTP server listens on.
     #[garde(skip)]
     pub addr: SocketAddr,
+    /// The most connections served at once; more wait in the listen
+    /// backlog. Keep it below the process's file-descriptor limit
+    /// (`ulimit -n`), so that the audit trail can always open its files.
+    #[garde(range(min = 1, max = 1_000_000))]
+    pub max_connections: usize,
 }
 
 /// Token verification settings (`SAAS_AUTH__*`).
@@ -264,6 +274,7 @@ impl Settings {
             .config_dir(config_dir)
             .default_file(Requirement::Required)
             .default_value("server.addr", DEFAULT_ADDR)
+            .default_value("server.max_connections", DEFAULT_MAX_CONNECTIONS)
             .default_value("auth.issuer", DEFAULT_ISSUER)
             .default_value("auth.audience", DEFAULT_AUDIENCE)
             .default_value("audit.path", DEFAULT_AUDIT_PATH)
@@ -366,6 +377,25 @@ mod tests {
             DEVELOPMENT_HS256_SECRET,
             "config/development.toml holds the development secret"
         );
+    }
+
+    #[test]
+    fn the_connection_limit_is_set_by_a_variable_and_at_least_one() {
+        assert_eq!(
+            load(&[]).unwrap().config().server.max_connections,
+            DEFAULT_MAX_CONNECTIONS
+        );
+        let loaded = load(&[("SAAS_SERVER__MAX_CONNECTIONS", "200")]).unwrap();
+        assert_eq!(loaded.config().server.max_connections, 200);
+        for bad in ["0", "-1", "many"] {
+            let error = load(&[("SAAS_SERVER__MAX_CONNECTIONS", bad)]).unwrap_err();
+            let keys: Vec<&str> = error.keys().collect();
+            assert_eq!(keys, ["server.max_connections"], "{bad}: {error}");
+            assert!(
+                error.to_string().contains("SAAS_SERVER__MAX_CONNECTIONS"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,10 @@ async fn stalled_clients_cannot_hold_the_stop_and_cut_requests_are_recorded() {
         async move {
             let _ = stopped.await;
         },
-        drain,
+        server::Limits {
+            drain,
+            ..server::Limits::default()
+        },
     ));
 
     // A kept-alive connection that has finished its request: closed at once.
@@ -111,4 +114,70 @@ async fn stalled_clients_cannot_hold_the_stop_and_cut_requests_are_recorded() {
     assert_eq!(cancelled["actor"]["subject"], "carol", "{cancelled}");
     // The socket peer, from the connection.
     assert_eq!(cancelled["source"]["ip"], "127.0.0.1", "{cancelled}");
+}
+
+/// Reads one response's status line from `stream`, or `None` when none
+/// comes within `wait`.
+async fn status_line(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut answer = [0; 512];
+    let n = tokio::time::timeout(wait, stream.read(&mut answer))
+        .await
+        .ok()?
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    Some(text.lines().next().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_ends() {
+    let router = app::router(Store::default(), auth::development_layer().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(
+        listener,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+        server::Limits {
+            max_connections: 2,
+            drain: Duration::from_millis(300),
+        },
+    ));
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: saas\r\n\r\n";
+
+    // Two kept-alive connections hold both slots.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    for stream in [&mut first, &mut second] {
+        stream.write_all(GET).await.unwrap();
+        let status = status_line(stream, Duration::from_secs(5)).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+    }
+    // A third waits in the backlog: connected, not served.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(GET).await.unwrap();
+    assert_eq!(
+        status_line(&mut third, Duration::from_millis(500)).await,
+        None,
+        "served past the limit"
+    );
+    // One ends: the third is served.
+    drop(first);
+    let status = status_line(&mut third, Duration::from_secs(5)).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+    // The slots still turn over: the second ends, a fourth is served.
+    drop(second);
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth.write_all(GET).await.unwrap();
+    let status = status_line(&mut fourth, Duration::from_secs(5)).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+
+    stop.send(()).unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the server did not stop")
+        .unwrap();
+    assert_eq!(cut, 0, "kept-alive idle connections close at once");
 }
