@@ -952,6 +952,47 @@ async fn a_chain_that_lost_checkpointed_records_is_not_continued() {
 }
 
 #[tokio::test]
+async fn an_old_checkpoint_copied_to_a_higher_seq_does_not_hide_a_cut() {
+    // The `seq` column is not signed, and the writer role may INSERT
+    // checkpoints: a copy of a genuine old checkpoint under a huge `seq`
+    // must not stand in for the newest one.
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let writer_url = pg.create_writer_role().await;
+    let builder = || {
+        PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("mask")
+            .hmac_key(secret("mask-key"))
+            .checkpoint_every(2, Duration::from_secs(3600))
+    };
+    let mut sink = builder().open().await.unwrap();
+    for pair in [[event(0), event(1)], [event(2), event(3)]] {
+        sink.write_batch(&pair).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let writer = common::pg::connect(&writer_url).await.unwrap();
+    writer
+        .batch_execute(
+            "INSERT INTO audit_checkpoints (chain_id, seq, hash, record) \
+             SELECT chain_id, 1000000000, hash, record FROM audit_checkpoints \
+             WHERE chain_id = 'mask' ORDER BY seq LIMIT 1",
+        )
+        .await
+        .unwrap();
+    as_owner(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1 AND seq >= 2",
+        "mask",
+    )
+    .await;
+    let error = builder().open().await.unwrap_err();
+    assert!(
+        matches!(&error, PgError::Incompatible(why) if why.contains("disagrees with its signed record")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_chain_checkpointed_another_way_is_not_continued() {
     let pg = server!();
     let _admin = migrated(&pg).await;

@@ -258,7 +258,7 @@ async fn converted_line_endings_are_modification_not_a_wrong_key() {
         let error = verify(&path, &options(hmac, &path)).unwrap_err();
         let d = error.damage().unwrap_or_else(|| panic!("{error}"));
         assert_eq!((d.kind, d.seq), (DamageKind::Modified, Some(0)));
-        assert!(d.detail.contains("line endings were converted"), "{error}");
+        assert!(d.detail.contains("ends in a carriage return"), "{error}");
     }
 }
 
@@ -355,6 +355,18 @@ async fn torn_line_is_a_crash_not_tampering() {
         assert_eq!(
             damage(&path, &options(hmac, &path)).0,
             DamageKind::Malformed
+        );
+        // A recovery record that is not exactly its canonical form is
+        // itself the damage, not the torn line it accounts for.
+        lines[torn_at] = original;
+        let recovery = &mut lines[torn_at + 1];
+        assert!(recovery.contains("audit.recovered"));
+        let seq = serde_json::from_str::<Value>(recovery).unwrap()["chain"]["seq"].as_u64();
+        recovery.push(' ');
+        write_lines(&path, &lines);
+        assert_eq!(
+            damage(&path, &options(hmac, &path)),
+            (DamageKind::Modified, seq)
         );
     }
 }

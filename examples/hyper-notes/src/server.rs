@@ -3,7 +3,8 @@
 //! requests in flight finish, then cancels the ones that do not, so that
 //! every request is in the audit trail (a cancelled one as `cancelled`)
 //! before the trail is flushed. At most [`MAX_CONNECTIONS`] connections are
-//! served at once.
+//! served at once; clients still waiting in the listen backlog at shutdown
+//! were never accepted, so no request of theirs reached the app.
 
 use std::future::Future;
 use std::io;

@@ -16,7 +16,9 @@
 //! the limit the server stops accepting, and new clients wait in the
 //! kernel's listen backlog until a connection ends. Without it, enough idle
 //! connections exhaust the process's file descriptors, and with them the
-//! audit trail's next file.
+//! audit trail's next file. Clients still in the backlog at shutdown were
+//! never accepted: their connections are reset, and no request of theirs
+//! reached the app or its audit trail.
 //!
 //! HTTP/1.1 without upgrades: the app serves no WebSocket.
 
@@ -93,7 +95,8 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut connections = JoinSet::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max_connections));
     let mut at_limit = false;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -104,7 +107,7 @@ pub async fn serve(
                 if !at_limit {
                     at_limit = true;
                     tracing::warn!(
-                        max_connections = limits.max_connections,
+                        max_connections,
                         "connection limit reached; new connections wait until one ends"
                     );
                 }
@@ -117,7 +120,7 @@ pub async fn serve(
                 }
             }
         };
-        if at_limit && slots.available_permits() > limits.max_connections / 10 {
+        if at_limit && slots.available_permits() > max_connections / 10 {
             at_limit = false;
         }
         let accepted = tokio::select! {

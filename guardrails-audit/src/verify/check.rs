@@ -105,7 +105,7 @@ pub(crate) fn parse_record(
         .filter(|line| crate::jcs::to_vec(value).ok().as_deref() != Some(*line))
         .map(|line| {
             if line.ends_with(b"\r") {
-                "the line ends in a carriage return: the file's line endings were converted"
+                "the line ends in a carriage return (were the file's line endings converted?)"
             } else {
                 "the line is not the canonical form of its record (whitespace, escapes or \
                  duplicate keys were added)"
@@ -237,10 +237,12 @@ where
                 // The recovery record that follows names these very bytes
                 // (length and SHA-256) and continues the chain; at the start
                 // of what is verified (a rotated file's first line), the
-                // checkpoints link it.
+                // checkpoints link it. A recovery record whose line is not
+                // canonical still accounts for the torn line: its own check
+                // below names it, as the damaged record.
                 let recovered = entries.peek().is_some_and(|(next, _)| {
                     matches!(next, Entry::Record(r)
-                        if r.action == ACTION_RECOVERED && r.hash_ok && r.mismatch.is_none() && r.torn_bytes == Some(len)
+                        if r.action == ACTION_RECOVERED && r.hash_ok && r.torn_bytes == Some(len)
                             && r.torn_sha256.as_deref().is_some_and(|h| same_hash(h, &sha256))
                             && expected.is_none_or(|e| r.seq == e)
                             && (expected.is_none() || r.prev == last_hash))

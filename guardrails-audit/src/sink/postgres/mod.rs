@@ -62,11 +62,15 @@
 //! [`PostgresSinkBuilder::chain_id`] an instance continues its chain across
 //! restarts: the sink reads the chain's head (the last record, which must
 //! verify with its key) and goes on from there. It first reads the chain's
-//! newest checkpoint, which must verify with its checkpoint key, and
-//! refuses with [`PgError::BehindCheckpoints`] a chain that no longer holds
-//! the record that checkpoint names: rows the owner removed or rewrote are
+//! newest checkpoint, which must verify with its checkpoint key and agree
+//! with its row, and refuses with [`PgError::BehindCheckpoints`] a chain
+//! that no longer holds the record that checkpoint names (its `hash`
+//! column compared): records removed while their checkpoints remain are
 //! not written over (a crash never does that: a checkpoint commits with
-//! the records it names). Never run two writers with
+//! the records it names). This is a check at start, not verification: an
+//! owner who also removes the checkpoints above a cut, or rewrites a
+//! record's content, is found by [`verify_postgres`](crate::verify::postgres::verify_postgres)
+//! against checkpoints kept off the database (below). Never run two writers with
 //! the same chain id at once: their inserts collide on `(chain_id, seq)`; the
 //! sink detects it (a record at its seq with another hash), logs an error,
 //! counts `guardrails_audit_postgres_chain_conflicts_total` and retries after

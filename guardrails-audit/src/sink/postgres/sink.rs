@@ -563,7 +563,7 @@ impl PostgresSink {
     async fn newest_checkpoint(&self, client: &Client) -> Result<Option<OwnCheckpoint>, PgError> {
         let row = client
             .query_opt(
-                "SELECT record::text FROM audit_checkpoints WHERE chain_id = $1 \
+                "SELECT seq, hash, record::text FROM audit_checkpoints WHERE chain_id = $1 \
                  ORDER BY seq DESC, id DESC LIMIT 1",
                 &[&self.chain_id],
             )
@@ -572,7 +572,8 @@ impl PostgresSink {
         let Some(row) = row else {
             return Ok(None);
         };
-        let value = serde_json::from_str::<Value>(row.get(0))
+        let (column_seq, column_hash): (i64, String) = (row.get(0), row.get(1));
+        let value = serde_json::from_str::<Value>(row.get(2))
             .ok()
             .filter(|v| v.get("schema").and_then(Value::as_str) == Some(CHECKPOINT_SCHEMA))
             .ok_or(PgError::Incompatible(
@@ -594,6 +595,16 @@ impl PostgresSink {
         if checkpoint.chain_id != self.chain_id {
             return Err(PgError::Incompatible(
                 "the chain's newest checkpoint names another chain: it was forged",
+            ));
+        }
+        // The row is found by its `seq` column, which no signature covers:
+        // an old checkpoint copied into a row with a higher `seq` would
+        // otherwise stand in for the newest one.
+        if i64::try_from(checkpoint.seq).ok() != Some(column_seq) || checkpoint.hash != column_hash
+        {
+            return Err(PgError::Incompatible(
+                "the chain's newest checkpoint row disagrees with its signed record: it was \
+                 copied or forged",
             ));
         }
         Ok(Some(checkpoint))
