@@ -121,6 +121,38 @@ impl BadRequest {
     }
 }
 
+/// Validates a decoded message with garde (see [`value`](crate::value)):
+/// `Ok`, or the `InvalidArgument` status whose `BadRequest` details name
+/// every violation, as [`to_status`] maps the 422 problem.
+///
+/// ```
+/// use garde::Validate;
+/// use guardrails_validate::grpc::{BadRequest, check};
+///
+/// #[derive(Validate)]
+/// struct CreateNote {
+///     #[garde(length(chars, min = 1, max = 200))]
+///     title: String,
+/// }
+///
+/// let status = check(&CreateNote { title: String::new() }, &()).unwrap_err();
+/// assert_eq!(status.code(), tonic::Code::InvalidArgument);
+/// let details = BadRequest::from_status_details(status.details()).unwrap();
+/// assert_eq!(details.field_violations[0].field, "title");
+/// assert_eq!(details.field_violations[0].reason, "length.min");
+/// ```
+///
+/// # Errors
+///
+/// The `InvalidArgument` status of the message's violations.
+pub fn check<T>(message: &T, context: &T::Context) -> Result<(), Status>
+where
+    T: garde::Validate + ?Sized,
+{
+    crate::value::check(message, context, &crate::Config::default())
+        .map_err(|problem| to_status(&problem))
+}
+
 /// The gRPC status for `problem`: `InvalidArgument` for 400/415/422,
 /// `ResourceExhausted` for 413, `DeadlineExceeded` for 408, with the
 /// problem's detail as message and its violations as `BadRequest` details.

@@ -457,6 +457,12 @@ fn validation_problem(
         keyed.sort_by_key(|(k, i, _)| (*k, *i));
         violations = keyed.into_iter().map(|(_, _, v)| v).collect();
     }
+    failed(violations, total, config)
+}
+
+/// The 422 `validation-failed` problem of `violations`, in their order, of
+/// `total` (more when some were counted but not kept).
+pub(crate) fn failed(violations: Vec<Violation>, total: usize, config: &Config) -> Problem {
     bounded(
         Problem::new(ProblemType::VALIDATION_FAILED).with_detail(if total == 1 {
             Cow::Borrowed("the request has 1 invalid value")

@@ -26,6 +26,8 @@
 //! - [`body`]: reading an `http_body::Body` under a size limit and a deadline;
 //! - [`urlencoded`]: query strings, forms and path parameters, strictly
 //!   decoded;
+//! - [`value`]: values that did not arrive as JSON (a decoded protobuf
+//!   message), checked with the same codes and problem;
 //! - [`layer`]: [`ValidateJsonLayer`], a tower layer that validates a route's
 //!   JSON body and hands the value on in the request extensions
 //!   ([`Validated`]);
@@ -104,6 +106,7 @@ pub mod rewrite;
 pub mod scan;
 mod schema;
 pub mod urlencoded;
+pub mod value;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
