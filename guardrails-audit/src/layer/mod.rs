@@ -48,7 +48,9 @@
 //! request body) — and a [`DeliveryMode`] (see
 //! [`crate::pipeline`] for what each guarantees). In `Strict` mode the layer
 //! writes a durable attempt record before the inner service runs, and answers
-//! 503 `audit-unavailable` without running it when that fails.
+//! 503 `audit-unavailable` without running it when that fails. A rule may
+//! also set the records' [`Category`] where the method does not say it
+//! (every gRPC call is a `POST`; see [`RoutePolicy::category`]).
 //!
 //! # Route templates
 //!
@@ -154,6 +156,7 @@ pub struct RoutePolicy {
     route: Option<RouteMatch>,
     level: Option<Level>,
     mode: Option<DeliveryMode>,
+    category: Option<Category>,
 }
 
 impl RoutePolicy {
@@ -194,6 +197,16 @@ impl RoutePolicy {
     /// The delivery mode of matching requests.
     pub fn mode(mut self, mode: DeliveryMode) -> Self {
         self.mode = Some(mode);
+        self
+    }
+
+    /// The category of matching requests' records, instead of the one
+    /// their method implies (`data_read` for `GET`, `HEAD` and `OPTIONS`,
+    /// `data_write` otherwise): every gRPC call is a `POST`, so a call that
+    /// only reads says so here; an administrative route says `admin`.
+    /// A rejection by a guard still records `authn` or `authz`.
+    pub fn category(mut self, category: Category) -> Self {
+        self.category = Some(category);
         self
     }
 
@@ -661,20 +674,23 @@ impl<R> AuditLayer<R> {
     }
 
     /// The level and mode of a request with this method, route template
-    /// (`None` when none was found) and path.
+    /// (`None` when none was found) and path, and the category a rule
+    /// sets for it.
     pub(crate) fn decide(
         &self,
         method: &Method,
         route: Option<&str>,
         path: &str,
-    ) -> (Level, DeliveryMode) {
+    ) -> (Level, DeliveryMode, Option<Category>) {
         let mut level = None;
         let mut mode = None;
+        let mut category = None;
         for policy in self.policies.iter() {
             if policy.matches(method, route, path) {
                 level = level.or(policy.level);
                 mode = mode.or(policy.mode);
-                if level.is_some() && mode.is_some() {
+                category = category.or(policy.category);
+                if level.is_some() && mode.is_some() && category.is_some() {
                     break;
                 }
             }
@@ -682,6 +698,7 @@ impl<R> AuditLayer<R> {
         (
             level.unwrap_or(self.default_level),
             mode.unwrap_or(self.default_mode),
+            category,
         )
     }
 }
@@ -1019,20 +1036,62 @@ mod tests {
             );
         assert_eq!(
             layer.decide(&Method::GET, Some("/healthz"), "/healthz"),
-            (Level::None, DeliveryMode::BestEffort)
+            (Level::None, DeliveryMode::BestEffort, None)
         );
         assert_eq!(
             layer.decide(&Method::DELETE, Some("/v1/x"), "/v1/x"),
-            (Level::Request, DeliveryMode::Strict)
+            (Level::Request, DeliveryMode::Strict, None)
         );
         assert_eq!(
             layer.decide(&Method::GET, Some("/v1/x"), "/v1/x"),
-            (Level::Request, DeliveryMode::BestEffort)
+            (Level::Request, DeliveryMode::BestEffort, None)
         );
         assert_eq!(
             layer.decide(&Method::GET, Some("/other"), "/other"),
-            (Level::Metadata, DeliveryMode::BestEffort)
+            (Level::Metadata, DeliveryMode::BestEffort, None)
         );
+    }
+
+    #[test]
+    fn a_rule_may_set_the_category() {
+        let (auditor, _guard) = crate::AuditPipeline::builder()
+            .spawn(crate::sink::MemorySink::new())
+            .unwrap();
+        // gRPC: every call a POST; the first rule naming a category wins,
+        // whichever rule set the level or mode.
+        let layer = AuditLayer::new(auditor)
+            .policy(
+                RoutePolicy::new()
+                    .route("/notes.v1.Notes/DeleteNote")
+                    .mode(DeliveryMode::Strict),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route("/notes.v1.Notes/ListNotes")
+                    .category(Category::DataRead),
+            )
+            .policy(
+                RoutePolicy::new()
+                    .route_prefix("/admin.v1.")
+                    .category(Category::Admin),
+            )
+            .policy(RoutePolicy::new().category(Category::System));
+        let category = |route: &str| layer.decide(&Method::POST, Some(route), route).2;
+        assert_eq!(
+            category("/notes.v1.Notes/ListNotes"),
+            Some(Category::DataRead)
+        );
+        assert_eq!(category("/admin.v1.Users/Ban"), Some(Category::Admin));
+        assert_eq!(
+            category("/notes.v1.Notes/DeleteNote"),
+            Some(Category::System)
+        );
+        let (_, mode, _) = layer.decide(
+            &Method::POST,
+            Some("/notes.v1.Notes/DeleteNote"),
+            "/notes.v1.Notes/DeleteNote",
+        );
+        assert_eq!(mode, DeliveryMode::Strict);
     }
 
     #[test]

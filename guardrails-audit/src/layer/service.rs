@@ -160,7 +160,8 @@ where
             .resolver
             .route(req.method(), req.uri(), req.extensions());
         let path = req.uri().path();
-        let (level, mode) = self.layer.decide(req.method(), route.as_deref(), path);
+        let (level, mode, category) = self.layer.decide(req.method(), route.as_deref(), path);
+        let category = category.unwrap_or_else(|| method_category(req.method()));
         if level == Level::None {
             let req = req.map(|b| ExcerptBody::new(b, None, 0));
             return ResponseFuture::passthrough(self.inner.call(req));
@@ -246,7 +247,7 @@ where
             mode,
             id,
             time,
-            category: method_category(req.method()),
+            category,
             started,
             context,
             excerpt,
@@ -255,8 +256,7 @@ where
             timeout: self.layer.delivery_timeout,
         };
         if mode == DeliveryMode::Strict {
-            let mut attempt = AuditEvent::new("http.request", method_category(req.method()))
-                .with_stage(Stage::Received);
+            let mut attempt = AuditEvent::new("http.request", category).with_stage(Stage::Received);
             let (request, source) = ctx.context.request_and_source();
             attempt = attempt.with_request(request).with_source(source);
             let mut delivery = ctx.context.auditor().deliver(attempt, DeliveryMode::Strict);
