@@ -1,0 +1,422 @@
+//! The notes service over real HTTP/2 on loopback, called with tonic's own
+//! generated client; error details decoded with `tonic-types` (not this
+//! workspace's decoder); the audit trail read back and verified.
+
+use std::time::Duration;
+
+use grpc_notes::pb::notes_client::NotesClient;
+use grpc_notes::pb::{CreateNoteRequest, DeleteNoteRequest, ListNotesRequest};
+use grpc_notes::{Notes, app, server, token};
+use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::{AuditPipeline, VerifyOptions, verify};
+use secrecy::SecretString;
+use serde_json::Value;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+const SECRET: &str = "a test secret of at least thirty-two bytes";
+
+fn token(sub: &str, tenant: &str, scope: &str, roles: &[&str]) -> String {
+    token::issue(
+        &SecretString::from(SECRET),
+        sub,
+        tenant,
+        scope,
+        roles,
+        Duration::from_secs(600),
+    )
+    .unwrap()
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn note(title: &str, tags: &[&str]) -> CreateNoteRequest {
+    CreateNoteRequest {
+        title: title.to_owned(),
+        body: "milk, eggs".to_owned(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+/// The `http.request` records of `route`, in order.
+fn calls<'a>(records: &'a [Value], route: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["action"] == "http.request" && r["request"]["route"] == route)
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(JsonLinesSink::builder(&path).open().unwrap())
+        .unwrap();
+    let auth = token::auth_layer(&SecretString::from(SECRET)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        app(auth, auditor, Notes::default()),
+        async {
+            let _ = stopped.await;
+        },
+        server::DRAIN_TIMEOUT,
+    ));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = NotesClient::new(channel);
+
+    let writer = token("alice", "acme", "notes:read notes:write", &[]);
+    let reader = token("bob", "acme", "notes:read", &[]);
+    let admin = token("carol", "acme", "notes:read", &["admin"]);
+    let other = token("mallory", "evil", "notes:read notes:write", &["admin"]);
+
+    // No token: UNAUTHENTICATED, from the auth layer, before the service.
+    let status = client.create_note(note("x", &[])).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let status = client
+        .create_note(with_token(note("x", &[]), "not-a-jwt"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    // A valid note.
+    let created = client
+        .create_note(with_token(note("Groceries", &["home"]), &writer))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.author, "alice");
+    assert_eq!(created.title, "Groceries");
+
+    // An invalid one: INVALID_ARGUMENT, every violation in BadRequest
+    // details as any gRPC client library reads them.
+    let long_tag = "t".repeat(33);
+    let status = client
+        .create_note(with_token(note("", &["ok", &long_tag]), &writer))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status
+        .get_details_bad_request()
+        .expect("BadRequest details");
+    let mut found: Vec<(String, String)> = details
+        .field_violations
+        .iter()
+        .map(|v| (v.field.clone(), v.reason.clone()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("tags[1]".to_owned(), "length.max".to_owned()),
+            ("title".to_owned(), "length.min".to_owned()),
+        ]
+    );
+
+    // A reader may not write.
+    let status = client
+        .create_note(with_token(note("Nope", &[]), &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // A stream of the caller's tenant's notes, and none of another's.
+    let mut stream = client
+        .list_notes(with_token(ListNotesRequest {}, &reader))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut listed = Vec::new();
+    while let Some(note) = stream.message().await.unwrap() {
+        listed.push(note);
+    }
+    assert_eq!(listed, std::slice::from_ref(&created));
+    let mut stream = client
+        .list_notes(with_token(ListNotesRequest {}, &other))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_none());
+
+    // Deletion: the admin role, in the caller's tenant only.
+    let delete = |id: &str| DeleteNoteRequest { id: id.to_owned() };
+    let status = client
+        .delete_note(with_token(delete(&created.id), &writer))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let status = client
+        .delete_note(with_token(delete(&created.id), &other))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "another tenant's note: {status:?}"
+    );
+    client
+        .delete_note(with_token(delete(&created.id), &admin))
+        .await
+        .unwrap();
+    let status: Status = client
+        .delete_note(with_token(delete(&created.id), &admin))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    drop(client);
+    stop.send(()).unwrap();
+    let drained = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server did not stop")
+        .unwrap();
+    assert!(drained);
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete(), "{report:?}");
+
+    verify(&path, &VerifyOptions::default()).unwrap();
+    let records: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every record from the socket peer, every call under its template.
+    assert!(
+        records[..records.len() - 1]
+            .iter()
+            .all(|r| r["source"]["ip"] == "127.0.0.1")
+    );
+    let summary = |calls: Vec<&Value>| -> Vec<(String, String, String, Value, Value)> {
+        calls
+            .iter()
+            .map(|r| {
+                (
+                    r["actor"]["subject"].as_str().unwrap_or("-").to_owned(),
+                    r["category"].as_str().unwrap_or_default().to_owned(),
+                    r["outcome"].as_str().unwrap_or_default().to_owned(),
+                    r["reason"].clone(),
+                    r["details"]["grpc_status"].clone(),
+                )
+            })
+            .collect()
+    };
+    let row = |actor: &str, category: &str, outcome: &str, reason: Value, status: Value| {
+        (
+            actor.to_owned(),
+            category.to_owned(),
+            outcome.to_owned(),
+            reason,
+            status,
+        )
+    };
+    let null = Value::Null;
+    // Unary calls: a rejection by the auth layer, a status in the headers
+    // (an error answered at once), or in the trailers (a success).
+    assert_eq!(
+        summary(calls(&records, "/notes.v1.Notes/CreateNote")),
+        [
+            row(
+                "-",
+                "authn",
+                "failure",
+                "missing_credential".into(),
+                16.into()
+            ),
+            row("-", "authn", "failure", "malformed_token".into(), 16.into()),
+            row("alice", "data_write", "success", null.clone(), 0.into()),
+            row(
+                "alice",
+                "data_write",
+                "failure",
+                "grpc_invalid_argument".into(),
+                3.into()
+            ),
+            row(
+                "bob",
+                "authz",
+                "denied",
+                "grpc_permission_denied".into(),
+                7.into()
+            ),
+        ]
+    );
+    // Streams: the status from the trailers after the messages; a read.
+    assert_eq!(
+        summary(calls(&records, "/notes.v1.Notes/ListNotes")),
+        [
+            row("bob", "data_read", "success", null.clone(), 0.into()),
+            row("mallory", "data_read", "success", null.clone(), 0.into()),
+        ]
+    );
+    // Strict: a durable attempt before each call ran (the caller not yet
+    // known), then its completion, judged by its headers: a success's
+    // status travels in the trailers, after the record had to be durable.
+    let deletes = calls(&records, "/notes.v1.Notes/DeleteNote");
+    let (attempts, completions): (Vec<&Value>, Vec<&Value>) =
+        deletes.into_iter().partition(|r| r["stage"] == "received");
+    assert_eq!(attempts.len(), 4);
+    assert!(attempts.iter().all(|r| r["outcome"] == "unknown"));
+    for (attempt, completion) in attempts.iter().zip(&completions) {
+        assert_eq!(attempt["request"]["id"], completion["request"]["id"]);
+    }
+    assert_eq!(
+        summary(completions),
+        [
+            row(
+                "alice",
+                "authz",
+                "denied",
+                "grpc_permission_denied".into(),
+                7.into()
+            ),
+            row(
+                "mallory",
+                "data_write",
+                "failure",
+                "grpc_not_found".into(),
+                5.into()
+            ),
+            row("carol", "data_write", "success", null.clone(), null.clone()),
+            row(
+                "carol",
+                "data_write",
+                "failure",
+                "grpc_not_found".into(),
+                5.into()
+            ),
+        ]
+    );
+    // The domain events, with the caller and the tenant of the token.
+    let domain: Vec<(String, String, Value, Value)> = records
+        .iter()
+        .filter(|r| r["action"] == "note.delete")
+        .map(|r| {
+            assert_eq!(r["target"]["id"], created.id.as_str());
+            (
+                r["actor"]["subject"].as_str().unwrap_or("-").to_owned(),
+                r["outcome"].as_str().unwrap_or_default().to_owned(),
+                r["reason"].clone(),
+                r["details"]["tenant"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        domain,
+        [
+            (
+                "mallory".to_owned(),
+                "failure".to_owned(),
+                "not_found".into(),
+                "evil".into()
+            ),
+            (
+                "carol".to_owned(),
+                "success".to_owned(),
+                null,
+                "acme".into()
+            ),
+            (
+                "carol".to_owned(),
+                "failure".to_owned(),
+                "not_found".into(),
+                "acme".into()
+            ),
+        ]
+    );
+    // No token, and no status message (the handler's text), in the trail.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for secret in [
+        writer.as_str(),
+        reader.as_str(),
+        admin.as_str(),
+        other.as_str(),
+    ] {
+        assert!(!text.contains(secret));
+    }
+    assert!(!text.contains("scope notes:write required"));
+}
+
+#[tokio::test]
+async fn a_stalled_call_cannot_hold_the_stop_and_is_recorded_as_cancelled() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(JsonLinesSink::builder(&path).open().unwrap())
+        .unwrap();
+    let auth = token::auth_layer(&SecretString::from(SECRET)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = Duration::from_millis(300);
+    let server = tokio::spawn(server::serve(
+        listener,
+        app(auth, auditor, Notes::default()),
+        async {
+            let _ = stopped.await;
+        },
+        drain,
+    ));
+
+    // A call whose message never comes, on a connection whose client does
+    // nothing but keep it open.
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let (_keep_open, frames) =
+        tokio::sync::mpsc::channel::<Result<Frame<bytes::Bytes>, std::convert::Infallible>>(1);
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(frames));
+    let writer = token("alice", "acme", "notes:write", &[]);
+    let request = http::Request::post(format!("http://{addr}/notes.v1.Notes/CreateNote"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {writer}"))
+        .body(body)
+        .unwrap();
+    let call = tokio::spawn(sender.send_request(request));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let drained = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the stalled call held the stop")
+        .unwrap();
+    assert!(!drained, "the call was cut, not finished");
+    assert!(stopping.elapsed() >= drain, "{:?}", stopping.elapsed());
+    let report = guard.shutdown(Duration::from_secs(5)).await;
+    assert!(report.is_complete(), "{report:?}");
+    call.abort();
+
+    verify(&path, &VerifyOptions::default()).unwrap();
+    let records: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cut = calls(&records, "/notes.v1.Notes/CreateNote");
+    assert_eq!(cut.len(), 1, "{records:?}");
+    assert_eq!(cut[0]["reason"], "cancelled", "{}", cut[0]);
+    assert_eq!(cut[0]["actor"]["subject"], "alice", "{}", cut[0]);
+}
