@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use common::pg::PgServer;
+use common::pg::{PgServer, as_owner};
 use guardrails_audit::chain::{ChainHasher, ZERO_HASH};
 use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::postgres::{PgError, PostgresSink, SCHEMA_VERSION, migrate, record_in};
@@ -827,20 +827,6 @@ async fn a_stable_chain_id_continues_its_chain_and_a_wrong_key_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(wrong_alg, PgError::Incompatible(_)), "{wrong_alg}");
-}
-
-/// Runs `sql` (with `$1` the chain id) as the superuser with the
-/// append-only triggers disabled: what only the tables' owner can do.
-async fn as_owner(admin: &Client, sql: &str, chain: &str) {
-    admin
-        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
-        .await
-        .unwrap();
-    admin.execute(sql, &[&chain]).await.unwrap();
-    admin
-        .batch_execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

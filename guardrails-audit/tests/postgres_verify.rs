@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::pg::PgServer;
+use common::pg::{PgServer, as_owner};
 use common::{KEY, awkward_events, key};
 use guardrails_audit::chain::ChainHasher;
 use guardrails_audit::sink::AuditSink;
@@ -52,19 +52,6 @@ fn options(hmac: bool) -> PgVerifyOptions {
     } else {
         PgVerifyOptions::new()
     }
-}
-
-/// Runs `sql` as the superuser with the append-only triggers disabled.
-async fn tamper(admin: &Client, sql: &str, chain: &str) {
-    admin
-        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
-        .await
-        .unwrap();
-    admin.execute(sql, &[&chain]).await.unwrap();
-    admin
-        .batch_execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
-        .await
-        .unwrap();
 }
 
 async fn damage(client: &Client, options: &PgVerifyOptions) -> (DamageKind, Option<u64>) {
@@ -140,7 +127,7 @@ async fn modified_record_jsonb() {
     for hmac in [false, true] {
         let chain = write_chain(&pg, hmac.then(key), 20).await;
         let admin = pg.admin().await;
-        tamper(
+        as_owner(
             &admin,
             "UPDATE audit_events SET record = jsonb_set(record, '{target,id}', '\"inv_X\"') \
              WHERE chain_id = $1 AND seq = 3",
@@ -223,7 +210,7 @@ async fn modified_column_only() {
     ] {
         let chain = write_chain(&pg, Some(key()), 25).await;
         let admin = pg.admin().await;
-        tamper(&admin, sql, &chain).await;
+        as_owner(&admin, sql, &chain).await;
         let error = verify_postgres(&admin, &options(true).chain(&chain))
             .await
             .unwrap_err();
@@ -245,7 +232,7 @@ async fn deleted_middle_row() {
     for hmac in [false, true] {
         let chain = write_chain(&pg, hmac.then(key), 20).await;
         let admin = pg.admin().await;
-        tamper(
+        as_owner(
             &admin,
             "DELETE FROM audit_events WHERE chain_id = $1 AND seq IN (5, 6)",
             &chain,
@@ -264,7 +251,7 @@ async fn deleted_tail_is_truncation_against_a_checkpoint() {
     for hmac in [false, true] {
         let chain = write_chain(&pg, hmac.then(key), 20).await;
         let admin = pg.admin().await;
-        tamper(
+        as_owner(
             &admin,
             "DELETE FROM audit_events WHERE chain_id = $1 AND seq >= 12",
             &chain,
@@ -289,7 +276,7 @@ async fn every_row_deleted_is_truncation_of_a_registered_chain() {
     let pg = server!();
     let chain = write_chain(&pg, Some(key()), 8).await;
     let admin = pg.admin().await;
-    tamper(
+    as_owner(
         &admin,
         "DELETE FROM audit_events WHERE chain_id = $1",
         &chain,
@@ -306,7 +293,7 @@ async fn deleted_head_is_truncation_at_seq_0() {
     let pg = server!();
     let chain = write_chain(&pg, Some(key()), 12).await;
     let admin = pg.admin().await;
-    tamper(
+    as_owner(
         &admin,
         "DELETE FROM audit_events WHERE chain_id = $1 AND seq < 3",
         &chain,
@@ -330,7 +317,7 @@ async fn swapped_seqs_are_reordered() {
             "UPDATE audit_events SET seq = 8 WHERE chain_id = $1 AND seq = 9",
             "UPDATE audit_events SET seq = 9 WHERE chain_id = $1 AND seq = 1000000",
         ] {
-            tamper(&admin, sql, &chain).await;
+            as_owner(&admin, sql, &chain).await;
         }
         assert_eq!(
             damage(&admin, &options(hmac).chain(&chain)).await,
@@ -437,7 +424,7 @@ async fn a_large_chain_verifies_across_pages() {
     let chain = sink.chain_id().to_owned();
     let report = verify_postgres(&admin, &options(true)).await.unwrap();
     assert_eq!(report.records(), 4501);
-    tamper(
+    as_owner(
         &admin,
         "DELETE FROM audit_events WHERE chain_id = $1 AND seq = 3001",
         &chain,
@@ -553,7 +540,7 @@ async fn cli_verify_exit_codes_and_secrets() {
 
     // Damaged.
     let admin = pg.admin().await;
-    tamper(
+    as_owner(
         &admin,
         "DELETE FROM audit_events WHERE chain_id = $1 AND seq = 5",
         &chain,

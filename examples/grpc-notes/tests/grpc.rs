@@ -53,8 +53,17 @@ fn calls<'a>(records: &'a [Value], route: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
+/// The app served on loopback with a JSON-lines trail, until `stop`.
+struct Served {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    guard: guardrails_audit::AuditGuard,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<bool>,
+}
+
+async fn start(drain: Duration) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let (auditor, guard) = AuditPipeline::builder()
@@ -70,8 +79,28 @@ async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
         async {
             let _ = stopped.await;
         },
-        server::DRAIN_TIMEOUT,
+        drain,
     ));
+    Served {
+        _dir: dir,
+        path,
+        guard,
+        addr,
+        stop,
+        server,
+    }
+}
+
+#[tokio::test]
+async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
+    let Served {
+        _dir,
+        path,
+        guard,
+        addr,
+        stop,
+        server,
+    } = start(server::DRAIN_TIMEOUT).await;
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -355,24 +384,15 @@ async fn a_stalled_call_cannot_hold_the_stop_and_is_recorded_as_cancelled() {
     use http_body_util::StreamBody;
     use hyper::body::Frame;
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(JsonLinesSink::builder(&path).open().unwrap())
-        .unwrap();
-    let auth = token::auth_layer(&SecretString::from(SECRET)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let drain = Duration::from_millis(300);
-    let server = tokio::spawn(server::serve(
-        listener,
-        app(auth, auditor, Notes::default()),
-        async {
-            let _ = stopped.await;
-        },
-        drain,
-    ));
+    let Served {
+        _dir,
+        path,
+        guard,
+        addr,
+        stop,
+        server,
+    } = start(drain).await;
 
     // A call whose message never comes, on a connection whose client does
     // nothing but keep it open.

@@ -14,6 +14,30 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Serves `router` on loopback until the sender is used; the task returns
+/// what [`server::serve`] does.
+async fn spawn_server(
+    router: axum::Router,
+    limits: server::Limits,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<usize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(
+        listener,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+        limits,
+    ));
+    (addr, stop, served)
+}
+
 #[tokio::test]
 async fn stalled_clients_cannot_hold_the_stop_and_cut_requests_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,21 +50,15 @@ async fn stalled_clients_cannot_hold_the_stop_and_cut_requests_are_recorded() {
         auditor,
         auth::development_layer().unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let drain = Duration::from_millis(300);
-    let served = tokio::spawn(server::serve(
-        listener,
+    let (addr, stop, served) = spawn_server(
         router,
-        async move {
-            let _ = stopped.await;
-        },
         server::Limits {
             drain,
             ..server::Limits::default()
         },
-    ));
+    )
+    .await;
 
     // A kept-alive connection that has finished its request: closed at once.
     let mut idle = TcpStream::connect(addr).await.unwrap();
@@ -131,20 +149,14 @@ async fn status_line(stream: &mut TcpStream, wait: Duration) -> Option<String> {
 #[tokio::test]
 async fn connections_past_the_limit_wait_until_one_ends() {
     let router = app::router(Store::default(), auth::development_layer().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(
-        listener,
+    let (addr, stop, served) = spawn_server(
         router,
-        async move {
-            let _ = stopped.await;
-        },
         server::Limits {
             max_connections: 2,
             drain: Duration::from_millis(300),
         },
-    ));
+    )
+    .await;
     const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: saas\r\n\r\n";
 
     // Two kept-alive connections hold both slots.

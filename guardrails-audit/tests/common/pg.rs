@@ -291,6 +291,20 @@ fn with_dbname(conn: &str, db: &str) -> String {
     }
 }
 
+/// Runs `sql` (with `$1` the chain id) as the superuser with the
+/// append-only triggers disabled: what only the tables' owner can do.
+pub async fn as_owner(admin: &Client, sql: &str, chain: &str) {
+    admin
+        .batch_execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .await
+        .unwrap();
+    admin.execute(sql, &[&chain]).await.unwrap();
+    admin
+        .batch_execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        .await
+        .unwrap();
+}
+
 /// Connects and drives the connection on the current runtime.
 pub async fn connect(conn: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(conn, NoTls).await?;
