@@ -123,7 +123,8 @@ impl BadRequest {
 
 /// Validates a decoded message with garde (see [`value`](crate::value)):
 /// `Ok`, or the `InvalidArgument` status whose `BadRequest` details name
-/// every violation, as [`to_status`] maps the 422 problem.
+/// the violations (at most [`Config`](crate::Config)'s default 100), as
+/// [`to_status`] maps the 422 problem.
 ///
 /// ```
 /// use garde::Validate;

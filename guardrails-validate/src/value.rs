@@ -4,8 +4,9 @@
 //! [`check`] runs garde with the same stable codes as the JSON path and
 //! answers the same 422 `validation-failed` problem, each violation's
 //! pointer made of the field names and indexes garde reports
-//! (`/lines/0/quantity`), in the order garde reports them (the same for
-//! every value of a type).
+//! (`/lines/0/quantity`), sorted by pointer (indexes by number), so that
+//! the same value always gets the same problem. A map key that starts with
+//! `r#` loses it, as a raw identifier's field name does.
 //! With the `tonic` feature, [`grpc::check`](crate::grpc::check) answers
 //! the `tonic::Status` of that problem.
 //!
@@ -29,13 +30,13 @@
 //!     .iter()
 //!     .map(|v| (v.pointer.as_str(), v.code.as_ref()))
 //!     .collect();
-//! assert_eq!(found.len(), 2);
-//! assert!(found.contains(&("/title", "length.min")));
-//! assert!(found.contains(&("/tags/1", "length.min")));
+//! assert_eq!(found, [("/tags/1", "length.min"), ("/title", "length.min")]);
 //!
 //! let note = NewNote { title: "Groceries".into(), tags: Vec::new() };
 //! assert!(value::check(&note, &(), &Config::default()).is_ok());
 //! ```
+
+use std::cmp::Ordering;
 
 use garde::Validate;
 use serde_json::Value;
@@ -60,7 +61,7 @@ where
     let Err(report) = garde::with_i18n(Coded, || value.validate_with(context)) else {
         return Ok(());
     };
-    let violations: Vec<Violation> = report
+    let mut violations: Vec<Violation> = report
         .iter()
         .map(|(path, error)| {
             let (code, detail) = split_garde(error.message());
@@ -71,20 +72,49 @@ where
             }
         })
         .collect();
+    // garde's own order follows the map types' iteration (a `HashMap`'s
+    // changes from run to run): sorted, the problem, and which violations
+    // a bound keeps, are the same for the same value.
+    violations.sort_by(|a, b| pointer_order(&a.pointer, &b.pointer));
     let total = violations.len();
     Err(failed(violations, total, config))
 }
 
 /// The RFC 6901 pointer of a garde path: its keys (a raw identifier
-/// without its `r#`) and indexes.
+/// without its `r#`) and indexes; the key-less step `inner` takes into an
+/// `Option` adds nothing.
 fn pointer_of(path: &garde::Path) -> String {
     let mut pointer = String::new();
     let components = serde_json::to_value(path).unwrap_or(Value::Null);
     for component in components.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let kind = component.get(0).and_then(Value::as_str).unwrap_or_default();
         let name = component.get(1).and_then(Value::as_str).unwrap_or_default();
-        push_token(&mut pointer, name.strip_prefix("r#").unwrap_or(name));
+        match kind {
+            "key" => push_token(&mut pointer, name.strip_prefix("r#").unwrap_or(name)),
+            "index" => {
+                pointer.push('/');
+                pointer.push_str(name);
+            }
+            _ => {}
+        }
     }
     pointer
+}
+
+/// Orders pointers token by token, indexes (all-digit tokens) by number:
+/// `/lines/2` before `/lines/10`.
+fn pointer_order(a: &str, b: &str) -> Ordering {
+    let token = |t: &str| (t.len(), t.bytes().all(|b| b.is_ascii_digit()));
+    for (x, y) in a.split('/').zip(b.split('/')) {
+        let order = match (token(x), token(y)) {
+            ((xl, true), (yl, true)) => xl.cmp(&yl).then_with(|| x.cmp(y)),
+            _ => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.split('/').count().cmp(&b.split('/').count())
 }
 
 #[cfg(test)]
@@ -147,6 +177,60 @@ mod tests {
             ]
         );
         assert_eq!(problem.detail(), Some("the request has 3 invalid values"));
+    }
+
+    #[derive(garde::Validate)]
+    struct Optional {
+        #[garde(inner(length(min = 1)))]
+        subtitle: Option<String>,
+        #[garde(dive)]
+        by_name: std::collections::HashMap<String, Line>,
+        #[garde(dive)]
+        lines: Vec<Line>,
+    }
+
+    #[test]
+    fn options_add_no_token_and_the_order_is_the_same_every_time() {
+        let value = || Optional {
+            subtitle: Some(String::new()),
+            by_name: ["k", "a~b/c", "z", "m", "b", "q", "x", "c"]
+                .into_iter()
+                .map(|k| (k.to_owned(), Line { quantity: 0 }))
+                .collect(),
+            lines: (0..12).map(|_| Line { quantity: 0 }).collect(),
+        };
+        let pointers = || -> Vec<String> {
+            check(&value(), &(), &Config::default())
+                .unwrap_err()
+                .violations()
+                .iter()
+                .map(|v| v.pointer.clone())
+                .collect()
+        };
+        let first = pointers();
+        assert_eq!(
+            first[..3],
+            [
+                "/by_name/a~0b~1c/quantity",
+                "/by_name/b/quantity",
+                "/by_name/c/quantity"
+            ]
+        );
+        assert_eq!(
+            first[8..11],
+            [
+                "/lines/0/quantity",
+                "/lines/1/quantity",
+                "/lines/2/quantity"
+            ]
+        );
+        assert_eq!(
+            first[18..],
+            ["/lines/10/quantity", "/lines/11/quantity", "/subtitle"]
+        );
+        for _ in 0..20 {
+            assert_eq!(pointers(), first);
+        }
     }
 
     #[test]
