@@ -7,7 +7,7 @@
 //! (`guardrails_validate::grpc::check`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto/notes.proto");
+    println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(["notes.proto"], ["proto"])?;
     tonic_prost_build::configure()
         .message_attribute("notes.v1.CreateNoteRequest", "#[derive(garde::Validate)]")

@@ -40,7 +40,7 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
 //! let app = app(token::auth_layer(&secret)?, auditor, Notes::default());
 //! let stop = async { let _ = tokio::signal::ctrl_c().await; };
-//! server::serve(listener, app, stop, server::DRAIN_TIMEOUT).await;
+//! server::serve(listener, app, stop, server::Limits::default()).await;
 //! # Ok(()) }
 //! ```
 
@@ -93,6 +93,9 @@ pub const CALLS: [&str; 3] = [
     "/notes.v1.Notes/ListNotes",
     "/notes.v1.Notes/DeleteNote",
 ];
+
+/// The largest message a call may send.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// How long a strict call waits for its audit record before it is refused
 /// with `UNAVAILABLE`.
@@ -147,6 +150,11 @@ pub fn app(auth: AuthLayer<JwtVerifier>, auditor: Auditor, notes: Notes) -> App 
             .layer(audit)
             .layer(auth)
             .layer(CapturePrincipalLayer)
-            .service(pb::notes_server::NotesServer::new(notes)),
+            // A note is at most about 11 KB: tonic's default limit of a
+            // decoded message, 4 MiB, would let each call buffer that much.
+            .service(
+                pb::notes_server::NotesServer::new(notes)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            ),
     )
 }

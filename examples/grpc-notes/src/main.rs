@@ -115,7 +115,7 @@ async fn run() -> Result<ExitCode, String> {
     // Tests and scripts read the address from this line.
     println!("listening on {local}");
     let app = app(auth, auditor, Notes::default());
-    let drained = server::serve(listener, app, stop(), server::DRAIN_TIMEOUT).await;
+    let drained = server::serve(listener, app, stop(), server::Limits::default()).await;
     if !drained {
         tracing::warn!("calls still running after the drain time were cancelled");
     }

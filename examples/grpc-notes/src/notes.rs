@@ -111,13 +111,39 @@ impl notes_server::Notes for Notes {
             )));
         }
         check(request.get_ref(), &())?;
-        let id = request.get_ref().id.as_str();
+        // The deletion, its record and its undoing run in a task of their
+        // own, to the end: a call cancelled while its record is pending
+        // (the client resets the stream, the server drains) must not leave
+        // the note deleted without a record, or its undoing half done.
+        let deletion = tokio::spawn({
+            let notes = self.clone();
+            let tenant = tenant.to_owned();
+            let id = request.get_ref().id.clone();
+            let audit = request.extensions().get::<AuditContext>().cloned();
+            async move { notes.delete_recorded(&tenant, &id, audit.as_ref()).await }
+        });
+        match deletion.await {
+            Ok(result) => result.map(|()| Response::new(DeleteNoteResponse {})),
+            Err(_) => Err(Status::internal("the deletion failed")),
+        }
+    }
+}
+
+impl Notes {
+    /// Deletes note `id` of `tenant`, records a `note.delete` event with
+    /// `audit`, and undoes the deletion when the event cannot be recorded.
+    async fn delete_recorded(
+        &self,
+        tenant: &str,
+        id: &str,
+        audit: Option<&AuditContext>,
+    ) -> Result<(), Status> {
         let removed = self.with(|all| {
             let list = all.get_mut(tenant)?;
             let at = list.iter().position(|n| n.id == id)?;
             Some((at, list.remove(at)))
         });
-        if let Some(audit) = request.extensions().get::<AuditContext>() {
+        if let Some(audit) = audit {
             let event = audit
                 .event("note.delete", Category::DataWrite)
                 .with_target("note", id)
@@ -148,7 +174,7 @@ impl notes_server::Notes for Notes {
             }
         }
         match removed {
-            Some(_) => Ok(Response::new(DeleteNoteResponse {})),
+            Some(_) => Ok(()),
             None => Err(Status::not_found("no such note")),
         }
     }

@@ -10,11 +10,18 @@
 //! Here the connections get [`DRAIN_TIMEOUT`] to finish their calls; calls
 //! still running then are cancelled, which their audit records say, and
 //! only then does [`serve`] return and the caller flush the trail.
+//!
+//! A connection without an open call is closed after [`FIRST_CALL_TIMEOUT`]
+//! (before its first call) or [`IDLE_TIMEOUT`], so that clients that
+//! connect and say nothing cannot hold the [`MAX_CONNECTIONS`] slots for
+//! long. (They can still take them again and again: a deployment behind no
+//! proxy would also cap the connections of one address.)
 
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guardrails_audit::ClientIp;
 use http::Request;
@@ -43,26 +50,59 @@ pub const MAX_CONNECTIONS: usize = 900;
 /// word does not keep its connection.
 const KEEPALIVE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(20));
 
+/// How long a new connection may go without starting a call: a client that
+/// connects and says nothing (HTTP/2 has no handshake deadline of its own,
+/// and pings start only after it) does not hold one of the
+/// [`MAX_CONNECTIONS`] slots.
+pub const FIRST_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay open without a call: a client's idle
+/// channel is closed (it connects again for its next call).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The limits [`serve`] holds connections to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most connections served at once (at least 1).
+    pub max_connections: usize,
+    /// How long a new connection may go without starting a call.
+    pub first_call: Duration,
+    /// How long a connection may stay open without a call.
+    pub idle: Duration,
+    /// How long the calls in flight get to finish once shutdown begins.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    /// [`MAX_CONNECTIONS`], [`FIRST_CALL_TIMEOUT`], [`IDLE_TIMEOUT`] and
+    /// [`DRAIN_TIMEOUT`].
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            first_call: FIRST_CALL_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            drain: DRAIN_TIMEOUT,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and gives the connections `drain` to finish their calls; those
-/// still running then are cancelled (their audit records say so). Returns,
-/// once every connection task has ended, whether all finished in time.
+/// accepting and gives the connections `limits.drain` to finish their
+/// calls; those still running then are cancelled (their audit records say
+/// so). Returns, once every connection task has ended, whether all calls
+/// finished in time.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
+    limits: Limits,
 ) -> bool {
     let graceful = GracefulShutdown::new();
     let calls = Calls::default();
-    // gRPC is HTTP/2 only: no HTTP/1 for a client to stall in.
-    let mut http = hyper_util::server::conn::auto::Builder::new(calls.clone()).http2_only();
-    http.http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(KEEPALIVE.0))
-        .keep_alive_timeout(KEEPALIVE.1);
     let mut connections = JoinSet::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // A free slot first: at the limit, clients wait in the backlog.
@@ -101,20 +141,38 @@ pub async fn serve(
                 request.extensions_mut().insert(ClientIp(peer.ip()));
                 request
             });
+        let open = Arc::new(OpenCalls::new(limits.first_call, limits.idle));
+        // gRPC is HTTP/2 only: no HTTP/1 for a client to stall in.
+        let mut http = hyper_util::server::conn::auto::Builder::new(ConnectionCalls {
+            calls: calls.clone(),
+            open: Arc::clone(&open),
+        })
+        .http2_only();
+        http.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(KEEPALIVE.0))
+            .keep_alive_timeout(KEEPALIVE.1);
         let connection = http
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
         connections.spawn(async move {
-            // A client that goes away mid-call is not the server's error.
-            let _ = connection.await;
+            tokio::select! {
+                // A client that goes away mid-call is not the server's error.
+                _ = connection => {}
+                // Dropping the connection closes it: no call is open.
+                () = open.idle() => {}
+            }
             drop(slot);
         });
     }
     drop(listener);
-    let drained = tokio::time::timeout(drain, graceful.shutdown())
+    // Drained when every call has ended; a connection that is still in
+    // HTTP/2's handshake (which a graceful close waits for) is no call.
+    let drained = tokio::time::timeout(limits.drain, graceful.shutdown())
         .await
-        .is_ok();
+        .is_ok()
+        || calls.running() == 0;
     // Calls still running are dropped here, which records them as
     // cancelled; only then may the caller flush the audit trail.
     calls.cancel().await;
@@ -142,6 +200,13 @@ impl Calls {
         while tasks.try_join_next().is_some() {}
     }
 
+    /// How many calls are still running.
+    fn running(&self) -> usize {
+        let mut tasks = self.tasks();
+        while tasks.try_join_next().is_some() {}
+        tasks.len()
+    }
+
     /// Cancels the calls still running, and waits until they are dropped.
     async fn cancel(&self) {
         let mut tasks = std::mem::take(&mut *self.tasks());
@@ -150,12 +215,91 @@ impl Calls {
     }
 }
 
-impl<F> hyper::rt::Executor<F> for Calls
+/// The calls open on one connection, and when the last one ended.
+#[derive(Debug)]
+struct OpenCalls {
+    count: AtomicUsize,
+    /// Whether a call was ever opened.
+    used: AtomicBool,
+    since: Mutex<Instant>,
+    first_call: Duration,
+    idle: Duration,
+}
+
+impl OpenCalls {
+    fn new(first_call: Duration, idle: Duration) -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            used: AtomicBool::new(false),
+            since: Mutex::new(Instant::now()),
+            first_call,
+            idle,
+        }
+    }
+
+    fn opened(&self) {
+        self.count.fetch_add(1, AtomicOrdering::SeqCst);
+        self.used.store(true, AtomicOrdering::SeqCst);
+    }
+
+    fn closed(&self) {
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.count.fetch_sub(1, AtomicOrdering::SeqCst);
+    }
+
+    /// Resolves once the connection has had no open call for `first_call`
+    /// (before its first call) or `idle`.
+    async fn idle(&self) {
+        loop {
+            let limit = if self.used.load(AtomicOrdering::SeqCst) {
+                self.idle
+            } else {
+                self.first_call
+            };
+            let since = *self.since.lock().unwrap_or_else(PoisonError::into_inner);
+            let quiet = since.elapsed();
+            if self.count.load(AtomicOrdering::SeqCst) == 0 && quiet >= limit {
+                return;
+            }
+            // Look again when the limit may have passed (or in a while, when
+            // a call is open).
+            tokio::time::sleep(limit.saturating_sub(quiet).max(self.first_call / 10)).await;
+        }
+    }
+}
+
+/// One connection's calls: run among the server's [`Calls`], counted in
+/// the connection's [`OpenCalls`].
+#[derive(Clone)]
+struct ConnectionCalls {
+    calls: Calls,
+    open: Arc<OpenCalls>,
+}
+
+/// Counts a call as closed when its task ends or is dropped.
+struct CallOpen(Arc<OpenCalls>);
+
+impl Drop for CallOpen {
+    fn drop(&mut self) {
+        self.0.closed();
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for ConnectionCalls
 where
     F: Future<Output = ()> + Send + 'static,
 {
     fn execute(&self, call: F) {
-        self.tasks().spawn(call);
+        self.open.opened();
+        let open = CallOpen(Arc::clone(&self.open));
+        let mut tasks = self.calls.tasks();
+        // Forget the calls that have ended: a client may keep one
+        // connection for days, with no accept to reap them.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            call.await;
+            drop(open);
+        });
     }
 }
 

@@ -63,12 +63,25 @@ struct Served {
     server: tokio::task::JoinHandle<bool>,
 }
 
-async fn start(drain: Duration) -> Served {
+async fn start(limits: server::Limits) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(JsonLinesSink::builder(&path).open().unwrap())
-        .unwrap();
+    start_with(
+        limits,
+        JsonLinesSink::builder(&path).open().unwrap(),
+        dir,
+        path,
+    )
+    .await
+}
+
+async fn start_with(
+    limits: server::Limits,
+    sink: impl guardrails_audit::sink::AuditSink,
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+) -> Served {
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
     let auth = token::auth_layer(&SecretString::from(SECRET)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -79,7 +92,7 @@ async fn start(drain: Duration) -> Served {
         async {
             let _ = stopped.await;
         },
-        drain,
+        limits,
     ));
     Served {
         _dir: dir,
@@ -100,7 +113,7 @@ async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
         addr,
         stop,
         server,
-    } = start(server::DRAIN_TIMEOUT).await;
+    } = start(server::Limits::default()).await;
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -392,7 +405,11 @@ async fn a_stalled_call_cannot_hold_the_stop_and_is_recorded_as_cancelled() {
         addr,
         stop,
         server,
-    } = start(drain).await;
+    } = start(server::Limits {
+        drain,
+        ..server::Limits::default()
+    })
+    .await;
 
     // A call whose message never comes, on a connection whose client does
     // nothing but keep it open.
@@ -439,4 +456,156 @@ async fn a_stalled_call_cannot_hold_the_stop_and_is_recorded_as_cancelled() {
     assert_eq!(cut.len(), 1, "{records:?}");
     assert_eq!(cut[0]["reason"], "cancelled", "{}", cut[0]);
     assert_eq!(cut[0]["actor"]["subject"], "alice", "{}", cut[0]);
+}
+
+#[tokio::test]
+async fn silent_connections_cannot_hold_the_slots_or_fail_the_stop() {
+    let Served {
+        _dir,
+        path: _,
+        guard,
+        addr,
+        stop,
+        server,
+    } = start(server::Limits {
+        max_connections: 2,
+        first_call: Duration::from_millis(300),
+        drain: Duration::from_millis(300),
+        ..server::Limits::default()
+    })
+    .await;
+    // Two clients take both slots and say nothing (not even HTTP/2's
+    // preface).
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // A real client still gets its answer once they are closed.
+    let reader = token("bob", "acme", "notes:read", &[]);
+    let call = async {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        NotesClient::new(channel)
+            .list_notes(with_token(ListNotesRequest {}, &reader))
+            .await
+    };
+    let answered = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the silent connections held the slots");
+    assert!(answered.is_ok(), "{answered:?}");
+    for mut socket in silent {
+        // The server's own HTTP/2 preface, then the end.
+        use tokio::io::AsyncReadExt;
+        let mut sent = Vec::new();
+        // Its end: EOF, or a reset; either way, closed by the server.
+        let _closed = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut sent))
+            .await
+            .expect("the silent connection is still open");
+    }
+
+    // A silent connection open at shutdown is no call cut short.
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(()).unwrap();
+    let drained = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server did not stop")
+        .unwrap();
+    assert!(drained, "no call was running");
+    assert!(guard.shutdown(Duration::from_secs(5)).await.is_complete());
+}
+
+/// A sink that writes everything but a `note.delete` success, which it
+/// fails after a while: the trail refuses a deletion.
+#[derive(Debug, Default)]
+struct RefusesDeletions;
+
+impl guardrails_audit::sink::AuditSink for RefusesDeletions {
+    fn name(&self) -> &'static str {
+        "refuses-deletions"
+    }
+
+    fn write_batch<'a>(
+        &'a mut self,
+        batch: &'a [guardrails_audit::AuditEvent],
+    ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+        Box::pin(async move {
+            if batch
+                .iter()
+                .any(|e| e.action() == "note.delete" && e.reason().is_none())
+            {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return Err(guardrails_audit::sink::SinkError::Unavailable("refused"));
+            }
+            Ok(guardrails_audit::sink::WriteReceipt {
+                first_seq: None,
+                durable: true,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_cancelled_while_its_record_fails_is_still_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unused");
+    let Served {
+        _dir,
+        path: _,
+        guard,
+        addr,
+        stop,
+        server,
+    } = start_with(server::Limits::default(), RefusesDeletions, dir, path).await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = NotesClient::new(channel);
+    let writer = token("alice", "acme", "notes:read notes:write", &[]);
+    let admin = token("carol", "acme", "notes:read", &["admin"]);
+    let created = client
+        .create_note(with_token(note("Keep me", &[]), &writer))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The client gives up while the deletion's record is pending: its call
+    // is reset, and the server drops the handler's future.
+    let delete = DeleteNoteRequest {
+        id: created.id.clone(),
+    };
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.delete_note(with_token(delete, &admin)),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "answered before the record failed: {gave_up:?}"
+    );
+    // The record fails; the deletion must be undone all the same.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut listed = client
+        .list_notes(with_token(ListNotesRequest {}, &writer))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(note) = listed.message().await.unwrap() {
+        ids.push(note.id);
+    }
+    assert_eq!(ids, [created.id]);
+
+    drop(client);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = guard.shutdown(Duration::from_secs(5)).await;
 }
