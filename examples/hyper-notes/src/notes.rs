@@ -155,12 +155,34 @@ pub async fn delete<B>(notes: &Notes, request: Request<B>) -> Response<Full<Byte
         .path()
         .strip_prefix("/v1/notes/")
         .unwrap_or_default();
+    // The deletion, its record and its undoing run in a task of their own,
+    // to the end: a request cancelled while its record is pending (the
+    // shutdown's drain time ran out) must not leave the note deleted
+    // without a record, or its undoing half done.
+    let deletion = tokio::spawn(delete_recorded(
+        notes.clone(),
+        tenant.to_owned(),
+        id.to_owned(),
+        request.extensions().get::<AuditContext>().cloned(),
+    ));
+    deletion
+        .await
+        .unwrap_or_else(|_| Problem::new(ProblemType::INTERNAL_ERROR).into_http_response())
+}
+
+async fn delete_recorded(
+    notes: Notes,
+    tenant: String,
+    id: String,
+    audit: Option<AuditContext>,
+) -> Response<Full<Bytes>> {
+    let (tenant, id) = (tenant.as_str(), id.as_str());
     let removed = notes.with(|all| {
         let list = all.get_mut(tenant)?;
         let at = list.iter().position(|n| n.id == id)?;
         Some((at, list.remove(at)))
     });
-    if let Some(audit) = request.extensions().get::<AuditContext>() {
+    if let Some(audit) = &audit {
         let event = audit
             .event("note.delete", Category::DataWrite)
             .with_target("note", id)

@@ -227,6 +227,22 @@ pub async fn delete(
     audit: Option<RequestAudit>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
+    // The deletion, its record and its undoing run in a task of their own,
+    // to the end: a request cancelled while its record is pending (the
+    // shutdown's drain time ran out) must not leave the invoice deleted
+    // without a record, or its undoing half done.
+    match tokio::spawn(delete_recorded(store, audit, tenant, id)).await {
+        Ok(result) => result,
+        Err(_) => Err(Problem::new(ProblemType::INTERNAL_ERROR)),
+    }
+}
+
+async fn delete_recorded(
+    store: Store,
+    audit: Option<RequestAudit>,
+    tenant: String,
+    id: String,
+) -> Result<StatusCode, Problem> {
     let deleted = store.delete(&tenant, &id);
     // The `invoice.delete` domain event. `app::audited_router` always puts the
     // audit layer in front (strict on DELETE, so the event is durable before
