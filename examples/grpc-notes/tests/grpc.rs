@@ -29,6 +29,16 @@ fn token(sub: &str, tenant: &str, scope: &str, roles: &[&str]) -> String {
     .unwrap()
 }
 
+/// tonic's generated client, connected to `addr` over HTTP/2.
+async fn client(addr: std::net::SocketAddr) -> NotesClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    NotesClient::new(channel)
+}
+
 fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
@@ -114,12 +124,7 @@ async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
         stop,
         server,
     } = start(server::Limits::default()).await;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = NotesClient::new(channel);
+    let mut client = client(addr).await;
 
     let writer = token("alice", "acme", "notes:read notes:write", &[]);
     let reader = token("bob", "acme", "notes:read", &[]);
@@ -483,12 +488,8 @@ async fn silent_connections_cannot_hold_the_slots_or_fail_the_stop() {
     // A real client still gets its answer once they are closed.
     let reader = token("bob", "acme", "notes:read", &[]);
     let call = async {
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
+        client(addr)
             .await
-            .unwrap();
-        NotesClient::new(channel)
             .list_notes(with_token(ListNotesRequest {}, &reader))
             .await
     };
@@ -560,12 +561,7 @@ async fn a_deletion_cancelled_while_its_record_fails_is_still_undone() {
         stop,
         server,
     } = start_with(server::Limits::default(), RefusesDeletions, dir, path).await;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = NotesClient::new(channel);
+    let mut client = client(addr).await;
     let writer = token("alice", "acme", "notes:read notes:write", &[]);
     let admin = token("carol", "acme", "notes:read", &["admin"]);
     let created = client
