@@ -67,13 +67,24 @@ impl BadRequest {
 
     /// The protobuf encoding of this message.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_within(usize::MAX)
+    }
+
+    /// The protobuf encoding of the first violations that fit in `budget`
+    /// bytes.
+    fn encode_within(&self, budget: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for v in &self.field_violations {
             let mut fv = Vec::new();
             put_bytes(&mut fv, 1, v.field.as_bytes());
             put_bytes(&mut fv, 2, v.description.as_bytes());
             put_bytes(&mut fv, 3, v.reason.as_bytes());
+            let before = out.len();
             put_bytes(&mut out, 1, &fv);
+            if out.len() > budget {
+                out.truncate(before);
+                break;
+            }
         }
         out
     }
@@ -154,9 +165,16 @@ where
         .map_err(|problem| to_status(&problem))
 }
 
+/// The most bytes of `BadRequest` a status carries: the details travel
+/// base64-encoded in the `grpc-status-details-bin` header, and HTTP/2
+/// clients commonly refuse header lists over 16 KiB (hyper's default) with
+/// a protocol error, which would hide the status itself.
+pub const MAX_DETAILS_BYTES: usize = 8 * 1024;
+
 /// The gRPC status for `problem`: `InvalidArgument` for 400/415/422,
 /// `ResourceExhausted` for 413, `DeadlineExceeded` for 408, with the
-/// problem's detail as message and its violations as `BadRequest` details.
+/// problem's detail as message and its violations as `BadRequest` details
+/// (the first ones, as many as fit in [`MAX_DETAILS_BYTES`]).
 /// A server error (`Unavailable` for 503, `Internal` otherwise) carries its
 /// title only, as its HTTP form does: never the detail or violations.
 pub fn to_status(problem: &Problem) -> Status {
@@ -176,7 +194,11 @@ pub fn to_status(problem: &Problem) -> Status {
     let message = problem.detail().unwrap_or(problem.title()).to_owned();
     let mut any = Vec::new();
     put_bytes(&mut any, 1, BAD_REQUEST_TYPE_URL.as_bytes());
-    put_bytes(&mut any, 2, &BadRequest::from_problem(problem).encode());
+    put_bytes(
+        &mut any,
+        2,
+        &BadRequest::from_problem(problem).encode_within(MAX_DETAILS_BYTES),
+    );
     let mut status = Vec::new();
     put_varint_field(&mut status, 1, code as u64);
     put_bytes(&mut status, 2, message.as_bytes());
@@ -280,6 +302,35 @@ mod tests {
         };
         assert_eq!(BadRequest::decode(&br.encode()), Some(br));
         assert_eq!(BadRequest::decode(&[0xFF]), None);
+    }
+
+    #[test]
+    fn details_stay_within_their_budget_and_keep_the_first_violations() {
+        use guardrails_core::{ProblemType, Violation};
+        // 100 violations under 1 KiB pointers: about 100 KiB of details.
+        let violations: Vec<Violation> = (0..100)
+            .map(|i| {
+                Violation::new(
+                    format!("/{}/{i}", "k".repeat(1000)),
+                    "required",
+                    "is required",
+                )
+            })
+            .collect();
+        let problem = Problem::new(ProblemType::VALIDATION_FAILED).with_violations(violations);
+        let status = to_status(&problem);
+        assert!(
+            status.details().len() <= MAX_DETAILS_BYTES + 256,
+            "{}",
+            status.details().len()
+        );
+        let kept = BadRequest::from_status_details(status.details())
+            .unwrap()
+            .field_violations;
+        assert!((5..100).contains(&kept.len()), "{}", kept.len());
+        for (i, v) in kept.iter().enumerate() {
+            assert!(v.field.ends_with(&format!("[{i}]")), "{}", v.field);
+        }
     }
 
     #[test]
