@@ -563,6 +563,9 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 pub struct AuditLayer<R = RouteFromExtensions> {
     pub(crate) auditor: Auditor,
     pub(crate) policies: Arc<[RoutePolicy]>,
+    /// Whether any rule sets a category: when none does, the rules are
+    /// tried only until a level and a mode are found.
+    pub(crate) sets_category: bool,
     pub(crate) default_level: Level,
     pub(crate) default_mode: DeliveryMode,
     pub(crate) resolver: R,
@@ -594,6 +597,7 @@ impl AuditLayer {
         Self {
             auditor,
             policies: Arc::from(Vec::new()),
+            sets_category: false,
             default_level: Level::Metadata,
             default_mode: DeliveryMode::BestEffort,
             resolver: RouteFromExtensions,
@@ -609,6 +613,7 @@ impl<R> AuditLayer<R> {
     /// Adds a policy rule (first match wins).
     pub fn policy(mut self, policy: RoutePolicy) -> Self {
         let mut policies = self.policies.to_vec();
+        self.sets_category |= policy.category.is_some();
         policies.push(policy);
         self.policies = Arc::from(policies);
         self
@@ -663,6 +668,7 @@ impl<R> AuditLayer<R> {
         AuditLayer {
             auditor: self.auditor,
             policies: self.policies,
+            sets_category: self.sets_category,
             default_level: self.default_level,
             default_mode: self.default_mode,
             resolver,
@@ -690,7 +696,8 @@ impl<R> AuditLayer<R> {
                 level = level.or(policy.level);
                 mode = mode.or(policy.mode);
                 category = category.or(policy.category);
-                if level.is_some() && mode.is_some() && category.is_some() {
+                if level.is_some() && mode.is_some() && (category.is_some() || !self.sets_category)
+                {
                     break;
                 }
             }
