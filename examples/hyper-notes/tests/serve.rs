@@ -41,6 +41,11 @@ async fn start(sink: impl AuditSink) -> Running {
 }
 
 async fn start_with(sink: impl AuditSink, drain: Duration) -> Running {
+    start_over(sink, drain, Notes::default()).await
+}
+
+/// A server over `notes`, which an earlier server may have served.
+async fn start_over(sink: impl AuditSink, drain: Duration, notes: Notes) -> Running {
     let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
     let auth = token::auth_layer(&secret()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,7 +53,7 @@ async fn start_with(sink: impl AuditSink, drain: Duration) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(server::serve(
         listener,
-        app(auth, auditor, Notes::default()),
+        app(auth, auditor, notes),
         async move {
             let _ = stopped.await;
         },
@@ -356,10 +361,10 @@ async fn every_guard_answers_on_plain_hyper_and_the_trail_verifies() {
         && r["actor"]["subject"] == "carol"));
 }
 
-/// Fails every batch holding a successful `note.delete` domain event, and
-/// writes the others to a memory sink.
+/// Fails every batch holding a successful `note.delete` domain event (after
+/// the given delay), and writes the others to a memory sink.
 #[derive(Clone, Default)]
-struct RefusesDeletions(MemorySink);
+struct RefusesDeletions(MemorySink, Duration);
 
 impl AuditSink for RefusesDeletions {
     fn name(&self) -> &'static str {
@@ -371,9 +376,11 @@ impl AuditSink for RefusesDeletions {
             .iter()
             .any(|e| e.action() == "note.delete" && e.outcome() == Outcome::Success);
         if deletion {
-            return Box::pin(std::future::ready(Err(SinkError::Unavailable(
-                "refusing a deletion",
-            ))));
+            let delay = self.1;
+            return Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Err(SinkError::Unavailable("refusing a deletion"))
+            });
         }
         self.0.write_batch(batch)
     }
@@ -392,7 +399,16 @@ impl Running {
 
 /// The app over `sink`, an admin's token, and the id of a note of theirs.
 async fn start_with_a_note(sink: impl AuditSink) -> (Running, String, String) {
-    let app = start(sink).await;
+    start_with_a_note_over(sink, server::DRAIN_TIMEOUT, Notes::default()).await
+}
+
+/// [`start_with_a_note`] with a drain time, over `notes`.
+async fn start_with_a_note_over(
+    sink: impl AuditSink,
+    drain: Duration,
+    notes: Notes,
+) -> (Running, String, String) {
+    let app = start_over(sink, drain, notes).await;
     let admin = token("bob", "acme", "notes:read notes:write", &["admin"]);
     let created = app
         .send(
@@ -448,6 +464,47 @@ async fn a_delete_whose_domain_event_cannot_be_audited_is_undone() {
             .iter()
             .any(|e| e.action() == "note.delete" && e.reason() == Some("reverted")),
         "the undoing is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_cut_by_shutdown_while_its_event_is_pending_is_still_undone() {
+    let notes = Notes::default();
+    let sink = RefusesDeletions(MemorySink::new(), Duration::from_millis(400));
+    let (app, admin, id) =
+        start_with_a_note_over(sink.clone(), Duration::from_millis(100), notes.clone()).await;
+
+    // The deletion's event is pending when the drain time runs out: the
+    // server cuts the request, and its handler's future is dropped.
+    let path = format!("/v1/notes/{id}");
+    let request = app.client.request(
+        Request::delete(format!("http://{}{path}", app.addr))
+            .header("authorization", format!("Bearer {admin}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    );
+    let cut = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = app.stop.send(());
+    assert!(!app.served.await.unwrap(), "the deletion was not cut");
+    assert!(cut.await.unwrap().is_err(), "the cut request was answered");
+
+    // The event fails after the cut; the deletion is undone all the same.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _ = app.guard.shutdown(Duration::from_secs(5)).await;
+    let again = start_over(MemorySink::new(), server::DRAIN_TIMEOUT, notes).await;
+    let list = again
+        .send(Method::GET, "/v1/notes", Some(&admin), None)
+        .await;
+    assert_eq!(list.json()[0]["id"], id.as_str(), "restored");
+    let (drained, _) = again.stop().await;
+    assert!(drained);
+    assert!(
+        sink.0.events().iter().any(|e| e.action() == "http.request"
+            && e.stage() == Stage::Received
+            && e.request()
+                .is_some_and(|r| r.method.as_deref() == Some("DELETE"))),
+        "the attempt was recorded"
     );
 }
 

@@ -101,6 +101,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
+    use std::time::Duration;
     use tower::ServiceExt;
 
     #[tokio::test]
@@ -217,9 +218,10 @@ mod tests {
     }
 
     /// A sink that writes every batch but one holding a successful
-    /// `invoice.delete` domain event: the strict attempt record is durable,
-    /// the event after the deletion is not.
-    struct LosesDomainEvents(guardrails_audit::sink::MemorySink);
+    /// `invoice.delete` domain event, which it fails after the given delay:
+    /// the strict attempt record is durable, the event after the deletion is
+    /// not.
+    struct LosesDomainEvents(guardrails_audit::sink::MemorySink, Duration);
 
     impl guardrails_audit::sink::AuditSink for LosesDomainEvents {
         fn name(&self) -> &'static str {
@@ -233,22 +235,18 @@ mod tests {
             if batch.iter().any(|e| {
                 e.action() == "invoice.delete" && e.outcome() == guardrails_audit::Outcome::Success
             }) {
-                return Box::pin(std::future::ready(Err(
-                    guardrails_audit::sink::SinkError::Unavailable("disk gone"),
-                )));
+                let delay = self.1;
+                return Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    Err(guardrails_audit::sink::SinkError::Unavailable("disk gone"))
+                });
             }
             self.0.write_batch(batch)
         }
     }
 
-    #[tokio::test]
-    async fn a_deletion_whose_event_cannot_be_written_is_undone() {
-        let memory = guardrails_audit::sink::MemorySink::new();
-        let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
-            .spawn(LosesDomainEvents(memory.clone()))
-            .unwrap();
-        let store = Store::default();
-        let invoice = store.create(
+    fn one_invoice(store: &Store) -> invoices::Invoice {
+        store.create(
             "acme",
             serde_json::from_value(serde_json::json!({
                 "customer_email": "billing@example.com",
@@ -257,7 +255,17 @@ mod tests {
                 "lines": [{"description": "Seats", "quantity": 1, "unit_price_cents": 100}]
             }))
             .unwrap(),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn a_deletion_whose_event_cannot_be_written_is_undone() {
+        let memory = guardrails_audit::sink::MemorySink::new();
+        let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
+            .spawn(LosesDomainEvents(memory.clone(), Duration::ZERO))
+            .unwrap();
+        let store = Store::default();
+        let invoice = one_invoice(&store);
         let app = audited_router(store.clone(), auditor, auth::development_layer().unwrap());
         let admin = token("acme", "", &["admin"]);
         let response = app
@@ -272,7 +280,7 @@ mod tests {
         // Not processed, as the answer says: the invoice is still there.
         assert_eq!(response.status(), 503);
         assert_eq!(store.get("acme", &invoice.id), Some(invoice));
-        let _ = guard.shutdown(std::time::Duration::from_secs(5)).await;
+        let _ = guard.shutdown(Duration::from_secs(5)).await;
         let events = memory.events();
         // The attempt was recorded before the handler ran…
         assert!(events.iter().any(
@@ -282,5 +290,49 @@ mod tests {
         assert!(events.iter().any(|e| e.action() == "invoice.delete"
             && e.outcome() == guardrails_audit::Outcome::Failure
             && e.reason() == Some("reverted")));
+    }
+
+    #[tokio::test]
+    async fn a_deletion_cancelled_while_its_event_is_pending_is_still_undone() {
+        let memory = guardrails_audit::sink::MemorySink::new();
+        let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
+            .spawn(LosesDomainEvents(
+                memory.clone(),
+                Duration::from_millis(300),
+            ))
+            .unwrap();
+        let store = Store::default();
+        let invoice = one_invoice(&store);
+        let app = audited_router(store.clone(), auditor, auth::development_layer().unwrap());
+        let admin = token("acme", "", &["admin"]);
+        let request = Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
+            .header("authorization", format!("Bearer {admin}"))
+            .body(Body::empty())
+            .unwrap();
+        // The request is dropped while the deletion's event is pending (a
+        // client that went away, or the shutdown's drain time running out):
+        // its handler's future is dropped with it.
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), app.oneshot(request)).await;
+        assert!(gave_up.is_err(), "answered before the event failed");
+        assert_eq!(store.get("acme", &invoice.id), None, "not deleted yet");
+        // The event fails; the deletion is undone all the same.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while store.get("acme", &invoice.id).is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cancelled deletion was never undone"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(store.get("acme", &invoice.id), Some(invoice));
+        let _ = guard.shutdown(Duration::from_secs(5)).await;
+        assert!(
+            memory
+                .events()
+                .iter()
+                .any(|e| e.action() == "invoice.delete"
+                    && e.outcome() == guardrails_audit::Outcome::Failure
+                    && e.reason() == Some("reverted"))
+        );
     }
 }
