@@ -470,32 +470,37 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return Some(peer);
         }
-        let values = headers.get_all(&self.header);
-        if values.iter().any(|value| value.to_str().is_err()) {
-            return Some(peer);
-        }
-        // Nearest hop first, without collecting the list.
-        let hops = values
+        // Nearest hop first, without collecting the list. The bytes are
+        // split, not the text: a client may put anything into the part of
+        // the header it sends, and a proxy appends the address it saw to
+        // that same line, so one bad byte on the left must not hide the
+        // good hops on its right.
+        let hops = headers
+            .get_all(&self.header)
             .iter()
             .rev()
-            .flat_map(|value| value.to_str().unwrap_or_default().rsplit(','));
+            .flat_map(|value| value.as_bytes().rsplit(|b| *b == b','));
         let forwarded = self.header == http::header::FORWARDED;
+        let mut last_trusted = peer;
         for hop in hops {
+            let node = std::str::from_utf8(hop).ok();
             let node = if forwarded {
-                forwarded_for(hop)
+                node.and_then(forwarded_for)
             } else {
-                Some(hop)
+                node
             };
             let Some(ip) = node.and_then(node_ip) else {
-                // Garbage from an untrusted hop: stop at the last trusted one.
-                return Some(peer);
+                // Not an address (`unknown`, an obfuscated name, garbage):
+                // the client is behind the last trusted proxy walked.
+                return Some(last_trusted);
             };
             let ip = canonical(ip);
             if !self.contains(ip) {
                 return Some(ip);
             }
+            last_trusted = ip;
         }
-        Some(peer)
+        Some(last_trusted)
     }
 }
 
@@ -900,7 +905,8 @@ mod tests {
             client("forwarded", "for=\"[2001:db8::7]:443\";proto=https"),
             Some(v6)
         );
-        // Not an address: stop at the proxy, as with any garbage hop.
+        // Not an address: stop at the last trusted proxy (here the peer),
+        // as with any garbage hop.
         for value in [
             "for=unknown",
             "for=_hidden",
@@ -953,8 +959,10 @@ mod tests {
             proxies.client_ip(Some(peer), &lines),
             "203.0.113.7".parse().ok()
         );
-        // A line that is not visible ASCII spoils the whole list, even the
-        // farthest one, before any hop is believed.
+        // Bytes that are not visible ASCII in a farther line, or in the
+        // client's part of the line its proxy appended to, cannot hide the
+        // hops to their right (a client could otherwise have the proxy
+        // recorded in its place whenever it liked).
         let mut spoiled = http::HeaderMap::new();
         spoiled.append(
             "x-forwarded-for",
@@ -963,7 +971,24 @@ mod tests {
         for line in lines.get_all("x-forwarded-for") {
             spoiled.append("x-forwarded-for", line.clone());
         }
-        assert_eq!(proxies.client_ip(Some(peer), &spoiled), Some(peer));
+        assert_eq!(
+            proxies.client_ip(Some(peer), &spoiled),
+            "203.0.113.7".parse().ok()
+        );
+        let line = |bytes: &[u8]| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-forwarded-for",
+                http::HeaderValue::from_bytes(bytes).unwrap(),
+            );
+            proxies.client_ip(Some(peer), &headers)
+        };
+        assert_eq!(line(b"\xff, 203.0.113.9"), "203.0.113.9".parse().ok());
+        assert_eq!(line(b"a\t\xfe\xff,203.0.113.9 "), "203.0.113.9".parse().ok());
+        // A bad hop reached through trusted ones: the client is behind the
+        // last trusted proxy walked, which is recorded.
+        assert_eq!(line(b"203.0.113.5, \xff, 10.3.3.3"), "10.3.3.3".parse().ok());
+        assert_eq!(line(b"unknown, 10.0.0.7"), "10.0.0.7".parse().ok());
         // Without the list, nothing is trusted.
         assert_eq!(
             TrustedProxies::none().client_ip(Some(peer), &headers),
