@@ -554,6 +554,117 @@ async fn a_strict_request_dropped_before_its_attempt_record_says_the_handler_did
     assert_eq!(events[1]["details"]["handler"], "not_run");
 }
 
+/// Writes every batch, holding those with a completed `/v1/reports/{id}`
+/// request for `hold` first, or failing them when `fail`.
+struct HoldsReports {
+    sink: MemorySink,
+    hold: Duration,
+    fail: bool,
+}
+
+impl guardrails_audit::sink::AuditSink for HoldsReports {
+    fn name(&self) -> &'static str {
+        "holds-reports"
+    }
+    fn write_batch<'a>(
+        &'a mut self,
+        batch: &'a [AuditEvent],
+    ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+        let report = batch.iter().any(|e| {
+            e.request().is_some_and(|r| {
+                r.route.as_deref() == Some("/v1/reports/{id}") && r.status == Some(200)
+            })
+        });
+        Box::pin(async move {
+            if report {
+                tokio::time::sleep(self.hold).await;
+                if self.fail {
+                    return Err(guardrails_audit::sink::SinkError::Unavailable("refused"));
+                }
+            }
+            self.sink.write_batch(batch).await
+        })
+    }
+}
+
+fn reports(auditor: guardrails_audit::Auditor) -> Router {
+    Router::new()
+        .route("/v1/reports/{id}", get(|| async { "report" }))
+        .layer(AuditLayer::new(auditor).default_mode(DeliveryMode::Blocking))
+}
+
+/// A blocking response whose completion record fails is answered 500, and
+/// the trail says so: the handler's 200 alone would misstate the answer.
+#[tokio::test]
+async fn a_blocking_response_whose_record_fails_is_recorded_as_the_500_it_became() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(HoldsReports {
+            sink: sink.clone(),
+            hold: Duration::ZERO,
+            fail: true,
+        })
+        .unwrap();
+    let app = reports(auditor);
+    let response = app
+        .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let _ = guard.shutdown(Duration::from_secs(5)).await;
+    // The failed batch is reported in-band (`audit.dropped`); the answer's
+    // record is the request's only one.
+    let events: Vec<Value> = sink
+        .events()
+        .iter()
+        .map(AuditEvent::to_json)
+        .filter(|e| e["action"] == "http.request")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let answered = &events[0];
+    assert_eq!(answered["request"]["route"], "/v1/reports/{id}");
+    assert_eq!(answered["request"]["status"], 500);
+    assert_eq!(answered["outcome"], "failure");
+    assert_eq!(answered["reason"], "audit_write_failed");
+    assert_eq!(answered["details"]["handler"], "finished");
+    assert_eq!(answered["details"]["response_status"], 200);
+}
+
+/// A blocking request cancelled while its completion record is being
+/// written: the record is written, and one that says the response was never
+/// sent follows it.
+#[tokio::test]
+async fn a_blocking_request_cancelled_while_its_record_is_written_says_so() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(HoldsReports {
+            sink: sink.clone(),
+            hold: Duration::from_millis(300),
+            fail: false,
+        })
+        .unwrap();
+    let app = reports(auditor);
+    let request = app.oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), request)
+            .await
+            .is_err(),
+        "answered before its record was durable"
+    );
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let (completed, cancelled) = (&events[0], &events[1]);
+    assert_eq!(completed["request"]["status"], 200);
+    assert_eq!(completed["outcome"], "success");
+    assert_eq!(cancelled["request"]["id"], completed["request"]["id"]);
+    assert_ne!(cancelled["id"], completed["id"]);
+    assert_eq!(cancelled["request"]["status"], Value::Null);
+    assert_eq!(cancelled["outcome"], "unknown");
+    assert_eq!(cancelled["reason"], "cancelled");
+    assert_eq!(cancelled["details"]["handler"], "finished");
+    assert_eq!(cancelled["details"]["response_status"], 200);
+}
+
 /// A response body of given frames, then the end; or, `stalls`, one that
 /// never ends.
 struct Frames {

@@ -30,7 +30,15 @@
 //! A request whose response never comes (the client went away, an outer
 //! timeout gave up, the server dropped the connection) is recorded too, when
 //! its response future is dropped: outcome `unknown`, reason `cancelled`, no
-//! status, queued without waiting whatever the route's mode.
+//! status, queued without waiting whatever the route's mode. On a blocking
+//! or strict route, a response that waited for its completion record and
+//! was not sent as that record says (the request was cancelled, or the
+//! record failed and the client got a 500) gets a record that says so after
+//! it (see [`ResponseFuture`]).
+//!
+//! The status and outcome of any other response are its head's: a body that
+//! fails or is abandoned after the head is not seen (except a gRPC call's
+//! trailers, above), and the duration runs to the head.
 //!
 //! Place it **outermost**, so it sees every rejection of the guards inside.
 //!
@@ -984,10 +992,16 @@ mod tests {
             proxies.client_ip(Some(peer), &headers)
         };
         assert_eq!(line(b"\xff, 203.0.113.9"), "203.0.113.9".parse().ok());
-        assert_eq!(line(b"a\t\xfe\xff,203.0.113.9 "), "203.0.113.9".parse().ok());
+        assert_eq!(
+            line(b"a\t\xfe\xff,203.0.113.9 "),
+            "203.0.113.9".parse().ok()
+        );
         // A bad hop reached through trusted ones: the client is behind the
         // last trusted proxy walked, which is recorded.
-        assert_eq!(line(b"203.0.113.5, \xff, 10.3.3.3"), "10.3.3.3".parse().ok());
+        assert_eq!(
+            line(b"203.0.113.5, \xff, 10.3.3.3"),
+            "10.3.3.3".parse().ok()
+        );
         assert_eq!(line(b"unknown, 10.0.0.7"), "10.0.0.7".parse().ok());
         // Without the list, nothing is trusted.
         assert_eq!(

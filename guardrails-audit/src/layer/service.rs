@@ -307,7 +307,13 @@ pin_project! {
     enum State<S, B, F, ResB> {
         Attempt { delivery: Delivery, pending: Option<(S, Request<B>)> },
         Inner { #[pin] future: F },
-        Completing { delivery: Delivery, response: Option<Response<ResB>> },
+        Completing {
+            delivery: Delivery,
+            response: Option<Response<ResB>>,
+            // A copy of the completion record, for the record that follows
+            // it when the response is not sent as it says.
+            copy: Option<(AuditEvent, Auditor)>,
+        },
         Done,
     }
 }
@@ -315,13 +321,24 @@ pin_project! {
 pin_project! {
     /// The response future of [`AuditService`].
     ///
-    /// Dropped before the response is known (the client went away, an
+    /// Dropped before the response is sent (the client went away, an
     /// outer timeout gave up, the handler panicked), it queues the request's
-    /// event with outcome `unknown`, reason `cancelled`, and the detail
-    /// `handler`: `not_run` (a strict request still waiting for its attempt
-    /// record), `started` (it may have run in part or whole) or `finished`
-    /// (its response was waiting for the completion record). Nothing waits
-    /// for that record, whatever the route's mode.
+    /// event with outcome `unknown`, reason `cancelled`, no status, and the
+    /// detail `handler`: `not_run` (a strict request still waiting for its
+    /// attempt record), `started` (it may have run in part or whole) or
+    /// `finished` (on a blocking or strict route, its response was waiting
+    /// for the completion record; `response_status` is the status it had).
+    /// A completion record already queued is still written: a `finished`
+    /// cancellation follows it. Nothing waits for these records, whatever
+    /// the route's mode: a full queue drops and counts them, as any
+    /// best-effort event.
+    ///
+    /// A completion record that fails (or is not durable in time) turns the
+    /// response into a 500 `audit-failed` problem, and a record of that
+    /// answer follows, best effort: status 500, outcome `failure`, reason
+    /// `audit_write_failed`, `handler` `finished`, `response_status` the
+    /// status the handler answered (a completion record that timed out may
+    /// still be written too, with the handler's status).
     pub struct ResponseFuture<S, B, F, ResB> {
         #[pin]
         state: State<S, B, F, ResB>,
@@ -333,11 +350,21 @@ pin_project! {
             // `ctx` is taken as soon as the response (or the service's
             // error) is known: only an unfinished request has it.
             let this = this.project();
+            if this.ctx.is_none() {
+                if let StateProj::Completing { copy, .. } = this.state.project()
+                    && let Some((event, auditor)) = copy.take()
+                {
+                    let _ = auditor.record(follow_up(event, None, "cancelled"));
+                }
+                return;
+            }
             if let Some(ctx) = this.ctx.take() {
                 let handler = match this.state.project() {
                     StateProj::Attempt { .. } => "not_run",
-                    StateProj::Completing { .. } => "finished",
-                    StateProj::Inner { .. } | StateProj::Done => "started",
+                    // (`Completing` holds no `ctx`: see above.)
+                    StateProj::Inner { .. } | StateProj::Completing { .. } | StateProj::Done => {
+                        "started"
+                    }
                 };
                 let (mut event, auditor) = complete::<ResB>(ctx, None);
                 event.outcome = Outcome::Unknown;
@@ -384,6 +411,32 @@ fn audit_problem<B: From<bytes::Bytes>>(
     let mut response = error.to_problem(mode).into_http_response::<B>();
     Rejection::new(RejectionCategory::Audit, reason, kind).insert_into(response.extensions_mut());
     response
+}
+
+/// The record that follows a completion record when the response was not
+/// sent as that record says: a fresh id and time, the same request, the
+/// handler's status moved to `details.response_status`, and `status` what
+/// the client was answered (`None`: nothing).
+fn follow_up(mut event: AuditEvent, status: Option<u16>, reason: &'static str) -> AuditEvent {
+    let (id, time) = AuditEvent::fresh_id_and_time();
+    event.id = id;
+    event.time = time;
+    if let Some(request) = event.request.as_mut() {
+        if let Some(answered) = request.status {
+            event
+                .details
+                .insert("response_status".into(), Value::from(answered));
+        }
+        request.status = status;
+    }
+    event.outcome = if status.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Unknown
+    };
+    event.reason = Some(reason.into());
+    event.details.insert("handler".into(), "finished".into());
+    event
 }
 
 /// The inner service's response body, as the layer answers it.
@@ -568,6 +621,7 @@ where
                                 let _ = auditor.record(event);
                                 return Poll::Ready(Ok(response.map(wrap)));
                             }
+                            let copy = (event.clone(), auditor.clone());
                             let mut delivery = auditor.deliver(event, DeliveryMode::Blocking);
                             if let Some(limit) = timeout {
                                 delivery = delivery.timeout(limit);
@@ -575,16 +629,27 @@ where
                             this.state.set(State::Completing {
                                 delivery,
                                 response: Some(response),
+                                copy: Some(copy),
                             });
                         }
                     }
                 }
-                StateProj::Completing { delivery, response } => {
+                StateProj::Completing {
+                    delivery,
+                    response,
+                    copy,
+                } => {
                     let result = match Pin::new(delivery).poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(result) => result,
                     };
                     let response = response.take();
+                    if result.is_err()
+                        && let Some((event, auditor)) = copy.take()
+                    {
+                        // The client is answered 500: so says the trail.
+                        let _ = auditor.record(follow_up(event, Some(500), "audit_write_failed"));
+                    }
                     this.state.set(State::Done);
                     return match (result, response) {
                         (Ok(_), Some(response)) => Poll::Ready(Ok(response.map(wrap))),
