@@ -31,7 +31,14 @@
 //! let sink = JsonLinesSink::builder("var/audit.jsonl").open()?;
 //! let (auditor, guard) = AuditPipeline::builder().spawn(sink)?;
 //! let layer = AuditLayer::new(auditor)
-//!     .policy(RoutePolicy::new().method(http::Method::DELETE).mode(DeliveryMode::Strict));
+//!     // Strict on the routes that need it: not on every `DELETE` a client
+//!     // may send to any path.
+//!     .policy(
+//!         RoutePolicy::new()
+//!             .method(http::Method::DELETE)
+//!             .route("/v1/invoices/{id}")
+//!             .mode(DeliveryMode::Strict),
+//!     );
 //! // let app = axum::Router::new()/* routes */.layer(layer);
 //! // ... serve ...
 //! let report = guard.shutdown(Duration::from_secs(10)).await;

@@ -266,12 +266,16 @@ pub fn start(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), StartErr
 }
 
 /// The audit layer of the app: metadata for every request, best effort;
-/// `DELETE` routes strict, with a [`DELIVERY_TIMEOUT`].
+/// the `DELETE` route strict, with a [`DELIVERY_TIMEOUT`].
 pub fn layer(auditor: Auditor) -> AuditLayer {
     AuditLayer::new(auditor)
+        // The route, not the method alone: a `DELETE` of any path would make
+        // the trail write durably (and the pipeline wait) for anyone who
+        // asks.
         .policy(
             RoutePolicy::new()
                 .method(Method::DELETE)
+                .route("/v1/tenants/{tenant}/invoices/{id}")
                 .mode(DeliveryMode::Strict),
         )
         // A stuck disk fails strict requests closed (503) instead of

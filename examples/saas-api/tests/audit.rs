@@ -40,6 +40,7 @@ async fn every_request_is_audited_and_the_trail_verifies() {
         ("DELETE", "/v1/tenants/acme/invoices/inv_1"),
         ("GET", "/metrics"),
         ("GET", "/no/such/route?token=do-not-record"),
+        ("DELETE", "/no/such/route"),
     ] {
         let reply = common::send(request(method, &app.url(p))).await;
         answered.push((method, p.split('?').next().unwrap(), reply.status));
@@ -98,6 +99,16 @@ async fn every_request_is_audited_and_the_trail_verifies() {
         .find(|r| r["stage"] == "received" && r["request"]["id"] == *delete_id)
         .expect("strict attempt record for DELETE");
     assert!(attempt["chain"]["seq"].as_u64() < completed[2]["chain"]["seq"].as_u64());
+    // Only DELETE routes are strict: a DELETE anywhere else (no durable
+    // write for anyone who asks) has its completed record alone.
+    let elsewhere = &completed[5]["request"]["id"];
+    assert_eq!(completed[5]["request"]["status"], 401);
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["stage"] == "received" && r["request"]["id"] == *elsewhere),
+        "{text}"
+    );
     assert_eq!(records.last().unwrap()["action"], "audit.stopped");
 }
 

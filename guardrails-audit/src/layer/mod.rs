@@ -98,7 +98,7 @@
 //! let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
 //! let layer = AuditLayer::new(auditor)
 //!     .policy(RoutePolicy::new().route("/healthz").level(Level::None))
-//!     .policy(RoutePolicy::new().method(Method::DELETE).mode(DeliveryMode::Strict));
+//!     .policy(RoutePolicy::new().method(Method::DELETE).route("/things/{id}").mode(DeliveryMode::Strict));
 //!
 //! let service = ServiceBuilder::new().layer(layer).service_fn(|_req: Request<ExcerptBody<String>>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(String::from("done")))
