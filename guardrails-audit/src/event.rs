@@ -1000,7 +1000,8 @@ pub const REDACTED: &str = "[REDACTED]";
 /// of the sensitive words. The default fragments cover passwords and
 /// passphrases, secrets, tokens (bearer, JWT, CSRF), API, access, signing,
 /// HMAC, encryption, master and private keys, authorization, cookies,
-/// sessions, credentials and card data; the default words (too short to
+/// sessions, credentials, card data, signatures and signed assertions
+/// (`client_assertion`, `SAMLResponse`); the default words (too short to
 /// match inside other words: `pin` is in `shipping`) are
 /// [`DEFAULT_REDACTED_WORDS`]. [`Redactor::with_key`] adds fragments.
 ///
@@ -1056,6 +1057,11 @@ pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
     "jwt",
     "csrf",
     "xsrf",
+    "cvc",
+    "securitycode",
+    "assertion",
+    "samlresponse",
+    "signature",
 ];
 
 /// Words that make a key sensitive when they are a whole word of it
@@ -1422,6 +1428,11 @@ mod tests {
             "key",
             "seed",
             "recovery_pass",
+            "card_cvc",
+            "security_code",
+            "client_assertion",
+            "SAMLResponse",
+            "x-hub-signature-256",
         ] {
             assert!(r.is_sensitive(k), "{k}");
         }

@@ -369,6 +369,36 @@ async fn log_injection_cannot_break_lines_or_terminals() {
     verify(&path, &Default::default()).unwrap();
 }
 
+/// A route resolver may return text from the request (a decoded path): the
+/// route is recorded sanitized like the path, and a plain one as it is.
+#[tokio::test]
+async fn a_resolvers_route_is_recorded_sanitized() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink.clone()).unwrap();
+    let layer = AuditLayer::new(auditor).route_resolver(
+        |_: &Method, uri: &http::Uri, _: &http::Extensions| {
+            let route = match uri.path() {
+                "/plain" => "/plain/{id}",
+                _ => "/evil\u{202e}\r\n\u{1b}[2J\u{85}{id}",
+            };
+            Some(std::sync::Arc::from(route))
+        },
+    );
+    let app = Router::new().fallback(|| async { "ok" }).layer(layer);
+    for path in ["/plain", "/evil"] {
+        assert_eq!(
+            call(&app, Request::get(path).body(Body::empty()).unwrap()).await,
+            200
+        );
+    }
+    let events = finish(&sink, guard).await;
+    assert_eq!(events[0]["request"]["route"], "/plain/{id}");
+    assert_eq!(
+        events[1]["request"]["route"],
+        "/evil\\u{202E}\\x0D\\x0A\\x1B[2J\\x85{id}"
+    );
+}
+
 #[tokio::test]
 async fn strict_attempt_is_durable_before_the_handler_and_domain_events_carry_the_actor() {
     let sink = MemorySink::new();

@@ -114,21 +114,36 @@ fn method_name(method: &Method) -> std::borrow::Cow<'static, str> {
     name.into()
 }
 
+/// What `sanitize` leaves unchanged: short, visible ASCII, no backslash.
+fn is_plain(text: &str) -> bool {
+    text.len() <= MAX_PATH_CHARS
+        && text
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+}
+
 /// The recorded path: the route template itself when they are equal (no
 /// copy), else a sanitized copy.
 fn recorded_path(path: &str, route: Option<&Arc<str>>) -> Arc<str> {
-    // What `sanitize` leaves unchanged: short, visible ASCII, no backslash.
-    if path.len() <= MAX_PATH_CHARS
-        && path
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
-    {
+    if is_plain(path) {
         return match route {
             Some(route) if **route == *path => Arc::clone(route),
             _ => Arc::from(path),
         };
     }
     Arc::from(sanitize(path, MAX_PATH_CHARS))
+}
+
+/// The recorded route: the resolver's string itself (no copy), or a
+/// sanitized copy when it holds what a path may not show. A router's
+/// templates are plain; a resolver may return anything (a decoded path, a
+/// name from the request).
+fn recorded_route(route: Arc<str>) -> Arc<str> {
+    if is_plain(&route) {
+        route
+    } else {
+        Arc::from(sanitize(&route, MAX_PATH_CHARS))
+    }
 }
 
 fn method_category(method: &Method) -> Category {
@@ -206,7 +221,7 @@ where
         let info = RequestInfo {
             id: Some(request_id),
             method: Some(method_name(req.method())),
-            route,
+            route: route.map(recorded_route),
             path,
             status: None,
             duration_us: None,
