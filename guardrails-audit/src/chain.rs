@@ -100,6 +100,16 @@ impl fmt::Debug for ChainHasher {
     }
 }
 
+/// The shortest chain or checkpoint HMAC key the sinks accept, in bytes
+/// (128 bits): an empty or short key makes an HMAC that anyone who guesses
+/// it can forge, labelled `hmac-sha256` all the same.
+pub const MIN_KEY_BYTES: usize = 16;
+
+/// Whether `key` is shorter than [`MIN_KEY_BYTES`].
+pub(crate) fn too_short(key: Option<&SecretString>) -> bool {
+    key.is_some_and(|k| k.expose_secret().len() < MIN_KEY_BYTES)
+}
+
 impl ChainHasher {
     /// Plain SHA-256.
     pub fn sha256() -> Self {

@@ -804,7 +804,7 @@ async fn a_stable_chain_id_continues_its_chain_and_a_wrong_key_is_refused() {
     for round in 0..2 {
         let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
             .chain_id("stable")
-            .hmac_key(secret("stable-key"))
+            .hmac_key(secret("stable-key-0123456789"))
             .open()
             .await
             .unwrap();
@@ -812,11 +812,16 @@ async fn a_stable_chain_id_continues_its_chain_and_a_wrong_key_is_refused() {
         assert_eq!(receipt.first_seq, Some(round as u64 * 2));
         sink.close().await.unwrap();
     }
-    let records = verified_chain(&admin, "stable", &ChainHasher::hmac(&secret("stable-key"))).await;
+    let records = verified_chain(
+        &admin,
+        "stable",
+        &ChainHasher::hmac(&secret("stable-key-0123456789")),
+    )
+    .await;
     assert_eq!(records.len(), 4);
     let wrong_key = PostgresSink::builder(secret(pg.admin_conn()))
         .chain_id("stable")
-        .hmac_key(secret("another-key"))
+        .hmac_key(secret("another-key-0123456789"))
         .open()
         .await
         .unwrap_err();
@@ -836,7 +841,7 @@ async fn a_chain_that_lost_checkpointed_records_is_not_continued() {
     let builder = || {
         PostgresSink::builder(secret(pg.admin_conn()))
             .chain_id("cut")
-            .hmac_key(secret("cut-key"))
+            .hmac_key(secret("cut-key-0123456789"))
             .checkpoint_every(2, Duration::from_secs(3600))
     };
     let mut sink = builder().open().await.unwrap();
@@ -948,7 +953,7 @@ async fn an_old_checkpoint_copied_to_a_higher_seq_does_not_hide_a_cut() {
     let builder = || {
         PostgresSink::builder(secret(pg.admin_conn()))
             .chain_id("mask")
-            .hmac_key(secret("mask-key"))
+            .hmac_key(secret("mask-key-0123456789"))
             .checkpoint_every(2, Duration::from_secs(3600))
     };
     let mut sink = builder().open().await.unwrap();
@@ -985,10 +990,10 @@ async fn a_chain_checkpointed_another_way_is_not_continued() {
     let builder = || {
         PostgresSink::builder(secret(pg.admin_conn()))
             .chain_id("signed")
-            .hmac_key(secret("chain-key"))
+            .hmac_key(secret("chain-key-0123456789"))
     };
     let mut sink = builder()
-        .checkpoint_key(secret("checkpoint-key"))
+        .checkpoint_key(secret("checkpoint-key-0123456789"))
         .open()
         .await
         .unwrap();
@@ -1017,7 +1022,7 @@ async fn a_chain_checkpointed_another_way_is_not_continued() {
         "{other_way:?}"
     );
     builder()
-        .checkpoint_key(secret("checkpoint-key"))
+        .checkpoint_key(secret("checkpoint-key-0123456789"))
         .open()
         .await
         .expect("the same keys continue the chain");
@@ -1028,7 +1033,7 @@ async fn debug_and_errors_never_show_the_password() {
     let password = "s3cret-pa55word-in-the-url";
     let url = format!("postgresql://audit_writer:{password}@127.0.0.1:1/audit?connect_timeout=1");
     let builder = PostgresSink::builder(secret(&url))
-        .hmac_key(secret("chain-key-value"))
+        .hmac_key(secret("chain-key-value-0123456789"))
         .checkpoint_key(secret("checkpoint-key-value"));
     let shown = format!("{builder:?}");
     assert!(!shown.contains(password), "{shown}");

@@ -375,7 +375,7 @@ async fn torn_line_is_a_crash_not_tampering() {
 async fn reopening_with_another_key_is_refused() {
     let (_dir, path) = trail(true).await;
     let error = JsonLinesSink::builder(&path)
-        .hmac_key(SecretString::from("another key"))
+        .hmac_key(SecretString::from("another key, 16 bytes or more"))
         .open()
         .unwrap_err();
     assert!(error.to_string().contains("does not verify"), "{error}");
@@ -786,7 +786,7 @@ async fn a_recovery_cut_by_a_crash_is_completed_at_the_next_open() {
 async fn foreign_or_other_key_content_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let other_key = SecretString::from("another key");
+    let other_key = SecretString::from("another key, 16 bytes or more");
     // Text files: a complete non-JSON last line is no cut recovery.
     for text in ["a\n", "a\nb", "not json\n{\"x\":1"] {
         std::fs::write(&path, text).unwrap();

@@ -246,7 +246,8 @@ impl JsonLinesBuilder {
         self
     }
 
-    /// Rotates when the file has been open for `interval`.
+    /// Rotates when the file's first record is older than `interval`
+    /// (across restarts: the age is read from the file at open).
     pub fn rotate_interval(mut self, interval: Duration) -> Self {
         self.rotate_interval = Some(interval);
         self
@@ -261,6 +262,12 @@ impl JsonLinesBuilder {
     /// [`SinkError::Incompatible`] when the file's last record does not
     /// verify with the configured algorithm and key.
     pub fn open(self) -> Result<JsonLinesSink, SinkError> {
+        if crate::chain::too_short(self.key.as_ref()) {
+            return Err(SinkError::ShortKey("chain"));
+        }
+        if crate::chain::too_short(self.checkpoint_key.as_ref()) {
+            return Err(SinkError::ShortKey("checkpoint"));
+        }
         let hasher = ChainHasher::new(self.key.as_ref());
         let signer = checkpoint_signer(
             self.checkpoint_signing_key,
@@ -367,6 +374,8 @@ struct Tail {
     /// That cut recovery write (after `torn`'s newline); empty otherwise.
     interrupted: Vec<u8>,
     first_seq: Option<u64>,
+    /// The first record's time: the file's age, for time rotation.
+    first_time: Option<OffsetDateTime>,
     len: u64,
 }
 
@@ -422,7 +431,9 @@ impl JsonLinesSink {
         // From the start: reading the tail cached its last pages, and pages
         // another writer left dirty are only written back, never lost.
         self.released = Released::default();
-        self.opened_at = Instant::now();
+        // A file's age is its first record's, not this process's: a service
+        // restarted more often than its rotation interval still rotates.
+        self.opened_at = started_at(tail.first_time);
         let mut torn = tail.torn;
         let mut last = tail.last;
         let mut after_rotation = false;
@@ -679,6 +690,13 @@ impl JsonLinesSink {
                 "the last record has no chain id or seq",
             ));
         };
+        if seq >= crate::event::MAX_SAFE_INTEGER.unsigned_abs() {
+            // Past 2^53 - 1 a seq is not an integer every JSON reader keeps
+            // exactly, and the canonical form refuses it: the chain is full.
+            return Err(SinkError::Incompatible(
+                "the chain's seq is at its end (2^53 - 1): start a new trail",
+            ));
+        }
         self.chain_id = id.to_owned();
         self.next_seq = seq + 1;
         self.last_hash = computed;
@@ -1312,6 +1330,7 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
             torn_ended: false,
             interrupted: Vec::new(),
             first_seq: None,
+            first_time: None,
             len,
         });
     }
@@ -1345,18 +1364,38 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
     reader
         .read_until(b'\n', &mut head)
         .map_err(SinkError::io("read"))?;
-    let first_seq = head
+    let first = head
         .strip_suffix(b"\n")
-        .and_then(|line| serde_json::from_slice::<Value>(line).ok())
+        .and_then(|line| serde_json::from_slice::<Value>(line).ok());
+    let first_seq = first
+        .as_ref()
         .and_then(|v| v.pointer("/chain/seq").and_then(Value::as_u64));
+    let first_time = first
+        .as_ref()
+        .and_then(|v| v.get("time").and_then(Value::as_str))
+        .and_then(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
     Ok(Tail {
         last,
         torn,
         torn_ended,
         interrupted,
         first_seq,
+        first_time,
         len,
     })
+}
+
+/// The instant a file whose first record has `time` was started: now less
+/// the record's age (none for a record from the future, a clock set back).
+fn started_at(time: Option<OffsetDateTime>) -> Instant {
+    let now = Instant::now();
+    let age = time
+        .map(|t| OffsetDateTime::now_utc() - t)
+        .and_then(|age| Duration::try_from(age).ok())
+        .unwrap_or_default();
+    now.checked_sub(age).unwrap_or(now)
 }
 
 /// What [`tail_lines`] finds: the last record, the torn bytes, whether they

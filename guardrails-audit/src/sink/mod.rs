@@ -90,6 +90,11 @@ pub enum SinkError {
          or move the checkpoint file aside (keep it as evidence) to start a new trail"
     )]
     BehindCheckpoints(String),
+    /// The chain or checkpoint HMAC key is shorter than
+    /// [`MIN_KEY_BYTES`](crate::chain::MIN_KEY_BYTES) (which key: `chain`
+    /// or `checkpoint`).
+    #[error("the audit {0} key is shorter than 16 bytes")]
+    ShortKey(&'static str),
     /// The sink refused the batch (test sinks, closed sinks).
     #[error("audit sink unavailable: {0}")]
     Unavailable(&'static str),

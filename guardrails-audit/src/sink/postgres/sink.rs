@@ -286,6 +286,16 @@ impl PostgresSinkBuilder {
     /// parse (see [`connection_config`](super::connection_config); the
     /// message never repeats it) or an invalid chain id.
     pub fn build(self) -> Result<PostgresSink, PgError> {
+        if crate::chain::too_short(self.key.as_ref()) {
+            return Err(PgError::InvalidConfig(
+                "the chain key is shorter than 16 bytes",
+            ));
+        }
+        if crate::chain::too_short(self.checkpoint_key.as_ref()) {
+            return Err(PgError::InvalidConfig(
+                "the checkpoint key is shorter than 16 bytes",
+            ));
+        }
         let mut config = super::connection_config(&self.conn)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.io_timeout);
