@@ -423,6 +423,17 @@ pub fn verify(
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
     let path = path.as_ref();
+    // The checkpoints are read first, before any file of the trail: a
+    // checkpoint is written only once the records it names are durable, so
+    // every record a checkpoint read now names is in the files read after
+    // it, even while the writer appends (a checkpoint read after the trail
+    // could name records written since, and the trail would look
+    // truncated). They are also read before the chain pass so that it keeps
+    // only the hashes they name; their errors are reported after the chain's.
+    let checkpoints = options
+        .checkpoints
+        .as_deref()
+        .map(|cp_path| read_checkpoint_file(cp_path, options));
     let mut files = if options.include_rotated {
         rotated_files(path)?
     } else {
@@ -466,12 +477,6 @@ pub fn verify(
         }
     }
 
-    // The checkpoints are read before the chain pass so that it keeps only
-    // the hashes they name; their errors are reported after the chain's.
-    let checkpoints = options
-        .checkpoints
-        .as_deref()
-        .map(|cp_path| read_checkpoint_file(cp_path, options));
     let keep = match &checkpoints {
         Some(Ok((cps, _))) => check::wanted_seqs(cps),
         _ => HashSet::new(),
