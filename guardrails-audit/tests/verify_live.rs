@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -111,4 +111,33 @@ fn checkpoints_added_during_verification_are_not_truncation() {
     let writer = Writer::start(builder(&path), 600);
     let options = VerifyOptions::new().checkpoints(checkpoints_of(&path));
     verify_while_written(&path, &options, writer);
+}
+/// Rotated files of `path`, as the sink names them.
+fn rotated(path: &Path) -> Vec<PathBuf> {
+    let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(&format!("{name}.")))
+                .is_some_and(|s| s.len() == 20)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn rotations_during_verification_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // About one rotation every other batch.
+    let writer = Writer::start(builder(&path).rotate_bytes(4096), 300);
+    let options = VerifyOptions::new()
+        .include_rotated(true)
+        .checkpoints(checkpoints_of(&path));
+    verify_while_written(&path, &options, writer);
+    assert!(rotated(&path).len() > 10, "the trail was rotated");
 }

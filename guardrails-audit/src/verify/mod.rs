@@ -58,6 +58,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
@@ -151,7 +153,9 @@ impl VerifyOptions {
     /// one, as one chain. The oldest file must then start the chain (seq 0):
     /// a trail whose first files are missing is [`DamageKind::Truncated`],
     /// unless [`allow_pruned`](Self::allow_pruned) says they were removed on
-    /// purpose.
+    /// purpose. A rotation while the trail is read does not change the
+    /// verdict: the trail is verified as it was when the active file was
+    /// opened.
     pub fn include_rotated(mut self, include: bool) -> Self {
         self.include_rotated = include;
         self
@@ -411,6 +415,74 @@ pub(crate) fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
+/// Opens the trail at `path`: returns its files, oldest first, and the
+/// opened active file, which is the last of them (`None`: with `rotated`,
+/// the active file does not exist, as between a rotation's rename and the
+/// creation of the new file; it is then verified as empty).
+///
+/// A writer may rotate while the trail is read. The active file is opened
+/// first and the rotated files listed after: a file rotated before the open
+/// is in the list, and one rotated after it is the opened file itself (a
+/// handle follows its file through a rename), found in the list by its
+/// device and inode. The list is then cut after it: rotated files newer
+/// than it were written after the open, and so is the new active file; the
+/// checkpoints, read before the open, name none of their records. Without
+/// inodes (not Unix), a rotation in that moment makes the opened file
+/// appear twice, reported as inserted records.
+fn open_trail(path: &Path, rotated: bool) -> Result<(Vec<PathBuf>, Option<File>), VerifyError> {
+    let io = |source| VerifyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (active, missing) = match File::open(path) {
+        Ok(file) => (Some(file), None),
+        Err(error) if rotated && error.kind() == std::io::ErrorKind::NotFound => {
+            (None, Some(error))
+        }
+        Err(error) => return Err(io(error)),
+    };
+    let mut files = if rotated {
+        rotated_files(path)?
+    } else {
+        Vec::new()
+    };
+    if let Some(error) = missing
+        && files.is_empty()
+    {
+        return Err(io(error));
+    }
+    let opened = active
+        .as_ref()
+        .and_then(|file| file.metadata().ok())
+        .and_then(|meta| file_identity(&meta));
+    let renamed = opened.and_then(|opened| {
+        files.iter().position(|file| {
+            std::fs::metadata(file)
+                .ok()
+                .and_then(|meta| file_identity(&meta))
+                == Some(opened)
+        })
+    });
+    match renamed {
+        Some(position) => files.truncate(position + 1),
+        None => files.push(path.to_path_buf()),
+    }
+    Ok((files, active))
+}
+
+/// A file's device and inode.
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// A file's device and inode: unknown here.
+#[cfg(not(unix))]
+fn file_identity(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 /// Verifies the trail at `path`; see the [module documentation](self).
 ///
 /// # Errors
@@ -434,12 +506,7 @@ pub fn verify(
         .checkpoints
         .as_deref()
         .map(|cp_path| read_checkpoint_file(cp_path, options));
-    let mut files = if options.include_rotated {
-        rotated_files(path)?
-    } else {
-        Vec::new()
-    };
-    files.push(path.to_path_buf());
+    let (files, mut active) = open_trail(path, options.include_rotated)?;
     let hashers = Hashers {
         sha: ChainHasher::sha256(),
         hmac: options.key.as_ref().map(ChainHasher::hmac),
@@ -449,10 +516,21 @@ pub fn verify(
     // record without a key stops verification before any verdict.
     let mut entries = Vec::new();
     for (file_index, file) in files.iter().enumerate() {
-        let data = std::fs::read(file).map_err(|source| VerifyError::Io {
+        let io = |source| VerifyError::Io {
             path: file.clone(),
             source,
-        })?;
+        };
+        // The last file is the active file opened by `open_trail` (perhaps
+        // renamed since); it is `None` when it did not exist.
+        let data = if file_index + 1 == files.len() {
+            let mut data = Vec::new();
+            if let Some(active) = active.as_mut() {
+                active.read_to_end(&mut data).map_err(io)?;
+            }
+            data
+        } else {
+            std::fs::read(file).map_err(io)?
+        };
         let ends_complete = data.last() == Some(&b'\n');
         let mut lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
         if ends_complete || data.is_empty() {
