@@ -78,3 +78,36 @@ async fn exit_codes_and_damage_report() {
     let (code, _, _) = verify_cmd(&[missing.as_os_str()]);
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn the_default_checkpoint_file_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_trail(&path, None, 20, 5).await;
+    let cp = checkpoints_of(&path);
+
+    let (code, out, err) = verify_cmd(&[path.as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("checkpoints_checked=0"), "{out}");
+    assert!(err.contains(&cp.display().to_string()), "says which: {err}");
+
+    // The last records cut: the checkpoint beside the trail names them.
+    let mut lines = read_lines(&path);
+    lines.truncate(17);
+    write_lines(&path, &lines);
+    let (code, out, err) = verify_cmd(&[path.as_os_str()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out.trim(), "damage=truncated seq=17");
+
+    // Asked not to, or with no checkpoint file: whole, with a warning.
+    let (code, out, err) = verify_cmd(&[path.as_os_str(), "--no-checkpoints".as_ref()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("truncation"), "{err}");
+    std::fs::remove_file(&cp).unwrap();
+    let (code, out, err) = verify_cmd(&[path.as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("warning") && err.contains("truncation"),
+        "{err}"
+    );
+}

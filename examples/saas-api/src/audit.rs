@@ -53,7 +53,8 @@
 //!   file with a final record and checkpoint.
 //!
 //! Verify the file with
-//! `cargo run -p guardrails-audit --features cli -- verify var/audit.jsonl --checkpoints var/audit.jsonl.checkpoints [--key-file F]`,
+//! `cargo run -p guardrails-audit --features cli -- verify var/audit.jsonl [--key-file F]`
+//! (which checks `var/audit.jsonl.checkpoints`, beside it),
 //! the database with
 //! `GUARDRAILS_AUDIT_POSTGRES_URL=… cargo run -p guardrails-audit --features cli,postgres-rustls -- verify --postgres [--key-file F] [--postgres-ca-file F]`.
 

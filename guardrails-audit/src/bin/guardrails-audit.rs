@@ -2,7 +2,7 @@
 //! or the chains in PostgreSQL), and export records from PostgreSQL.
 //!
 //! ```text
-//! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F]
+//! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F | --no-checkpoints]
 //!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
 //!                                [--rotated [--pruned]]
 //! guardrails-audit verify --postgres [--chain ID] [--key-file F]
@@ -51,6 +51,13 @@
 //!   arguments).
 //!
 //! Key files hold the key as text; one trailing newline is ignored.
+//!
+//! `verify <FILE>` checks the trail against its checkpoints: the file named
+//! by `--checkpoints`, else `<FILE>.checkpoints` (where the sink writes them
+//! by default) when it exists, saying so on standard error. Without a
+//! checkpoint file (none beside the trail, or `--no-checkpoints`) it warns
+//! that truncation was not checked: records cut from the end of a trail are
+//! found only through a checkpoint that names them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,7 +105,7 @@ enum Command {
         file: Option<PathBuf>,
         /// Verify the chains stored in PostgreSQL instead of a file (URL from
         /// GUARDRAILS_AUDIT_POSTGRES_URL or --postgres-url-file).
-        #[arg(long, conflicts_with_all = ["file", "checkpoints", "rotated"])]
+        #[arg(long, conflicts_with_all = ["file", "checkpoints", "no_checkpoints", "rotated"])]
         postgres: bool,
         /// With --postgres: only this chain (default: every chain).
         #[arg(long, requires = "postgres")]
@@ -106,9 +113,14 @@ enum Command {
         /// A file holding the HMAC chain key.
         #[arg(long)]
         key_file: Option<PathBuf>,
-        /// The checkpoint file to check against (e.g. `audit.jsonl.checkpoints`).
+        /// The checkpoint file to check against (default: `<FILE>.checkpoints`,
+        /// when it exists).
         #[arg(long)]
         checkpoints: Option<PathBuf>,
+        /// Do not check against any checkpoint file, not even
+        /// `<FILE>.checkpoints`: truncation is then not checked.
+        #[arg(long, conflicts_with = "checkpoints")]
+        no_checkpoints: bool,
         /// A file holding the checkpoint key, when it is not the chain key.
         #[arg(long)]
         checkpoint_key_file: Option<PathBuf>,
@@ -235,6 +247,7 @@ fn main() -> ExitCode {
             file,
             key_file,
             checkpoints,
+            no_checkpoints,
             checkpoint_key_file,
             checkpoint_public_key_file,
             rotated,
@@ -244,7 +257,7 @@ fn main() -> ExitCode {
             Some(file) => run_verify(
                 &file,
                 key_file,
-                checkpoints,
+                (checkpoints, no_checkpoints),
                 (checkpoint_key_file, checkpoint_public_key_file),
                 (rotated, pruned),
             ),
@@ -285,10 +298,44 @@ fn report_damage(damage: &guardrails_audit::Damage) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// The checkpoint file to verify `file` against: the one named, else the
+/// sink's default `<FILE>.checkpoints` when it exists (said on standard
+/// error); without one, a warning that truncation is not checked.
+fn checkpoint_file(file: &Path, named: Option<PathBuf>, none: bool) -> Option<PathBuf> {
+    const UNCHECKED: &str = "truncation (records cut from the end of the trail) was not checked";
+    if named.is_some() {
+        return named;
+    }
+    if none {
+        eprintln!("warning: --no-checkpoints: {UNCHECKED}");
+        return None;
+    }
+    let mut default = file.as_os_str().to_owned();
+    default.push(".checkpoints");
+    let default = PathBuf::from(default);
+    // A file that cannot be looked at is used all the same: verification
+    // then says why it cannot be read.
+    if default.try_exists().unwrap_or(true) {
+        eprintln!(
+            "note: checking against the checkpoint file {} (next to the trail; \
+             --checkpoints F names another, --no-checkpoints skips it)",
+            default.display()
+        );
+        Some(default)
+    } else {
+        eprintln!(
+            "warning: no checkpoint file ({} does not exist, and --checkpoints was not given): \
+             {UNCHECKED}",
+            default.display()
+        );
+        None
+    }
+}
+
 fn run_verify(
     file: &Path,
     key_file: Option<PathBuf>,
-    checkpoints: Option<PathBuf>,
+    (checkpoints, no_checkpoints): (Option<PathBuf>, bool),
     (checkpoint_key_file, checkpoint_public_key_file): (Option<PathBuf>, Option<PathBuf>),
     (rotated, pruned): (bool, bool),
 ) -> ExitCode {
@@ -316,7 +363,7 @@ fn run_verify(
             }
         }
     }
-    if let Some(path) = checkpoints {
+    if let Some(path) = checkpoint_file(file, checkpoints, no_checkpoints) {
         options = options.checkpoints(path);
     }
     match verify(file, &options) {

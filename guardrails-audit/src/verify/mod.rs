@@ -38,8 +38,11 @@
 //! # Command line
 //!
 //! With the `cli` feature, `guardrails-audit verify <FILE> [--key-file F]
-//! [--checkpoints F] [--checkpoint-key-file F] [--rotated [--pruned]]` wraps this
-//! function. It exits with `0` when the trail is whole, `1` when it is
+//! [--checkpoints F | --no-checkpoints] [--checkpoint-key-file F] [--rotated [--pruned]]`
+//! wraps this function. Unlike [`VerifyOptions::new`], which checks no
+//! checkpoints unless told, it checks `<FILE>.checkpoints` (the sink's
+//! default) when that exists, and warns when no checkpoint file is checked.
+//! It exits with `0` when the trail is whole, `1` when it is
 //! damaged (printing `damage=<kind> seq=<seq>`), and `2` when it cannot
 //! verify (unreadable file or key, a keyed chain without `--key-file`).
 //!
