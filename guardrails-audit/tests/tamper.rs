@@ -1227,3 +1227,27 @@ async fn a_keyed_trail_starting_with_a_recovered_cut_line_asks_for_its_key() {
         Err(guardrails_audit::VerifyError::KeyRequired)
     ));
 }
+
+#[tokio::test]
+async fn a_checkpoint_line_with_a_duplicated_key_is_modification() {
+    // `{"seq":0,"chain_id":…,"seq":20,…}` parses (last key wins in
+    // serde_json) to the signed checkpoint, but a reader that keeps the
+    // first key sees a checkpoint of seq 0: checkpoint lines must be
+    // canonical, as records are.
+    for hmac in [false, true] {
+        let (_dir, path) = trail(hmac).await;
+        let cp = checkpoints_of(&path);
+        let mut lines = read_lines(&cp);
+        let last = lines.len() - 1;
+        assert!(lines[last].starts_with("{\"chain_id\":"));
+        lines[last] = lines[last].replacen('{', "{\"seq\":0,", 1);
+        write_lines(&cp, &lines);
+        let error = verify(&path, &options(hmac, &path)).expect_err("damage must be detected");
+        let d = error
+            .damage()
+            .unwrap_or_else(|| panic!("not a damage: {error}"));
+        assert_eq!((d.kind, d.seq), (DamageKind::Modified, Some(20)), "{d}");
+        assert_eq!(d.location.file(), Some(cp.as_path()));
+        assert!(d.detail.contains("canonical"), "{d}");
+    }
+}

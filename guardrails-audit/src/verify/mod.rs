@@ -14,7 +14,7 @@
 //!
 //! | kind | what it means |
 //! |---|---|
-//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint); a line that is not exactly its record's canonical form (whitespace, escapes, duplicate keys, or converted line endings added) |
+//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint); a line that is not exactly its record's (or its checkpoint's) canonical form (whitespace, escapes, duplicate keys, or converted line endings added) |
 //! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated); a checkpoint that names an older record than the one before it, or another chain than the ones before it (copied in) |
 //! | [`DamageKind::Deleted`] | records are missing: `seq` jumps forward and the missing record is nowhere |
 //! | [`DamageKind::Reordered`] | the missing record appears later: records were moved |
@@ -624,15 +624,42 @@ fn read_checkpoint_file(
             continue;
         };
         let line_no = i as u64 + 1;
-        checkpoints.push(check::parse_checkpoint(
+        // The sink writes each checkpoint as the canonical form of its
+        // object (`sig` among the keys in order), and its signature covers
+        // only what the line parses to: a line that is not exactly that
+        // form (a duplicated key that another parser reads differently,
+        // added whitespace or escapes) says something else to another
+        // reader, as a record's line would.
+        let canonical = crate::jcs::to_vec(&value).ok().as_deref() == Some(line);
+        let location = Location::Line {
+            file: cp_path.to_path_buf(),
+            line: line_no,
+        };
+        let parsed = check::parse_checkpoint(
             Some(value),
             &verifier,
-            Location::Line {
-                file: cp_path.to_path_buf(),
-                line: line_no,
-            },
+            location.clone(),
             format!("checkpoint line {line_no}"),
-        ));
+        )
+        .and_then(|cp| {
+            if canonical {
+                return Ok(cp);
+            }
+            let detail = if line.ends_with(b"\r") {
+                "the checkpoint line ends in a carriage return (were the file's line endings \
+                 converted?)"
+            } else {
+                "the checkpoint line is not the canonical form of its checkpoint (whitespace, \
+                 escapes or duplicate keys were added)"
+            };
+            Err(VerifyError::Damaged(Damage {
+                kind: DamageKind::Modified,
+                seq: cp.seq,
+                location,
+                detail: detail.to_owned(),
+            }))
+        });
+        checkpoints.push(parsed);
     }
     Ok((checkpoints, cut))
 }
