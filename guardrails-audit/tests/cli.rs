@@ -46,8 +46,9 @@ async fn exit_codes_and_damage_report() {
     };
 
     let good = refs(&args(&key_file));
-    let (code, out, _) = verify_cmd(&good.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    let (code, out, err) = verify_cmd(&good.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
     assert_eq!(code, 0, "{out}");
+    assert!(!err.contains("unsigned"), "HMAC-signed checkpoints: {err}");
     assert!(
         out.starts_with("ok records=21 first_seq=0 last_seq=20"),
         "{out}"
@@ -90,6 +91,10 @@ async fn the_default_checkpoint_file_is_used() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("checkpoints_checked=0"), "{out}");
     assert!(err.contains(&cp.display().to_string()), "says which: {err}");
+    assert!(
+        err.contains("warning: the checkpoints are unsigned"),
+        "a plain trail's checkpoints prove nothing: {err}"
+    );
 
     // The last records cut: the checkpoint beside the trail names them.
     let mut lines = read_lines(&path);

@@ -51,6 +51,9 @@ async fn intact_trail_verifies() {
         assert!(report.cleanly_stopped);
         assert!(report.checkpoints_checked >= 4);
         assert_eq!(report.recoveries, 0);
+        // A plain trail's checkpoints are unsigned: the report says so.
+        let unsigned = if hmac { 0 } else { report.checkpoints_checked };
+        assert_eq!(report.unsigned_checkpoints, unsigned);
     }
 }
 

@@ -57,7 +57,9 @@
 //! by default) when it exists, saying so on standard error. Without a
 //! checkpoint file (none beside the trail, or `--no-checkpoints`) it warns
 //! that truncation was not checked: records cut from the end of a trail are
-//! found only through a checkpoint that names them.
+//! found only through a checkpoint that names them. When the checkpoints
+//! are unsigned (`sig_alg` `none`: a sink without a key), it warns that they
+//! prove nothing against someone who can rewrite both files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -382,6 +384,13 @@ fn run_verify(
                     "warning: the last line is torn: the writer crashed and has not reopened the file"
                 );
             }
+            if report.unsigned_checkpoints > 0 {
+                eprintln!(
+                    "warning: the checkpoints are unsigned ({} of them, sig_alg none): they prove \
+                     nothing against someone who can rewrite both the trail and the checkpoint file",
+                    report.unsigned_checkpoints
+                );
+            }
             if report.cut_checkpoints > 0 {
                 eprintln!(
                     "warning: {} line(s) of the checkpoint file are cut writes (a crash or a failed write), not checkpoints",
@@ -626,6 +635,15 @@ mod pg {
                             chain.checkpoints_checked,
                             chain.cleanly_stopped
                         );
+                        if chain.unsigned_checkpoints > 0 {
+                            eprintln!(
+                                "warning: chain {}: the checkpoints are unsigned ({} of them, \
+                                 sig_alg none): they prove nothing against someone who can \
+                                 rewrite the database",
+                                chain.chain_id.as_deref().map_or("-".into(), printable),
+                                chain.unsigned_checkpoints
+                            );
+                        }
                     }
                     println!(
                         "ok chains={} records={}",

@@ -432,6 +432,9 @@ pub(crate) struct Checkpoint {
     /// Why it was written: `rotation` (the only kind a trail may start
     /// after), `count`, `interval`, `shutdown`.
     pub(crate) reason: Option<String>,
+    /// `sig_alg` is `none`: accepted only because no checkpoint key was
+    /// given, and proof of nothing against whoever can rewrite it.
+    pub(crate) unsigned: bool,
 }
 
 /// Checks a checkpoint object's form and signature. `signer`: the
@@ -517,6 +520,7 @@ pub(crate) fn parse_checkpoint(
         seq,
         hash: cp.get("hash").and_then(Value::as_str).map(str::to_owned),
         reason: cp.get("reason").and_then(Value::as_str).map(str::to_owned),
+        unsigned: sig_alg == "none",
     })
 }
 
@@ -557,6 +561,9 @@ pub(crate) fn check_checkpoints(
     let mut highest: Option<(u64, String)> = None;
     for cp in checkpoints {
         let cp = cp?;
+        if cp.unsigned {
+            report.unsigned_checkpoints += 1;
+        }
         // One trail, one chain: a checkpoint of another chain means the
         // trail was replaced, or checkpoints of another trail were added to
         // hide that (every one of them verifies with a shared key). A trail

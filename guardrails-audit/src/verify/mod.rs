@@ -200,6 +200,11 @@ pub struct VerifyReport {
     pub torn_tail: bool,
     /// Checkpoints that matched the trail.
     pub checkpoints_checked: u64,
+    /// Checkpoints that are not signed (`sig_alg` `none`, written by a sink
+    /// without a key), accepted because no checkpoint key was given. They
+    /// show accidental truncation, but prove nothing against someone who
+    /// can rewrite both the trail and the checkpoint file.
+    pub unsigned_checkpoints: u64,
     /// Lines of the checkpoint file that are not JSON: checkpoint writes
     /// cut by a crash or a failed write (the writer ends such a line before
     /// its next checkpoint). They state nothing; a line that is JSON but not
