@@ -111,6 +111,11 @@ impl notes_server::Notes for Notes {
             )));
         }
         check(request.get_ref(), &())?;
+        // Without the audit layer in front, a deletion cannot be audited:
+        // it is refused before anything is deleted.
+        let Some(audit) = request.extensions().get::<AuditContext>().cloned() else {
+            return Err(Status::unavailable("the request could not be audited"));
+        };
         // The deletion, its record and its undoing run in a task of their
         // own, to the end: a call cancelled while its record is pending
         // (the client resets the stream, the server drains) must not leave
@@ -119,8 +124,7 @@ impl notes_server::Notes for Notes {
             let notes = self.clone();
             let tenant = tenant.to_owned();
             let id = request.get_ref().id.clone();
-            let audit = request.extensions().get::<AuditContext>().cloned();
-            async move { notes.delete_recorded(&tenant, &id, audit.as_ref()).await }
+            async move { notes.delete_recorded(&tenant, &id, &audit).await }
         });
         match deletion.await {
             Ok(result) => result.map(|()| Response::new(DeleteNoteResponse {})),
@@ -136,46 +140,76 @@ impl Notes {
         &self,
         tenant: &str,
         id: &str,
-        audit: Option<&AuditContext>,
+        audit: &AuditContext,
     ) -> Result<(), Status> {
         let removed = self.with(|all| {
             let list = all.get_mut(tenant)?;
             let at = list.iter().position(|n| n.id == id)?;
             Some((at, list.remove(at)))
         });
-        if let Some(audit) = audit {
-            let event = audit
-                .event("note.delete", Category::DataWrite)
-                .with_target("note", id)
-                .with_detail("tenant", tenant);
-            let event = match removed {
-                Some(_) => event.with_outcome(Outcome::Success),
-                None => event
+        let event = audit
+            .event("note.delete", Category::DataWrite)
+            .with_target("note", id)
+            .with_detail("tenant", tenant);
+        let event = match removed {
+            Some(_) => event.with_outcome(Outcome::Success),
+            None => event
+                .with_outcome(Outcome::Failure)
+                .with_reason("not_found"),
+        };
+        if let Err(error) = audit.record(event).await {
+            if let Some((at, note)) = removed {
+                self.with(|all| {
+                    let list = all.entry(tenant.to_owned()).or_default();
+                    list.insert(at.min(list.len()), note);
+                });
+                // The deletion's record may reach the trail all the
+                // same: say, best effort, that it was undone.
+                let reverted = audit
+                    .event("note.delete", Category::DataWrite)
+                    .with_target("note", id)
+                    .with_detail("tenant", tenant)
                     .with_outcome(Outcome::Failure)
-                    .with_reason("not_found"),
-            };
-            if let Err(error) = audit.record(event).await {
-                if let Some((at, note)) = removed {
-                    self.with(|all| {
-                        let list = all.entry(tenant.to_owned()).or_default();
-                        list.insert(at.min(list.len()), note);
-                    });
-                    // The deletion's record may reach the trail all the
-                    // same: say, best effort, that it was undone.
-                    let reverted = audit
-                        .event("note.delete", Category::DataWrite)
-                        .with_target("note", id)
-                        .with_detail("tenant", tenant)
-                        .with_outcome(Outcome::Failure)
-                        .with_reason("reverted");
-                    let _ = audit.auditor().record(reverted);
-                }
-                return Err(to_status(&error.to_problem(audit.mode())));
+                    .with_reason("reverted");
+                let _ = audit.auditor().record(reverted);
             }
+            return Err(to_status(&error.to_problem(audit.mode())));
         }
         match removed {
             Some(_) => Ok(()),
             None => Err(Status::not_found("no such note")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::notes_server::Notes as _;
+    use guardrails_core::AuthMethod;
+
+    /// A service reused without the audit layer in front cannot audit a
+    /// deletion: it refuses it before anything is deleted.
+    #[tokio::test]
+    async fn without_the_audit_layer_nothing_is_deleted() {
+        let notes = Notes::default();
+        let note = Note {
+            id: "0193c3a0-7c1e-7b2a-9d3e-5f6a7b8c9d0e".into(),
+            title: "keep me".into(),
+            ..Note::default()
+        };
+        notes.with(|all| all.entry("acme".into()).or_default().push(note.clone()));
+        let mut request = Request::new(DeleteNoteRequest {
+            id: note.id.clone(),
+        });
+        request.extensions_mut().insert(
+            Principal::builder("carol", AuthMethod::Jwt)
+                .tenant("acme")
+                .roles([ROLE_ADMIN])
+                .build(),
+        );
+        let refused = notes.delete_note(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert_eq!(notes.with(|all| all["acme"].clone()), [note]);
     }
 }

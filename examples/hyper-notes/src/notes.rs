@@ -155,6 +155,11 @@ pub async fn delete<B>(notes: &Notes, request: Request<B>) -> Response<Full<Byte
         .path()
         .strip_prefix("/v1/notes/")
         .unwrap_or_default();
+    // Without the audit layer in front, a deletion cannot be audited: it is
+    // refused before anything is deleted.
+    let Some(audit) = request.extensions().get::<AuditContext>().cloned() else {
+        return Problem::new(ProblemType::AUDIT_UNAVAILABLE).into_http_response();
+    };
     // The deletion, its record and its undoing run in a task of their own,
     // to the end: a request cancelled while its record is pending (the
     // shutdown's drain time ran out) must not leave the note deleted
@@ -163,7 +168,7 @@ pub async fn delete<B>(notes: &Notes, request: Request<B>) -> Response<Full<Byte
         notes.clone(),
         tenant.to_owned(),
         id.to_owned(),
-        request.extensions().get::<AuditContext>().cloned(),
+        audit,
     ));
     deletion
         .await
@@ -174,7 +179,7 @@ async fn delete_recorded(
     notes: Notes,
     tenant: String,
     id: String,
-    audit: Option<AuditContext>,
+    audit: AuditContext,
 ) -> Response<Full<Bytes>> {
     let (tenant, id) = (tenant.as_str(), id.as_str());
     let removed = notes.with(|all| {
@@ -182,37 +187,35 @@ async fn delete_recorded(
         let at = list.iter().position(|n| n.id == id)?;
         Some((at, list.remove(at)))
     });
-    if let Some(audit) = &audit {
-        let event = audit
-            .event("note.delete", Category::DataWrite)
-            .with_target("note", id)
-            .with_detail("tenant", tenant);
-        let event = match removed {
-            Some(_) => event.with_outcome(Outcome::Success),
-            None => event
+    let event = audit
+        .event("note.delete", Category::DataWrite)
+        .with_target("note", id)
+        .with_detail("tenant", tenant);
+    let event = match removed {
+        Some(_) => event.with_outcome(Outcome::Success),
+        None => event
+            .with_outcome(Outcome::Failure)
+            .with_reason("not_found"),
+    };
+    if let Err(error) = audit.record(event).await {
+        // Answered as not processed: then it must not be.
+        if let Some((at, note)) = removed {
+            notes.with(|all| {
+                let list = all.entry(tenant.to_owned()).or_default();
+                list.insert(at.min(list.len()), note);
+            });
+            // The deletion's record may reach the trail all the same (it
+            // timed out in the queue, or was written but not synced): say,
+            // best effort, that the deletion was undone.
+            let reverted = audit
+                .event("note.delete", Category::DataWrite)
+                .with_target("note", id)
+                .with_detail("tenant", tenant)
                 .with_outcome(Outcome::Failure)
-                .with_reason("not_found"),
-        };
-        if let Err(error) = audit.record(event).await {
-            // Answered as not processed: then it must not be.
-            if let Some((at, note)) = removed {
-                notes.with(|all| {
-                    let list = all.entry(tenant.to_owned()).or_default();
-                    list.insert(at.min(list.len()), note);
-                });
-                // The deletion's record may reach the trail all the same (it
-                // timed out in the queue, or was written but not synced):
-                // say, best effort, that the deletion was undone.
-                let reverted = audit
-                    .event("note.delete", Category::DataWrite)
-                    .with_target("note", id)
-                    .with_detail("tenant", tenant)
-                    .with_outcome(Outcome::Failure)
-                    .with_reason("reverted");
-                let _ = audit.auditor().record(reverted);
-            }
-            return error.to_problem(audit.mode()).into_http_response();
+                .with_reason("reverted");
+            let _ = audit.auditor().record(reverted);
         }
+        return error.to_problem(audit.mode()).into_http_response();
     }
     match removed {
         Some(_) => {
@@ -221,5 +224,36 @@ async fn delete_recorded(
             response
         }
         None => Problem::new(ProblemType::NOT_FOUND).into_http_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardrails_core::AuthMethod;
+
+    /// A handler reused without the audit layer in front cannot audit a
+    /// deletion: it refuses it before anything is deleted.
+    #[tokio::test]
+    async fn without_the_audit_layer_nothing_is_deleted() {
+        let notes = Notes::default();
+        let note = Note {
+            id: uuid::Uuid::now_v7().to_string(),
+            title: "keep me".into(),
+            body: String::new(),
+            author: "bob".into(),
+        };
+        notes.with(|all| all.entry("acme".into()).or_default().push(note.clone()));
+        let mut request = Request::delete(format!("/v1/notes/{}", note.id))
+            .body(())
+            .unwrap();
+        request.extensions_mut().insert(
+            Principal::builder("bob", AuthMethod::Jwt)
+                .tenant("acme")
+                .build(),
+        );
+        let response = delete(&notes, request).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(notes.with(|all| all["acme"].len()), 1, "deleted");
     }
 }

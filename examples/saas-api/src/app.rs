@@ -335,4 +335,24 @@ mod tests {
                     && e.reason() == Some("reverted"))
         );
     }
+
+    /// Served without the audit layer (`router`), a deletion cannot be
+    /// audited: it is refused before anything is deleted.
+    #[tokio::test]
+    async fn without_the_audit_layer_nothing_is_deleted() {
+        let store = Store::default();
+        let invoice = one_invoice(&store);
+        let admin = token("acme", "", &["admin"]);
+        let response = router(store.clone(), auth::development_layer().unwrap())
+            .oneshot(
+                Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
+                    .header("authorization", format!("Bearer {admin}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(store.get("acme", &invoice.id), Some(invoice));
+    }
 }

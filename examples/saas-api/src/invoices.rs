@@ -224,7 +224,7 @@ pub async fn get(
 /// recorded best effort, in case the first event is written after all.
 pub async fn delete(
     State(store): State<Store>,
-    audit: Option<RequestAudit>,
+    audit: RequestAudit,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     // The deletion, its record and its undoing run in a task of their own,
@@ -239,43 +239,42 @@ pub async fn delete(
 
 async fn delete_recorded(
     store: Store,
-    audit: Option<RequestAudit>,
+    audit: RequestAudit,
     tenant: String,
     id: String,
 ) -> Result<StatusCode, Problem> {
     let deleted = store.delete(&tenant, &id);
-    // The `invoice.delete` domain event. `app::audited_router` always puts the
-    // audit layer in front (strict on DELETE, so the event is durable before
-    // the answer); `None` only when tests serve `invoice_routes` bare.
-    if let Some(audit) = &audit {
-        let event = audit
-            .event("invoice.delete", Category::DataWrite)
-            .with_target("invoice", id.as_str())
-            .with_detail("tenant", tenant.as_str());
-        let event = if deleted.is_some() {
-            event.with_outcome(Outcome::Success)
-        } else {
-            event
+    // The `invoice.delete` domain event. `app::audited_router` puts the audit
+    // layer in front (strict on this route, so the event is durable before
+    // the answer); without the layer the `RequestAudit` extractor answers
+    // 503 before anything is deleted.
+    let event = audit
+        .event("invoice.delete", Category::DataWrite)
+        .with_target("invoice", id.as_str())
+        .with_detail("tenant", tenant.as_str());
+    let event = if deleted.is_some() {
+        event.with_outcome(Outcome::Success)
+    } else {
+        event
+            .with_outcome(Outcome::Failure)
+            .with_reason("not_found")
+    };
+    if let Err(error) = audit.record(event).await {
+        // Answered as not processed: then it must not be.
+        if let Some(invoice) = deleted {
+            store.restore(invoice);
+            // The deletion's record may reach the trail all the same (it
+            // timed out in the queue, or was written but not synced): say,
+            // best effort, that the deletion was undone.
+            let reverted = audit
+                .event("invoice.delete", Category::DataWrite)
+                .with_target("invoice", id.as_str())
+                .with_detail("tenant", tenant.as_str())
                 .with_outcome(Outcome::Failure)
-                .with_reason("not_found")
-        };
-        if let Err(error) = audit.record(event).await {
-            // Answered as not processed: then it must not be.
-            if let Some(invoice) = deleted {
-                store.restore(invoice);
-                // The deletion's record may reach the trail all the same (it
-                // timed out in the queue, or was written but not synced):
-                // say, best effort, that the deletion was undone.
-                let reverted = audit
-                    .event("invoice.delete", Category::DataWrite)
-                    .with_target("invoice", id.as_str())
-                    .with_detail("tenant", tenant.as_str())
-                    .with_outcome(Outcome::Failure)
-                    .with_reason("reverted");
-                let _ = audit.0.auditor().record(reverted);
-            }
-            return Err(error.to_problem(audit.mode()));
+                .with_reason("reverted");
+            let _ = audit.0.auditor().record(reverted);
         }
+        return Err(error.to_problem(audit.mode()));
     }
     deleted
         .map(|_| StatusCode::NO_CONTENT)
