@@ -56,7 +56,11 @@
 //! request body) — and a [`DeliveryMode`] (see
 //! [`crate::pipeline`] for what each guarantees). In `Strict` mode the layer
 //! writes a durable attempt record before the inner service runs, and answers
-//! 503 `audit-unavailable` without running it when that fails. A rule may
+//! 503 `audit-unavailable` without running it when that fails. Outermost, the
+//! layer runs before authentication: the attempt record names no actor (the
+//! completion record, and the handler's domain events, do), and a request
+//! that authentication will refuse gets one too, so give strict rules a
+//! route, not a method alone. A rule may
 //! also set the records' [`Category`] where the method does not say it
 //! (every gRPC call is a `POST`; see [`RoutePolicy::category`]).
 //!
