@@ -62,7 +62,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
@@ -514,54 +514,11 @@ pub fn verify(
         .checkpoints
         .as_deref()
         .map(|cp_path| read_checkpoint_file(cp_path, options));
-    let (files, mut active) = open_trail(path, options.include_rotated)?;
+    let (files, active) = open_trail(path, options.include_rotated)?;
     let hashers = Hashers {
         sha: ChainHasher::sha256(),
         hmac: options.key.as_ref().map(ChainHasher::hmac),
     };
-
-    // Every line is parsed first, so that an unreadable file or a keyed
-    // record without a key stops verification before any verdict.
-    let mut entries = Vec::new();
-    for (file_index, file) in files.iter().enumerate() {
-        let io = |source| VerifyError::Io {
-            path: file.clone(),
-            source,
-        };
-        // The last file is the active file opened by `open_trail` (perhaps
-        // renamed since); it is `None` when it did not exist.
-        let data = if file_index + 1 == files.len() {
-            let mut data = Vec::new();
-            if let Some(active) = active.as_mut() {
-                active.read_to_end(&mut data).map_err(io)?;
-            }
-            data
-        } else {
-            std::fs::read(file).map_err(io)?
-        };
-        let ends_complete = data.last() == Some(&b'\n');
-        let mut lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
-        if ends_complete || data.is_empty() {
-            lines.pop();
-        }
-        let count = lines.len();
-        for (i, line) in lines.into_iter().enumerate() {
-            let complete = ends_complete || i + 1 < count;
-            let parsed = match serde_json::from_slice::<Value>(line) {
-                Ok(value) => parse_record(&value, Some(line), &hashers)?,
-                Err(_) => None,
-            };
-            let entry = match parsed {
-                Some(rec) if complete => Entry::Record(rec),
-                _ => Entry::Garbage {
-                    len: line.len() as u64,
-                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line)),
-                    complete,
-                },
-            };
-            entries.push((entry, (file_index, i as u64 + 1)));
-        }
-    }
 
     let keep = match &checkpoints {
         Some(Ok((cps, _))) => check::wanted_seqs(cps),
@@ -581,12 +538,31 @@ pub fn verify(
         files: files.clone(),
         ..VerifyReport::default()
     };
-    let state = check_chain(entries.into_iter(), &input, &mut report, |&(file, line)| {
+    // The files are read line by line as the chain pass goes (a trail of
+    // many gigabytes verifies in the memory of one line and the hashes the
+    // checkpoints need). A file that cannot be read ends the lines; the
+    // error then replaces whatever the pass concluded from the lines before
+    // it.
+    let mut lines = TrailLines {
+        files: &files,
+        active,
+        next_file: 0,
+        reader: None,
+        line: 0,
+        buf: Vec::new(),
+        hashers: &hashers,
+        error: None,
+    };
+    let state = check_chain(lines.by_ref(), &input, &mut report, |&(file, line)| {
         Location::Line {
             file: files[file].clone(),
             line,
         }
-    })?;
+    });
+    if let Some(error) = lines.error {
+        return Err(error);
+    }
+    let state = state?;
 
     if let Some(checkpoints) = checkpoints {
         let ends = TrailEnds {
@@ -605,6 +581,99 @@ pub fn verify(
         check::check_checkpoints(checkpoints, &state, &ends, &mut report)?;
     }
     Ok(report)
+}
+
+/// The lines of a trail's files, oldest file first, as chain entries with
+/// their (file index, line number); the last file is read from the handle
+/// `open_trail` opened. Ends at the first file that cannot be read, with
+/// the error in `error`.
+struct TrailLines<'a> {
+    files: &'a [PathBuf],
+    active: Option<File>,
+    next_file: usize,
+    reader: Option<BufReader<File>>,
+    /// The number of the line last read in the current file.
+    line: u64,
+    buf: Vec<u8>,
+    hashers: &'a Hashers,
+    error: Option<VerifyError>,
+}
+
+impl Iterator for TrailLines<'_> {
+    type Item = (Entry, (usize, u64));
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.error.is_some() {
+                return None;
+            }
+            let Some(reader) = self.reader.as_mut() else {
+                let index = self.next_file;
+                let path = self.files.get(index)?;
+                let file = if index + 1 == self.files.len() {
+                    // `None`: the active file did not exist (read as empty).
+                    self.active.take()
+                } else {
+                    match File::open(path) {
+                        Ok(file) => Some(file),
+                        Err(source) => {
+                            self.error = Some(VerifyError::Io {
+                                path: path.clone(),
+                                source,
+                            });
+                            return None;
+                        }
+                    }
+                };
+                self.next_file += 1;
+                self.line = 0;
+                self.reader = file.map(BufReader::new);
+                continue;
+            };
+            self.buf.clear();
+            match reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.reader = None;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    self.error = Some(VerifyError::Io {
+                        path: self.files[self.next_file - 1].clone(),
+                        source,
+                    });
+                    return None;
+                }
+            }
+            self.line += 1;
+            // Only the file's last line may lack its line end: a torn write.
+            let complete = self.buf.last() == Some(&b'\n');
+            let line = if complete {
+                &self.buf[..self.buf.len() - 1]
+            } else {
+                &self.buf[..]
+            };
+            let parsed = match serde_json::from_slice::<Value>(line) {
+                Ok(value) => match parse_record(&value, Some(line), self.hashers) {
+                    Ok(parsed) => parsed,
+                    Err(error) => {
+                        self.error = Some(error);
+                        return None;
+                    }
+                },
+                Err(_) => None,
+            };
+            let entry = match parsed {
+                Some(rec) if complete => Entry::Record(rec),
+                _ => Entry::Garbage {
+                    len: line.len() as u64,
+                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line)),
+                    complete,
+                },
+            };
+            return Some((entry, (self.next_file - 1, self.line)));
+        }
+    }
 }
 
 /// Reads and checks the signature of every checkpoint of a file; also
