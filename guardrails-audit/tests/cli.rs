@@ -116,3 +116,46 @@ async fn the_default_checkpoint_file_is_used() {
         "{err}"
     );
 }
+
+/// The checkpoint file beside the trail, signed with a checkpoint key of its
+/// own that was not given: a warning, and the chain verified alone (not a
+/// wrong key, which would read as tampering). Named with `--checkpoints`,
+/// the same file is an error as before.
+#[tokio::test]
+async fn default_checkpoints_signed_with_a_key_not_given_are_a_warning() {
+    use guardrails_audit::sink::AuditSink;
+    use guardrails_audit::sink::file::JsonLinesSink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .checkpoint_key(secrecy::SecretString::from(
+            "a checkpoint key of its own, 32 b",
+        ))
+        .checkpoint_every(5, std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    sink.write_batch(&common::awkward_events(12)).await.unwrap();
+    sink.close().await.unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let args = [
+        path.as_os_str(),
+        "--key-file".as_ref(),
+        key_file.as_os_str(),
+    ];
+
+    let (code, out, err) = verify_cmd(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok records=13"), "{out}");
+    assert!(
+        err.contains("signed with a key that was not given"),
+        "{err}"
+    );
+
+    let cp = checkpoints_of(&path);
+    let mut named = args.to_vec();
+    named.extend(["--checkpoints".as_ref(), cp.as_os_str()]);
+    let (code, out, err) = verify_cmd(&named);
+    assert_ne!(code, 0, "{out}{err}");
+}

@@ -669,7 +669,7 @@ async fn a_blocking_request_cancelled_while_its_record_is_written_says_so() {
     let (auditor, guard) = AuditPipeline::builder()
         .spawn(HoldsReports {
             sink: sink.clone(),
-            hold: Duration::from_millis(300),
+            hold: Duration::from_millis(1500),
             fail: false,
         })
         .unwrap();

@@ -470,7 +470,7 @@ async fn a_delete_whose_domain_event_cannot_be_audited_is_undone() {
 #[tokio::test]
 async fn a_delete_cut_by_shutdown_while_its_event_is_pending_is_still_undone() {
     let notes = Notes::default();
-    let sink = RefusesDeletions(MemorySink::new(), Duration::from_millis(400));
+    let sink = RefusesDeletions(MemorySink::new(), Duration::from_millis(2000));
     let (app, admin, id) =
         start_with_a_note_over(sink.clone(), Duration::from_millis(100), notes.clone()).await;
 
@@ -484,19 +484,39 @@ async fn a_delete_cut_by_shutdown_while_its_event_is_pending_is_still_undone() {
             .unwrap(),
     );
     let cut = tokio::spawn(request);
+    // Its strict attempt record is written: the handler runs, and its
+    // event waits in the sink.
+    let attempted = || {
+        sink.0.events().iter().any(|e| {
+            e.stage() == Stage::Received
+                && e.request()
+                    .is_some_and(|r| r.method.as_deref() == Some("DELETE"))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !attempted() {
+        assert!(tokio::time::Instant::now() < deadline, "never attempted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = app.stop.send(());
     assert!(!app.served.await.unwrap(), "the deletion was not cut");
     assert!(cut.await.unwrap().is_err(), "the cut request was answered");
 
     // The event fails after the cut; the deletion is undone all the same.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let _ = app.guard.shutdown(Duration::from_secs(5)).await;
+    let _ = app.guard.shutdown(Duration::from_secs(10)).await;
     let again = start_over(MemorySink::new(), server::DRAIN_TIMEOUT, notes).await;
-    let list = again
-        .send(Method::GET, "/v1/notes", Some(&admin), None)
-        .await;
-    assert_eq!(list.json()[0]["id"], id.as_str(), "restored");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = again
+            .send(Method::GET, "/v1/notes", Some(&admin), None)
+            .await;
+        if list.json()[0]["id"] == id.as_str() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never restored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (drained, _) = again.stop().await;
     assert!(drained);
     assert!(

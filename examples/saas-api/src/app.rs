@@ -298,7 +298,7 @@ mod tests {
         let (auditor, guard) = guardrails_audit::AuditPipeline::builder()
             .spawn(LosesDomainEvents(
                 memory.clone(),
-                Duration::from_millis(300),
+                Duration::from_millis(1500),
             ))
             .unwrap();
         let store = Store::default();

@@ -69,6 +69,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use guardrails_audit::signing::Ed25519VerifyingKey;
 use guardrails_audit::sink::file::JsonLinesSink;
+use guardrails_audit::verify::Location;
 use guardrails_audit::{
     AuditEvent, AuditPipeline, Category, Outcome, VerifyError, VerifyOptions, verify,
 };
@@ -334,6 +335,22 @@ fn checkpoint_file(file: &Path, named: Option<PathBuf>, none: bool) -> Option<Pa
     }
 }
 
+/// Whether `result` failed because the checkpoints at `path` could not be
+/// checked with the keys given (not because of the trail).
+fn unverifiable_checkpoints(
+    result: &Result<guardrails_audit::VerifyReport, VerifyError>,
+    path: &Path,
+) -> bool {
+    match result {
+        Err(VerifyError::KeyRequired | VerifyError::PublicKeyRequired) => true,
+        Err(VerifyError::Damaged(damage)) => {
+            damage.kind == guardrails_audit::DamageKind::WrongKey
+                && matches!(&damage.location, Location::Line { file, .. } if file == path)
+        }
+        _ => false,
+    }
+}
+
 fn run_verify(
     file: &Path,
     key_file: Option<PathBuf>,
@@ -365,10 +382,29 @@ fn run_verify(
             }
         }
     }
-    if let Some(path) = checkpoint_file(file, checkpoints, no_checkpoints) {
-        options = options.checkpoints(path);
-    }
-    match verify(file, &options) {
+    let named = checkpoints.is_some();
+    let result = match checkpoint_file(file, checkpoints, no_checkpoints) {
+        Some(path) => {
+            let result = verify(file, &options.clone().checkpoints(&path));
+            // The file next to the trail was not asked for: when its
+            // checkpoints are signed with a key that was not given, say so
+            // and verify the chain alone, rather than fail (a wrong key
+            // would read as tampering).
+            if !named && unverifiable_checkpoints(&result, &path) {
+                eprintln!(
+                    "warning: the checkpoints of {} are signed with a key that was not given \
+                     (--checkpoint-key-file, or --checkpoint-public-key-file for Ed25519): \
+                     truncation (records cut from the end of the trail) was not checked",
+                    path.display()
+                );
+                verify(file, &options)
+            } else {
+                result
+            }
+        }
+        None => verify(file, &options),
+    };
+    match result {
         Ok(report) => {
             println!(
                 "ok records={} first_seq={} last_seq={} recoveries={} checkpoints_checked={} cleanly_stopped={}",
@@ -382,6 +418,12 @@ fn run_verify(
             if report.torn_tail {
                 eprintln!(
                     "warning: the last line is torn: the writer crashed and has not reopened the file"
+                );
+            }
+            if report.active_missing {
+                eprintln!(
+                    "warning: {} does not exist: only its rotated files were verified",
+                    file.display()
                 );
             }
             if report.unsigned_checkpoints > 0 {

@@ -431,11 +431,16 @@ fn audit_problem<B: From<bytes::Bytes>>(
 /// The record that follows a completion record when the response was not
 /// sent as that record says: a fresh id and time, the same request, the
 /// handler's status moved to `details.response_status`, and `status` what
-/// the client was answered (`None`: nothing).
+/// the client was answered (`None`: nothing). What the completion record
+/// said of the handler's response (a guard's rejection, a gRPC status) and
+/// the request body's excerpt stay there, not repeated.
 fn follow_up(mut event: AuditEvent, status: Option<u16>, reason: &'static str) -> AuditEvent {
     let (id, time) = AuditEvent::fresh_id_and_time();
     event.id = id;
     event.time = time;
+    for key in ["rejection", "problem_type", "grpc_status", "request_body"] {
+        event.details.remove(key);
+    }
     if let Some(request) = event.request.as_mut() {
         if let Some(answered) = request.status {
             event

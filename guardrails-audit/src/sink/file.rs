@@ -433,7 +433,7 @@ impl JsonLinesSink {
         self.released = Released::default();
         // A file's age is its first record's, not this process's: a service
         // restarted more often than its rotation interval still rotates.
-        self.opened_at = started_at(tail.first_time);
+        self.opened_at = started_at(tail.first_time, self.rotate_interval);
         let mut torn = tail.torn;
         let mut last = tail.last;
         let mut after_rotation = false;
@@ -1389,13 +1389,22 @@ fn read_tail(file: &mut File) -> Result<Tail, SinkError> {
 
 /// The instant a file whose first record has `time` was started: now less
 /// the record's age (none for a record from the future, a clock set back).
-fn started_at(time: Option<OffsetDateTime>) -> Instant {
+/// Where an `Instant` cannot go back that far (before the boot on some
+/// systems), a file older than the rotation `interval` is made exactly that
+/// old: it is still due.
+fn started_at(time: Option<OffsetDateTime>, interval: Option<Duration>) -> Instant {
     let now = Instant::now();
     let age = time
         .map(|t| OffsetDateTime::now_utc() - t)
         .and_then(|age| Duration::try_from(age).ok())
         .unwrap_or_default();
-    now.checked_sub(age).unwrap_or(now)
+    now.checked_sub(age)
+        .or_else(|| {
+            interval
+                .filter(|i| *i <= age)
+                .and_then(|i| now.checked_sub(i))
+        })
+        .unwrap_or(now)
 }
 
 /// What [`tail_lines`] finds: the last record, the torn bytes, whether they

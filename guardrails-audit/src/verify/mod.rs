@@ -62,7 +62,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Take};
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
@@ -200,6 +200,12 @@ pub struct VerifyReport {
     pub torn_tail: bool,
     /// Checkpoints that matched the trail.
     pub checkpoints_checked: u64,
+    /// The active file did not exist (with
+    /// [`include_rotated`](VerifyOptions::include_rotated) only, where it
+    /// is read as empty, as right after a rotation's rename): the trail is
+    /// its rotated files. Deleted, its records are missing unless a
+    /// checkpoint names one of them.
+    pub active_missing: bool,
     /// Checkpoints that are not signed (`sig_alg` `none`, written by a sink
     /// without a key), accepted because no checkpoint key was given. They
     /// show accidental truncation, but prove nothing against someone who
@@ -437,7 +443,16 @@ pub(crate) fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, VerifyError> {
 /// checkpoints, read before the open, name none of their records. Without
 /// inodes (not Unix), a rotation in that moment makes the opened file
 /// appear twice, reported as inserted records.
-fn open_trail(path: &Path, rotated: bool) -> Result<(Vec<PathBuf>, Option<File>), VerifyError> {
+///
+/// The active file is read up to its length at the open: a writer appending
+/// meanwhile cannot make the end of what is read move (a batch copied in
+/// while it is read would otherwise show its first part as one line and
+/// the rest as another). A write in progress at the open is a torn tail,
+/// as after a crash.
+fn open_trail(
+    path: &Path,
+    rotated: bool,
+) -> Result<(Vec<PathBuf>, Option<Take<File>>), VerifyError> {
     let io = |source| VerifyError::Io {
         path: path.to_path_buf(),
         source,
@@ -475,6 +490,13 @@ fn open_trail(path: &Path, rotated: bool) -> Result<(Vec<PathBuf>, Option<File>)
         Some(position) => files.truncate(position + 1),
         None => files.push(path.to_path_buf()),
     }
+    let active = match active {
+        Some(file) => {
+            let len = file.metadata().map_err(io)?.len();
+            Some(file.take(len))
+        }
+        None => None,
+    };
     Ok((files, active))
 }
 
@@ -503,6 +525,21 @@ pub fn verify(
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
     let path = path.as_ref();
+    match verify_once(path, options) {
+        // A writer that rotated between the read of the checkpoints and the
+        // open of the active file (its rotation checkpoint, written after
+        // the rename, not yet read) makes a whole trail look cut. A cut
+        // trail stays cut: read it all again once to tell.
+        Err(VerifyError::Damaged(damage))
+            if damage.kind == DamageKind::Truncated && options.checkpoints.is_some() =>
+        {
+            verify_once(path, options)
+        }
+        result => result,
+    }
+}
+
+fn verify_once(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     // The checkpoints are read first, before any file of the trail: a
     // checkpoint is written only once the records it names are durable, so
     // every record a checkpoint read now names is in the files read after
@@ -536,6 +573,7 @@ pub fn verify(
     };
     let mut report = VerifyReport {
         files: files.clone(),
+        active_missing: active.is_none(),
         ..VerifyReport::default()
     };
     // The files are read line by line as the chain pass goes (a trail of
@@ -589,9 +627,9 @@ pub fn verify(
 /// the error in `error`.
 struct TrailLines<'a> {
     files: &'a [PathBuf],
-    active: Option<File>,
+    active: Option<Take<File>>,
     next_file: usize,
-    reader: Option<BufReader<File>>,
+    reader: Option<BufReader<Take<File>>>,
     /// The number of the line last read in the current file.
     line: u64,
     buf: Vec<u8>,
@@ -615,7 +653,8 @@ impl Iterator for TrailLines<'_> {
                     self.active.take()
                 } else {
                     match File::open(path) {
-                        Ok(file) => Some(file),
+                        // Rotated: complete, nothing appends to it.
+                        Ok(file) => Some(file.take(u64::MAX)),
                         Err(source) => {
                             self.error = Some(VerifyError::Io {
                                 path: path.clone(),
