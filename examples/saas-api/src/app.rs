@@ -245,6 +245,15 @@ mod tests {
         }
     }
 
+    /// An admin's `DELETE` of `invoice`.
+    fn admin_delete(invoice: &invoices::Invoice) -> Request<Body> {
+        let admin = token("acme", "", &["admin"]);
+        Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
+            .header("authorization", format!("Bearer {admin}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
     fn one_invoice(store: &Store) -> invoices::Invoice {
         store.create(
             "acme",
@@ -267,16 +276,7 @@ mod tests {
         let store = Store::default();
         let invoice = one_invoice(&store);
         let app = audited_router(store.clone(), auditor, auth::development_layer().unwrap());
-        let admin = token("acme", "", &["admin"]);
-        let response = app
-            .oneshot(
-                Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
-                    .header("authorization", format!("Bearer {admin}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response = app.oneshot(admin_delete(&invoice)).await.unwrap();
         // Not processed, as the answer says: the invoice is still there.
         assert_eq!(response.status(), 503);
         assert_eq!(store.get("acme", &invoice.id), Some(invoice));
@@ -304,11 +304,7 @@ mod tests {
         let store = Store::default();
         let invoice = one_invoice(&store);
         let app = audited_router(store.clone(), auditor, auth::development_layer().unwrap());
-        let admin = token("acme", "", &["admin"]);
-        let request = Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
-            .header("authorization", format!("Bearer {admin}"))
-            .body(Body::empty())
-            .unwrap();
+        let request = admin_delete(&invoice);
         // The request is dropped while the deletion's event is pending (a
         // client that went away, or the shutdown's drain time running out):
         // its handler's future is dropped with it.
@@ -342,14 +338,8 @@ mod tests {
     async fn without_the_audit_layer_nothing_is_deleted() {
         let store = Store::default();
         let invoice = one_invoice(&store);
-        let admin = token("acme", "", &["admin"]);
         let response = router(store.clone(), auth::development_layer().unwrap())
-            .oneshot(
-                Request::delete(format!("/v1/tenants/acme/invoices/{}", invoice.id))
-                    .header("authorization", format!("Bearer {admin}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(admin_delete(&invoice))
             .await
             .unwrap();
         assert_eq!(response.status(), 503);
