@@ -153,6 +153,12 @@ async fn default_checkpoints_signed_with_a_key_not_given_are_a_warning() {
         "{err}"
     );
 
+    // Without the chain's key: that is the error, not the checkpoints.
+    let (code, out, err) = verify_cmd(&[path.as_os_str()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("a key is needed"), "{err}");
+    assert!(!err.contains("signed with a key"), "{err}");
+
     let cp = checkpoints_of(&path);
     let mut named = args.to_vec();
     named.extend(["--checkpoints".as_ref(), cp.as_os_str()]);

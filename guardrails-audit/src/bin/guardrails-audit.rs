@@ -391,13 +391,19 @@ fn run_verify(
             // and verify the chain alone, rather than fail (a wrong key
             // would read as tampering).
             if !named && unverifiable_checkpoints(&result, &path) {
-                eprintln!(
-                    "warning: the checkpoints of {} are signed with a key that was not given \
-                     (--checkpoint-key-file, or --checkpoint-public-key-file for Ed25519): \
-                     truncation (records cut from the end of the trail) was not checked",
-                    path.display()
-                );
-                verify(file, &options)
+                let alone = verify(file, &options);
+                // A key the chain itself needs is that error, not the
+                // checkpoints'.
+                if !matches!(alone, Err(VerifyError::KeyRequired)) {
+                    eprintln!(
+                        "warning: the checkpoints of {} are signed with a key that was not \
+                         given (--checkpoint-key-file, or --checkpoint-public-key-file for \
+                         Ed25519): truncation (records cut from the end of the trail) was not \
+                         checked",
+                        path.display()
+                    );
+                }
+                alone
             } else {
                 result
             }
