@@ -158,7 +158,9 @@ pub async fn delete<B>(notes: &Notes, request: Request<B>) -> Response<Full<Byte
     // Without the audit layer in front, a deletion cannot be audited: it is
     // refused before anything is deleted.
     let Some(audit) = request.extensions().get::<AuditContext>().cloned() else {
-        return Problem::new(ProblemType::AUDIT_UNAVAILABLE).into_http_response();
+        return Problem::new(ProblemType::AUDIT_UNAVAILABLE)
+            .with_detail("the request cannot be processed without its audit trail")
+            .into_http_response();
     };
     // The deletion, its record and its undoing run in a task of their own,
     // to the end: a request cancelled while its record is pending (the
@@ -254,6 +256,22 @@ mod tests {
         );
         let response = delete(&notes, request).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("/audit-unavailable"),
+            "{problem}"
+        );
         assert_eq!(notes.with(|all| all["acme"].len()), 1, "deleted");
     }
 }

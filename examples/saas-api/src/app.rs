@@ -343,6 +343,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("/audit-unavailable"),
+            "{problem}"
+        );
         assert_eq!(store.get("acme", &invoice.id), Some(invoice));
     }
 }
