@@ -421,7 +421,8 @@ type SendFuture = Pin<
     Box<
         dyn Future<
                 Output = Result<oneshot::Receiver<Result<Receipt, DeliveryError>>, DeliveryError>,
-            > + Send,
+            > + Send
+            + Sync,
     >,
 >;
 

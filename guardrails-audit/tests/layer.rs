@@ -584,8 +584,9 @@ async fn a_strict_request_dropped_before_its_attempt_record_says_the_handler_did
     assert_eq!(events[1]["details"]["handler"], "not_run");
 }
 
-/// Writes every batch, holding those with a completed `/v1/reports/{id}`
-/// request for `hold` first, or failing them when `fail`.
+/// Writes every batch, holding those with a completed `/v1/reports/{id}` or
+/// `/notes.Notes/{method}` request for `hold` first, or failing them when
+/// `fail`.
 struct HoldsReports {
     sink: MemorySink,
     hold: Duration,
@@ -600,10 +601,15 @@ impl guardrails_audit::sink::AuditSink for HoldsReports {
         &'a mut self,
         batch: &'a [AuditEvent],
     ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+        // A completion record (not a follow-up, which has `handler`).
         let report = batch.iter().any(|e| {
-            e.request().is_some_and(|r| {
-                r.route.as_deref() == Some("/v1/reports/{id}") && r.status == Some(200)
-            })
+            !e.details().contains_key("handler")
+                && e.request().is_some_and(|r| {
+                    matches!(
+                        r.route.as_deref(),
+                        Some("/v1/reports/{id}" | "/notes.Notes/{method}")
+                    ) && r.status == Some(200)
+                })
         });
         Box::pin(async move {
             if report {
@@ -888,6 +894,182 @@ async fn grpc_statuses_in_headers_or_trailers_are_recorded_as_such() {
     let text = serde_json::to_string(&events).unwrap();
     assert!(!text.contains("not yours"), "{text}");
     assert!(!text.contains("details the handler wrote"), "{text}");
+}
+
+/// A gRPC call on a blocking or strict route: its head and messages go at
+/// once, and its trailers, where the client reads the call's outcome, wait
+/// until the record that says it is durable.
+fn grpc_calls(auditor: guardrails_audit::Auditor, mode: DeliveryMode) -> Router {
+    Router::new()
+        .route(
+            "/notes.Notes/{method}",
+            post(|| async { streamed(Some("5"), false) }),
+        )
+        .layer(AuditLayer::new(auditor).default_mode(mode))
+}
+
+fn grpc_call() -> Request<Body> {
+    Request::post("/notes.Notes/Export")
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The next frame of `body`, or `None` when it does not come within `limit`.
+async fn next_frame(
+    body: &mut Body,
+    limit: Duration,
+) -> Option<Option<http_body::Frame<bytes::Bytes>>> {
+    tokio::time::timeout(limit, body.frame())
+        .await
+        .ok()
+        .map(|frame| frame.map(Result::unwrap))
+}
+
+fn http_requests(sink: &MemorySink) -> Vec<Value> {
+    sink.events()
+        .iter()
+        .map(AuditEvent::to_json)
+        .filter(|e| e["action"] == "http.request")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_blocking_grpc_calls_trailers_wait_for_its_durable_record() {
+    for mode in [DeliveryMode::Blocking, DeliveryMode::Strict] {
+        let sink = MemorySink::new();
+        let (auditor, guard) = AuditPipeline::builder()
+            .spawn(HoldsReports {
+                sink: sink.clone(),
+                hold: Duration::from_millis(600),
+                fail: false,
+            })
+            .unwrap();
+        let app = grpc_calls(auditor, mode);
+        // The head is not held: the completion record is written at the
+        // trailers, which the sink holds for 600 ms.
+        let response = tokio::time::timeout(Duration::from_millis(400), app.oneshot(grpc_call()))
+            .await
+            .expect("the head waited for the record")
+            .unwrap();
+        let mut body = response.into_body();
+        let data = next_frame(&mut body, Duration::from_millis(400)).await;
+        assert!(
+            data.flatten().is_some_and(|f| f.is_data()),
+            "{mode:?}: the message waited"
+        );
+        assert!(
+            next_frame(&mut body, Duration::from_millis(100))
+                .await
+                .is_none(),
+            "{mode:?}: the trailers came before the record was durable"
+        );
+        let trailers = next_frame(&mut body, Duration::from_secs(5))
+            .await
+            .flatten()
+            .and_then(|f| f.into_trailers().ok())
+            .expect("trailers");
+        // The record is in the sink when the trailers come.
+        let events = http_requests(&sink);
+        let completed = events.last().expect("the completion record");
+        assert_eq!(trailers["grpc-status"], "5", "{mode:?}");
+        assert_eq!(completed["outcome"], "failure", "{mode:?}");
+        assert_eq!(completed["reason"], "grpc_not_found", "{mode:?}");
+        assert_eq!(completed["details"]["grpc_status"], 5, "{mode:?}");
+        let strict = mode == DeliveryMode::Strict;
+        assert_eq!(events.len(), if strict { 2 } else { 1 }, "{events:#?}");
+        if strict {
+            assert_eq!(events[0]["stage"], "received");
+        }
+        assert!(
+            next_frame(&mut body, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(http_body::Body::is_end_stream(&body));
+        drop(body);
+        let events = finish(&sink, guard).await;
+        assert_eq!(events.len(), if strict { 2 } else { 1 }, "{events:#?}");
+    }
+}
+
+/// A gRPC call whose record fails ends `INTERNAL`, as an HTTP response
+/// becomes a 500, and the trail says so.
+#[tokio::test]
+async fn a_blocking_grpc_call_whose_record_fails_ends_internal() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(HoldsReports {
+            sink: sink.clone(),
+            hold: Duration::ZERO,
+            fail: true,
+        })
+        .unwrap();
+    let response = grpc_calls(auditor, DeliveryMode::Blocking)
+        .oneshot(grpc_call())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().expect("trailers").clone();
+    assert_eq!(trailers["grpc-status"], "13");
+    assert_eq!(
+        trailers["grpc-message"],
+        "the call's audit record could not be written"
+    );
+    let _ = guard.shutdown(Duration::from_secs(5)).await;
+    let events = http_requests(&sink);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let answered = &events[0];
+    assert_eq!(answered["request"]["status"], 200);
+    assert_eq!(answered["outcome"], "failure");
+    assert_eq!(answered["reason"], "audit_write_failed");
+    assert_eq!(answered["details"]["grpc_status"], 13);
+    assert_eq!(answered["details"]["response_grpc_status"], 5);
+    assert_eq!(answered["details"]["handler"], "finished");
+}
+
+/// A gRPC call dropped while its trailers wait for the record: the record
+/// is still written, and one saying the call never ended follows.
+#[tokio::test]
+async fn a_blocking_grpc_call_dropped_while_its_record_is_written_says_so() {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(HoldsReports {
+            sink: sink.clone(),
+            hold: Duration::from_millis(800),
+            fail: false,
+        })
+        .unwrap();
+    let response = grpc_calls(auditor, DeliveryMode::Blocking)
+        .oneshot(grpc_call())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    assert!(
+        next_frame(&mut body, Duration::from_secs(1))
+            .await
+            .is_some()
+    );
+    assert!(
+        next_frame(&mut body, Duration::from_millis(100))
+            .await
+            .is_none(),
+        "the trailers came before the record was durable"
+    );
+    drop(body);
+    let events = finish(&sink, guard).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let (completed, cancelled) = (&events[0], &events[1]);
+    assert_eq!(completed["details"]["grpc_status"], 5);
+    assert_eq!(cancelled["request"]["id"], completed["request"]["id"]);
+    assert_eq!(cancelled["request"]["status"], Value::Null);
+    assert_eq!(cancelled["outcome"], "unknown");
+    assert_eq!(cancelled["reason"], "cancelled");
+    assert_eq!(cancelled["details"]["handler"], "finished");
+    assert_eq!(cancelled["details"]["response_grpc_status"], 5);
+    assert!(cancelled["details"].get("grpc_status").is_none());
 }
 
 /// A `grpc-status` header on a response that is not gRPC is not believed.

@@ -25,9 +25,9 @@
 //!   gRPC client's rich error model reads.
 //! - **Outcomes**: a gRPC call answers HTTP 200 whatever happens; the audit
 //!   layer reads `grpc-status` from the headers of an error answered at
-//!   once, and, on best-effort calls, from the trailers of a streamed
-//!   answer (its record waits for them). A strict call's record must be
-//!   durable before the answer starts, so it is judged by its headers.
+//!   once, and from the trailers of a streamed answer (its record waits
+//!   for them). On a strict call the trailers in turn wait until that
+//!   record is durable; a call whose record fails ends `INTERNAL`.
 //! - **Tenants** come from the token (`tenant` claim) only.
 //! - **Serving**: hyper's HTTP/2 server with a bounded graceful stop
 //!   ([`server`]), so that the calls still running at the drain time are

@@ -310,8 +310,8 @@ async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
         ]
     );
     // Strict: a durable attempt before each call ran (the caller not yet
-    // known), then its completion, judged by its headers: a success's
-    // status travels in the trailers, after the record had to be durable.
+    // known), then its completion; a success's status travels in the
+    // trailers, which wait until its record is durable.
     let deletes = calls(&records, "/notes.v1.Notes/DeleteNote");
     let (attempts, completions): (Vec<&Value>, Vec<&Value>) =
         deletes.into_iter().partition(|r| r["stage"] == "received");
@@ -337,7 +337,7 @@ async fn calls_are_guarded_answered_as_grpc_and_audited_with_their_status() {
                 "grpc_not_found".into(),
                 5.into()
             ),
-            row("carol", "data_write", "success", null.clone(), null.clone()),
+            row("carol", "data_write", "success", null.clone(), 0.into()),
             row(
                 "carol",
                 "data_write",
@@ -604,4 +604,103 @@ async fn a_deletion_cancelled_while_its_record_fails_is_still_undone() {
         .unwrap()
         .unwrap();
     let _ = guard.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A sink that fails the batch holding a deletion's completion record (the
+/// call's own `http.request`, status 0) and writes everything else into
+/// `written`.
+struct FailsCompletedDeletions {
+    written: guardrails_audit::sink::MemorySink,
+}
+
+impl guardrails_audit::sink::AuditSink for FailsCompletedDeletions {
+    fn name(&self) -> &'static str {
+        "fails-completed-deletions"
+    }
+
+    fn write_batch<'a>(
+        &'a mut self,
+        batch: &'a [guardrails_audit::AuditEvent],
+    ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+        let completed = batch.iter().any(|e| {
+            e.stage() == guardrails_audit::Stage::Completed
+                && e.details().get("grpc_status") == Some(&Value::from(0))
+                && e.request().and_then(|r| r.route.as_deref())
+                    == Some("/notes.v1.Notes/DeleteNote")
+        });
+        Box::pin(async move {
+            if completed {
+                return Err(guardrails_audit::sink::SinkError::Unavailable("refused"));
+            }
+            self.written.write_batch(batch).await
+        })
+    }
+}
+
+/// A strict call's status travels in the trailers, after its message: they
+/// wait for the completion record, and when it fails the client is told
+/// `INTERNAL`, not OK, and the trail says what the client was told.
+#[tokio::test]
+async fn a_call_whose_completion_record_fails_ends_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unused");
+    let written = guardrails_audit::sink::MemorySink::new();
+    let sink = FailsCompletedDeletions {
+        written: written.clone(),
+    };
+    let Served {
+        _dir,
+        path: _,
+        guard,
+        addr,
+        stop,
+        server,
+    } = start_with(server::Limits::default(), sink, dir, path).await;
+    let mut client = client(addr).await;
+    let writer = token("alice", "acme", "notes:read notes:write", &[]);
+    let admin = token("carol", "acme", "notes:read", &["admin"]);
+    let created = client
+        .create_note(with_token(note("Delete me", &[]), &writer))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = client
+        .delete_note(with_token(
+            DeleteNoteRequest {
+                id: created.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("answered OK though its record failed");
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "the call's audit record could not be written"
+    );
+
+    drop(client);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = guard.shutdown(Duration::from_secs(5)).await;
+    let records: Vec<Value> = written
+        .events()
+        .iter()
+        .map(guardrails_audit::AuditEvent::to_json)
+        .collect();
+    let deletes = calls(&records, "/notes.v1.Notes/DeleteNote");
+    assert_eq!(deletes.len(), 2, "{deletes:#?}");
+    let (attempt, answered) = (deletes[0], deletes[1]);
+    assert_eq!(attempt["stage"], "received");
+    assert_eq!(answered["request"]["id"], attempt["request"]["id"]);
+    assert_eq!(answered["actor"]["subject"], "carol");
+    assert_eq!(answered["request"]["status"], 200);
+    assert_eq!(answered["outcome"], "failure");
+    assert_eq!(answered["reason"], "audit_write_failed");
+    assert_eq!(answered["details"]["grpc_status"], 13);
+    assert_eq!(answered["details"]["response_grpc_status"], 0);
+    assert_eq!(answered["details"]["handler"], "finished");
 }

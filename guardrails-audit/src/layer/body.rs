@@ -3,16 +3,21 @@
 //! response body, which records the event of a gRPC call when its status
 //! comes in the trailers.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
 use crate::event::AuditEvent;
-use crate::pipeline::Auditor;
+use crate::pipeline::{Auditor, Delivery, DeliveryMode};
 
 #[derive(Debug, Default)]
 pub(crate) struct Excerpt {
@@ -116,47 +121,126 @@ pub(crate) struct Pending {
     pub(crate) auditor: Auditor,
     /// When the request came: the call's duration runs to its end.
     pub(crate) started: std::time::Instant,
+    /// The route's mode: on a blocking or strict route the trailers wait
+    /// until the record is durable.
+    pub(crate) mode: DeliveryMode,
+    /// How long they wait at most (the layer's delivery timeout).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Pending {
-    /// Records the event with the status of `trailers`, or, without one,
-    /// as ended by `ended` (`grpc_no_status`, `body_error`, `cancelled`).
-    fn finish(self: Box<Self>, trailers: Option<&http::HeaderMap>, ended: &'static str) {
+    /// The event with the status of `trailers`, or, without one, as ended
+    /// by `ended` (`grpc_no_status`, `body_error`, `cancelled`).
+    fn complete(
+        self: Box<Self>,
+        trailers: Option<&HeaderMap>,
+        ended: &'static str,
+    ) -> (AuditEvent, Auditor, DeliveryMode, Option<Duration>) {
         let Self {
             mut event,
             auditor,
             started,
+            mode,
+            timeout,
         } = *self;
         super::grpc::apply_trailers(&mut event, trailers.and_then(super::grpc::code), ended);
         if let Some(request) = event.request.as_mut() {
             request.duration_us =
                 Some(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
         }
+        (event, auditor, mode, timeout)
+    }
+
+    /// Records the event as [`Pending::complete`] makes it, without waiting.
+    fn finish(self: Box<Self>, trailers: Option<&HeaderMap>, ended: &'static str) {
+        let (event, auditor, ..) = self.complete(trailers, ended);
         let _ = auditor.record(event);
     }
+}
+
+/// The end of a blocking or strict gRPC call, held until its record is
+/// durable.
+struct Held {
+    delivery: Delivery,
+    /// The inner body's trailers (`None`: it ended without them).
+    trailers: Option<HeaderMap>,
+    /// A copy of the record, for the one that follows it when the call does
+    /// not end as it says.
+    copy: (AuditEvent, Auditor),
+}
+
+/// The trailers of a call whose record could not be written: `INTERNAL`,
+/// as gRPC says what HTTP says with a 500.
+fn audit_failed_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("13"));
+    trailers.insert(
+        "grpc-message",
+        HeaderValue::from_static("the call's audit record could not be written"),
+    );
+    trailers
+}
+
+/// The record that follows a gRPC call's record when the call did not end
+/// as it says: `INTERNAL` (`details.grpc_status` 13), the handler's status
+/// kept as `details.response_grpc_status`.
+fn grpc_follow_up(event: AuditEvent, reason: &'static str, answered: Option<u32>) -> AuditEvent {
+    let handler = event.details.get("grpc_status").cloned();
+    // Answered: the call's HTTP status (200) with another `grpc-status`;
+    // not answered: no status, outcome `unknown`.
+    let status = answered.and(event.request.as_ref().and_then(|r| r.status));
+    let mut event = super::service::follow_up(event, status, reason);
+    if let Some(handler) = handler {
+        event.details.insert("response_grpc_status".into(), handler);
+    }
+    if let Some(code) = answered {
+        event
+            .details
+            .insert("grpc_status".into(), Value::from(code));
+    }
+    event
 }
 
 pin_project! {
     /// The response body of [`AuditService`](super::AuditService): the
     /// inner service's, unchanged.
     ///
-    /// For a gRPC call on a best-effort route whose status comes in the
-    /// trailers (after messages), it holds the request's event until then,
-    /// and records it with that status; when the body ends without one,
-    /// fails or is dropped first, with outcome `unknown` and reason
-    /// `grpc_no_status`, `body_error` or `cancelled`.
+    /// For a gRPC call whose status comes in the trailers (after messages),
+    /// it holds the request's event until then, and records it with that
+    /// status; when the body ends without one, fails or is dropped first,
+    /// with outcome `unknown` and reason `grpc_no_status`, `body_error` or
+    /// `cancelled`.
+    ///
+    /// On a blocking or strict route the trailers themselves wait until that
+    /// record is durable, as an HTTP response waits before its head: a gRPC
+    /// client learns the call's outcome only from them. When the record
+    /// fails or times out, the call ends with `INTERNAL` instead of the
+    /// handler's trailers, and a record saying so follows (reason
+    /// `audit_write_failed`, `details.response_grpc_status` the handler's
+    /// code). A body failing with an error is recorded without waiting: the
+    /// client sees the stream fail whatever the record says.
     pub struct AuditBody<B> {
         #[pin]
         inner: B,
         pending: Option<Box<Pending>>,
+        held: Option<Box<Held>>,
+        // The held trailers were answered: the body has ended.
+        ended: bool,
     }
 
     impl<B> PinnedDrop for AuditBody<B> {
         fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
             // Not polled to the end (`is_end_stream` says no while an event
             // waits, so a server polls on): the client went away.
-            if let Some(pending) = this.project().pending.take() {
+            if let Some(pending) = this.pending.take() {
                 pending.finish(None, "cancelled");
+            }
+            // Gone while its record was being written: the record is queued,
+            // and this one says the call did not end as it says.
+            if let Some(held) = this.held.take() {
+                let (event, auditor) = held.copy;
+                let _ = auditor.record(grpc_follow_up(event, "cancelled", None));
             }
         }
     }
@@ -168,6 +252,8 @@ impl<B> AuditBody<B> {
         Self {
             inner,
             pending: None,
+            held: None,
+            ended: false,
         }
     }
 
@@ -176,6 +262,8 @@ impl<B> AuditBody<B> {
         Self {
             inner,
             pending: Some(Box::new(pending)),
+            held: None,
+            ended: false,
         }
     }
 }
@@ -185,6 +273,7 @@ impl<B: std::fmt::Debug> std::fmt::Debug for AuditBody<B> {
         f.debug_struct("AuditBody")
             .field("inner", &self.inner)
             .field("awaiting_trailers", &self.pending.is_some())
+            .field("holding_trailers", &self.held.is_some())
             .finish()
     }
 }
@@ -206,30 +295,59 @@ impl<B: Body> Body for AuditBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if this.pending.is_some() {
-            let ended = match &polled {
-                Poll::Ready(Some(Ok(frame))) => frame
-                    .trailers_ref()
-                    .map(|trailers| (Some(trailers), "grpc_no_status")),
-                Poll::Ready(Some(Err(_))) => Some((None, "body_error")),
-                Poll::Ready(None) => Some((None, "grpc_no_status")),
-                Poll::Pending => None,
-            };
-            if let Some((trailers, ended)) = ended
-                && let Some(pending) = this.pending.take()
-            {
-                pending.finish(trailers, ended);
-            }
+        if this.held.is_some() {
+            return poll_held(this.held, this.ended, cx);
         }
-        polled
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        let polled = this.inner.poll_frame(cx);
+        if this.pending.is_none() {
+            return polled;
+        }
+        let ended = match &polled {
+            Poll::Ready(Some(Ok(frame))) => frame
+                .trailers_ref()
+                .map(|trailers| (Some(trailers), "grpc_no_status")),
+            Poll::Ready(Some(Err(_))) => Some((None, "body_error")),
+            Poll::Ready(None) => Some((None, "grpc_no_status")),
+            Poll::Pending => None,
+        };
+        let Some((trailers, ended)) = ended else {
+            return polled;
+        };
+        let Some(pending) = this.pending.take() else {
+            return polled;
+        };
+        let waits = pending.mode != DeliveryMode::BestEffort
+            && !matches!(polled, Poll::Ready(Some(Err(_))));
+        if !waits {
+            pending.finish(trailers, ended);
+            return polled;
+        }
+        let (event, auditor, _, timeout) = pending.complete(trailers, ended);
+        let copy = (event.clone(), auditor.clone());
+        let mut delivery = auditor.deliver(event, DeliveryMode::Blocking);
+        if let Some(limit) = timeout {
+            delivery = delivery.timeout(limit);
+        }
+        let trailers = match polled {
+            Poll::Ready(Some(Ok(frame))) => frame.into_trailers().ok(),
+            _ => None,
+        };
+        *this.held = Some(Box::new(Held {
+            delivery,
+            trailers,
+            copy,
+        }));
+        poll_held(this.held, this.ended, cx)
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
         // While an event waits, the server must poll to the end, where the
-        // trailers (or their absence) are seen.
-        self.pending.is_none() && self.inner.is_end_stream()
+        // trailers (or their absence) are seen, and held.
+        self.ended || self.pending.is_none() && self.held.is_none() && self.inner.is_end_stream()
     }
 
     #[inline]
@@ -238,12 +356,47 @@ impl<B: Body> Body for AuditBody<B> {
     }
 }
 
+/// Answers the held end of a call once its record is durable, or
+/// `INTERNAL` when it could not be written.
+fn poll_held<D, E>(
+    held: &mut Option<Box<Held>>,
+    ended: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<D>, E>>> {
+    let Some(waiting) = held.as_mut() else {
+        return Poll::Ready(None);
+    };
+    let result = std::task::ready!(Pin::new(&mut waiting.delivery).poll(cx));
+    let Some(done) = held.take() else {
+        return Poll::Ready(None);
+    };
+    let Held { trailers, copy, .. } = *done;
+    *ended = true;
+    let trailers = match result {
+        Ok(_) => trailers,
+        Err(_) => {
+            let (event, auditor) = copy;
+            let _ = auditor.record(grpc_follow_up(event, "audit_write_failed", Some(13)));
+            Some(audit_failed_trailers())
+        }
+    };
+    Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
 
-    use super::ExcerptBody;
+    use super::{AuditBody, ExcerptBody};
+
+    /// Servers and body wrappers (`BoxBody`) ask for `Send + Sync`.
+    #[test]
+    fn bodies_are_send_and_sync() {
+        fn both<T: Send + Sync>() {}
+        both::<AuditBody<Full<Bytes>>>();
+        both::<ExcerptBody<Full<Bytes>>>();
+    }
 
     #[tokio::test]
     async fn a_body_rebuilt_from_bytes_yields_them_and_copies_nothing() {

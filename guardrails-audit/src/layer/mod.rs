@@ -18,14 +18,18 @@
 //! `PERMISSION_DENIED` as `authz` / `denied`. An error answered before any
 //! message carries it in the headers. A streamed answer (HTTP 200,
 //! `application/grpc` or `application/grpc+…`, no guard's rejection)
-//! carries it in the trailers: on a best-effort route the event waits in
-//! the response body ([`AuditBody`]) until they pass, and its duration runs
-//! to them; a stream that ends without them, or is dropped first, is
-//! recorded with outcome `unknown` (`grpc_no_status`, `cancelled`).
+//! carries it in the trailers: the event waits in the response body
+//! ([`AuditBody`]) until they pass, and its duration runs to them; a stream
+//! that ends without them, or is dropped first, is recorded with outcome
+//! `unknown` (`grpc_no_status`, `cancelled`). On a blocking or strict route
+//! the head and the messages go at once and the trailers wait until the
+//! record is durable: a gRPC client learns the outcome only from them. When
+//! the record fails, the call ends `INTERNAL` instead (as an HTTP response
+//! becomes a 500), and a record saying so follows.
 //! gRPC-web carries its status inside the body, and any answer other than
-//! 200 has failed whatever its trailers say: both are judged by their head. On a blocking or strict route the event must be durable
-//! before the response starts, so it says what the headers say. The status
-//! message (the handler's text) is never recorded.
+//! 200 has failed whatever its trailers say: both are judged by their head,
+//! and on a blocking or strict route the head waits. The status message
+//! (the handler's text) is never recorded.
 //!
 //! A request whose response never comes (the client went away, an outer
 //! timeout gave up, the server dropped the connection) is recorded too, when

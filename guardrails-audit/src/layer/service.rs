@@ -434,7 +434,11 @@ fn audit_problem<B: From<bytes::Bytes>>(
 /// the client was answered (`None`: nothing). What the completion record
 /// said of the handler's response (a guard's rejection, a gRPC status) and
 /// the request body's excerpt stay there, not repeated.
-fn follow_up(mut event: AuditEvent, status: Option<u16>, reason: &'static str) -> AuditEvent {
+pub(super) fn follow_up(
+    mut event: AuditEvent,
+    status: Option<u16>,
+    reason: &'static str,
+) -> AuditEvent {
     let (id, time) = AuditEvent::fresh_id_and_time();
     event.id = id;
     event.time = time;
@@ -624,20 +628,25 @@ where
                             let (mode, timeout, started) = (ctx.mode, ctx.timeout, ctx.started);
                             let head = grpc::head(&response);
                             let (event, auditor) = complete(ctx, Some((&response, head)));
+                            // A gRPC call's status may still be to come,
+                            // in the trailers: its event waits for them (and
+                            // on a blocking or strict route, they wait for
+                            // its record).
+                            if head == grpc::Head::AwaitsTrailers {
+                                this.state.set(State::Done);
+                                let pending = Pending {
+                                    event,
+                                    auditor,
+                                    started,
+                                    mode,
+                                    timeout,
+                                };
+                                return Poll::Ready(Ok(response.map(|body| {
+                                    GuardBody::new(AuditBody::awaiting_trailers(body, pending))
+                                })));
+                            }
                             if mode == DeliveryMode::BestEffort {
                                 this.state.set(State::Done);
-                                // A gRPC call's status may still be to come,
-                                // in the trailers: its event waits for them.
-                                if head == grpc::Head::AwaitsTrailers {
-                                    let pending = Pending {
-                                        event,
-                                        auditor,
-                                        started,
-                                    };
-                                    return Poll::Ready(Ok(response.map(|body| {
-                                        GuardBody::new(AuditBody::awaiting_trailers(body, pending))
-                                    })));
-                                }
                                 let _ = auditor.record(event);
                                 return Poll::Ready(Ok(response.map(wrap)));
                             }
