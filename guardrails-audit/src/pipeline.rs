@@ -324,6 +324,47 @@ impl Auditor {
             .map_err(|(_, full)| self.refused(full))
     }
 
+    /// Records `event` without making the caller wait, and when the queue is
+    /// full, waits for space in a task of the current Tokio runtime rather
+    /// than dropping it: for the records of blocking and strict requests
+    /// that nothing can wait for any more (a cancelled request, the record
+    /// of a 500 that replaced a response). Such a record is counted as a
+    /// full-queue drop only when there is no runtime or the task is dropped
+    /// first, and as refused when the pipeline closes while it waits.
+    pub(crate) fn record_detached(&self, event: AuditEvent) {
+        match self.try_enqueue(self.prepare(event), None) {
+            Ok(()) => {}
+            Err((msg, true)) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let unsent = Unsent {
+                        auditor: self.clone(),
+                        waiting: true,
+                    };
+                    runtime.spawn(async move {
+                        let mut unsent = unsent;
+                        let sent = unsent.auditor.shared.tx.send(msg).await;
+                        unsent.waiting = false;
+                        let this = &unsent.auditor;
+                        match sent {
+                            Ok(()) => {
+                                this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                            }
+                            Err(_) => {
+                                let _ = this.refused(false);
+                            }
+                        }
+                    });
+                }
+                Err(_) => {
+                    let _ = self.refused(true);
+                }
+            },
+            Err((_, false)) => {
+                let _ = self.refused(false);
+            }
+        }
+    }
+
     /// Records `event` and waits until it is durably written (group commit).
     /// Waits for queue space when the queue is full.
     ///

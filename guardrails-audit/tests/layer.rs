@@ -701,6 +701,91 @@ async fn a_blocking_request_cancelled_while_its_record_is_written_says_so() {
     assert_eq!(cancelled["details"]["response_status"], 200);
 }
 
+/// A sink that writes nothing until `open` says so, and says when a batch
+/// has reached it.
+struct Gate {
+    sink: MemorySink,
+    open: tokio::sync::watch::Receiver<bool>,
+    entered: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl guardrails_audit::sink::AuditSink for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+    fn write_batch<'a>(
+        &'a mut self,
+        batch: &'a [AuditEvent],
+    ) -> guardrails_audit::sink::SinkFuture<'a, guardrails_audit::sink::WriteReceipt> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            let _ = self.open.wait_for(|open| *open).await;
+            self.sink.write_batch(batch).await
+        })
+    }
+}
+
+/// A blocking request cancelled while the queue is full: its handler may
+/// have run, so its record waits for space instead of being dropped.
+#[tokio::test]
+async fn a_blocking_requests_cancellation_waits_for_queue_space() {
+    let sink = MemorySink::new();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(1)
+        .spawn(Gate {
+            sink: sink.clone(),
+            open: gate,
+            entered: std::sync::Arc::clone(&entered),
+        })
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/v1/reports/{id}",
+            get(std::future::pending::<&'static str>),
+        )
+        .layer(AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking));
+    // The writer holds one batch in the closed sink; one event fills the queue.
+    auditor
+        .record(AuditEvent::new("job.run", Category::System))
+        .unwrap();
+    entered.notified().await;
+    auditor
+        .record(AuditEvent::new("job.run", Category::System))
+        .unwrap();
+    assert!(
+        auditor
+            .record(AuditEvent::new("job.run", Category::System))
+            .is_err()
+    );
+    assert_eq!(auditor.stats().dropped_full, 1);
+
+    // The client gives up while the handler runs.
+    let request = app.oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), request)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        auditor.stats().dropped_full,
+        1,
+        "the cancellation was dropped"
+    );
+
+    open.send(true).unwrap();
+    let events = finish(&sink, guard).await;
+    let cancelled: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "http.request")
+        .collect();
+    assert_eq!(cancelled.len(), 1, "{events:#?}");
+    assert_eq!(cancelled[0]["request"]["route"], "/v1/reports/{id}");
+    assert_eq!(cancelled[0]["reason"], "cancelled");
+    assert_eq!(cancelled[0]["details"]["handler"], "started");
+}
+
 /// A response body of given frames, then the end; or, `stalls`, one that
 /// never ends.
 struct Frames {

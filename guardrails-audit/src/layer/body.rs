@@ -153,8 +153,8 @@ impl Pending {
 
     /// Records the event as [`Pending::complete`] makes it, without waiting.
     fn finish(self: Box<Self>, trailers: Option<&HeaderMap>, ended: &'static str) {
-        let (event, auditor, ..) = self.complete(trailers, ended);
-        let _ = auditor.record(event);
+        let (event, auditor, mode, _) = self.complete(trailers, ended);
+        super::service::record_unwaited(&auditor, mode, event);
     }
 }
 
@@ -240,7 +240,7 @@ pin_project! {
             // and this one says the call did not end as it says.
             if let Some(held) = this.held.take() {
                 let (event, auditor) = held.copy;
-                let _ = auditor.record(grpc_follow_up(event, "cancelled", None));
+                auditor.record_detached(grpc_follow_up(event, "cancelled", None));
             }
         }
     }
@@ -376,7 +376,7 @@ fn poll_held<D, E>(
         Ok(_) => trailers,
         Err(_) => {
             let (event, auditor) = copy;
-            let _ = auditor.record(grpc_follow_up(event, "audit_write_failed", Some(13)));
+            auditor.record_detached(grpc_follow_up(event, "audit_write_failed", Some(13)));
             Some(audit_failed_trailers())
         }
     };

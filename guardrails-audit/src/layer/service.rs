@@ -344,9 +344,11 @@ pin_project! {
     /// `finished` (on a blocking or strict route, its response was waiting
     /// for the completion record; `response_status` is the status it had).
     /// A completion record already queued is still written: a `finished`
-    /// cancellation follows it. Nothing waits for these records, whatever
-    /// the route's mode: a full queue drops and counts them, as any
-    /// best-effort event.
+    /// cancellation follows it. Nothing waits for these records: on a
+    /// best-effort route a full queue drops and counts them, as any
+    /// best-effort event; on a blocking or strict route they are queued as
+    /// soon as there is space, by a task of the runtime, so that a request
+    /// whose handler may have run is not left out of the trail.
     ///
     /// A completion record that fails (or is not durable in time) turns the
     /// response into a 500 `audit-failed` problem, and a record of that
@@ -369,7 +371,8 @@ pin_project! {
                 if let StateProj::Completing { copy, .. } = this.state.project()
                     && let Some((event, auditor)) = copy.take()
                 {
-                    let _ = auditor.record(follow_up(event, None, "cancelled"));
+                    // Only blocking and strict responses complete here.
+                    auditor.record_detached(follow_up(event, None, "cancelled"));
                 }
                 return;
             }
@@ -381,11 +384,12 @@ pin_project! {
                         "started"
                     }
                 };
+                let mode = ctx.mode;
                 let (mut event, auditor) = complete::<ResB>(ctx, None);
                 event.outcome = Outcome::Unknown;
                 event.reason = Some("cancelled".into());
                 event.details.insert("handler".into(), handler.into());
-                let _ = auditor.record(event);
+                record_unwaited(&auditor, mode, event);
             }
         }
     }
@@ -461,6 +465,17 @@ pub(super) fn follow_up(
     event.reason = Some(reason.into());
     event.details.insert("handler".into(), "finished".into());
     event
+}
+
+/// Records an event no request waits for: on a best-effort route dropped
+/// (and counted) when the queue is full, on a blocking or strict route
+/// queued as soon as there is space (see [`Auditor::record_detached`]).
+pub(super) fn record_unwaited(auditor: &Auditor, mode: DeliveryMode, event: AuditEvent) {
+    if mode == DeliveryMode::BestEffort {
+        let _ = auditor.record(event);
+    } else {
+        auditor.record_detached(event);
+    }
 }
 
 /// The inner service's response body, as the layer answers it.
@@ -602,7 +617,7 @@ where
                                 if let Some(r) = event.request.as_mut() {
                                     r.status = Some(503);
                                 }
-                                let _ = auditor.record(event);
+                                auditor.record_detached(event);
                             }
                             return Poll::Ready(Ok(audit_problem(DeliveryMode::Strict, error)));
                         }
@@ -619,8 +634,9 @@ where
                     };
                     match result {
                         Err(error) => {
+                            let mode = ctx.mode;
                             let (event, auditor) = complete::<ResB>(ctx, None);
-                            let _ = auditor.record(event);
+                            record_unwaited(&auditor, mode, event);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
@@ -677,7 +693,7 @@ where
                         && let Some((event, auditor)) = copy.take()
                     {
                         // The client is answered 500: so says the trail.
-                        let _ = auditor.record(follow_up(event, Some(500), "audit_write_failed"));
+                        auditor.record_detached(follow_up(event, Some(500), "audit_write_failed"));
                     }
                     this.state.set(State::Done);
                     return match (result, response) {
