@@ -79,6 +79,44 @@ async fn a_chain_at_its_last_seq_is_not_continued() {
     assert_eq!(std::fs::read(&path).unwrap(), before, "wrote to it");
 }
 
+/// The newest checkpoint line must be exactly the sink's own writing, as
+/// `verify` requires: the same checkpoint with a duplicated key (which a
+/// first-wins parser reads as another seq) or a carriage return is refused,
+/// and the trail is left untouched.
+#[tokio::test]
+async fn an_edited_newest_checkpoint_line_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path).open().unwrap();
+    sink.write_batch(&awkward_events(3)).await.unwrap();
+    sink.close().await.unwrap();
+    let cp_path = checkpoints_of(&path);
+    let genuine = read_lines(&cp_path);
+    let newest = genuine.last().unwrap().clone();
+    let duplicated = newest.replacen("{", "{\"seq\":0,", 1);
+    assert_ne!(duplicated, newest);
+    assert_eq!(
+        serde_json::from_str::<Value>(&duplicated).unwrap(),
+        serde_json::from_str::<Value>(&newest).unwrap(),
+        "serde_json reads the last of duplicated keys: the same checkpoint"
+    );
+    for edited in [duplicated, format!("{newest}\r"), format!(" {newest}")] {
+        let mut lines = genuine.clone();
+        *lines.last_mut().unwrap() = edited.clone();
+        write_lines(&cp_path, &lines);
+        let before = std::fs::read(&path).unwrap();
+        let refused = JsonLinesSink::builder(&path).open();
+        let Err(SinkError::Incompatible(why)) = refused else {
+            panic!("accepted {edited:?}: {:?}", refused.err());
+        };
+        assert!(why.contains("canonical"), "{why}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "wrote to the trail");
+    }
+    // The genuine line opens.
+    write_lines(&cp_path, &genuine);
+    JsonLinesSink::builder(&path).open().unwrap();
+}
+
 /// An empty or short HMAC key makes a chain anyone who guesses the key can
 /// forge, labelled `hmac-sha256` all the same: refused, without the key in
 /// the message.

@@ -1164,8 +1164,9 @@ pub(crate) fn own_checkpoint(
 /// Reads the newest checkpoint of `checkpoints` (`None` when it holds
 /// none), from its end, a block at a time, keeping no more than a line.
 ///
-/// The newest checkpoint must be signed the way this sink signs (HMAC,
-/// Ed25519, none) and verify with its key: the sink never writes another,
+/// The newest checkpoint must be its canonical form, signed the way this
+/// sink signs (HMAC, Ed25519, none) and verify with its key: the sink never
+/// writes another,
 /// so another is a change of key (move the file aside) or a forgery. The
 /// checkpoint before it (past copies of it) must not name a later record:
 /// checkpoints only move forward, so an older one replayed at the end is
@@ -1194,6 +1195,15 @@ fn newest_checkpoint(
                 )),
                 _ => Ok(true),
             };
+        }
+        // Written as the canonical form of its object, as `verify` checks:
+        // an edited line (a duplicated key another parser reads otherwise)
+        // is not the sink's own.
+        if crate::jcs::to_vec(&value).ok().as_deref() != Some(line) {
+            return Err(SinkError::Incompatible(
+                "the newest checkpoint line is not the canonical form of its checkpoint: it \
+                 was edited (or the file's line endings were converted)",
+            ));
         }
         newest = Some(own_checkpoint(value, signer).map_err(|foreign| {
             SinkError::Incompatible(match foreign {
