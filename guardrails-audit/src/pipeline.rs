@@ -32,8 +32,10 @@
 //!
 //! # Shutdown
 //!
-//! [`AuditGuard::shutdown`] closes the queue (later events are refused and
-//! counted), writes every event accepted before, closes the sink (final
+//! [`AuditGuard::shutdown`] lets in the records of cancelled blocking and
+//! strict requests still waiting for queue space, closes the queue (later
+//! events are refused and counted), writes every event accepted before,
+//! closes the sink (final
 //! `audit.stopped` record and checkpoint), and waits at most the given time;
 //! the [`ShutdownReport`] says how many events could not be flushed. Dropping
 //! the guard without calling `shutdown` does the same with a 5 second bound,
@@ -218,6 +220,11 @@ struct Shared {
     redactor: Redactor,
     observer: Arc<Observer>,
     counters: Counters,
+    /// Records of [`Auditor::record_detached`] still waiting for queue
+    /// space, and the signal that one stopped waiting: shutdown lets them in
+    /// before it closes the queue.
+    detached: AtomicU64,
+    detached_done: tokio::sync::Notify,
 }
 
 /// Records audit events; cheap to clone. See the [module documentation](self).
@@ -340,7 +347,9 @@ impl Auditor {
                         auditor: self.clone(),
                         waiting: true,
                     };
+                    let detached = Detached::new(self);
                     runtime.spawn(async move {
+                        let _detached = detached;
                         let mut unsent = unsent;
                         let sent = unsent.auditor.shared.tx.send(msg).await;
                         unsent.waiting = false;
@@ -439,6 +448,24 @@ impl Auditor {
             .await
             .map_err(|_| DeliveryError::Closed)?;
         rx.await.map_err(|_| DeliveryError::Closed)
+    }
+}
+
+/// Counts a detached record while it waits for queue space
+/// ([`Auditor::record_detached`]).
+struct Detached(Arc<Shared>);
+
+impl Detached {
+    fn new(auditor: &Auditor) -> Self {
+        auditor.shared.detached.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(&auditor.shared))
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.detached.fetch_sub(1, Ordering::AcqRel);
+        self.0.detached_done.notify_waiters();
     }
 }
 
@@ -612,10 +639,24 @@ impl AuditGuard {
     }
 
     /// Closes the queue, writes every accepted event, closes the sink, and
-    /// waits at most `timeout`.
+    /// waits at most `timeout`. The records of cancelled blocking and strict
+    /// requests that were still waiting for queue space are let in first.
     pub async fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shut.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + timeout;
+        // Records that wait for queue space on their own (cancelled blocking
+        // requests) are let in first: the writer makes room meanwhile.
+        let shared = &self.auditor.shared;
+        loop {
+            let stopped_waiting = shared.detached_done.notified();
+            if shared.detached.load(Ordering::Acquire) == 0
+                || tokio::time::timeout_at(deadline, stopped_waiting)
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
         let sent =
             tokio::time::timeout_at(deadline, self.auditor.shared.tx.send(Msg::Shutdown)).await;
         let mut closed = false;
@@ -814,6 +855,8 @@ impl AuditPipelineBuilder {
             redactor: self.redactor,
             observer: Arc::new(self.observer),
             counters: Counters::default(),
+            detached: AtomicU64::new(0),
+            detached_done: tokio::sync::Notify::new(),
         });
         let auditor = Auditor {
             shared: Arc::clone(&shared),

@@ -1199,7 +1199,7 @@ fn newest_checkpoint(
         // Written as the canonical form of its object, as `verify` checks:
         // an edited line (a duplicated key another parser reads otherwise)
         // is not the sink's own.
-        if crate::jcs::to_vec(&value).ok().as_deref() != Some(line) {
+        if jcs::to_vec(&value).ok().as_deref() != Some(line) {
             return Err(SinkError::Incompatible(
                 "the newest checkpoint line is not the canonical form of its checkpoint: it \
                  was edited (or the file's line endings were converted)",
