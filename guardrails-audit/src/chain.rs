@@ -23,6 +23,11 @@
 //!     assert digest == stored
 //! ```
 //!
+//! A keyed chain may change its key at an `audit.key_changed` record: that
+//! record and the ones after it are hashed with the new key (named by
+//! [`key_id`] in its `details.key_id`), the ones before with the old key
+//! (`details.previous_key_id`).
+//!
 //! ```
 //! use guardrails_audit::chain::{ChainHasher, ZERO_HASH};
 //! use serde_json::json;
@@ -190,6 +195,25 @@ impl ChainHasher {
         }
         Ok(self.digest_hex(&out))
     }
+}
+
+/// The id of a chain key: the first 16 hex digits of the HMAC-SHA-256, with
+/// the key, of `guardrails.audit key id`. It names a key in records and
+/// messages (a key change says which key follows which) without telling
+/// anything about the key to whoever does not hold it.
+///
+/// ```
+/// use guardrails_audit::chain::key_id;
+/// use secrecy::SecretString;
+///
+/// let id = key_id(&SecretString::from("a chain key of 32 bytes or more!"));
+/// assert_eq!(id.len(), 16);
+/// assert_ne!(id, key_id(&SecretString::from("another chain key of 32 bytes...")));
+/// ```
+pub fn key_id(key: &SecretString) -> String {
+    let mut hex = ChainHasher::hmac(key).digest_hex(b"guardrails.audit key id");
+    hex.truncate(16);
+    hex
 }
 
 /// Lower-case hex of a 32-byte digest.

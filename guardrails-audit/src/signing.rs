@@ -149,10 +149,12 @@ impl CheckpointSigner {
         match self {
             Self::Hmac(hasher) => CheckpointVerifier {
                 hmac: Some(hasher.clone()),
+                previous_hmac: Vec::new(),
                 ed25519: None,
             },
             Self::Ed25519(key) => CheckpointVerifier {
                 hmac: None,
+                previous_hmac: Vec::new(),
                 ed25519: Some(key.verifying_key()),
             },
         }
@@ -164,21 +166,44 @@ impl CheckpointSigner {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CheckpointVerifier {
     pub(crate) hmac: Option<ChainHasher>,
+    /// Earlier chain keys, for the checkpoints of a trail whose key changed
+    /// (checkpoints signed with the chain key).
+    pub(crate) previous_hmac: Vec<ChainHasher>,
     pub(crate) ed25519: Option<Ed25519VerifyingKey>,
 }
 
 impl CheckpointVerifier {
     /// A verifier's keys: the checkpoint key, else the chain key (HMAC),
     /// and the Ed25519 public key.
+    ///
+    /// `previous_chain_keys` verify checkpoints too when no checkpoint key
+    /// of its own is given: the sink signs checkpoints with the chain key
+    /// of the moment.
     pub(crate) fn from_keys(
         checkpoint_key: Option<&SecretString>,
         chain_key: Option<&SecretString>,
+        previous_chain_keys: &[SecretString],
         public: Option<Ed25519VerifyingKey>,
     ) -> Self {
+        let previous_hmac = if checkpoint_key.is_none() {
+            previous_chain_keys.iter().map(ChainHasher::hmac).collect()
+        } else {
+            Vec::new()
+        };
         Self {
             hmac: checkpoint_key.or(chain_key).map(ChainHasher::hmac),
+            previous_hmac,
             ed25519: public,
         }
+    }
+
+    /// Whether the HMAC `sig` of `unsigned` verifies with the key or one of
+    /// the previous ones.
+    pub(crate) fn hmac_verifies(&self, unsigned: &[u8], sig: &str) -> bool {
+        self.hmac
+            .iter()
+            .chain(&self.previous_hmac)
+            .any(|hmac| crate::chain::same_hash(sig, &hmac.digest_hex(unsigned)))
     }
 }
 

@@ -5,7 +5,9 @@
 //! - The trail is a hash-chained JSON-lines file at `audit.path`
 //!   (`SAAS_AUDIT__PATH`, default `var/audit.jsonl`), HMAC-SHA-256 when
 //!   `audit.hmac_key` is set, plain SHA-256 otherwise; checkpoints go to
-//!   `<path>.checkpoints`.
+//!   `<path>.checkpoints`. To change the key, set the new one and the old
+//!   one as `audit.previous_hmac_key` (`SAAS_AUDIT__PREVIOUS_HMAC_KEY`): the
+//!   trail goes on under the new key from an `audit.key_changed` record.
 //! - With `audit.postgres_url` (`SAAS_AUDIT__POSTGRES_URL`, or better
 //!   `SAAS_AUDIT__POSTGRES_URL_FILE`: a secret) the trail goes to PostgreSQL
 //!   instead, for deployments of several instances: [`open`] applies the
@@ -261,6 +263,7 @@ fn spawn<S: guardrails_audit::sink::AuditSink>(
 pub fn start(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), StartError> {
     let sink = JsonLinesSink::builder(&settings.path)
         .maybe_hmac_key(settings.hmac_key.clone())
+        .maybe_previous_key(settings.previous_hmac_key.clone())
         .open()
         .map_err(StartError::Sink)?;
     spawn(sink)

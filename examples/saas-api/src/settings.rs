@@ -18,6 +18,7 @@
 //! | `auth.hs256_secret` (secret) | `SAAS_AUTH__HS256_SECRET`, `SAAS_AUTH__HS256_SECRET_FILE` | development only: `config/development.toml` |
 //! | `audit.path` | `SAAS_AUDIT__PATH` | `var/audit.jsonl` |
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
+//! | `audit.previous_hmac_key` (secret) | `SAAS_AUDIT__PREVIOUS_HMAC_KEY`, `SAAS_AUDIT__PREVIOUS_HMAC_KEY_FILE` | — (the file trail's key before `hmac_key`: a key change) |
 //! | `audit.postgres_url` (secret) | `SAAS_AUDIT__POSTGRES_URL`, `SAAS_AUDIT__POSTGRES_URL_FILE` | — (the file at `audit.path`) |
 //! | `audit.postgres_ca_file` | `SAAS_AUDIT__POSTGRES_CA_FILE` | — (the webpki roots only) |
 //! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start (PostgreSQL only) |
@@ -125,6 +126,12 @@ pub struct AuditSettings {
     /// The HMAC key of the hash chain; plain SHA-256 when absent.
     #[garde(skip)]
     pub hmac_key: Option<SecretString>,
+    /// The key the file trail was chained with before `hmac_key`: set both
+    /// to change the key, and the trail goes on under the new one from an
+    /// `audit.key_changed` record. Not for PostgreSQL (a new key takes a
+    /// new chain id there).
+    #[garde(skip)]
+    pub previous_hmac_key: Option<SecretString>,
     /// The PostgreSQL database of the audit trail (a URL or key=value
     /// connection string, with its credentials: a secret). When set, the
     /// trail goes there instead of the file at `path`.
@@ -142,8 +149,12 @@ pub struct AuditSettings {
 }
 
 impl Configuration for Settings {
-    const SECRET_KEYS: &'static [&'static str] =
-        &["auth.hs256_secret", "audit.hmac_key", "audit.postgres_url"];
+    const SECRET_KEYS: &'static [&'static str] = &[
+        "auth.hs256_secret",
+        "audit.hmac_key",
+        "audit.previous_hmac_key",
+        "audit.postgres_url",
+    ];
 
     fn harden(&self, h: &mut Hardening<'_>) {
         h.external_url("auth.issuer", Some(&self.auth.issuer));
@@ -158,6 +169,11 @@ impl Configuration for Settings {
         h.secret(
             "audit.hmac_key",
             self.audit.hmac_key.as_ref(),
+            &SecretPolicy::hmac_key(),
+        );
+        h.secret(
+            "audit.previous_hmac_key",
+            self.audit.previous_hmac_key.as_ref(),
             &SecretPolicy::hmac_key(),
         );
         // Without a JWKS URL or a secret, keys are found by OpenID Connect
@@ -179,6 +195,15 @@ impl Configuration for Settings {
         if let Some(url) = &self.audit.postgres_url {
             if let Some(problem) = postgres_tls_problem(url) {
                 h.error("saas.postgres_tls", "audit.postgres_url", problem);
+            }
+            if self.audit.previous_hmac_key.is_some() {
+                // A PostgreSQL chain does not change its key: a new key
+                // takes a new chain id.
+                h.warn(
+                    "saas.previous_hmac_key",
+                    "audit.previous_hmac_key",
+                    "has no effect with audit.postgres_url (a new key takes a new audit.chain_id)",
+                );
             }
             return;
         }

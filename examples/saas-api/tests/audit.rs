@@ -214,3 +214,58 @@ async fn actors_denials_and_the_invoice_delete_domain_event() {
         find(&|r| r["stage"] == "received" && r["request"]["id"] == domain["request"]["id"]);
     assert!(seq(&attempt) < seq(&domain) && seq(&domain) < seq(&completion));
 }
+
+/// The trail's key is changed by configuration: the new key, and the old
+/// one as `audit.previous_hmac_key`. The trail goes on in the same chain
+/// and verifies with both keys, not with the new one alone.
+#[tokio::test]
+async fn the_audit_key_is_changed_without_a_new_trail() {
+    const NEW_KEY: &str = "the-next-audit-hmac-key-of-32-bytes-or-more";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    for keys in [
+        vec![("SAAS_AUDIT__HMAC_KEY", KEY)],
+        vec![
+            ("SAAS_AUDIT__HMAC_KEY", NEW_KEY),
+            ("SAAS_AUDIT__PREVIOUS_HMAC_KEY", KEY),
+        ],
+    ] {
+        let mut cmd = common::command();
+        cmd.env("SAAS_AUDIT__PATH", &path).envs(keys);
+        let mut app = common::start(cmd);
+        let reply = common::send(request("GET", &app.url("/healthz"))).await;
+        assert_eq!(reply.status, 200);
+        let status = app.terminate(Duration::from_secs(15));
+        assert!(status.success(), "exit status {status:?}");
+        let output = app.drain_output().join("\n");
+        for key in [KEY, NEW_KEY] {
+            assert!(!output.contains(key), "{output}");
+        }
+    }
+    let mut checkpoints = path.as_os_str().to_owned();
+    checkpoints.push(".checkpoints");
+    let checkpoints = std::path::PathBuf::from(checkpoints);
+    let both = VerifyOptions::new()
+        .key(SecretString::from(NEW_KEY))
+        .previous_key(SecretString::from(KEY))
+        .checkpoints(&checkpoints);
+    let report = verify(&path, &both).unwrap();
+    assert_eq!(report.key_changes, 1);
+    assert!(report.cleanly_stopped);
+    let records: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["action"] == "http.request")
+            .count(),
+        2
+    );
+    let new_only = VerifyOptions::new()
+        .key(SecretString::from(NEW_KEY))
+        .checkpoints(&checkpoints);
+    assert!(verify(&path, &new_only).is_err());
+}

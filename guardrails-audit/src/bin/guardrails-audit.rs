@@ -2,7 +2,8 @@
 //! or the chains in PostgreSQL), and export records from PostgreSQL.
 //!
 //! ```text
-//! guardrails-audit verify <FILE> [--key-file F] [--checkpoints F | --no-checkpoints]
+//! guardrails-audit verify <FILE> [--key-file F [--previous-key-file F]...]
+//!                                [--checkpoints F | --no-checkpoints]
 //!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
 //!                                [--rotated [--pruned]]
 //! guardrails-audit verify --postgres [--chain ID] [--key-file F]
@@ -116,6 +117,11 @@ enum Command {
         /// A file holding the HMAC chain key.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// A file holding a key the trail was chained with before
+        /// --key-file's (a key rotation, `audit.key_changed`); repeat it
+        /// for each earlier key, oldest first.
+        #[arg(long, requires = "key_file", conflicts_with = "postgres")]
+        previous_key_file: Vec<PathBuf>,
         /// The checkpoint file to check against (default: `<FILE>.checkpoints`,
         /// when it exists).
         #[arg(long)]
@@ -249,6 +255,7 @@ fn main() -> ExitCode {
         Command::Verify {
             file,
             key_file,
+            previous_key_file,
             checkpoints,
             no_checkpoints,
             checkpoint_key_file,
@@ -259,7 +266,7 @@ fn main() -> ExitCode {
         } => match file {
             Some(file) => run_verify(
                 &file,
-                key_file,
+                (key_file, previous_key_file),
                 (checkpoints, no_checkpoints),
                 (checkpoint_key_file, checkpoint_public_key_file),
                 (rotated, pruned),
@@ -353,7 +360,7 @@ fn unverifiable_checkpoints(
 
 fn run_verify(
     file: &Path,
-    key_file: Option<PathBuf>,
+    (key_file, previous_key_files): (Option<PathBuf>, Vec<PathBuf>),
     (checkpoints, no_checkpoints): (Option<PathBuf>, bool),
     (checkpoint_key_file, checkpoint_public_key_file): (Option<PathBuf>, Option<PathBuf>),
     (rotated, pruned): (bool, bool),
@@ -379,6 +386,15 @@ fn run_verify(
                     eprintln!("error: {message}");
                     return ExitCode::from(2);
                 }
+            }
+        }
+    }
+    for path in previous_key_files {
+        match read_key(&path) {
+            Ok(key) => options = options.previous_key(key),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
             }
         }
     }
@@ -421,6 +437,12 @@ fn run_verify(
                 report.checkpoints_checked,
                 report.cleanly_stopped
             );
+            if report.key_changes > 0 {
+                eprintln!(
+                    "note: the trail's key changed {} time(s) (audit.key_changed records)",
+                    report.key_changes
+                );
+            }
             if report.torn_tail {
                 eprintln!(
                     "warning: the last line is torn: the writer crashed and has not reopened the file"

@@ -82,6 +82,20 @@
 //! checkpoint). When the rename fails, the sink writes on to the file it has
 //! open and tries again a second later; rotation never costs a batch.
 //!
+//! # Changing the key
+//!
+//! A chain key is changed without starting a new trail: open the sink with
+//! the new key and the old one as [`JsonLinesBuilder::previous_key`]. The
+//! chain goes on (same id, next seq) from an `audit.key_changed` record
+//! ([`ACTION_KEY_CHANGED`], naming both keys by
+//! [`key_id`](crate::chain::key_id)), the first hashed with the new key;
+//! its `prev`, the old key's last hash, pins every record before it.
+//! [`verify`](crate::verify()) takes the old key as
+//! [`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key), and
+//! follows the change forward only: whoever keeps the retired key cannot
+//! chain records after the change with it. The PostgreSQL sink does not
+//! change keys within a chain: give it a new chain id.
+//!
 //! # Checkpoints
 //!
 //! Every N records, every T seconds (if anything was written), at rotation,
@@ -90,7 +104,7 @@
 //!
 //! ```json
 //! {"schema":"guardrails.audit.checkpoint/1","chain_id":"…","seq":41,"hash":"<record 41's hash>",
-//!  "time":"…Z","reason":"count|interval|rotation|recovery|shutdown",
+//!  "time":"…Z","reason":"count|interval|rotation|recovery|key_change|shutdown",
 //!  "sig_alg":"hmac-sha256","sig":"<hex HMAC-SHA-256 of the JCS of this object without sig>"}
 //! ```
 //!
@@ -143,6 +157,9 @@ pub const CHECKPOINT_SCHEMA: &str = "guardrails.audit.checkpoint/1";
 pub const ACTION_STOPPED: &str = "audit.stopped";
 /// The action of the record written after a crash or a failed write.
 pub const ACTION_RECOVERED: &str = "audit.recovered";
+/// The action of the record that changes the chain key
+/// ([`JsonLinesBuilder::previous_key`]): the first hashed with the new key.
+pub const ACTION_KEY_CHANGED: &str = "audit.key_changed";
 
 /// How much of the end of a file is read at open to find the last record,
 /// at first; doubled until the window holds the last line whole.
@@ -159,6 +176,7 @@ const MAX_TAIL_WINDOW: u64 = 256 << 20;
 pub struct JsonLinesBuilder {
     path: PathBuf,
     key: Option<SecretString>,
+    previous_key: Option<SecretString>,
     checkpoint_key: Option<SecretString>,
     checkpoint_signing_key: Option<Ed25519SigningKey>,
     checkpoint_path: Option<PathBuf>,
@@ -174,6 +192,10 @@ impl fmt::Debug for JsonLinesBuilder {
         f.debug_struct("JsonLinesBuilder")
             .field("path", &self.path)
             .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "previous_key",
+                &self.previous_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .field(
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
@@ -199,6 +221,47 @@ impl JsonLinesBuilder {
     /// Chains with HMAC-SHA-256 when `key` is given.
     pub fn maybe_hmac_key(mut self, key: Option<SecretString>) -> Self {
         self.key = key;
+        self
+    }
+
+    /// [`previous_key`](Self::previous_key) when `key` is given.
+    pub fn maybe_previous_key(mut self, key: Option<SecretString>) -> Self {
+        self.previous_key = key;
+        self
+    }
+
+    /// The key the trail was chained with until now, when
+    /// [`hmac_key`](Self::hmac_key) is a new one: a key rotation.
+    ///
+    /// When the trail's last record verifies with this key and not with the
+    /// new one, the sink opens the trail as its last writer would have
+    /// (recovering a crash under the old key), then goes on under the new
+    /// key: its first record, `audit.key_changed` ([`ACTION_KEY_CHANGED`],
+    /// details `previous_key_id` and `key_id`, see
+    /// [`key_id`](crate::chain::key_id)), is hashed with the new key and
+    /// linked to the old key's last record, and a `key_change` checkpoint
+    /// follows, signed as the sink now signs. A trail already under the new
+    /// key opens as usual, so the previous key may stay configured until
+    /// the next change; the newest checkpoint may be signed with either
+    /// (when checkpoints are signed with the chain key).
+    ///
+    /// Verify such a trail with both keys
+    /// ([`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key)).
+    /// A plain SHA-256 trail cannot move to a key this way, nor a keyed one
+    /// back to none: start a new trail.
+    ///
+    /// ```no_run
+    /// use guardrails_audit::sink::file::JsonLinesSink;
+    /// use secrecy::SecretString;
+    ///
+    /// let sink = JsonLinesSink::builder("var/audit.jsonl")
+    ///     .hmac_key(SecretString::from(std::env::var("AUDIT_KEY")?))
+    ///     .previous_key(SecretString::from(std::env::var("AUDIT_PREVIOUS_KEY")?))
+    ///     .open()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn previous_key(mut self, key: SecretString) -> Self {
+        self.previous_key = Some(key);
         self
     }
 
@@ -268,6 +331,25 @@ impl JsonLinesBuilder {
         if crate::chain::too_short(self.checkpoint_key.as_ref()) {
             return Err(SinkError::ShortKey("checkpoint"));
         }
+        if crate::chain::too_short(self.previous_key.as_ref()) {
+            return Err(SinkError::ShortKey("previous chain"));
+        }
+        if self.previous_key.is_some() && self.key.is_none() {
+            return Err(SinkError::Incompatible(
+                "a previous key without a key: a keyed chain cannot go on unkeyed",
+            ));
+        }
+        // Checkpoints signed with the chain key change key with it.
+        let previous = self.previous_key.as_ref().map(|key| {
+            let chain_signed =
+                self.checkpoint_key.is_none() && self.checkpoint_signing_key.is_none();
+            Box::new(PreviousKey {
+                hasher: ChainHasher::hmac(key),
+                signer: chain_signed.then(|| CheckpointSigner::Hmac(ChainHasher::hmac(key))),
+                key_id: crate::chain::key_id(key),
+            })
+        });
+        let key_id = self.key.as_ref().map(crate::chain::key_id);
         let hasher = ChainHasher::new(self.key.as_ref());
         let signer = checkpoint_signer(
             self.checkpoint_signing_key,
@@ -312,11 +394,32 @@ impl JsonLinesBuilder {
             rotation_checkpoint_due: Vec::new(),
             checkpoint_torn,
             buf: Vec::with_capacity(64 * 1024),
+            previous,
+            key_id,
         };
-        sink.open_file()?;
+        match sink.open_file() {
+            Ok(()) => {}
+            Err(SinkError::Incompatible(OTHER_KEY)) if sink.previous.is_some() => {
+                sink.change_key()?;
+            }
+            Err(error) => return Err(error),
+        }
         Ok(sink)
     }
 }
+
+/// The key a trail was chained with before the sink's
+/// ([`JsonLinesBuilder::previous_key`]).
+struct PreviousKey {
+    hasher: ChainHasher,
+    /// Its checkpoint signer, when checkpoints are signed with the chain key.
+    signer: Option<CheckpointSigner>,
+    key_id: String,
+}
+
+/// Why a trail's last record is refused when it verifies with another key.
+const OTHER_KEY: &str =
+    "the last record does not verify with this key (if the key changed, give the previous one)";
 
 /// The JSON-lines sink; see the [module documentation](self).
 pub struct JsonLinesSink {
@@ -350,6 +453,10 @@ pub struct JsonLinesSink {
     /// a line of its own.
     checkpoint_torn: bool,
     buf: Vec<u8>,
+    /// The key before the sink's, while it may still be the trail's.
+    previous: Option<Box<PreviousKey>>,
+    /// The id of the chain key, for the record of a key change.
+    key_id: Option<String>,
 }
 
 impl fmt::Debug for JsonLinesSink {
@@ -385,6 +492,7 @@ impl JsonLinesSink {
         JsonLinesBuilder {
             path: path.into(),
             key: None,
+            previous_key: None,
             checkpoint_key: None,
             checkpoint_signing_key: None,
             checkpoint_path: None,
@@ -414,6 +522,56 @@ impl JsonLinesSink {
     /// The hash of the last record written.
     pub fn head_hash(&self) -> &str {
         &self.last_hash
+    }
+
+    /// Opens the trail under its previous key, as its last writer would
+    /// have (recovering a crash), then goes on under the sink's key: an
+    /// `audit.key_changed` record, hashed with the new key, and a
+    /// `key_change` checkpoint.
+    fn change_key(&mut self) -> Result<(), SinkError> {
+        let Some(previous) = self.previous.take() else {
+            return Ok(());
+        };
+        let PreviousKey {
+            hasher,
+            signer,
+            key_id: previous_key_id,
+        } = *previous;
+        let key = std::mem::replace(&mut self.hasher, hasher);
+        // (Checkpoints signed otherwise than with the chain key keep their
+        // signer.)
+        let checkpoint_signer = signer.map(|signer| self.signer.replace(signer));
+        let opened = self.open_file();
+        self.hasher = key;
+        if let Some(signer) = checkpoint_signer {
+            self.signer = signer;
+        }
+        opened?;
+        let mut event =
+            AuditEvent::new(ACTION_KEY_CHANGED, Category::System).with_outcome(Outcome::Success);
+        event.details.insert(
+            "previous_key_id".into(),
+            Value::from(previous_key_id.as_str()),
+        );
+        event.details.insert(
+            "key_id".into(),
+            self.key_id.clone().map_or(Value::Null, Value::from),
+        );
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let result = self
+            .encode(&mut buf, &event)
+            .and_then(|()| self.write_durably(&buf, true));
+        self.buf = buf;
+        result?;
+        self.checkpoint("key_change")?;
+        tracing::warn!(
+            target: "audit",
+            previous_key_id,
+            key_id = self.key_id.as_deref(),
+            "audit chain key changed"
+        );
+        Ok(())
     }
 
     /// Opens the active file and recovers from whatever the last writer left.
@@ -500,6 +658,7 @@ impl JsonLinesSink {
             newest_checkpoint = check_checkpointed(
                 &mut self.checkpoints,
                 self.signer.as_ref(),
+                self.previous.as_ref().and_then(|p| p.signer.as_ref()),
                 chain_id,
                 next_seq,
                 last_hash,
@@ -652,9 +811,7 @@ impl JsonLinesSink {
                     .is_some_and(|stored| crate::chain::same_hash(stored, &computed))
             });
         if !verifies {
-            return Err(SinkError::Incompatible(
-                "the last record does not verify with this key",
-            ));
+            return Err(SinkError::Incompatible(OTHER_KEY));
         }
         Ok(Some(record))
     }
@@ -678,9 +835,7 @@ impl JsonLinesSink {
         let stored = chain.get("hash").and_then(Value::as_str).unwrap_or("");
         let computed = self.hasher.hash_record(last)?;
         if !crate::chain::same_hash(stored, &computed) {
-            return Err(SinkError::Incompatible(
-                "the last record does not verify with this key",
-            ));
+            return Err(SinkError::Incompatible(OTHER_KEY));
         }
         let (Some(id), Some(seq)) = (
             chain.get("id").and_then(Value::as_str),
@@ -1174,6 +1329,7 @@ pub(crate) fn own_checkpoint(
 fn newest_checkpoint(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
+    previous: Option<&CheckpointSigner>,
 ) -> Result<Option<OwnCheckpoint>, SinkError> {
     let len = checkpoints.metadata().map_err(SinkError::io("stat"))?.len();
     let mut newest: Option<OwnCheckpoint> = None;
@@ -1205,7 +1361,13 @@ fn newest_checkpoint(
                  was edited (or the file's line endings were converted)",
             ));
         }
-        newest = Some(own_checkpoint(value, signer).map_err(|foreign| {
+        // Right after a key change, the newest checkpoint may still be the
+        // previous key's.
+        let own = own_checkpoint(value.clone(), signer).or_else(|foreign| match previous {
+            Some(previous) => own_checkpoint(value, Some(previous)).map_err(|_| foreign),
+            None => Err(foreign),
+        });
+        newest = Some(own.map_err(|foreign| {
             SinkError::Incompatible(match foreign {
                 ForeignCheckpoint::SignedAnotherWay => {
                     "the checkpoint file is signed another way (HMAC, Ed25519 or none) than \
@@ -1214,8 +1376,8 @@ fn newest_checkpoint(
                 }
                 ForeignCheckpoint::DoesNotVerify => {
                     "the newest checkpoint does not verify with this sink's checkpoint key: the \
-                     key changed (move the checkpoint file aside, and keep it to verify the \
-                     records it names) or the line was forged"
+                     key changed (give the previous chain key, or move the checkpoint file \
+                     aside and keep it to verify the records it names) or the line was forged"
                 }
             })
         })?);
@@ -1270,11 +1432,12 @@ fn newest_checkpoint(
 fn check_checkpointed(
     checkpoints: &mut File,
     signer: Option<&CheckpointSigner>,
+    previous: Option<&CheckpointSigner>,
     chain_id: &str,
     next_seq: u64,
     last_hash: &str,
 ) -> Result<Option<u64>, SinkError> {
-    let newest = newest_checkpoint(checkpoints, signer)?;
+    let newest = newest_checkpoint(checkpoints, signer, previous)?;
     let Some(OwnCheckpoint {
         seq: cp_seq,
         chain_id: cp_chain,

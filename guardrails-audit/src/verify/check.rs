@@ -12,12 +12,13 @@
 use std::collections::{HashMap, HashSet};
 use std::iter::Peekable;
 
+use secrecy::SecretString;
 use serde_json::Value;
 
 use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
 use crate::chain::{ChainAlg, ChainHasher, ZERO_HASH, same_hash};
 use crate::signing::{CheckpointVerifier, ED25519};
-use crate::sink::file::{ACTION_RECOVERED, ACTION_STOPPED, CHECKPOINT_SCHEMA};
+use crate::sink::file::{ACTION_KEY_CHANGED, ACTION_RECOVERED, ACTION_STOPPED, CHECKPOINT_SCHEMA};
 
 /// One stored item of a trail.
 pub(crate) enum Entry {
@@ -54,12 +55,29 @@ pub(crate) struct Rec {
     /// trail that is keyed then needs the key; in a plain one the record
     /// is damage.
     pub(crate) needs_key: bool,
+    /// Which key verifies the record: its place among the keys given, oldest
+    /// first (`None`: none does). A trail moves to a later key only at an
+    /// `audit.key_changed` record, and never back.
+    pub(crate) key_epoch: Option<usize>,
 }
 
 /// The chain hashers: plain SHA-256 and, with a key, HMAC-SHA-256.
 pub(crate) struct Hashers {
     pub(crate) sha: ChainHasher,
     pub(crate) hmac: Option<ChainHasher>,
+    /// The keys the trail was chained with before `hmac`, oldest first.
+    pub(crate) previous: Vec<ChainHasher>,
+}
+
+impl Hashers {
+    /// Plain SHA-256, and HMAC-SHA-256 with `key` and the keys before it.
+    pub(crate) fn new(key: Option<&SecretString>, previous: &[SecretString]) -> Self {
+        Self {
+            sha: ChainHasher::sha256(),
+            hmac: key.map(ChainHasher::hmac),
+            previous: previous.iter().map(ChainHasher::hmac).collect(),
+        }
+    }
 }
 
 /// Parses a record; `Ok(None)` when `value` is not a chained record.
@@ -90,11 +108,20 @@ pub(crate) fn parse_record(
         Some(ChainAlg::HmacSha256) => (ChainAlg::HmacSha256, hashers.hmac.as_ref()),
         None => return Ok(None),
     };
-    let hash_ok = hasher.is_some_and(|hasher| {
+    let verifies = |hasher: &ChainHasher| {
         hasher
             .hash_record(value)
             .is_ok_and(|computed| same_hash(&computed, &stored))
-    });
+    };
+    // The key's place among the keys, oldest first (the current key last):
+    // tried newest first, as most of a trail is under its latest key.
+    let key_epoch = match hasher {
+        None => None,
+        Some(hasher) if verifies(hasher) => Some(hashers.previous.len()),
+        Some(_) if alg == ChainAlg::HmacSha256 => hashers.previous.iter().rposition(verifies),
+        Some(_) => None,
+    };
+    let hash_ok = key_epoch.is_some();
     // The file sink writes every line as the canonical form of its record,
     // so the bytes must be exactly that: a record that only parses to the
     // hashed value (a duplicated key that another parser reads differently,
@@ -131,6 +158,7 @@ pub(crate) fn parse_record(
             .map(str::to_owned),
         mismatch,
         needs_key: hasher.is_none(),
+        key_epoch,
     }))
 }
 
@@ -187,7 +215,18 @@ where
     for (entry, at) in rest {
         if let Entry::Record(rec) = entry {
             if rec.hash_ok {
-                return None;
+                // The trail's first key was changed for one that was given.
+                let (seq, location) = first.filter(|_| rec.action == ACTION_KEY_CHANGED)?;
+                return Some(damage_at(
+                    DamageKind::WrongKey,
+                    Some(seq),
+                    location,
+                    &format!(
+                        "the records before the key change at seq {} verify with none of the keys \
+                         given: give the trail's earlier key as a previous key",
+                        rec.seq
+                    ),
+                ));
             }
             if first.is_none() {
                 first = Some((rec.seq, locate(&at)));
@@ -220,6 +259,7 @@ where
     let mut expected: Option<u64> = None;
     let mut last_hash = String::new();
     let mut trail_alg = input.alg;
+    let mut key_epoch: Option<usize> = None;
     if let Some(id) = input.chain_id {
         report.chain_id = Some(id.to_owned());
     }
@@ -303,6 +343,14 @@ where
                 && let Some(error) = wrong_key(Some((rec.seq, locate(&at))), &mut entries, &locate)
             {
                 return Err(error);
+            }
+            if rec.action == ACTION_KEY_CHANGED {
+                return Err(damage(
+                    DamageKind::WrongKey,
+                    Some(rec.seq),
+                    "the trail's key changes here, to a key not given: give the new key, and \
+                     the earlier ones as previous keys (or the record was forged)",
+                ));
             }
             return Err(damage(
                 DamageKind::Modified,
@@ -404,6 +452,26 @@ where
         if let Some(mismatch) = &rec.mismatch {
             return Err(damage(DamageKind::Modified, Some(rec.seq), mismatch));
         }
+        // The key: the same as the record before, or a later one given from
+        // an `audit.key_changed` record on (whose hash under the new key
+        // pins the old key's records). Never back: whoever still holds a
+        // retired key cannot chain records past the change with it.
+        match (key_epoch, rec.key_epoch) {
+            (Some(current), Some(epoch)) if epoch == current => {}
+            (Some(current), Some(epoch)) if epoch > current && rec.action == ACTION_KEY_CHANGED => {
+                key_epoch = Some(epoch);
+                report.key_changes += 1;
+            }
+            (None, epoch) => key_epoch = epoch,
+            (Some(_), _) => {
+                return Err(damage(
+                    DamageKind::Modified,
+                    Some(rec.seq),
+                    "the record verifies only with another key than the trail's at this point \
+                     (a trail moves to a later key at an audit.key_changed record, never back)",
+                ));
+            }
+        }
         if rec.action == ACTION_RECOVERED {
             report.recoveries += 1;
         }
@@ -496,7 +564,7 @@ pub(crate) fn parse_checkpoint(
                 "an HMAC checkpoint where Ed25519 ones are expected",
             ));
         }
-        ("hmac-sha256", Some(hmac), None) => same_hash(sig, &hmac.digest_hex(&unsigned)),
+        ("hmac-sha256", Some(_), None) => verifier.hmac_verifies(&unsigned, sig),
         ("hmac-sha256", None, None) => return Err(VerifyError::KeyRequired),
         (ED25519, _, Some(public)) => public.verifies(&unsigned, sig),
         (ED25519, _, None) => return Err(VerifyError::PublicKeyRequired),

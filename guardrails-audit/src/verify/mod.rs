@@ -14,12 +14,12 @@
 //!
 //! | kind | what it means |
 //! |---|---|
-//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint); a line that is not exactly its record's (or its checkpoint's) canonical form (whitespace, escapes, duplicate keys, or converted line endings added) |
+//! | [`DamageKind::Modified`] | a record's content or its link no longer matches its hash (or a checkpoint); a record that verifies only with a key the trail had changed away from; a line that is not exactly its record's (or its checkpoint's) canonical form (whitespace, escapes, duplicate keys, or converted line endings added) |
 //! | [`DamageKind::Inserted`] | a record that does not belong to the chain at that position (forged, duplicated); a checkpoint that names an older record than the one before it, or another chain than the ones before it (copied in) |
 //! | [`DamageKind::Deleted`] | records are missing: `seq` jumps forward and the missing record is nowhere |
 //! | [`DamageKind::Reordered`] | the missing record appears later: records were moved |
 //! | [`DamageKind::Truncated`] | a checkpoint names a record beyond the end of the trail; a trail starts mid-chain without a rotation checkpoint linking it (a count, interval or shutdown checkpoint does not: files start only after rotations); a checkpoint is of a chain the trail does not hold (the trail was emptied, or replaced by another chain); with [`VerifyOptions::include_rotated`], the oldest file does not start the chain (unless [`VerifyOptions::allow_pruned`]) |
-//! | [`DamageKind::WrongKey`] | no record (or checkpoint) verifies with the given key: the key is wrong, or everything was rewritten |
+//! | [`DamageKind::WrongKey`] | no record (or checkpoint) verifies with the given key: the key is wrong, or everything was rewritten; the trail's key changes (`audit.key_changed`) to a key not given, or was another before a change and that key was not given ([`VerifyOptions::previous_key`]) |
 //! | [`DamageKind::Malformed`] | a line that is not a chained record, and not a crash's torn line that an `audit.recovered` record accounts for |
 //!
 //! A crash is not damage: a torn line followed by the `audit.recovered` record
@@ -68,7 +68,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::chain::{ChainAlg, ChainHasher};
+use crate::chain::ChainAlg;
 use crate::signing::{CheckpointVerifier, Ed25519VerifyingKey};
 
 pub(crate) mod check;
@@ -86,6 +86,7 @@ use check::{ChainInput, Checkpoint, Entry, Hashers, TrailEnds, check_chain, pars
 #[must_use]
 pub struct VerifyOptions {
     key: Option<SecretString>,
+    previous_keys: Vec<SecretString>,
     checkpoint_key: Option<SecretString>,
     checkpoint_public_key: Option<Ed25519VerifyingKey>,
     checkpoints: Option<PathBuf>,
@@ -97,6 +98,10 @@ impl fmt::Debug for VerifyOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyOptions")
             .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "previous_keys",
+                &format_args!("[{} REDACTED]", self.previous_keys.len()),
+            )
             .field(
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| "[REDACTED]"),
@@ -119,6 +124,23 @@ impl VerifyOptions {
     /// checkpoint key).
     pub fn key(mut self, key: SecretString) -> Self {
         self.key = Some(key);
+        self
+    }
+
+    /// A key the trail was chained with before [`key`](Self::key): call it
+    /// once per earlier key, oldest first. The trail may start under any of
+    /// them and move to a later one only at an `audit.key_changed` record,
+    /// which the sink writes when its key changes
+    /// ([`JsonLinesBuilder::previous_key`](crate::sink::file::JsonLinesBuilder::previous_key)),
+    /// hashed with the new key; never back. Checkpoints verify with any of
+    /// them when no [`checkpoint_key`](Self::checkpoint_key) is given.
+    ///
+    /// Whoever holds a retired key can still rewrite the records chained
+    /// under it up to the change (the change record, hashed with the new
+    /// key, pins the last of them: the rewrite is found there), or forge
+    /// checkpoints that fail verification; not add records after the change.
+    pub fn previous_key(mut self, key: SecretString) -> Self {
+        self.previous_keys.push(key);
         self
     }
 
@@ -148,6 +170,7 @@ impl VerifyOptions {
         CheckpointVerifier::from_keys(
             self.checkpoint_key.as_ref(),
             self.key.as_ref(),
+            &self.previous_keys,
             self.checkpoint_public_key,
         )
     }
@@ -195,6 +218,9 @@ pub struct VerifyReport {
     pub head_hash: Option<String>,
     /// `audit.recovered` records (crashes and failed writes recovered).
     pub recoveries: u64,
+    /// `audit.key_changed` records: where the trail moved to a later key
+    /// ([`VerifyOptions::previous_key`]).
+    pub key_changes: u64,
     /// The last line is torn and not yet recovered (the writer crashed and
     /// has not reopened the file).
     pub torn_tail: bool,
@@ -552,10 +578,7 @@ fn verify_once(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, Ver
         .as_deref()
         .map(|cp_path| read_checkpoint_file(cp_path, options));
     let (files, active) = open_trail(path, options.include_rotated)?;
-    let hashers = Hashers {
-        sha: ChainHasher::sha256(),
-        hmac: options.key.as_ref().map(ChainHasher::hmac),
-    };
+    let hashers = Hashers::new(options.key.as_ref(), &options.previous_keys);
 
     let keep = match &checkpoints {
         Some(Ok((cps, _))) => check::wanted_seqs(cps),

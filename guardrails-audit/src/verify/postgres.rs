@@ -309,6 +309,7 @@ async fn verify_chain(
             || ChainHasher::hmac_bytes(Uuid::now_v7().as_bytes()),
             ChainHasher::hmac,
         )),
+        previous: Vec::new(),
     };
     let key_given = options.key.is_some();
     let id = chain_id.clone();
@@ -394,6 +395,7 @@ async fn read_checkpoints(
     let verifier = CheckpointVerifier::from_keys(
         options.checkpoint_key.as_ref(),
         options.key.as_ref(),
+        &[],
         options.checkpoint_public_key,
     );
     let rows = client
