@@ -12,7 +12,7 @@
 //! | mode | request path | guarantee | when the audit trail fails |
 //! |---|---|---|---|
 //! | [`DeliveryMode::BestEffort`] | never waits (`try_send` into the queue) | written within about [`AuditPipelineBuilder::max_linger`] (10 ms by default) plus one write, unless the queue is full or the sink fails; every loss is counted in `guardrails_audit_dropped_total` and written in-band as an `audit.dropped { count, first_seq }` record: reason `queue_full` as soon as space returns, `sink_error` (events of failed batches) as soon as the sink writes again | the request proceeds |
-//! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record | the response becomes a 500 `audit-failed` problem |
+//! | [`DeliveryMode::Blocking`] | waits until the batch holding its event is written and `fsync`ed (group commit: one `fsync` per batch, all waiters acknowledged together) | an answered request has a durable record (a gRPC call: its status, in the trailers, waits for the record, its messages do not) | the response becomes a 500 `audit-failed` problem (a gRPC call ends `INTERNAL`) |
 //! | [`DeliveryMode::Strict`] | writes a durable `stage: "received"` attempt record **before** the inner service runs, then a durable completion record | nothing happens without a durable trace (like Kubernetes `blocking-strict`) | 503 `audit-unavailable`, and the handler never runs |
 //!
 //! "Durable" is what the sink reports for each batch
@@ -193,6 +193,9 @@ pub struct PipelineStats {
     pub dropped_closed: u64,
     /// Accepted events not yet written or failed.
     pub pending: u64,
+    /// Records of cancelled blocking and strict requests waiting for queue
+    /// space ([`Auditor::record_detached`]); at most the queue's capacity.
+    pub detached: u64,
 }
 
 #[derive(Default)]
@@ -221,9 +224,10 @@ struct Shared {
     observer: Arc<Observer>,
     counters: Counters,
     /// Records of [`Auditor::record_detached`] still waiting for queue
-    /// space, and the signal that one stopped waiting: shutdown lets them in
-    /// before it closes the queue.
+    /// space (at most `capacity`), and the signal that one stopped waiting:
+    /// shutdown lets them in before it closes the queue.
     detached: AtomicU64,
+    capacity: u64,
     detached_done: tokio::sync::Notify,
 }
 
@@ -256,6 +260,7 @@ impl Auditor {
             dropped_full: c.dropped_full.load(Ordering::Acquire),
             dropped_closed: c.dropped_closed.load(Ordering::Acquire),
             pending: accepted.saturating_sub(written + failed),
+            detached: self.shared.detached.load(Ordering::Acquire),
         }
     }
 
@@ -335,43 +340,69 @@ impl Auditor {
     /// full, waits for space in a task of the current Tokio runtime rather
     /// than dropping it: for the records of blocking and strict requests
     /// that nothing can wait for any more (a cancelled request, the record
-    /// of a 500 that replaced a response). Such a record is counted as a
-    /// full-queue drop only when there is no runtime or the task is dropped
-    /// first, and as refused when the pipeline closes while it waits.
+    /// of a 500 that replaced a response). At most as many wait as the
+    /// queue holds ([`PipelineStats::detached`]); beyond that, without a
+    /// runtime, or when the task is dropped first, the record is a counted
+    /// full-queue drop; when the pipeline closes while it waits, a counted
+    /// refusal (shutdown lets the waiting ones in first).
     pub(crate) fn record_detached(&self, event: AuditEvent) {
         match self.try_enqueue(self.prepare(event), None) {
             Ok(()) => {}
-            Err((msg, true)) => match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let unsent = Unsent {
-                        auditor: self.clone(),
-                        waiting: true,
-                    };
-                    let detached = Detached::new(self);
-                    runtime.spawn(async move {
-                        let _detached = detached;
-                        let mut unsent = unsent;
-                        let sent = unsent.auditor.shared.tx.send(msg).await;
-                        unsent.waiting = false;
-                        let this = &unsent.auditor;
-                        match sent {
-                            Ok(()) => {
-                                this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
-                            }
-                            Err(_) => {
-                                let _ = this.refused(false);
-                            }
+            Err((msg, true)) => {
+                let unsent = Unsent {
+                    auditor: self.clone(),
+                    waiting: true,
+                };
+                self.detach(Box::pin(async move {
+                    let mut unsent = unsent;
+                    let sent = unsent.auditor.shared.tx.send(msg).await;
+                    unsent.waiting = false;
+                    let this = &unsent.auditor;
+                    match sent {
+                        Ok(()) => {
+                            this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
                         }
-                    });
-                }
-                Err(_) => {
-                    let _ = self.refused(true);
-                }
-            },
+                        Err(_) => {
+                            let _ = this.refused(false);
+                        }
+                    }
+                }));
+            }
             Err((_, false)) => {
                 let _ = self.refused(false);
             }
         }
+    }
+
+    /// Runs `wait` (a send waiting for queue space) in a task of the current
+    /// runtime, counted in `detached`, unless as many wait as the queue
+    /// holds or there is no runtime: it is then dropped, which counts its
+    /// record as a full-queue drop.
+    fn detach(&self, wait: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = &self.shared;
+        let mut waiting = shared.detached.load(Ordering::Acquire);
+        loop {
+            if waiting >= shared.capacity {
+                return;
+            }
+            match shared.detached.compare_exchange_weak(
+                waiting,
+                waiting + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => waiting = now,
+            }
+        }
+        let detached = Detached(Arc::clone(shared));
+        runtime.spawn(async move {
+            let _detached = detached;
+            wait.await;
+        });
     }
 
     /// Records `event` and waits until it is durably written (group commit).
@@ -412,22 +443,25 @@ impl Auditor {
                 };
                 Delivery {
                     deadline: None,
-                    state: DeliveryState::Sending(Box::pin(async move {
-                        let mut unsent = unsent;
-                        let sent = unsent.auditor.shared.tx.send(msg).await;
-                        unsent.waiting = false;
-                        let this = &unsent.auditor;
-                        match sent {
-                            Ok(()) => {
-                                let c = &this.shared.counters;
-                                c.accepted.fetch_add(1, Ordering::AcqRel);
-                                c.queued_waiters.fetch_add(1, Ordering::AcqRel);
-                                this.shared.nudge.notify_one();
-                                Ok(ack_rx)
+                    state: DeliveryState::Sending(
+                        self.clone(),
+                        Box::pin(async move {
+                            let mut unsent = unsent;
+                            let sent = unsent.auditor.shared.tx.send(msg).await;
+                            unsent.waiting = false;
+                            let this = &unsent.auditor;
+                            match sent {
+                                Ok(()) => {
+                                    let c = &this.shared.counters;
+                                    c.accepted.fetch_add(1, Ordering::AcqRel);
+                                    c.queued_waiters.fetch_add(1, Ordering::AcqRel);
+                                    this.shared.nudge.notify_one();
+                                    Ok(ack_rx)
+                                }
+                                Err(_) => Err(this.refused(false)),
                             }
-                            Err(_) => Err(this.refused(false)),
-                        }
-                    })),
+                        }),
+                    ),
                 }
             }
             Err((_, false)) => Delivery::done(Err(self.refused(false))),
@@ -454,13 +488,6 @@ impl Auditor {
 /// Counts a detached record while it waits for queue space
 /// ([`Auditor::record_detached`]).
 struct Detached(Arc<Shared>);
-
-impl Detached {
-    fn new(auditor: &Auditor) -> Self {
-        auditor.shared.detached.fetch_add(1, Ordering::AcqRel);
-        Self(Arc::clone(&auditor.shared))
-    }
-}
 
 impl Drop for Detached {
     fn drop(&mut self) {
@@ -497,7 +524,8 @@ type SendFuture = Pin<
 enum DeliveryState {
     Done(Option<Result<Receipt, DeliveryError>>),
     Waiting(oneshot::Receiver<Result<Receipt, DeliveryError>>),
-    Sending(SendFuture),
+    /// Waiting for queue space (the auditor, to detach it).
+    Sending(Auditor, SendFuture),
 }
 
 /// Resolves when an event is delivered as its mode promises.
@@ -512,7 +540,7 @@ impl fmt::Debug for Delivery {
         let state = match &self.state {
             DeliveryState::Done(_) => "done",
             DeliveryState::Waiting(_) => "waiting",
-            DeliveryState::Sending(_) => "sending",
+            DeliveryState::Sending(..) => "sending",
         };
         f.debug_struct("Delivery").field("state", &state).finish()
     }
@@ -524,6 +552,24 @@ impl Delivery {
             state: DeliveryState::Done(Some(result)),
             deadline: None,
         }
+    }
+
+    /// Lets an event still waiting for queue space go on waiting without
+    /// its waiter (the request that waited was cancelled or gave up), as
+    /// [`Auditor::record_detached`] does; an event the queue took stays
+    /// queued. The delivery then resolves as closed.
+    pub(crate) fn detach(&mut self) {
+        if !matches!(self.state, DeliveryState::Sending(..)) {
+            return;
+        }
+        let DeliveryState::Sending(auditor, send) =
+            std::mem::replace(&mut self.state, DeliveryState::Done(None))
+        else {
+            return;
+        };
+        auditor.detach(Box::pin(async move {
+            let _ = send.await;
+        }));
     }
 
     /// Gives up after `limit` with [`DeliveryError::TimedOut`] (a stuck disk
@@ -569,7 +615,7 @@ impl Delivery {
                         .poll(cx)
                         .map(|r| r.unwrap_or(Err(DeliveryError::Closed)));
                 }
-                DeliveryState::Sending(send) => match send.as_mut().poll(cx) {
+                DeliveryState::Sending(_, send) => match send.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(rx)) => self.state = DeliveryState::Waiting(rx),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -856,6 +902,7 @@ impl AuditPipelineBuilder {
             observer: Arc::new(self.observer),
             counters: Counters::default(),
             detached: AtomicU64::new(0),
+            capacity: self.capacity as u64,
             detached_done: tokio::sync::Notify::new(),
         });
         let auditor = Auditor {

@@ -786,6 +786,109 @@ async fn a_blocking_requests_cancellation_waits_for_queue_space() {
     assert_eq!(cancelled[0]["details"]["handler"], "started");
 }
 
+/// A pipeline of `capacity` whose sink holds its first batch until `open`
+/// says so, its queue then filled with `job.run` events.
+async fn full_pipeline(
+    capacity: usize,
+) -> (
+    guardrails_audit::Auditor,
+    guardrails_audit::AuditGuard,
+    MemorySink,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let sink = MemorySink::new();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(capacity)
+        .spawn(Gate {
+            sink: sink.clone(),
+            open: gate,
+            entered: std::sync::Arc::clone(&entered),
+        })
+        .unwrap();
+    auditor
+        .record(AuditEvent::new("job.run", Category::System))
+        .unwrap();
+    entered.notified().await;
+    while auditor
+        .record(AuditEvent::new("job.run", Category::System))
+        .is_ok()
+    {}
+    (auditor, guard, sink, open)
+}
+
+/// A blocking response whose record timed out waiting for queue space is
+/// answered 500, and the record still waits for space (as the record of
+/// the 500 after it), instead of being dropped: the handler ran.
+#[tokio::test]
+async fn a_blocking_record_that_timed_out_waiting_for_space_is_still_written() {
+    let (auditor, guard, sink, open) = full_pipeline(2).await;
+    let dropped = auditor.stats().dropped_full;
+    let app = Router::new()
+        .route("/v1/reports/{id}", get(|| async { "report" }))
+        .layer(
+            AuditLayer::new(auditor.clone())
+                .default_mode(DeliveryMode::Blocking)
+                .delivery_timeout(Duration::from_millis(100)),
+        );
+    let response = app
+        .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(auditor.stats().detached, 2);
+    assert_eq!(
+        auditor.stats().dropped_full,
+        dropped,
+        "a record was dropped"
+    );
+
+    open.send(true).unwrap();
+    let events = finish(&sink, guard).await;
+    let requests: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "http.request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{events:#?}");
+    assert_eq!(requests[0]["request"]["status"], 200);
+    assert_eq!(requests[1]["request"]["status"], 500);
+    assert_eq!(requests[1]["reason"], "audit_write_failed");
+}
+
+/// No more records wait for queue space than the queue holds: beyond that
+/// they are dropped and counted, as best-effort events.
+#[tokio::test]
+async fn detached_records_are_bounded_by_the_queue_capacity() {
+    let (auditor, guard, sink, open) = full_pipeline(2).await;
+    let dropped = auditor.stats().dropped_full;
+    let app = Router::new()
+        .route(
+            "/v1/reports/{id}",
+            get(std::future::pending::<&'static str>),
+        )
+        .layer(AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking));
+    for _ in 0..5 {
+        let request = app
+            .clone()
+            .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), request)
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(auditor.stats().detached, 2);
+    assert_eq!(auditor.stats().dropped_full, dropped + 3);
+    open.send(true).unwrap();
+    let events = finish(&sink, guard).await;
+    let cancelled = events
+        .iter()
+        .filter(|e| e["action"] == "http.request" && e["reason"] == "cancelled")
+        .count();
+    assert_eq!(cancelled, 2, "{events:#?}");
+}
+
 /// A response body of given frames, then the end; or, `stalls`, one that
 /// never ends.
 struct Frames {

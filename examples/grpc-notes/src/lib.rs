@@ -97,8 +97,9 @@ pub const CALLS: [&str; 3] = [
 /// The largest message a call may send.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// How long a strict call waits for its audit record before it is refused
-/// with `UNAVAILABLE`.
+/// How long a strict call waits for its attempt record before it is
+/// refused with `UNAVAILABLE`, and for its completion record before it ends
+/// `INTERNAL` instead of its own status.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The route templates of [`CALLS`], one shared string each, so that a

@@ -132,7 +132,7 @@ impl Pending {
     /// The event with the status of `trailers`, or, without one, as ended
     /// by `ended` (`grpc_no_status`, `body_error`, `cancelled`).
     fn complete(
-        self: Box<Self>,
+        self,
         trailers: Option<&HeaderMap>,
         ended: &'static str,
     ) -> (AuditEvent, Auditor, DeliveryMode, Option<Duration>) {
@@ -142,7 +142,7 @@ impl Pending {
             started,
             mode,
             timeout,
-        } = *self;
+        } = self;
         super::grpc::apply_trailers(&mut event, trailers.and_then(super::grpc::code), ended);
         if let Some(request) = event.request.as_mut() {
             request.duration_us =
@@ -152,7 +152,7 @@ impl Pending {
     }
 
     /// Records the event as [`Pending::complete`] makes it, without waiting.
-    fn finish(self: Box<Self>, trailers: Option<&HeaderMap>, ended: &'static str) {
+    fn finish(self, trailers: Option<&HeaderMap>, ended: &'static str) {
         let (event, auditor, mode, _) = self.complete(trailers, ended);
         super::service::record_unwaited(&auditor, mode, event);
     }
@@ -169,6 +169,18 @@ struct Held {
     copy: (AuditEvent, Auditor),
 }
 
+/// What a gRPC call's response body still has to do with its trailers.
+/// Boxed, and only for gRPC calls that carry their status there: every
+/// other response body stays one pointer larger than its inner body.
+enum Trailers {
+    /// The event waits for them.
+    Awaiting(Pending),
+    /// They (or the end) wait for the event's durable record.
+    Held(Held),
+    /// The held end was answered.
+    Ended,
+}
+
 /// The trailers of a call whose record could not be written: `INTERNAL`,
 /// as gRPC says what HTTP says with a 500.
 fn audit_failed_trailers() -> HeaderMap {
@@ -182,18 +194,19 @@ fn audit_failed_trailers() -> HeaderMap {
 }
 
 /// The record that follows a gRPC call's record when the call did not end
-/// as it says: `INTERNAL` (`details.grpc_status` 13), the handler's status
-/// kept as `details.response_grpc_status`.
+/// as it says: `INTERNAL` (`details.grpc_status` 13, the HTTP status still
+/// 200), the handler's code kept as `details.response_grpc_status`; or, not
+/// answered, no status and outcome `unknown`.
 fn grpc_follow_up(event: AuditEvent, reason: &'static str, answered: Option<u32>) -> AuditEvent {
     let handler = event.details.get("grpc_status").cloned();
-    // Answered: the call's HTTP status (200) with another `grpc-status`;
-    // not answered: no status, outcome `unknown`.
     let status = answered.and(event.request.as_ref().and_then(|r| r.status));
     let mut event = super::service::follow_up(event, status, reason);
     if let Some(handler) = handler {
         event.details.insert("response_grpc_status".into(), handler);
     }
     if let Some(code) = answered {
+        // The HTTP status did not change: the code did.
+        event.details.remove("response_status");
         event
             .details
             .insert("grpc_status".into(), Value::from(code));
@@ -213,34 +226,35 @@ pin_project! {
     ///
     /// On a blocking or strict route the trailers themselves wait until that
     /// record is durable, as an HTTP response waits before its head: a gRPC
-    /// client learns the call's outcome only from them. When the record
-    /// fails or times out, the call ends with `INTERNAL` instead of the
-    /// handler's trailers, and a record saying so follows (reason
-    /// `audit_write_failed`, `details.response_grpc_status` the handler's
-    /// code). A body failing with an error is recorded without waiting: the
-    /// client sees the stream fail whatever the record says.
+    /// client learns the call's outcome only from them. The messages before
+    /// them do not wait (on a strict route the attempt record is durable
+    /// before the handler runs; on a blocking one nothing is durable until
+    /// the trailers). When the record fails or times out, the call ends with
+    /// `INTERNAL` instead of the handler's trailers, and a record saying so
+    /// follows (reason `audit_write_failed`, `details.response_grpc_status`
+    /// the handler's code). A body failing with an error is recorded without
+    /// waiting: the client sees the stream fail whatever the record says.
     pub struct AuditBody<B> {
         #[pin]
         inner: B,
-        pending: Option<Box<Pending>>,
-        held: Option<Box<Held>>,
-        // The held trailers were answered: the body has ended.
-        ended: bool,
+        trailers: Option<Box<Trailers>>,
     }
 
     impl<B> PinnedDrop for AuditBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // Not polled to the end (`is_end_stream` says no while an event
-            // waits, so a server polls on): the client went away.
-            if let Some(pending) = this.pending.take() {
-                pending.finish(None, "cancelled");
-            }
-            // Gone while its record was being written: the record is queued,
-            // and this one says the call did not end as it says.
-            if let Some(held) = this.held.take() {
-                let (event, auditor) = held.copy;
-                auditor.record_detached(grpc_follow_up(event, "cancelled", None));
+            match this.project().trailers.take().map(|t| *t) {
+                // Not polled to the end (`is_end_stream` says no while an
+                // event waits, so a server polls on): the client went away.
+                Some(Trailers::Awaiting(pending)) => pending.finish(None, "cancelled"),
+                // Gone while its record was being written: the record is
+                // queued (or waits on for space), and this one says the
+                // call did not end as it says.
+                Some(Trailers::Held(mut held)) => {
+                    held.delivery.detach();
+                    let (event, auditor) = held.copy;
+                    auditor.record_detached(grpc_follow_up(event, "cancelled", None));
+                }
+                Some(Trailers::Ended) | None => {}
             }
         }
     }
@@ -251,9 +265,7 @@ impl<B> AuditBody<B> {
     pub(crate) fn new(inner: B) -> Self {
         Self {
             inner,
-            pending: None,
-            held: None,
-            ended: false,
+            trailers: None,
         }
     }
 
@@ -261,19 +273,22 @@ impl<B> AuditBody<B> {
     pub(crate) fn awaiting_trailers(inner: B, pending: Pending) -> Self {
         Self {
             inner,
-            pending: Some(Box::new(pending)),
-            held: None,
-            ended: false,
+            trailers: Some(Box::new(Trailers::Awaiting(pending))),
         }
     }
 }
 
 impl<B: std::fmt::Debug> std::fmt::Debug for AuditBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let trailers = match self.trailers.as_deref() {
+            None => "passed",
+            Some(Trailers::Awaiting(_)) => "awaited",
+            Some(Trailers::Held(_)) => "held",
+            Some(Trailers::Ended) => "answered",
+        };
         f.debug_struct("AuditBody")
             .field("inner", &self.inner)
-            .field("awaiting_trailers", &self.pending.is_some())
-            .field("holding_trailers", &self.held.is_some())
+            .field("trailers", &trailers)
             .finish()
     }
 }
@@ -295,16 +310,13 @@ impl<B: Body> Body for AuditBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        if this.held.is_some() {
-            return poll_held(this.held, this.ended, cx);
-        }
-        if *this.ended {
-            return Poll::Ready(None);
+        match this.trailers.as_deref() {
+            None => return this.inner.poll_frame(cx),
+            Some(Trailers::Awaiting(_)) => {}
+            Some(Trailers::Held(_)) => return poll_held(this.trailers, cx),
+            Some(Trailers::Ended) => return Poll::Ready(None),
         }
         let polled = this.inner.poll_frame(cx);
-        if this.pending.is_none() {
-            return polled;
-        }
         let ended = match &polled {
             Poll::Ready(Some(Ok(frame))) => frame
                 .trailers_ref()
@@ -316,13 +328,17 @@ impl<B: Body> Body for AuditBody<B> {
         let Some((trailers, ended)) = ended else {
             return polled;
         };
-        let Some(pending) = this.pending.take() else {
+        let Some(state) = this.trailers.as_deref_mut() else {
+            return polled;
+        };
+        let Trailers::Awaiting(pending) = std::mem::replace(state, Trailers::Ended) else {
             return polled;
         };
         let waits = pending.mode != DeliveryMode::BestEffort
             && !matches!(polled, Poll::Ready(Some(Err(_))));
         if !waits {
             pending.finish(trailers, ended);
+            *this.trailers = None;
             return polled;
         }
         let (event, auditor, _, timeout) = pending.complete(trailers, ended);
@@ -335,19 +351,23 @@ impl<B: Body> Body for AuditBody<B> {
             Poll::Ready(Some(Ok(frame))) => frame.into_trailers().ok(),
             _ => None,
         };
-        *this.held = Some(Box::new(Held {
+        *state = Trailers::Held(Held {
             delivery,
             trailers,
             copy,
-        }));
-        poll_held(this.held, this.ended, cx)
+        });
+        poll_held(this.trailers, cx)
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
         // While an event waits, the server must poll to the end, where the
         // trailers (or their absence) are seen, and held.
-        self.ended || self.pending.is_none() && self.held.is_none() && self.inner.is_end_stream()
+        match self.trailers.as_deref() {
+            None => self.inner.is_end_stream(),
+            Some(Trailers::Ended) => true,
+            Some(Trailers::Awaiting(_) | Trailers::Held(_)) => false,
+        }
     }
 
     #[inline]
@@ -359,28 +379,31 @@ impl<B: Body> Body for AuditBody<B> {
 /// Answers the held end of a call once its record is durable, or
 /// `INTERNAL` when it could not be written.
 fn poll_held<D, E>(
-    held: &mut Option<Box<Held>>,
-    ended: &mut bool,
+    trailers: &mut Option<Box<Trailers>>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<D>, E>>> {
-    let Some(waiting) = held.as_mut() else {
+    let Some(state) = trailers.as_deref_mut() else {
         return Poll::Ready(None);
     };
-    let result = std::task::ready!(Pin::new(&mut waiting.delivery).poll(cx));
-    let Some(done) = held.take() else {
+    let Trailers::Held(held) = state else {
         return Poll::Ready(None);
     };
-    let Held { trailers, copy, .. } = *done;
-    *ended = true;
-    let trailers = match result {
-        Ok(_) => trailers,
+    let result = std::task::ready!(Pin::new(&mut held.delivery).poll(cx));
+    let Trailers::Held(mut held) = std::mem::replace(state, Trailers::Ended) else {
+        return Poll::Ready(None);
+    };
+    let answer = match result {
+        Ok(_) => held.trailers,
         Err(_) => {
-            let (event, auditor) = copy;
+            // (Timed out waiting for queue space: it waits on, and the
+            // record of the answer after it.)
+            held.delivery.detach();
+            let (event, auditor) = held.copy;
             auditor.record_detached(grpc_follow_up(event, "audit_write_failed", Some(13)));
             Some(audit_failed_trailers())
         }
     };
-    Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
+    Poll::Ready(answer.map(|t| Ok(Frame::trailers(t))))
 }
 
 #[cfg(test)]

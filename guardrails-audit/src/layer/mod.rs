@@ -23,7 +23,9 @@
 //! that ends without them, or is dropped first, is recorded with outcome
 //! `unknown` (`grpc_no_status`, `cancelled`). On a blocking or strict route
 //! the head and the messages go at once and the trailers wait until the
-//! record is durable: a gRPC client learns the outcome only from them. When
+//! record is durable: a gRPC client learns the outcome only from them (on a
+//! blocking route the messages are thus sent before anything is durable; a
+//! strict route's attempt record is durable before the handler runs). When
 //! the record fails, the call ends `INTERNAL` instead (as an HTTP response
 //! becomes a 500), and a record saying so follows.
 //! gRPC-web carries its status inside the body, and any answer other than
@@ -34,7 +36,9 @@
 //! A request whose response never comes (the client went away, an outer
 //! timeout gave up, the server dropped the connection) is recorded too, when
 //! its response future is dropped: outcome `unknown`, reason `cancelled`, no
-//! status, queued without waiting whatever the route's mode. On a blocking
+//! status, queued without the request waiting (on a blocking or strict
+//! route, a full queue does not drop it: it waits for space in a task,
+//! see [`ResponseFuture`]). On a blocking
 //! or strict route, a response that waited for its completion record and
 //! was not sent as that record says (the request was cancelled, or the
 //! record failed and the client got a 500) gets a record that says so after

@@ -344,18 +344,21 @@ pin_project! {
     /// `finished` (on a blocking or strict route, its response was waiting
     /// for the completion record; `response_status` is the status it had).
     /// A completion record already queued is still written: a `finished`
-    /// cancellation follows it. Nothing waits for these records: on a
+    /// cancellation follows it. No response waits for these records: on a
     /// best-effort route a full queue drops and counts them, as any
-    /// best-effort event; on a blocking or strict route they are queued as
+    /// best-effort event; on a blocking or strict route they, and an attempt
+    /// or completion record still waiting for queue space, are queued as
     /// soon as there is space, by a task of the runtime, so that a request
-    /// whose handler may have run is not left out of the trail.
+    /// whose handler may have run is not left out of the trail (at most as
+    /// many wait as the queue holds; beyond that they are dropped and
+    /// counted).
     ///
     /// A completion record that fails (or is not durable in time) turns the
     /// response into a 500 `audit-failed` problem, and a record of that
-    /// answer follows, best effort: status 500, outcome `failure`, reason
+    /// answer follows, as above: status 500, outcome `failure`, reason
     /// `audit_write_failed`, `handler` `finished`, `response_status` the
-    /// status the handler answered (a completion record that timed out may
-    /// still be written too, with the handler's status).
+    /// status the handler answered (a completion record that timed out is
+    /// still written too, before it, with the handler's status).
     pub struct ResponseFuture<S, B, F, ResB> {
         #[pin]
         state: State<S, B, F, ResB>,
@@ -367,8 +370,16 @@ pin_project! {
             // `ctx` is taken as soon as the response (or the service's
             // error) is known: only an unfinished request has it.
             let this = this.project();
+            let mut state = this.state.project();
+            // A record still waiting for queue space is not dropped with its
+            // request: it waits on (bounded, see `Delivery::detach`).
+            if let StateProj::Attempt { delivery, .. } | StateProj::Completing { delivery, .. } =
+                &mut state
+            {
+                delivery.detach();
+            }
             if this.ctx.is_none() {
-                if let StateProj::Completing { copy, .. } = this.state.project()
+                if let StateProj::Completing { copy, .. } = state
                     && let Some((event, auditor)) = copy.take()
                 {
                     // Only blocking and strict responses complete here.
@@ -377,7 +388,7 @@ pin_project! {
                 return;
             }
             if let Some(ctx) = this.ctx.take() {
-                let handler = match this.state.project() {
+                let handler = match state {
                     StateProj::Attempt { .. } => "not_run",
                     // (`Completing` holds no `ctx`: see above.)
                     StateProj::Inner { .. } | StateProj::Completing { .. } | StateProj::Done => {
@@ -596,7 +607,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Attempt { delivery, pending } => {
-                    match Pin::new(delivery).poll(cx) {
+                    match Pin::new(&mut *delivery).poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(_)) => {
                             let Some((mut inner, req)) = pending.take() else {
@@ -609,6 +620,8 @@ where
                         Poll::Ready(Err(error)) => {
                             // Fail closed: the inner service never sees the request.
                             pending.take();
+                            // (Timed out waiting for queue space: it waits on.)
+                            delivery.detach();
                             this.state.set(State::Done);
                             if let Some(ctx) = this.ctx.take() {
                                 let (mut event, auditor) = complete::<ResB>(ctx, None);
@@ -684,11 +697,16 @@ where
                     response,
                     copy,
                 } => {
-                    let result = match Pin::new(delivery).poll(cx) {
+                    let result = match Pin::new(&mut *delivery).poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(result) => result,
                     };
                     let response = response.take();
+                    if result.is_err() {
+                        // (Timed out waiting for queue space: it waits on,
+                        // and the record of the 500 after it.)
+                        delivery.detach();
+                    }
                     if result.is_err()
                         && let Some((event, auditor)) = copy.take()
                     {
