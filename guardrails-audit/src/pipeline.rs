@@ -443,7 +443,7 @@ impl Auditor {
                 };
                 Delivery {
                     deadline: None,
-                    state: DeliveryState::Sending(
+                    state: DeliveryState::Sending(Box::new((
                         self.clone(),
                         Box::pin(async move {
                             let mut unsent = unsent;
@@ -461,7 +461,7 @@ impl Auditor {
                                 Err(_) => Err(this.refused(false)),
                             }
                         }),
-                    ),
+                    ))),
                 }
             }
             Err((_, false)) => Delivery::done(Err(self.refused(false))),
@@ -524,8 +524,9 @@ type SendFuture = Pin<
 enum DeliveryState {
     Done(Option<Result<Receipt, DeliveryError>>),
     Waiting(oneshot::Receiver<Result<Receipt, DeliveryError>>),
-    /// Waiting for queue space (the auditor, to detach it).
-    Sending(Auditor, SendFuture),
+    /// Waiting for queue space (with the auditor, to detach it; boxed, as
+    /// this slow path is, to keep every delivery small).
+    Sending(Box<(Auditor, SendFuture)>),
 }
 
 /// Resolves when an event is delivered as its mode promises.
@@ -562,11 +563,12 @@ impl Delivery {
         if !matches!(self.state, DeliveryState::Sending(..)) {
             return;
         }
-        let DeliveryState::Sending(auditor, send) =
+        let DeliveryState::Sending(sending) =
             std::mem::replace(&mut self.state, DeliveryState::Done(None))
         else {
             return;
         };
+        let (auditor, send) = *sending;
         auditor.detach(Box::pin(async move {
             let _ = send.await;
         }));
@@ -615,7 +617,7 @@ impl Delivery {
                         .poll(cx)
                         .map(|r| r.unwrap_or(Err(DeliveryError::Closed)));
                 }
-                DeliveryState::Sending(_, send) => match send.as_mut().poll(cx) {
+                DeliveryState::Sending(sending) => match sending.1.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(rx)) => self.state = DeliveryState::Waiting(rx),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

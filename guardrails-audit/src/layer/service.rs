@@ -326,8 +326,9 @@ pin_project! {
             delivery: Delivery,
             response: Option<Response<ResB>>,
             // A copy of the completion record, for the record that follows
-            // it when the response is not sent as it says.
-            copy: Option<(AuditEvent, Auditor)>,
+            // it when the response is not sent as it says (boxed: every
+            // request's future is as large as its largest state).
+            copy: Option<Box<(AuditEvent, Auditor)>>,
         },
         Done,
     }
@@ -380,7 +381,7 @@ pin_project! {
             }
             if this.ctx.is_none() {
                 if let StateProj::Completing { copy, .. } = state
-                    && let Some((event, auditor)) = copy.take()
+                    && let Some((event, auditor)) = copy.take().map(|copy| *copy)
                 {
                     // Only blocking and strict responses complete here.
                     auditor.record_detached(follow_up(event, None, "cancelled"));
@@ -679,7 +680,7 @@ where
                                 let _ = auditor.record(event);
                                 return Poll::Ready(Ok(response.map(wrap)));
                             }
-                            let copy = (event.clone(), auditor.clone());
+                            let copy = Box::new((event.clone(), auditor.clone()));
                             let mut delivery = auditor.deliver(event, DeliveryMode::Blocking);
                             if let Some(limit) = timeout {
                                 delivery = delivery.timeout(limit);
@@ -708,7 +709,7 @@ where
                         delivery.detach();
                     }
                     if result.is_err()
-                        && let Some((event, auditor)) = copy.take()
+                        && let Some((event, auditor)) = copy.take().map(|copy| *copy)
                     {
                         // The client is answered 500: so says the trail.
                         auditor.record_detached(follow_up(event, Some(500), "audit_write_failed"));
