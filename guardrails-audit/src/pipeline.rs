@@ -194,7 +194,8 @@ pub struct PipelineStats {
     /// Accepted events not yet written or failed.
     pub pending: u64,
     /// Records of cancelled blocking and strict requests waiting for queue
-    /// space ([`Auditor::record_detached`]); at most the queue's capacity.
+    /// space (see [`ResponseFuture`](crate::layer::ResponseFuture)); at most
+    /// the queue's capacity.
     pub detached: u64,
 }
 

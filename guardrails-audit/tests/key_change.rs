@@ -1,11 +1,14 @@
 //! Changing the chain key of a JSON-lines trail: the sink goes on in the
-//! same chain under the new key from an `audit.key_changed` record, and
-//! `verify` (the library and the CLI) follows the change forward only, so
-//! whoever keeps a retired key cannot add records after it.
+//! same chain under the new key from an `audit.key_changed` record (once,
+//! from a clean stop), and `verify` (the library and the CLI) follows the
+//! change forward only and requires the trail to end under the key given,
+//! so whoever keeps a retired key can neither add records after the change
+//! nor cut the trail back to it.
 
 mod common;
 
 use std::path::Path;
+#[cfg(feature = "cli")]
 use std::process::Command;
 
 use common::{awkward_events, checkpoints_of, key, read_lines, write_lines};
@@ -116,8 +119,19 @@ async fn a_changed_key_goes_on_in_the_same_chain() {
     assert!(report.checkpoints_checked > 2, "{report:?}");
     assert!(report.files.len() > 1, "no rotation: {report:?}");
 
-    // A restart under the new key, the previous one still configured, or not.
-    session(&path, new_key(), Some(key()), 3).await;
+    // The previous key is for one start: left configured, it is refused
+    // (and nothing written); without it, the trail goes on.
+    let before = std::fs::read(&path).unwrap();
+    let left = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .rotate_bytes(4096)
+        .open();
+    let Err(SinkError::Incompatible(why)) = left else {
+        panic!("a previous key left configured was accepted");
+    };
+    assert!(why.contains("remove the previous key"), "{why}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
     session(&path, new_key(), None, 3).await;
     let report = verify(&path, &both_keys(&path)).unwrap();
     assert_eq!(report.key_changes, 1);
@@ -292,6 +306,7 @@ fn a_previous_key_needs_a_key_and_enough_bytes() {
 }
 
 /// The CLI: `--previous-key-file`, and the note that the key changed.
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn the_cli_verifies_a_trail_whose_key_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -347,4 +362,218 @@ fn verify_options_never_show_their_keys() {
     assert!(shown.contains("previous_keys"), "{shown}");
     assert!(!shown.contains(common::KEY), "{shown}");
     assert!(!shown.contains("fedcba"), "{shown}");
+}
+
+/// Whoever holds the retired key and can write both files cuts the trail
+/// at the change, forges a tail under the old key ending in a clean stop,
+/// and replaces the checkpoints from the change on with one signed with the
+/// old key: `verify`, given the current key, finds that the trail ends
+/// under an earlier one.
+#[tokio::test]
+async fn a_trail_cut_back_to_its_old_key_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(4)).await.unwrap();
+    sink.close().await.unwrap();
+    let old_checkpoints = read_lines(&checkpoints_of(&path));
+    session_plain(&path, 3).await;
+    let lines = read_lines(&path);
+    let change = lines
+        .iter()
+        .position(|l| l.contains(ACTION_KEY_CHANGED))
+        .unwrap();
+    let mut forged_lines = lines[..change].to_vec();
+    let mut last: Value = serde_json::from_str(&forged_lines[change - 1]).unwrap();
+    for (n, action) in ["test.event", "audit.stopped"].into_iter().enumerate() {
+        let seq = change as u64 + n as u64;
+        let prev = last["chain"]["hash"].as_str().unwrap().to_owned();
+        let line = forged(&last, action, seq, &prev, &key());
+        last = serde_json::from_str(&line).unwrap();
+        forged_lines.push(line);
+    }
+    write_lines(&path, &forged_lines);
+    // A shutdown checkpoint of the forged end, signed with the old key.
+    let mut checkpoint: Value = serde_json::from_str(old_checkpoints.last().unwrap()).unwrap();
+    checkpoint["seq"] = last["chain"]["seq"].clone();
+    checkpoint["hash"] = last["chain"]["hash"].clone();
+    checkpoint.as_object_mut().unwrap().remove("sig");
+    let signed = guardrails_audit::jcs::to_vec(&checkpoint).unwrap();
+    checkpoint["sig"] = Value::from(ChainHasher::hmac(&key()).digest_hex(&signed));
+    let mut checkpoints = old_checkpoints;
+    checkpoints
+        .push(String::from_utf8(guardrails_audit::jcs::to_vec(&checkpoint).unwrap()).unwrap());
+    write_lines(&checkpoints_of(&path), &checkpoints);
+    // The forgery is consistent under the old key...
+    verify(
+        &path,
+        &VerifyOptions::new()
+            .key(key())
+            .checkpoints(checkpoints_of(&path)),
+    )
+    .unwrap();
+    // ... but the trail's key is the new one.
+    let damage = verify(
+        &path,
+        &VerifyOptions::new()
+            .key(new_key())
+            .previous_key(key())
+            .checkpoints(checkpoints_of(&path)),
+    )
+    .unwrap_err();
+    let damage = damage.damage().unwrap();
+    assert_eq!(damage.kind, DamageKind::Truncated, "{damage}");
+    assert_eq!(damage.seq, Some(change as u64 + 2), "{damage}");
+}
+
+/// With checkpoints the retired key does not sign (Ed25519 here), records
+/// forged with it after the change cannot be taken for a trail still to
+/// change: the sink refuses to change the key of a trail that does not end
+/// in the clean stop its newest checkpoint names.
+#[tokio::test]
+async fn a_forged_old_key_tail_is_not_changed_again() {
+    let signing =
+        guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
+            "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+         -----END PRIVATE KEY-----\n",
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let builder = |key: SecretString, previous: Option<SecretString>| {
+        JsonLinesSink::builder(&path)
+            .hmac_key(key)
+            .maybe_previous_key(previous)
+            .checkpoint_signing_key(signing.clone())
+    };
+    let mut sink = builder(key(), None).open().unwrap();
+    sink.write_batch(&awkward_events(4)).await.unwrap();
+    sink.close().await.unwrap();
+    let mut sink = builder(new_key(), Some(key())).open().unwrap();
+    sink.write_batch(&awkward_events(2)).await.unwrap();
+    sink.close().await.unwrap();
+    let lines = read_lines(&path);
+    let change = lines
+        .iter()
+        .position(|l| l.contains(ACTION_KEY_CHANGED))
+        .unwrap();
+    // The change and what followed replaced by more records under the old
+    // key, ending in a stop; the checkpoint file left alone.
+    let mut forged_lines = lines[..change].to_vec();
+    let mut last: Value = serde_json::from_str(&forged_lines[change - 1]).unwrap();
+    for n in 0..(lines.len() - change + 2) {
+        let action = if n == lines.len() - change + 1 {
+            "audit.stopped"
+        } else {
+            "test.event"
+        };
+        let prev = last["chain"]["hash"].as_str().unwrap().to_owned();
+        let line = forged(&last, action, (change + n) as u64, &prev, &key());
+        last = serde_json::from_str(&line).unwrap();
+        forged_lines.push(line);
+    }
+    write_lines(&path, &forged_lines);
+    let before = std::fs::read(&path).unwrap();
+    let refused = builder(new_key(), Some(key())).open();
+    let Err(SinkError::Incompatible(why)) = refused else {
+        panic!(
+            "changed the key of a forged tail again: {:?}",
+            refused.err()
+        );
+    };
+    assert!(
+        why.contains("does not end in an audit.stopped record"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "wrote to the trail");
+}
+
+/// A crash that cut the change record right before its newline: the next
+/// start ends it and goes on under the new key.
+#[tokio::test]
+async fn a_change_record_cut_before_its_newline_is_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(4)).await.unwrap();
+    sink.close().await.unwrap();
+    let old_checkpoints = read_lines(&checkpoints_of(&path));
+    drop(
+        JsonLinesSink::builder(&path)
+            .hmac_key(new_key())
+            .previous_key(key())
+            .open()
+            .unwrap(),
+    );
+    let lines = read_lines(&path);
+    let change = lines
+        .iter()
+        .position(|l| l.contains(ACTION_KEY_CHANGED))
+        .unwrap();
+    let text = lines[..=change].join("\n");
+    assert!(!text.ends_with('\n'));
+    std::fs::write(&path, text).unwrap();
+    write_lines(&checkpoints_of(&path), &old_checkpoints);
+
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(1)).await.unwrap();
+    sink.close().await.unwrap();
+    let report = verify(
+        &path,
+        &VerifyOptions::new()
+            .key(new_key())
+            .previous_key(key())
+            .checkpoints(checkpoints_of(&path)),
+    )
+    .unwrap();
+    assert_eq!(report.key_changes, 1);
+    assert_eq!(report.recoveries, 1);
+}
+
+/// An `audit.key_changed` line that does not verify is modified when it
+/// names a key that was given; `wrong_key` is for a key not given.
+#[tokio::test]
+async fn a_forged_change_record_is_modified_not_a_key_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(3)).await.unwrap();
+    sink.close().await.unwrap();
+    let mut lines = read_lines(&path);
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let next = last["chain"]["seq"].as_u64().unwrap() + 1;
+    let head = last["chain"]["hash"].as_str().unwrap().to_owned();
+    let junk = SecretString::from("a key nobody was given, 32 bytes!");
+    for (names, kind) in [
+        (key_id(&new_key()), DamageKind::Modified),
+        (key_id(&junk), DamageKind::WrongKey),
+    ] {
+        let mut record = last.clone();
+        record["details"] = serde_json::json!({"key_id": names, "previous_key_id": key_id(&key())});
+        lines.truncate(next as usize);
+        lines.push(forged(&record, ACTION_KEY_CHANGED, next, &head, &junk));
+        write_lines(&path, &lines);
+        let damage = verify(
+            &path,
+            &VerifyOptions::new().key(new_key()).previous_key(key()),
+        )
+        .unwrap_err();
+        let damage = damage.damage().unwrap();
+        assert_eq!(damage.kind, kind, "{damage}");
+        assert_eq!(damage.seq, Some(next), "{damage}");
+    }
 }

@@ -5,9 +5,11 @@
 //! - The trail is a hash-chained JSON-lines file at `audit.path`
 //!   (`SAAS_AUDIT__PATH`, default `var/audit.jsonl`), HMAC-SHA-256 when
 //!   `audit.hmac_key` is set, plain SHA-256 otherwise; checkpoints go to
-//!   `<path>.checkpoints`. To change the key, set the new one and the old
-//!   one as `audit.previous_hmac_key` (`SAAS_AUDIT__PREVIOUS_HMAC_KEY`): the
-//!   trail goes on under the new key from an `audit.key_changed` record.
+//!   `<path>.checkpoints`. To change the key, stop the app, set the new one
+//!   and the old one as `audit.previous_hmac_key`
+//!   (`SAAS_AUDIT__PREVIOUS_HMAC_KEY`) and start it once: the trail goes on
+//!   under the new key from an `audit.key_changed` record. Then remove the
+//!   previous key (the next start refuses it).
 //! - With `audit.postgres_url` (`SAAS_AUDIT__POSTGRES_URL`, or better
 //!   `SAAS_AUDIT__POSTGRES_URL_FILE`: a secret) the trail goes to PostgreSQL
 //!   instead, for deployments of several instances: [`open`] applies the

@@ -18,7 +18,7 @@
 //! | `auth.hs256_secret` (secret) | `SAAS_AUTH__HS256_SECRET`, `SAAS_AUTH__HS256_SECRET_FILE` | development only: `config/development.toml` |
 //! | `audit.path` | `SAAS_AUDIT__PATH` | `var/audit.jsonl` |
 //! | `audit.hmac_key` (secret) | `SAAS_AUDIT__HMAC_KEY`, `SAAS_AUDIT__HMAC_KEY_FILE` | — |
-//! | `audit.previous_hmac_key` (secret) | `SAAS_AUDIT__PREVIOUS_HMAC_KEY`, `SAAS_AUDIT__PREVIOUS_HMAC_KEY_FILE` | — (the file trail's key before `hmac_key`: a key change) |
+//! | `audit.previous_hmac_key` (secret) | `SAAS_AUDIT__PREVIOUS_HMAC_KEY`, `SAAS_AUDIT__PREVIOUS_HMAC_KEY_FILE` | — (the file trail's key before `hmac_key`, for the one start that changes the key; then remove it) |
 //! | `audit.postgres_url` (secret) | `SAAS_AUDIT__POSTGRES_URL`, `SAAS_AUDIT__POSTGRES_URL_FILE` | — (the file at `audit.path`) |
 //! | `audit.postgres_ca_file` | `SAAS_AUDIT__POSTGRES_CA_FILE` | — (the webpki roots only) |
 //! | `audit.chain_id` | `SAAS_AUDIT__CHAIN_ID` | a fresh id per process start (PostgreSQL only) |
@@ -127,9 +127,10 @@ pub struct AuditSettings {
     #[garde(skip)]
     pub hmac_key: Option<SecretString>,
     /// The key the file trail was chained with before `hmac_key`: set both
-    /// to change the key, and the trail goes on under the new one from an
-    /// `audit.key_changed` record. Not for PostgreSQL (a new key takes a
-    /// new chain id there).
+    /// for one start to change the key, and the trail goes on under the new
+    /// one from an `audit.key_changed` record; then remove it (a later
+    /// start refuses it). Not for PostgreSQL (a new key takes a new chain
+    /// id there).
     #[garde(skip)]
     pub previous_hmac_key: Option<SecretString>,
     /// The PostgreSQL database of the audit trail (a URL or key=value

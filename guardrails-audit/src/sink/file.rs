@@ -53,7 +53,8 @@
 //! What a crash cannot do is remove records a checkpoint names: a
 //! checkpoint is written only once they are on disk. So before it writes
 //! anything, the sink reads the end of the checkpoint file: its newest
-//! checkpoint must be signed as this sink signs, verify with its key, and
+//! checkpoint must be signed as this sink signs, verify with its key (or,
+//! for the start that changes the key, the previous key), and
 //! not name an older record than the checkpoint before it (else
 //! [`SinkError::Incompatible`](super::SinkError): a changed key, a forgery,
 //! an old checkpoint replayed), and it refuses
@@ -84,17 +85,28 @@
 //!
 //! # Changing the key
 //!
-//! A chain key is changed without starting a new trail: open the sink with
-//! the new key and the old one as [`JsonLinesBuilder::previous_key`]. The
-//! chain goes on (same id, next seq) from an `audit.key_changed` record
-//! ([`ACTION_KEY_CHANGED`], naming both keys by
-//! [`key_id`](crate::chain::key_id)), the first hashed with the new key;
-//! its `prev`, the old key's last hash, pins every record before it.
-//! [`verify`](crate::verify()) takes the old key as
-//! [`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key), and
-//! follows the change forward only: whoever keeps the retired key cannot
-//! chain records after the change with it. The PostgreSQL sink does not
-//! change keys within a chain: give it a new chain id.
+//! A chain key is changed without starting a new trail: open the sink once
+//! with the new key and the old one as [`JsonLinesBuilder::previous_key`]
+//! (the trail must end in a clean stop). The chain goes on (same id, next
+//! seq) from an `audit.key_changed` record ([`ACTION_KEY_CHANGED`], naming
+//! both keys by [`key_id`](crate::chain::key_id)), the first hashed with
+//! the new key; its `prev`, the old key's last hash, pins every record
+//! before it. Then remove the previous key from the configuration: the next
+//! start refuses it. [`verify`](crate::verify()) takes the old key as
+//! [`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key),
+//! follows the change forward only, and requires the trail to end under the
+//! key given.
+//!
+//! What this protects against whoever keeps the retired key: records after
+//! the change cannot be forged with it, and cutting the trail back to the
+//! change to forge a tail under the old key is found (the trail then ends
+//! under the old key). What it cannot: someone who holds the retired key
+//! and can also rewrite the checkpoint file (or whose checkpoints are
+//! signed with that key) while the previous key is still configured for
+//! the change's start can make that start change a forged trail. Keep the
+//! checkpoint file off the host, or signed with Ed25519, and the previous
+//! key configured for one start only. The PostgreSQL sink does not change
+//! keys within a chain: give it a new chain id.
 //!
 //! # Checkpoints
 //!
@@ -234,16 +246,24 @@ impl JsonLinesBuilder {
     /// [`hmac_key`](Self::hmac_key) is a new one: a key rotation.
     ///
     /// When the trail's last record verifies with this key and not with the
-    /// new one, the sink opens the trail as its last writer would have
-    /// (recovering a crash under the old key), then goes on under the new
-    /// key: its first record, `audit.key_changed` ([`ACTION_KEY_CHANGED`],
-    /// details `previous_key_id` and `key_id`, see
+    /// new one, and is the `audit.stopped` record of a clean stop that the
+    /// newest checkpoint names (else [`SinkError::Incompatible`]: start once
+    /// with the old key as the key, which recovers the trail, and verify
+    /// it), the sink goes on under the new key: its first record,
+    /// `audit.key_changed` ([`ACTION_KEY_CHANGED`], details
+    /// `previous_key_id` and `key_id`, see
     /// [`key_id`](crate::chain::key_id)), is hashed with the new key and
     /// linked to the old key's last record, and a `key_change` checkpoint
-    /// follows, signed as the sink now signs. A trail already under the new
-    /// key opens as usual, so the previous key may stay configured until
-    /// the next change; the newest checkpoint may be signed with either
-    /// (when checkpoints are signed with the chain key).
+    /// follows, signed as the sink now signs. A crash in between is
+    /// recovered at the next start (still with the previous key).
+    ///
+    /// It is for one start: once the trail is under the new key (and a
+    /// checkpoint says so), a previous key is refused
+    /// ([`SinkError::Incompatible`]). Left configured, it would let whoever
+    /// holds the retired key (and can rewrite the checkpoint file, or has
+    /// checkpoints signed with that key) have a tail forged with it taken
+    /// for a trail still to change. See the [module
+    /// documentation](self#changing-the-key) for what the change protects.
     ///
     /// Verify such a trail with both keys
     /// ([`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key)).
@@ -396,11 +416,17 @@ impl JsonLinesBuilder {
             buf: Vec::with_capacity(64 * 1024),
             previous,
             key_id,
+            found: Found::default(),
         };
         match sink.open_file() {
-            Ok(()) => {}
+            Ok(()) => sink.settle_previous_key()?,
             Err(SinkError::Incompatible(OTHER_KEY)) if sink.previous.is_some() => {
-                sink.change_key()?;
+                if sink.end_torn_key_change()? {
+                    sink.open_file()?;
+                    sink.settle_previous_key()?;
+                } else {
+                    sink.change_key()?;
+                }
             }
             Err(error) => return Err(error),
         }
@@ -416,6 +442,19 @@ struct PreviousKey {
     signer: Option<CheckpointSigner>,
     key_id: String,
 }
+
+/// Why a trail is refused when a previous key is still configured though
+/// the key change is done.
+const PREVIOUS_KEY_LEFT: &str = "the trail is already under the new key: remove the previous key from \
+     the configuration (left there, it would let whoever holds the retired key have a tail forged \
+     with it taken for a trail still to change, and continued)";
+
+/// Why a key change is refused when the trail under the previous key did
+/// not end cleanly.
+const UNCLEAN_BEFORE_CHANGE: &str = "the key is not changed: the trail under the previous key does \
+     not end in an audit.stopped record named by its newest checkpoint (its writer crashed, or \
+     records were added after it); start once with the previous key as the key (the sink \
+     recovers the trail), verify it, then change the key";
 
 /// Why a trail's last record is refused when it verifies with another key.
 const OTHER_KEY: &str =
@@ -457,6 +496,18 @@ pub struct JsonLinesSink {
     previous: Option<Box<PreviousKey>>,
     /// The id of the chain key, for the record of a key change.
     key_id: Option<String>,
+    /// What the first open found before writing anything.
+    found: Found,
+}
+
+/// What [`JsonLinesSink::open_file`] found at the first open, before it
+/// wrote anything.
+#[derive(Default)]
+struct Found {
+    /// The trail held records.
+    records: bool,
+    /// Its newest checkpoint verified only with the previous key's signer.
+    checkpoint_by_previous: bool,
 }
 
 impl fmt::Debug for JsonLinesSink {
@@ -529,6 +580,9 @@ impl JsonLinesSink {
     /// `audit.key_changed` record, hashed with the new key, and a
     /// `key_change` checkpoint.
     fn change_key(&mut self) -> Result<(), SinkError> {
+        if !self.stopped_cleanly_under_previous_key()? {
+            return Err(SinkError::Incompatible(UNCLEAN_BEFORE_CHANGE));
+        }
         let Some(previous) = self.previous.take() else {
             return Ok(());
         };
@@ -572,6 +626,96 @@ impl JsonLinesSink {
             "audit chain key changed"
         );
         Ok(())
+    }
+
+    /// With a previous key configured and the trail opened under the new
+    /// key: the change is done. Right after it (the newest checkpoint was
+    /// still the previous key's: a crash before the change's checkpoint,
+    /// now recovered under the new key) that is expected; later, the
+    /// previous key is refused ([`PREVIOUS_KEY_LEFT`]), so that it is
+    /// configured for one start only.
+    fn settle_previous_key(&mut self) -> Result<(), SinkError> {
+        if self.previous.take().is_none() {
+            return Ok(());
+        }
+        if self.found.records && !self.found.checkpoint_by_previous {
+            return Err(SinkError::Incompatible(PREVIOUS_KEY_LEFT));
+        }
+        Ok(())
+    }
+
+    /// Whether the trail under the previous key ends cleanly: its last
+    /// record an `audit.stopped` (no torn line after it) that its newest
+    /// checkpoint names, read before anything is written. A key change
+    /// goes on from nothing else: after a crash, or records added past the
+    /// newest checkpoint, whoever holds the retired key could have written
+    /// them.
+    fn stopped_cleanly_under_previous_key(&mut self) -> Result<bool, SinkError> {
+        let Some(previous) = self.previous.as_ref() else {
+            return Ok(false);
+        };
+        let mut file = File::open(&self.path).map_err(SinkError::io("open"))?;
+        let tail = read_tail(&mut file)?;
+        let Some(last) = tail.last.filter(|_| tail.torn.is_empty()) else {
+            return Ok(false);
+        };
+        let (Some(seq), Some(hash)) = (
+            last.pointer("/chain/seq").and_then(Value::as_u64),
+            last.pointer("/chain/hash").and_then(Value::as_str),
+        ) else {
+            return Ok(false);
+        };
+        if last.get("action").and_then(Value::as_str) != Some(ACTION_STOPPED)
+            || !previous
+                .hasher
+                .hash_record(&last)
+                .is_ok_and(|computed| crate::chain::same_hash(&computed, hash))
+        {
+            return Ok(false);
+        }
+        let signer = previous.signer.as_ref().or(self.signer.as_ref());
+        let newest = newest_checkpoint(&mut self.checkpoints, signer, None)?;
+        Ok(newest.is_some_and(|cp| cp.seq == seq && crate::chain::same_hash(&cp.hash, hash)))
+    }
+
+    /// Ends a key change record cut by a crash right before its newline:
+    /// the bytes after the previous key's last record are exactly the
+    /// canonical `audit.key_changed` record that follows it, hashed with the
+    /// new key. Returns whether it did (the trail is then under the new key).
+    fn end_torn_key_change(&mut self) -> Result<bool, SinkError> {
+        let mut file = open_append(&self.path).map_err(SinkError::io("open"))?;
+        let tail = read_tail(&mut file)?;
+        let (Some(last), false) = (tail.last, tail.torn.is_empty() || tail.torn_ended) else {
+            return Ok(false);
+        };
+        let Ok(record) = serde_json::from_slice::<Value>(&tail.torn) else {
+            return Ok(false);
+        };
+        let at = |value: &Value, pointer: &str| value.pointer(pointer).cloned();
+        let next_seq = last
+            .pointer("/chain/seq")
+            .and_then(Value::as_u64)
+            .and_then(|seq| seq.checked_add(1));
+        let whole = record.get("action").and_then(Value::as_str) == Some(ACTION_KEY_CHANGED)
+            && jcs::to_vec(&record).is_ok_and(|bytes| bytes == tail.torn)
+            && record.pointer("/chain/seq").and_then(Value::as_u64) == next_seq
+            && at(&record, "/chain/prev").is_some()
+            && at(&record, "/chain/prev") == at(&last, "/chain/hash")
+            && at(&record, "/chain/id") == at(&last, "/chain/id")
+            && record
+                .pointer("/chain/hash")
+                .and_then(Value::as_str)
+                .is_some_and(|stored| {
+                    self.hasher
+                        .hash_record(&record)
+                        .is_ok_and(|computed| crate::chain::same_hash(stored, &computed))
+                });
+        if !whole {
+            return Ok(false);
+        }
+        file.write_all(b"\n").map_err(SinkError::io("write"))?;
+        file.sync_data().map_err(SinkError::io("fsync"))?;
+        Ok(true)
     }
 
     /// Opens the active file and recovers from whatever the last writer left.
@@ -663,7 +807,12 @@ impl JsonLinesSink {
                 next_seq,
                 last_hash,
             )?;
+            self.found = Found {
+                records: next_seq > 0,
+                checkpoint_by_previous: newest_checkpoint.is_some_and(|(_, by)| by),
+            };
         }
+        let newest_checkpoint = newest_checkpoint.map(|(seq, _)| seq);
         if let Some(record) = whole {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
@@ -1274,6 +1423,9 @@ pub(crate) struct OwnCheckpoint {
     pub(crate) seq: u64,
     pub(crate) chain_id: String,
     pub(crate) hash: String,
+    /// Verified only with the previous chain key's signer (a file sink
+    /// right after a key change).
+    pub(crate) by_previous: bool,
 }
 
 /// Why a stored checkpoint is not one this sink wrote.
@@ -1311,6 +1463,7 @@ pub(crate) fn own_checkpoint(
             seq,
             chain_id,
             hash,
+            by_previous: false,
         }),
         _ => Err(ForeignCheckpoint::DoesNotVerify),
     }
@@ -1364,7 +1517,12 @@ fn newest_checkpoint(
         // Right after a key change, the newest checkpoint may still be the
         // previous key's.
         let own = own_checkpoint(value.clone(), signer).or_else(|foreign| match previous {
-            Some(previous) => own_checkpoint(value, Some(previous)).map_err(|_| foreign),
+            Some(previous) => own_checkpoint(value, Some(previous))
+                .map(|own| OwnCheckpoint {
+                    by_previous: true,
+                    ..own
+                })
+                .map_err(|_| foreign),
             None => Err(foreign),
         });
         newest = Some(own.map_err(|foreign| {
@@ -1436,12 +1594,13 @@ fn check_checkpointed(
     chain_id: &str,
     next_seq: u64,
     last_hash: &str,
-) -> Result<Option<u64>, SinkError> {
+) -> Result<Option<(u64, bool)>, SinkError> {
     let newest = newest_checkpoint(checkpoints, signer, previous)?;
     let Some(OwnCheckpoint {
         seq: cp_seq,
         chain_id: cp_chain,
         hash: cp_hash,
+        by_previous,
     }) = newest
     else {
         return Ok(None);
@@ -1469,7 +1628,7 @@ fn check_checkpointed(
     } else if cp_seq + 1 == next_seq && !crate::chain::same_hash(&cp_hash, last_hash) {
         format!("the record at seq {cp_seq} is not the one its checkpoint names")
     } else {
-        return Ok(Some(cp_seq));
+        return Ok(Some((cp_seq, by_previous)));
     };
     Err(SinkError::BehindCheckpoints(problem))
 }

@@ -59,6 +59,9 @@ pub(crate) struct Rec {
     /// first (`None`: none does). A trail moves to a later key only at an
     /// `audit.key_changed` record, and never back.
     pub(crate) key_epoch: Option<usize>,
+    /// An `audit.key_changed` record naming a key that is none of those
+    /// given.
+    pub(crate) to_key_not_given: bool,
 }
 
 /// The chain hashers: plain SHA-256 and, with a key, HMAC-SHA-256.
@@ -67,6 +70,9 @@ pub(crate) struct Hashers {
     pub(crate) hmac: Option<ChainHasher>,
     /// The keys the trail was chained with before `hmac`, oldest first.
     pub(crate) previous: Vec<ChainHasher>,
+    /// The ids of the keys given ([`crate::chain::key_id`]), where a trail
+    /// may change its key (files): `None` elsewhere.
+    pub(crate) ids: Option<Vec<String>>,
 }
 
 impl Hashers {
@@ -76,6 +82,13 @@ impl Hashers {
             sha: ChainHasher::sha256(),
             hmac: key.map(ChainHasher::hmac),
             previous: previous.iter().map(ChainHasher::hmac).collect(),
+            ids: Some(
+                previous
+                    .iter()
+                    .chain(key)
+                    .map(crate::chain::key_id)
+                    .collect(),
+            ),
         }
     }
 }
@@ -159,6 +172,15 @@ pub(crate) fn parse_record(
         mismatch,
         needs_key: hasher.is_none(),
         key_epoch,
+        // A key change to a key none of the given ones is: the key was not
+        // given (rather than the record modified).
+        to_key_not_given: hashers.ids.as_ref().is_some_and(|ids| {
+            value.get("action").and_then(Value::as_str) == Some(ACTION_KEY_CHANGED)
+                && value
+                    .pointer("/details/key_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| !ids.iter().any(|given| given == id))
+        }),
     }))
 }
 
@@ -180,6 +202,10 @@ pub(crate) struct ChainInput<'a> {
     pub(crate) starts_at_zero: bool,
     /// The seqs whose hashes the checkpoints need.
     pub(crate) keep: &'a HashSet<u64>,
+    /// The key the trail must end under (its place among the keys given,
+    /// oldest first), when earlier keys were given: a trail that ends under
+    /// an earlier one lost its change to the given key.
+    pub(crate) final_key_epoch: Option<usize>,
 }
 
 /// What the checkpoints need from the chain pass.
@@ -223,7 +249,8 @@ where
                     location,
                     &format!(
                         "the records before the key change at seq {} verify with none of the keys \
-                         given: give the trail's earlier key as a previous key",
+                         given: give the trail's earlier key as a previous key (or they were \
+                         rewritten)",
                         rec.seq
                     ),
                 ));
@@ -260,6 +287,7 @@ where
     let mut last_hash = String::new();
     let mut trail_alg = input.alg;
     let mut key_epoch: Option<usize> = None;
+    let mut last_at: Option<A> = None;
     if let Some(id) = input.chain_id {
         report.chain_id = Some(id.to_owned());
     }
@@ -344,7 +372,7 @@ where
             {
                 return Err(error);
             }
-            if rec.action == ACTION_KEY_CHANGED {
+            if rec.to_key_not_given {
                 return Err(damage(
                     DamageKind::WrongKey,
                     Some(rec.seq),
@@ -483,6 +511,19 @@ where
         last_hash = rec.stored;
         report.records += 1;
         report.last_seq = Some(rec.seq);
+        last_at = Some(at);
+    }
+    if let (Some(required), Some(epoch), Some(at)) = (input.final_key_epoch, key_epoch, &last_at)
+        && epoch < required
+    {
+        return Err(damage_at(
+            DamageKind::Truncated,
+            report.last_seq.map(|seq| seq + 1),
+            locate(at),
+            "the trail ends under an earlier key than the one given: its change to that key \
+             (audit.key_changed) and what followed were cut (or the key given is not yet the \
+             trail's: give its current key as the key)",
+        ));
     }
     report.head_hash = (!last_hash.is_empty()).then_some(last_hash);
     Ok(state)

@@ -133,12 +133,20 @@ impl VerifyOptions {
     /// which the sink writes when its key changes
     /// ([`JsonLinesBuilder::previous_key`](crate::sink::file::JsonLinesBuilder::previous_key)),
     /// hashed with the new key; never back. Checkpoints verify with any of
-    /// them when no [`checkpoint_key`](Self::checkpoint_key) is given.
+    /// them when no [`checkpoint_key`](Self::checkpoint_key) is given. With
+    /// earlier keys given, the trail must end under [`key`](Self::key): one
+    /// that ends under an earlier key is [`DamageKind::Truncated`] (its
+    /// change was cut off, with what followed). To verify a file from
+    /// before a change on its own, give its key as the key.
     ///
-    /// Whoever holds a retired key can still rewrite the records chained
-    /// under it up to the change (the change record, hashed with the new
-    /// key, pins the last of them: the rewrite is found there), or forge
-    /// checkpoints that fail verification; not add records after the change.
+    /// Whoever holds a retired key cannot rewrite the records chained under
+    /// it up to the change (the change record, hashed with the new key,
+    /// pins the last of them), nor add records after the change, nor cut
+    /// the trail back to the change and forge a tail under the old key.
+    /// They can forge checkpoints signed with that key, which at most fail
+    /// verification, and, with write access to the checkpoint file too,
+    /// make the sink's change start take a forged trail for its own (see
+    /// [`JsonLinesBuilder::previous_key`](crate::sink::file::JsonLinesBuilder::previous_key)).
     pub fn previous_key(mut self, key: SecretString) -> Self {
         self.previous_keys.push(key);
         self
@@ -593,6 +601,7 @@ fn verify_once(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, Ver
         // a rotation), linked to a rotation checkpoint when there are any.
         starts_at_zero: options.include_rotated && !options.allow_pruned,
         keep: &keep,
+        final_key_epoch: (!options.previous_keys.is_empty()).then_some(options.previous_keys.len()),
     };
     let mut report = VerifyReport {
         files: files.clone(),

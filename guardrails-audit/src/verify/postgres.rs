@@ -310,6 +310,7 @@ async fn verify_chain(
             ChainHasher::hmac,
         )),
         previous: Vec::new(),
+        ids: None,
     };
     let key_given = options.key.is_some();
     let id = chain_id.clone();
@@ -320,6 +321,7 @@ async fn verify_chain(
             chain_id: Some(&id),
             starts_at_zero: true,
             keep: &keep,
+            final_key_epoch: None,
         };
         let mut report = VerifyReport::default();
         let mut page = Vec::new().into_iter();
