@@ -177,6 +177,13 @@ impl Configuration for Settings {
             self.audit.previous_hmac_key.as_ref(),
             &SecretPolicy::hmac_key(),
         );
+        if self.audit.previous_hmac_key.is_some() && self.audit.hmac_key.is_none() {
+            h.error(
+                "saas.previous_hmac_key",
+                "audit.previous_hmac_key",
+                "needs audit.hmac_key, the trail's new key (a keyed trail does not go on unkeyed)",
+            );
+        }
         // Without a JWKS URL or a secret, keys are found by OpenID Connect
         // discovery from the issuer, which is then a URL: `https`, as checked
         // above. An issuer that is not even `https://...` cannot be discovered.
@@ -436,6 +443,28 @@ mod tests {
             .unwrap();
             assert!(loaded.config().auth.hs256_secret.is_none());
         }
+    }
+
+    /// A previous audit key without a key: a keyed trail cannot go on
+    /// unkeyed, said before the app starts; the value never shown.
+    #[test]
+    fn a_previous_audit_key_needs_a_key() {
+        let previous = "a-previous-audit-key-that-is-32-bytes-long-9f8e";
+        let error = load(&[
+            ("SAAS_ENV", "staging"),
+            ("SAAS_AUTH__ISSUER", "https://idp.example.com/"),
+            ("SAAS_AUTH__JWKS_URL", "https://idp.example.com/jwks"),
+            ("SAAS_AUDIT__PATH", "/var/lib/saas-api/audit.jsonl"),
+            ("SAAS_AUDIT__PREVIOUS_HMAC_KEY", previous),
+        ])
+        .unwrap_err();
+        let keys: Vec<&str> = error.keys().collect();
+        assert_eq!(keys, ["audit.previous_hmac_key"], "{error}");
+        assert!(
+            error.to_string().contains("needs audit.hmac_key"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains(previous), "{error}");
     }
 
     #[test]
