@@ -350,28 +350,46 @@ impl Auditor {
         match self.try_enqueue(self.prepare(event), None) {
             Ok(()) => {}
             Err((msg, true)) => {
-                let unsent = Unsent {
-                    auditor: self.clone(),
-                    waiting: true,
-                };
+                let send = self.clone().send_when_room(msg, false);
                 self.detach(Box::pin(async move {
-                    let mut unsent = unsent;
-                    let sent = unsent.auditor.shared.tx.send(msg).await;
-                    unsent.waiting = false;
-                    let this = &unsent.auditor;
-                    match sent {
-                        Ok(()) => {
-                            this.shared.counters.accepted.fetch_add(1, Ordering::AcqRel);
-                        }
-                        Err(_) => {
-                            let _ = this.refused(false);
-                        }
-                    }
+                    let _ = send.await;
                 }));
             }
             Err((_, false)) => {
                 let _ = self.refused(false);
             }
+        }
+    }
+
+    /// Sends `msg` once the queue has room, and counts it: accepted (and,
+    /// when its sender `waits` for it, a waiter that ends the writer's
+    /// linger), or refused when the pipeline closed. Given up first (its
+    /// future dropped), it is a counted full-queue drop ([`Unsent`]).
+    /// The event is counted as given up from this call on, not from the
+    /// future's first poll: a future dropped unpolled counts too.
+    fn send_when_room(
+        self,
+        msg: Msg,
+        waits: bool,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send + Sync + 'static {
+        let mut unsent = Unsent {
+            auditor: self,
+            waiting: true,
+        };
+        async move {
+            let sent = unsent.auditor.shared.tx.send(msg).await;
+            unsent.waiting = false;
+            let this = &unsent.auditor;
+            if sent.is_err() {
+                return Err(this.refused(false));
+            }
+            let c = &this.shared.counters;
+            c.accepted.fetch_add(1, Ordering::AcqRel);
+            if waits {
+                c.queued_waiters.fetch_add(1, Ordering::AcqRel);
+                this.shared.nudge.notify_one();
+            }
+            Ok(())
         }
     }
 
@@ -438,30 +456,12 @@ impl Auditor {
             },
             Err((msg, true)) => {
                 // Full: wait for space (the slow path, boxed once).
-                let unsent = Unsent {
-                    auditor: self.clone(),
-                    waiting: true,
-                };
+                let send = self.clone().send_when_room(msg, true);
                 Delivery {
                     deadline: None,
                     state: DeliveryState::Sending(Box::new((
                         self.clone(),
-                        Box::pin(async move {
-                            let mut unsent = unsent;
-                            let sent = unsent.auditor.shared.tx.send(msg).await;
-                            unsent.waiting = false;
-                            let this = &unsent.auditor;
-                            match sent {
-                                Ok(()) => {
-                                    let c = &this.shared.counters;
-                                    c.accepted.fetch_add(1, Ordering::AcqRel);
-                                    c.queued_waiters.fetch_add(1, Ordering::AcqRel);
-                                    this.shared.nudge.notify_one();
-                                    Ok(ack_rx)
-                                }
-                                Err(_) => Err(this.refused(false)),
-                            }
-                        }),
+                        Box::pin(async move { send.await.map(|()| ack_rx) }),
                     ))),
                 }
             }

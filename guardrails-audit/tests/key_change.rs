@@ -48,6 +48,22 @@ fn both_keys(path: &Path) -> VerifyOptions {
         .include_rotated(true)
 }
 
+/// Both keys and the checkpoints, the active file alone.
+fn both_keys_alone(path: &Path) -> VerifyOptions {
+    VerifyOptions::new()
+        .key(new_key())
+        .previous_key(key())
+        .checkpoints(checkpoints_of(path))
+}
+
+/// The line of the trail's `audit.key_changed` record.
+fn change_line(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .position(|l| l.contains(ACTION_KEY_CHANGED))
+        .unwrap()
+}
+
 /// Every record of the trail, rotated files first.
 fn records(path: &Path) -> Vec<Value> {
     let mut files = Vec::new();
@@ -164,12 +180,6 @@ async fn a_changed_key_goes_on_in_the_same_chain() {
 async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let plain = |path: &Path| {
-        VerifyOptions::new()
-            .key(new_key())
-            .previous_key(key())
-            .checkpoints(checkpoints_of(path))
-    };
     let mut sink = JsonLinesSink::builder(&path)
         .hmac_key(key())
         .open()
@@ -178,7 +188,7 @@ async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
     sink.close().await.unwrap();
     session_plain(&path, 4).await;
     let genuine = read_lines(&path);
-    verify(&path, &plain(&path)).unwrap();
+    verify(&path, &both_keys_alone(&path)).unwrap();
     let last: Value = serde_json::from_str(genuine.last().unwrap()).unwrap();
     let next = last["chain"]["seq"].as_u64().unwrap() + 1;
     let head = last["chain"]["hash"].as_str().unwrap();
@@ -188,7 +198,7 @@ async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
         let mut lines = genuine.clone();
         lines.push(forged(&last, action, next, head, &key()));
         write_lines(&path, &lines);
-        let damage = verify(&path, &plain(&path)).unwrap_err();
+        let damage = verify(&path, &both_keys_alone(&path)).unwrap_err();
         let damage = damage.damage().unwrap().clone();
         assert_eq!(damage.kind, DamageKind::Modified, "{action}: {damage}");
         assert_eq!(damage.seq, Some(next), "{action}: {damage}");
@@ -198,10 +208,7 @@ async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
     // A record under the old key rewritten, and the old key's part of the
     // chain hashed again after it.
     let mut lines = genuine;
-    let change = lines
-        .iter()
-        .position(|l| l.contains(ACTION_KEY_CHANGED))
-        .unwrap();
+    let change = change_line(&lines);
     let mut prev = ZERO_HASH.to_owned();
     for (seq, line) in lines.iter_mut().enumerate().take(change) {
         let mut record: Value = serde_json::from_str(line).unwrap();
@@ -214,7 +221,7 @@ async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
         prev = rewritten["chain"]["hash"].as_str().unwrap().to_owned();
     }
     write_lines(&path, &lines);
-    let damage = verify(&path, &plain(&path)).unwrap_err();
+    let damage = verify(&path, &both_keys_alone(&path)).unwrap_err();
     let damage = damage.damage().unwrap();
     assert_eq!(damage.kind, DamageKind::Modified, "{damage}");
     assert_eq!(damage.seq, Some(change as u64 - 1), "{damage}");
@@ -255,28 +262,12 @@ async fn a_crash_right_after_the_change_recovers_under_the_new_key() {
     // Back to the state of the crash: the change record last, its
     // checkpoint never written.
     let lines = read_lines(&path);
-    let change = lines
-        .iter()
-        .position(|l| l.contains(ACTION_KEY_CHANGED))
-        .unwrap();
+    let change = change_line(&lines);
     write_lines(&path, &lines[..=change]);
     write_lines(&checkpoints_of(&path), &old_checkpoints);
 
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(2)).await.unwrap();
-    sink.close().await.unwrap();
-    let report = verify(
-        &path,
-        &VerifyOptions::new()
-            .key(new_key())
-            .previous_key(key())
-            .checkpoints(checkpoints_of(&path)),
-    )
-    .unwrap();
+    session_plain(&path, 2).await;
+    let report = verify(&path, &both_keys_alone(&path)).unwrap();
     assert_eq!(report.key_changes, 1);
     assert_eq!(report.recoveries, 1);
     assert!(report.cleanly_stopped);
@@ -382,10 +373,7 @@ async fn a_trail_cut_back_to_its_old_key_is_truncated() {
     let old_checkpoints = read_lines(&checkpoints_of(&path));
     session_plain(&path, 3).await;
     let lines = read_lines(&path);
-    let change = lines
-        .iter()
-        .position(|l| l.contains(ACTION_KEY_CHANGED))
-        .unwrap();
+    let change = change_line(&lines);
     let mut forged_lines = lines[..change].to_vec();
     let mut last: Value = serde_json::from_str(&forged_lines[change - 1]).unwrap();
     for (n, action) in ["test.event", "audit.stopped"].into_iter().enumerate() {
@@ -416,14 +404,7 @@ async fn a_trail_cut_back_to_its_old_key_is_truncated() {
     )
     .unwrap();
     // ... but the trail's key is the new one.
-    let damage = verify(
-        &path,
-        &VerifyOptions::new()
-            .key(new_key())
-            .previous_key(key())
-            .checkpoints(checkpoints_of(&path)),
-    )
-    .unwrap_err();
+    let damage = verify(&path, &both_keys_alone(&path)).unwrap_err();
     let damage = damage.damage().unwrap();
     assert_eq!(damage.kind, DamageKind::Truncated, "{damage}");
     assert_eq!(damage.seq, Some(change as u64 + 2), "{damage}");
@@ -457,10 +438,7 @@ async fn a_forged_old_key_tail_is_not_changed_again() {
     sink.write_batch(&awkward_events(2)).await.unwrap();
     sink.close().await.unwrap();
     let lines = read_lines(&path);
-    let change = lines
-        .iter()
-        .position(|l| l.contains(ACTION_KEY_CHANGED))
-        .unwrap();
+    let change = change_line(&lines);
     // The change and what followed replaced by more records under the old
     // key, ending in a stop; the checkpoint file left alone.
     let mut forged_lines = lines[..change].to_vec();
@@ -513,30 +491,14 @@ async fn a_change_record_cut_before_its_newline_is_ended() {
             .unwrap(),
     );
     let lines = read_lines(&path);
-    let change = lines
-        .iter()
-        .position(|l| l.contains(ACTION_KEY_CHANGED))
-        .unwrap();
+    let change = change_line(&lines);
     let text = lines[..=change].join("\n");
     assert!(!text.ends_with('\n'));
     std::fs::write(&path, text).unwrap();
     write_lines(&checkpoints_of(&path), &old_checkpoints);
 
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(1)).await.unwrap();
-    sink.close().await.unwrap();
-    let report = verify(
-        &path,
-        &VerifyOptions::new()
-            .key(new_key())
-            .previous_key(key())
-            .checkpoints(checkpoints_of(&path)),
-    )
-    .unwrap();
+    session_plain(&path, 1).await;
+    let report = verify(&path, &both_keys_alone(&path)).unwrap();
     assert_eq!(report.key_changes, 1);
     assert_eq!(report.recoveries, 1);
 }

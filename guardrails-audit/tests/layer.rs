@@ -729,40 +729,11 @@ impl guardrails_audit::sink::AuditSink for Gate {
 /// have run, so its record waits for space instead of being dropped.
 #[tokio::test]
 async fn a_blocking_requests_cancellation_waits_for_queue_space() {
-    let sink = MemorySink::new();
-    let (open, gate) = tokio::sync::watch::channel(false);
-    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
-    let (auditor, guard) = AuditPipeline::builder()
-        .capacity(1)
-        .spawn(Gate {
-            sink: sink.clone(),
-            open: gate,
-            entered: std::sync::Arc::clone(&entered),
-        })
-        .unwrap();
-    let app = Router::new()
-        .route(
-            "/v1/reports/{id}",
-            get(std::future::pending::<&'static str>),
-        )
-        .layer(AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking));
-    // The writer holds one batch in the closed sink; one event fills the queue.
-    auditor
-        .record(AuditEvent::new("job.run", Category::System))
-        .unwrap();
-    entered.notified().await;
-    auditor
-        .record(AuditEvent::new("job.run", Category::System))
-        .unwrap();
-    assert!(
-        auditor
-            .record(AuditEvent::new("job.run", Category::System))
-            .is_err()
-    );
-    assert_eq!(auditor.stats().dropped_full, 1);
-
+    let (auditor, guard, sink, open) = full_pipeline(1).await;
+    let dropped = auditor.stats().dropped_full;
     // The client gives up while the handler runs.
-    let request = app.oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
+    let request = pending_reports(&auditor)
+        .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
     assert!(
         tokio::time::timeout(Duration::from_millis(100), request)
             .await
@@ -770,20 +741,35 @@ async fn a_blocking_requests_cancellation_waits_for_queue_space() {
     );
     assert_eq!(
         auditor.stats().dropped_full,
-        1,
+        dropped,
         "the cancellation was dropped"
     );
 
     open.send(true).unwrap();
     let events = finish(&sink, guard).await;
-    let cancelled: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["action"] == "http.request")
-        .collect();
+    let cancelled = http_request_events(&events);
     assert_eq!(cancelled.len(), 1, "{events:#?}");
     assert_eq!(cancelled[0]["request"]["route"], "/v1/reports/{id}");
     assert_eq!(cancelled[0]["reason"], "cancelled");
     assert_eq!(cancelled[0]["details"]["handler"], "started");
+}
+
+/// A blocking route whose handler never answers.
+fn pending_reports(auditor: &guardrails_audit::Auditor) -> Router {
+    Router::new()
+        .route(
+            "/v1/reports/{id}",
+            get(std::future::pending::<&'static str>),
+        )
+        .layer(AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking))
+}
+
+/// The `http.request` records among `events`.
+fn http_request_events(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["action"] == "http.request")
+        .collect()
 }
 
 /// A pipeline of `capacity` whose sink holds its first batch until `open`
@@ -846,10 +832,7 @@ async fn a_blocking_record_that_timed_out_waiting_for_space_is_still_written() {
 
     open.send(true).unwrap();
     let events = finish(&sink, guard).await;
-    let requests: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["action"] == "http.request")
-        .collect();
+    let requests = http_request_events(&events);
     assert_eq!(requests.len(), 2, "{events:#?}");
     assert_eq!(requests[0]["request"]["status"], 200);
     assert_eq!(requests[1]["request"]["status"], 500);
@@ -862,12 +845,7 @@ async fn a_blocking_record_that_timed_out_waiting_for_space_is_still_written() {
 async fn detached_records_are_bounded_by_the_queue_capacity() {
     let (auditor, guard, sink, open) = full_pipeline(2).await;
     let dropped = auditor.stats().dropped_full;
-    let app = Router::new()
-        .route(
-            "/v1/reports/{id}",
-            get(std::future::pending::<&'static str>),
-        )
-        .layer(AuditLayer::new(auditor.clone()).default_mode(DeliveryMode::Blocking));
+    let app = pending_reports(&auditor);
     for _ in 0..5 {
         let request = app
             .clone()
