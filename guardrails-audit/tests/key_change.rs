@@ -11,7 +11,7 @@ use std::path::Path;
 #[cfg(feature = "cli")]
 use std::process::Command;
 
-use common::{awkward_events, checkpoints_of, key, read_lines, write_lines};
+use common::{awkward_events, checkpoints_of, key, read_lines, write_lines, write_trail};
 use guardrails_audit::chain::{ChainHasher, ZERO_HASH, key_id};
 use guardrails_audit::sink::file::{ACTION_KEY_CHANGED, JsonLinesSink};
 use guardrails_audit::sink::{AuditSink, SinkError};
@@ -180,12 +180,7 @@ async fn a_changed_key_goes_on_in_the_same_chain() {
 async fn a_retired_key_cannot_extend_or_rewrite_the_trail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(6)).await.unwrap();
-    sink.close().await.unwrap();
+    write_trail(&path, Some(key()), 6, 1000).await;
     session_plain(&path, 4).await;
     let genuine = read_lines(&path);
     verify(&path, &both_keys_alone(&path)).unwrap();
@@ -245,12 +240,7 @@ async fn session_plain(path: &Path, n: usize) {
 async fn a_crash_right_after_the_change_recovers_under_the_new_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(6)).await.unwrap();
-    sink.close().await.unwrap();
+    write_trail(&path, Some(key()), 6, 1000).await;
     let old_checkpoints = read_lines(&checkpoints_of(&path));
     // Opened (the change written), then gone without a word: a crash.
     let sink = JsonLinesSink::builder(&path)
@@ -364,12 +354,7 @@ fn verify_options_never_show_their_keys() {
 async fn a_trail_cut_back_to_its_old_key_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(4)).await.unwrap();
-    sink.close().await.unwrap();
+    write_trail(&path, Some(key()), 4, 1000).await;
     let old_checkpoints = read_lines(&checkpoints_of(&path));
     session_plain(&path, 3).await;
     let lines = read_lines(&path);
@@ -476,12 +461,7 @@ async fn a_forged_old_key_tail_is_not_changed_again() {
 async fn a_change_record_cut_before_its_newline_is_ended() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(4)).await.unwrap();
-    sink.close().await.unwrap();
+    write_trail(&path, Some(key()), 4, 1000).await;
     let old_checkpoints = read_lines(&checkpoints_of(&path));
     drop(
         JsonLinesSink::builder(&path)
@@ -509,12 +489,7 @@ async fn a_change_record_cut_before_its_newline_is_ended() {
 async fn a_forged_change_record_is_modified_not_a_key_not_given() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
-    sink.write_batch(&awkward_events(3)).await.unwrap();
-    sink.close().await.unwrap();
+    write_trail(&path, Some(key()), 3, 1000).await;
     let mut lines = read_lines(&path);
     let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     let next = last["chain"]["seq"].as_u64().unwrap() + 1;
