@@ -197,13 +197,15 @@ impl CheckpointVerifier {
         }
     }
 
-    /// Whether the HMAC `sig` of `unsigned` verifies with the key or one of
-    /// the previous ones.
-    pub(crate) fn hmac_verifies(&self, unsigned: &[u8], sig: &str) -> bool {
-        self.hmac
-            .iter()
-            .chain(&self.previous_hmac)
-            .any(|hmac| crate::chain::same_hash(sig, &hmac.digest_hex(unsigned)))
+    /// Which key the HMAC `sig` of `unsigned` verifies with: its place
+    /// among the previous keys and the key, oldest first (`None`: none).
+    pub(crate) fn hmac_epoch(&self, unsigned: &[u8], sig: &str) -> Option<usize> {
+        let verifies =
+            |hmac: &ChainHasher| crate::chain::same_hash(sig, &hmac.digest_hex(unsigned));
+        if self.hmac.as_ref().is_some_and(verifies) {
+            return Some(self.previous_hmac.len());
+        }
+        self.previous_hmac.iter().rposition(verifies)
     }
 }
 

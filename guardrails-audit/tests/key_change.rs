@@ -514,3 +514,237 @@ async fn a_forged_change_record_is_modified_not_a_key_not_given() {
         assert_eq!(damage.seq, Some(next), "{damage}");
     }
 }
+
+/// A checkpoint signed with `key`: `template` naming `seq` and `hash`.
+fn forged_checkpoint(
+    template: &str,
+    seq: u64,
+    hash: &str,
+    reason: &str,
+    key: &SecretString,
+) -> String {
+    let mut checkpoint: Value = serde_json::from_str(template).unwrap();
+    checkpoint["seq"] = Value::from(seq);
+    checkpoint["hash"] = Value::from(hash);
+    checkpoint["reason"] = Value::from(reason);
+    checkpoint.as_object_mut().unwrap().remove("sig");
+    let signed = guardrails_audit::jcs::to_vec(&checkpoint).unwrap();
+    checkpoint["sig"] = Value::from(ChainHasher::hmac(key).digest_hex(&signed));
+    String::from_utf8(guardrails_audit::jcs::to_vec(&checkpoint).unwrap()).unwrap()
+}
+
+/// Checkpoints signed with the chain key: the retired key signs nothing the
+/// sink wrote after the change. A rotation checkpoint forged with it to
+/// link an active file whose first records were cut, in its place among
+/// the checkpoints or at their end, or to pass an emptied active file for
+/// one just rotated, is damage.
+#[tokio::test]
+async fn checkpoints_signed_with_the_retired_key_vouch_for_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    session(&path, key(), None, 12).await;
+    session(&path, new_key(), Some(key()), 40).await;
+    let cp_path = checkpoints_of(&path);
+    let genuine_checkpoints = read_lines(&cp_path);
+    let genuine = read_lines(&path);
+    let first: Value = serde_json::from_str(&genuine[0]).unwrap();
+    assert_ne!(
+        first["chain"]["seq"], 0,
+        "the active file was never rotated"
+    );
+    let options = both_keys_alone(&path);
+    verify(&path, &options).unwrap();
+
+    // The active file's first three records cut, and a rotation checkpoint
+    // forged with the old key to link what is left.
+    let kept: Value = serde_json::from_str(&genuine[3]).unwrap();
+    let link = forged_checkpoint(
+        &genuine_checkpoints[0],
+        kept["chain"]["seq"].as_u64().unwrap() - 1,
+        kept["chain"]["prev"].as_str().unwrap(),
+        "rotation",
+        &key(),
+    );
+    write_lines(&path, &genuine[3..]);
+    let link_seq = kept["chain"]["seq"].as_u64().unwrap() - 1;
+    let in_order = genuine_checkpoints
+        .iter()
+        .position(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+                > link_seq
+        })
+        .unwrap();
+    for at in [in_order, genuine_checkpoints.len()] {
+        let mut checkpoints = genuine_checkpoints.clone();
+        checkpoints.insert(at, link.clone());
+        write_lines(&cp_path, &checkpoints);
+        let damage = verify(&path, &options).unwrap_err();
+        let damage = damage.damage().unwrap().clone();
+        assert!(
+            matches!(damage.kind, DamageKind::Inserted | DamageKind::Truncated),
+            "{at}: {damage}"
+        );
+    }
+    // Only the checkpoints before the change, and the forged link.
+    let before_change: Vec<String> = genuine_checkpoints
+        .iter()
+        .filter(|l| signed_with(l, &key()))
+        .cloned()
+        .chain([link])
+        .collect();
+    write_lines(&cp_path, &before_change);
+    let damage = verify(&path, &options).unwrap_err();
+    assert_eq!(
+        damage.damage().unwrap().kind,
+        DamageKind::Truncated,
+        "{damage}"
+    );
+
+    // The active file emptied, and a rotation checkpoint forged with the old
+    // key at the newest seq.
+    let last: Value = serde_json::from_str(genuine.last().unwrap()).unwrap();
+    let rotated = forged_checkpoint(
+        &genuine_checkpoints[0],
+        last["chain"]["seq"].as_u64().unwrap(),
+        last["chain"]["hash"].as_str().unwrap(),
+        "rotation",
+        &key(),
+    );
+    std::fs::write(&path, "").unwrap();
+    let mut checkpoints: Vec<String> = genuine_checkpoints
+        .iter()
+        .filter(|l| signed_with(l, &key()))
+        .cloned()
+        .collect();
+    checkpoints.push(rotated);
+    write_lines(&cp_path, &checkpoints);
+    assert!(verify(&path, &options).is_err());
+}
+
+/// Whether the checkpoint `line` is signed with `key`.
+fn signed_with(line: &str, key: &SecretString) -> bool {
+    let mut checkpoint: Value = serde_json::from_str(line).unwrap();
+    let sig = checkpoint.as_object_mut().unwrap().remove("sig").unwrap();
+    let signed = guardrails_audit::jcs::to_vec(&checkpoint).unwrap();
+    sig == ChainHasher::hmac(key).digest_hex(&signed)
+}
+
+/// With checkpoints signed otherwise (Ed25519), a crash between the change
+/// record and its checkpoint is recovered at the next start, the previous
+/// key still configured.
+#[tokio::test]
+async fn a_crash_before_the_changes_checkpoint_recovers_with_any_signer() {
+    let signing =
+        guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
+            "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+         -----END PRIVATE KEY-----\n",
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let builder = |key: SecretString, previous: Option<SecretString>| {
+        JsonLinesSink::builder(&path)
+            .hmac_key(key)
+            .maybe_previous_key(previous)
+            .checkpoint_signing_key(signing.clone())
+    };
+    let mut sink = builder(key(), None).open().unwrap();
+    sink.write_batch(&awkward_events(3)).await.unwrap();
+    sink.close().await.unwrap();
+    let old_checkpoints = read_lines(&checkpoints_of(&path));
+    drop(builder(new_key(), Some(key())).open().unwrap());
+    let lines = read_lines(&path);
+    write_lines(&path, &lines[..=change_line(&lines)]);
+    write_lines(&checkpoints_of(&path), &old_checkpoints);
+
+    let mut sink = builder(new_key(), Some(key())).open().unwrap();
+    sink.write_batch(&awkward_events(1)).await.unwrap();
+    sink.close().await.unwrap();
+    let public = signing.verifying_key();
+    let report = verify(
+        &path,
+        &VerifyOptions::new()
+            .key(new_key())
+            .previous_key(key())
+            .checkpoint_public_key(public)
+            .checkpoints(checkpoints_of(&path)),
+    )
+    .unwrap();
+    assert_eq!((report.key_changes, report.recoveries), (1, 1));
+}
+
+/// An old writer that crashed: the change is refused (whoever holds the
+/// old key could have written what follows the last checkpoint), and the
+/// way out works: a start with the old key recovers the trail, then the
+/// change goes on. A start refused for a previous key left configured
+/// writes nothing, even after a crash.
+#[tokio::test]
+async fn an_unclean_old_trail_is_recovered_before_its_key_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(3)).await.unwrap();
+    drop(sink);
+    let before = std::fs::read(&path).unwrap();
+    let refused = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .open();
+    let Err(SinkError::Incompatible(why)) = refused else {
+        panic!("changed the key of a crashed trail: {:?}", refused.err());
+    };
+    assert!(why.contains("start once with the previous key"), "{why}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(key())
+        .open()
+        .unwrap();
+    sink.close().await.unwrap();
+    verify(
+        &path,
+        &VerifyOptions::new()
+            .key(key())
+            .checkpoints(checkpoints_of(&path)),
+    )
+    .unwrap();
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .open()
+        .unwrap();
+    sink.write_batch(&awkward_events(2)).await.unwrap();
+    drop(sink);
+    // Crashed under the new key; a start with the previous key still
+    // configured is refused before it recovers anything.
+    let before = std::fs::read(&path).unwrap();
+    let left = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .open();
+    assert!(
+        matches!(left, Err(SinkError::Incompatible(_))),
+        "{:?}",
+        left.err()
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "wrote before refusing"
+    );
+    JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .open()
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let report = verify(&path, &both_keys_alone(&path)).unwrap();
+    assert_eq!((report.key_changes, report.recoveries), (1, 2));
+}

@@ -9,7 +9,10 @@
 //!   and the old one as `audit.previous_hmac_key`
 //!   (`SAAS_AUDIT__PREVIOUS_HMAC_KEY`) and start it once: the trail goes on
 //!   under the new key from an `audit.key_changed` record. Then remove the
-//!   previous key (the next start refuses it).
+//!   previous key at once: left configured, it lets whoever holds the old
+//!   key (and can rewrite the trail and its checkpoints) have a forged tail
+//!   changed again at the next start, and a start after a completed change
+//!   refuses it.
 //! - With `audit.postgres_url` (`SAAS_AUDIT__POSTGRES_URL`, or better
 //!   `SAAS_AUDIT__POSTGRES_URL_FILE`: a secret) the trail goes to PostgreSQL
 //!   instead, for deployments of several instances: [`open`] applies the

@@ -91,22 +91,26 @@
 //! seq) from an `audit.key_changed` record ([`ACTION_KEY_CHANGED`], naming
 //! both keys by [`key_id`](crate::chain::key_id)), the first hashed with
 //! the new key; its `prev`, the old key's last hash, pins every record
-//! before it. Then remove the previous key from the configuration: the next
-//! start refuses it. [`verify`](crate::verify()) takes the old key as
+//! before it. Then remove the previous key from the configuration at once
+//! (a later start refuses it while the trail is under the new key).
+//! [`verify`](crate::verify()) takes the old key as
 //! [`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key),
-//! follows the change forward only, and requires the trail to end under the
-//! key given.
+//! follows the change forward only, requires the trail to end under the
+//! key given, and accepts no checkpoint signed with a retired key for
+//! anything chained after it was retired.
 //!
 //! What this protects against whoever keeps the retired key: records after
-//! the change cannot be forged with it, and cutting the trail back to the
+//! the change cannot be forged with it, cutting the trail back to the
 //! change to forge a tail under the old key is found (the trail then ends
-//! under the old key). What it cannot: someone who holds the retired key
-//! and can also rewrite the checkpoint file (or whose checkpoints are
-//! signed with that key) while the previous key is still configured for
-//! the change's start can make that start change a forged trail. Keep the
-//! checkpoint file off the host, or signed with Ed25519, and the previous
-//! key configured for one start only. The PostgreSQL sink does not change
-//! keys within a chain: give it a new chain id.
+//! under the old key), and so is a checkpoint forged with it. What it
+//! cannot: while the previous key is still configured, someone who holds
+//! the retired key and can rewrite the trail and the checkpoint file (with
+//! checkpoints signed with the chain key: forge them; otherwise: cut them
+//! back) can make the next start take a forged tail for a trail still to
+//! change, and change it. Keep the checkpoint file off the host, or signed
+//! with Ed25519, and the previous key configured for the change's start
+//! only. The PostgreSQL sink does not change keys within a chain: give it a
+//! new chain id.
 //!
 //! # Checkpoints
 //!
@@ -254,16 +258,19 @@ impl JsonLinesBuilder {
     /// `previous_key_id` and `key_id`, see
     /// [`key_id`](crate::chain::key_id)), is hashed with the new key and
     /// linked to the old key's last record, and a `key_change` checkpoint
-    /// follows, signed as the sink now signs. A crash in between is
-    /// recovered at the next start (still with the previous key).
+    /// follows, signed as the sink now signs. A crash after the change
+    /// record is recovered at the next start, still with the previous key;
+    /// one that cut the change record before it was whole is a crash of the
+    /// old writer (see above).
     ///
-    /// It is for one start: once the trail is under the new key (and a
-    /// checkpoint says so), a previous key is refused
-    /// ([`SinkError::Incompatible`]). Left configured, it would let whoever
-    /// holds the retired key (and can rewrite the checkpoint file, or has
-    /// checkpoints signed with that key) have a tail forged with it taken
-    /// for a trail still to change. See the [module
-    /// documentation](self#changing-the-key) for what the change protects.
+    /// It is for one start: once the trail is under the new key (past the
+    /// change record and its recovery), a previous key is refused before
+    /// anything is written ([`SinkError::Incompatible`]). Remove it right
+    /// after the change's start: left configured, it would let whoever
+    /// holds the retired key (and can rewrite the trail and the checkpoint
+    /// file) have a tail forged with it taken for a trail still to change.
+    /// See the [module documentation](self#changing-the-key) for what the
+    /// change protects.
     ///
     /// Verify such a trail with both keys
     /// ([`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key)).
@@ -416,14 +423,13 @@ impl JsonLinesBuilder {
             buf: Vec::with_capacity(64 * 1024),
             previous,
             key_id,
-            found: Found::default(),
         };
         match sink.open_file() {
-            Ok(()) => sink.settle_previous_key()?,
+            Ok(()) => sink.previous = None,
             Err(SinkError::Incompatible(OTHER_KEY)) if sink.previous.is_some() => {
                 if sink.end_torn_key_change()? {
                     sink.open_file()?;
-                    sink.settle_previous_key()?;
+                    sink.previous = None;
                 } else {
                     sink.change_key()?;
                 }
@@ -457,8 +463,8 @@ const UNCLEAN_BEFORE_CHANGE: &str = "the key is not changed: the trail under the
      recovers the trail), verify it, then change the key";
 
 /// Why a trail's last record is refused when it verifies with another key.
-const OTHER_KEY: &str =
-    "the last record does not verify with this key (if the key changed, give the previous one)";
+const OTHER_KEY: &str = "the last record does not verify with this key (if this start changes \
+     the key, give the previous one, for this start only; otherwise verify the trail first)";
 
 /// The JSON-lines sink; see the [module documentation](self).
 pub struct JsonLinesSink {
@@ -496,18 +502,6 @@ pub struct JsonLinesSink {
     previous: Option<Box<PreviousKey>>,
     /// The id of the chain key, for the record of a key change.
     key_id: Option<String>,
-    /// What the first open found before writing anything.
-    found: Found,
-}
-
-/// What [`JsonLinesSink::open_file`] found at the first open, before it
-/// wrote anything.
-#[derive(Default)]
-struct Found {
-    /// The trail held records.
-    records: bool,
-    /// Its newest checkpoint verified only with the previous key's signer.
-    checkpoint_by_previous: bool,
 }
 
 impl fmt::Debug for JsonLinesSink {
@@ -625,22 +619,6 @@ impl JsonLinesSink {
             key_id = self.key_id.as_deref(),
             "audit chain key changed"
         );
-        Ok(())
-    }
-
-    /// With a previous key configured and the trail opened under the new
-    /// key: the change is done. Right after it (the newest checkpoint was
-    /// still the previous key's: a crash before the change's checkpoint,
-    /// now recovered under the new key) that is expected; later, the
-    /// previous key is refused ([`PREVIOUS_KEY_LEFT`]), so that it is
-    /// configured for one start only.
-    fn settle_previous_key(&mut self) -> Result<(), SinkError> {
-        if self.previous.take().is_none() {
-            return Ok(());
-        }
-        if self.found.records && !self.found.checkpoint_by_previous {
-            return Err(SinkError::Incompatible(PREVIOUS_KEY_LEFT));
-        }
         Ok(())
     }
 
@@ -807,10 +785,21 @@ impl JsonLinesSink {
                 next_seq,
                 last_hash,
             )?;
-            self.found = Found {
-                records: next_seq > 0,
-                checkpoint_by_previous: newest_checkpoint.is_some_and(|(_, by)| by),
-            };
+            // A previous key configured though the trail is under the new
+            // key already: only the change's own start may have it (the
+            // change record last, after a crash, or the change's checkpoint
+            // not yet written); any later start is refused, before anything
+            // is written.
+            let change_last = whole
+                .as_ref()
+                .or(last.as_ref())
+                .and_then(|record| record.get("action"))
+                .and_then(Value::as_str)
+                == Some(ACTION_KEY_CHANGED);
+            let by_previous = newest_checkpoint.is_some_and(|(_, by)| by);
+            if self.previous.is_some() && next_seq > 0 && !change_last && !by_previous {
+                return Err(SinkError::Incompatible(PREVIOUS_KEY_LEFT));
+            }
         }
         let newest_checkpoint = newest_checkpoint.map(|(seq, _)| seq);
         if let Some(record) = whole {

@@ -215,6 +215,13 @@ pub(crate) struct ChainState {
     pub(crate) hashes: HashMap<u64, String>,
     /// The `prev` of the first record, when the trail starts mid-chain.
     pub(crate) start_prev: Option<String>,
+    /// The key of each record whose seq was asked for (see
+    /// [`Checkpoint::key_epoch`]).
+    pub(crate) epochs: HashMap<u64, usize>,
+    /// The key of the first record, and whether it is a key change.
+    pub(crate) start_epoch: Option<(usize, bool)>,
+    /// The key it must end under ([`ChainInput::final_key_epoch`]).
+    pub(crate) final_epoch: Option<usize>,
 }
 
 fn damage_at(kind: DamageKind, seq: Option<u64>, location: Location, detail: &str) -> VerifyError {
@@ -507,6 +514,12 @@ where
         expected = Some(rec.seq + 1);
         if input.keep.contains(&rec.seq) {
             state.hashes.insert(rec.seq, rec.stored.clone());
+            if let Some(epoch) = key_epoch {
+                state.epochs.insert(rec.seq, epoch);
+            }
+        }
+        if report.records == 0 {
+            state.start_epoch = key_epoch.map(|epoch| (epoch, rec.action == ACTION_KEY_CHANGED));
         }
         last_hash = rec.stored;
         report.records += 1;
@@ -525,6 +538,7 @@ where
              trail's: give its current key as the key)",
         ));
     }
+    state.final_epoch = input.final_key_epoch;
     report.head_hash = (!last_hash.is_empty()).then_some(last_hash);
     Ok(state)
 }
@@ -544,6 +558,10 @@ pub(crate) struct Checkpoint {
     /// `sig_alg` is `none`: accepted only because no checkpoint key was
     /// given, and proof of nothing against whoever can rewrite it.
     pub(crate) unsigned: bool,
+    /// Which chain key signed it (its place among the keys given, oldest
+    /// first), when checkpoints are signed with chain keys and earlier
+    /// ones were given: a retired key vouches for nothing after it.
+    pub(crate) key_epoch: Option<usize>,
 }
 
 /// Checks a checkpoint object's form and signature. `signer`: the
@@ -584,6 +602,7 @@ pub(crate) fn parse_checkpoint(
         };
         unsigned
     };
+    let mut key_epoch = None;
     let verifies = match (sig_alg.as_str(), &verifier.hmac, &verifier.ed25519) {
         ("none", None, None) => true,
         ("none", ..) => {
@@ -605,7 +624,10 @@ pub(crate) fn parse_checkpoint(
                 "an HMAC checkpoint where Ed25519 ones are expected",
             ));
         }
-        ("hmac-sha256", Some(_), None) => verifier.hmac_verifies(&unsigned, sig),
+        ("hmac-sha256", Some(_), None) => {
+            key_epoch = verifier.hmac_epoch(&unsigned, sig);
+            key_epoch.is_some()
+        }
         ("hmac-sha256", None, None) => return Err(VerifyError::KeyRequired),
         (ED25519, _, Some(public)) => public.verifies(&unsigned, sig),
         (ED25519, _, None) => return Err(VerifyError::PublicKeyRequired),
@@ -630,6 +652,9 @@ pub(crate) fn parse_checkpoint(
         hash: cp.get("hash").and_then(Value::as_str).map(str::to_owned),
         reason: cp.get("reason").and_then(Value::as_str).map(str::to_owned),
         unsigned: sig_alg == "none",
+        // Only where checkpoints are signed with the chain keys, of which
+        // earlier ones were given.
+        key_epoch: key_epoch.filter(|_| !verifier.previous_hmac.is_empty()),
     })
 }
 
@@ -668,8 +693,30 @@ pub(crate) fn check_checkpoints(
     let mut latest: Option<(Option<String>, bool, String)> = None;
     // The newest seq named so far, and by which checkpoint.
     let mut highest: Option<(u64, String)> = None;
+    // The latest chain key a checkpoint was signed with so far, and the
+    // newest checkpoint's.
+    let mut latest_key: Option<usize> = None;
+    let mut newest_key: Option<usize> = None;
     for cp in checkpoints {
         let cp = cp?;
+        // The sink signs with the key of the moment, and keys only move
+        // forward: a checkpoint signed with a key retired before one that
+        // signed a checkpoint before it was not written by the sink.
+        if let Some(epoch) = cp.key_epoch {
+            if latest_key.is_some_and(|latest| epoch < latest) {
+                return Err(damage_at(
+                    DamageKind::Inserted,
+                    cp.seq,
+                    cp.location,
+                    &format!(
+                        "{} is signed with a key retired before the key of a checkpoint before it",
+                        cp.name
+                    ),
+                ));
+            }
+            latest_key = Some(epoch);
+        }
+        newest_key = cp.key_epoch;
         if cp.unsigned {
             report.unsigned_checkpoints += 1;
         }
@@ -747,7 +794,20 @@ pub(crate) fn check_checkpoints(
             continue;
         }
         let first = report.first_seq.unwrap_or(0);
+        // A retired key vouches for nothing chained after it was retired.
+        let retired = |epoch: usize| cp.key_epoch.is_some_and(|signed| signed < epoch);
         match state.hashes.get(&seq) {
+            Some(_) if state.epochs.get(&seq).is_some_and(|epoch| retired(*epoch)) => {
+                return Err(damage_at(
+                    DamageKind::Modified,
+                    Some(seq),
+                    cp.location,
+                    &format!(
+                        "{} is signed with a key retired before the record it names",
+                        cp.name
+                    ),
+                ));
+            }
             Some(stored) if same_hash(stored, hash) => report.checkpoints_checked += 1,
             Some(_) => {
                 return Err(damage_at(
@@ -770,6 +830,23 @@ pub(crate) fn check_checkpoints(
             // any other checkpoint lost its head.
             None if seq < first && cp.reason.as_deref() == Some("rotation") => {
                 if seq + 1 == first {
+                    // Linking a start under a later key than its own (but
+                    // for the change itself, whose `prev` is the old key's).
+                    if state
+                        .start_epoch
+                        .is_some_and(|(epoch, change)| !change && retired(epoch))
+                    {
+                        return Err(damage_at(
+                            DamageKind::Truncated,
+                            Some(first),
+                            ends.start.clone(),
+                            &format!(
+                                "{} links the trail's start but is signed with a key retired \
+                                 before it",
+                                cp.name
+                            ),
+                        ));
+                    }
                     if start_prev.is_some_and(|p| same_hash(p, hash)) {
                         linked_start = true;
                         report.checkpoints_checked += 1;
@@ -792,9 +869,14 @@ pub(crate) fn check_checkpoints(
     // key), is not whole: the newest checkpoint names the chain it must hold.
     // Only a file just rotated (its records are all in the rotated one) may
     // hold none yet.
+    // (A file just rotated under a later key than the newest checkpoint's
+    // was not rotated by the sink: it signs with the key of the moment.)
+    let current_rotation = state
+        .final_epoch
+        .is_none_or(|current| newest_key.is_none_or(|key| key >= current));
     if let Some((Some(chain), rotation, name)) = latest
         && report.chain_id.as_deref() != Some(chain.as_str())
-        && !(rotation && report.chain_id.is_none() && !ends.whole)
+        && !(rotation && current_rotation && report.chain_id.is_none() && !ends.whole)
     {
         let holds = match report.chain_id.as_deref() {
             Some(other) => format!("chain {other:?}"),

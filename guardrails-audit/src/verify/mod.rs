@@ -142,10 +142,14 @@ impl VerifyOptions {
     /// Whoever holds a retired key cannot rewrite the records chained under
     /// it up to the change (the change record, hashed with the new key,
     /// pins the last of them), nor add records after the change, nor cut
-    /// the trail back to the change and forge a tail under the old key.
-    /// They can forge checkpoints signed with that key, which at most fail
-    /// verification, and, with write access to the checkpoint file too,
-    /// make the sink's change start take a forged trail for its own (see
+    /// the trail back to the change and forge a tail under the old key. A
+    /// checkpoint signed with a retired key vouches for nothing chained
+    /// after it was retired (it may not name such a record, link the start
+    /// of a file under a later key, stand for a file rotated under a later
+    /// key, nor follow a checkpoint signed with a later key). With write
+    /// access to the trail and the checkpoint file, they can make a start
+    /// whose sink still has the previous key configured take a forged tail
+    /// for a trail still to change (see
     /// [`JsonLinesBuilder::previous_key`](crate::sink::file::JsonLinesBuilder::previous_key)).
     pub fn previous_key(mut self, key: SecretString) -> Self {
         self.previous_keys.push(key);
