@@ -26,7 +26,8 @@
 //! A keyed chain may change its key at an `audit.key_changed` record: that
 //! record and the ones after it are hashed with the new key (named by
 //! [`key_id`] in its `details.key_id`), the ones before with the old key
-//! (`details.previous_key_id`).
+//! (`details.previous_key_id`); `details.file_first_seq` is the seq the
+//! file it was written to started at.
 //!
 //! ```
 //! use guardrails_audit::chain::{ChainHasher, ZERO_HASH};

@@ -748,3 +748,50 @@ async fn an_unclean_old_trail_is_recovered_before_its_key_changes() {
     let report = verify(&path, &both_keys_alone(&path)).unwrap();
     assert_eq!((report.key_changes, report.recoveries), (1, 2));
 }
+
+/// The old key's records at the head of the file the change was written
+/// to, cut by whoever holds the old key, with a rotation checkpoint forged
+/// with it to link what is left: the change record, hashed with the new
+/// key, says where its file started.
+#[tokio::test]
+async fn the_old_keys_head_of_the_changed_file_cannot_be_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_trail(&path, Some(key()), 12, 1000).await;
+    session_plain(&path, 12).await;
+    let cp_path = checkpoints_of(&path);
+    let genuine_checkpoints = read_lines(&cp_path);
+    let genuine = read_lines(&path);
+    let change = change_line(&genuine);
+    verify(&path, &both_keys_alone(&path)).unwrap();
+    for cut in [change - 1, change - 3] {
+        let kept: Value = serde_json::from_str(&genuine[cut]).unwrap();
+        let link_seq = kept["chain"]["seq"].as_u64().unwrap() - 1;
+        let link = forged_checkpoint(
+            &genuine_checkpoints[0],
+            link_seq,
+            kept["chain"]["prev"].as_str().unwrap(),
+            "rotation",
+            &key(),
+        );
+        // Among the old key's checkpoints, in seq order.
+        let mut checkpoints: Vec<String> = genuine_checkpoints
+            .iter()
+            .filter(|l| signed_with(l, &key()))
+            .cloned()
+            .collect();
+        checkpoints.insert(0, link);
+        checkpoints.extend(
+            genuine_checkpoints
+                .iter()
+                .filter(|l| !signed_with(l, &key()))
+                .cloned(),
+        );
+        write_lines(&cp_path, &checkpoints);
+        write_lines(&path, &genuine[cut..]);
+        let damage = verify(&path, &both_keys_alone(&path)).unwrap_err();
+        let damage = damage.damage().unwrap();
+        assert_eq!(damage.kind, DamageKind::Truncated, "cut {cut}: {damage}");
+        assert_eq!(damage.seq, Some(0), "cut {cut}: {damage}");
+    }
+}

@@ -89,9 +89,10 @@
 //! with the new key and the old one as [`JsonLinesBuilder::previous_key`]
 //! (the trail must end in a clean stop). The chain goes on (same id, next
 //! seq) from an `audit.key_changed` record ([`ACTION_KEY_CHANGED`], naming
-//! both keys by [`key_id`](crate::chain::key_id)), the first hashed with
-//! the new key; its `prev`, the old key's last hash, pins every record
-//! before it. Then remove the previous key from the configuration at once
+//! both keys by [`key_id`](crate::chain::key_id), and the seq its file
+//! started at, `file_first_seq`), the first hashed with the new key; its
+//! `prev`, the old key's last hash, pins every record before it, and
+//! `file_first_seq` the head of its file. Then remove the previous key from the configuration at once
 //! (a later start refuses it while the trail is under the new key).
 //! [`verify`](crate::verify()) takes the old key as
 //! [`VerifyOptions::previous_key`](crate::VerifyOptions::previous_key),
@@ -605,6 +606,12 @@ impl JsonLinesSink {
             "key_id".into(),
             self.key_id.clone().map_or(Value::Null, Value::from),
         );
+        // Where the file it is written to starts, pinned by the new key: the
+        // records of the old key before it in this file cannot be cut with
+        // a checkpoint forged with the old key.
+        event
+            .details
+            .insert("file_first_seq".into(), Value::from(self.file_first_seq));
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let result = self

@@ -62,6 +62,9 @@ pub(crate) struct Rec {
     /// An `audit.key_changed` record naming a key that is none of those
     /// given.
     pub(crate) to_key_not_given: bool,
+    /// An `audit.key_changed` record's `details.file_first_seq`: where the
+    /// file it was written to started, pinned by the new key.
+    pub(crate) file_first_seq: Option<u64>,
 }
 
 /// The chain hashers: plain SHA-256 and, with a key, HMAC-SHA-256.
@@ -174,6 +177,13 @@ pub(crate) fn parse_record(
         key_epoch,
         // A key change to a key none of the given ones is: the key was not
         // given (rather than the record modified).
+        file_first_seq: (value.get("action").and_then(Value::as_str) == Some(ACTION_KEY_CHANGED))
+            .then(|| {
+                value
+                    .pointer("/details/file_first_seq")
+                    .and_then(Value::as_u64)
+            })
+            .flatten(),
         to_key_not_given: hashers.ids.as_ref().is_some_and(|ids| {
             value.get("action").and_then(Value::as_str) == Some(ACTION_KEY_CHANGED)
                 && value
@@ -202,6 +212,9 @@ pub(crate) struct ChainInput<'a> {
     pub(crate) starts_at_zero: bool,
     /// The seqs whose hashes the checkpoints need.
     pub(crate) keep: &'a HashSet<u64>,
+    /// The oldest files may have been removed on purpose
+    /// ([`VerifyOptions::allow_pruned`](super::VerifyOptions::allow_pruned)).
+    pub(crate) head_may_be_pruned: bool,
     /// The key the trail must end under (its place among the keys given,
     /// oldest first), when earlier keys were given: a trail that ends under
     /// an earlier one lost its change to the given key.
@@ -218,8 +231,8 @@ pub(crate) struct ChainState {
     /// The key of each record whose seq was asked for (see
     /// [`Checkpoint::key_epoch`]).
     pub(crate) epochs: HashMap<u64, usize>,
-    /// The key of the first record, and whether it is a key change.
-    pub(crate) start_epoch: Option<(usize, bool)>,
+    /// The key of the first record.
+    pub(crate) start_epoch: Option<usize>,
     /// The key it must end under ([`ChainInput::final_key_epoch`]).
     pub(crate) final_epoch: Option<usize>,
 }
@@ -496,6 +509,22 @@ where
             (Some(current), Some(epoch)) if epoch > current && rec.action == ACTION_KEY_CHANGED => {
                 key_epoch = Some(epoch);
                 report.key_changes += 1;
+                // The file the change was written to started there: records
+                // of the old key cut from its head (a checkpoint forged with
+                // the old key linking what is left) are missing.
+                if let (Some(pinned), Some(first)) = (rec.file_first_seq, report.first_seq)
+                    && pinned < first
+                    && !input.head_may_be_pruned
+                {
+                    return Err(damage(
+                        DamageKind::Truncated,
+                        Some(pinned),
+                        &format!(
+                            "the key change record says its file started at seq {pinned}, but the \
+                             trail starts at seq {first}: records before it were cut"
+                        ),
+                    ));
+                }
             }
             (None, epoch) => key_epoch = epoch,
             (Some(_), _) => {
@@ -519,7 +548,7 @@ where
             }
         }
         if report.records == 0 {
-            state.start_epoch = key_epoch.map(|epoch| (epoch, rec.action == ACTION_KEY_CHANGED));
+            state.start_epoch = key_epoch;
         }
         last_hash = rec.stored;
         report.records += 1;
@@ -830,12 +859,10 @@ pub(crate) fn check_checkpoints(
             // any other checkpoint lost its head.
             None if seq < first && cp.reason.as_deref() == Some("rotation") => {
                 if seq + 1 == first {
-                    // Linking a start under a later key than its own (but
-                    // for the change itself, whose `prev` is the old key's).
-                    if state
-                        .start_epoch
-                        .is_some_and(|(epoch, change)| !change && retired(epoch))
-                    {
+                    // Linking a start under a later key than its own (no
+                    // file starts with a key change: it follows the old
+                    // key's last record in the same file).
+                    if state.start_epoch.is_some_and(retired) {
                         return Err(damage_at(
                             DamageKind::Truncated,
                             Some(first),

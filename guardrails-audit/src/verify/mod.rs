@@ -606,6 +606,7 @@ fn verify_once(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, Ver
         starts_at_zero: options.include_rotated && !options.allow_pruned,
         keep: &keep,
         final_key_epoch: (!options.previous_keys.is_empty()).then_some(options.previous_keys.len()),
+        head_may_be_pruned: options.include_rotated && options.allow_pruned,
     };
     let mut report = VerifyReport {
         files: files.clone(),

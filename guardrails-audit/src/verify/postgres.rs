@@ -322,6 +322,7 @@ async fn verify_chain(
             starts_at_zero: true,
             keep: &keep,
             final_key_epoch: None,
+            head_may_be_pruned: false,
         };
         let mut report = VerifyReport::default();
         let mut page = Vec::new().into_iter();
