@@ -13,7 +13,9 @@
 //!   documented in [`pipeline`], and a graceful, bounded shutdown.
 //! - [`sink`]: the [`AuditSink`](sink::AuditSink) trait, and the JSON-lines
 //!   file with a SHA-256 / HMAC-SHA-256 hash chain ([`chain`]), rotation,
-//!   signed checkpoints and crash recovery; tracing; memory.
+//!   signed checkpoints, crash recovery and a change of key within the
+//!   chain ([`JsonLinesBuilder::previous_key`](sink::file::JsonLinesBuilder::previous_key));
+//!   tracing; memory.
 //! - [`verify()`]: checks a file and names the first bad `seq` and the kind of
 //!   damage; the `guardrails-audit verify` CLI (feature `cli`) wraps it.
 //! - PostgreSQL (feature `postgres`): one trail for many instances —
