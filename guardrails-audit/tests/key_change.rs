@@ -795,3 +795,43 @@ async fn the_old_keys_head_of_the_changed_file_cannot_be_cut() {
         assert_eq!(damage.seq, Some(0), "cut {cut}: {damage}");
     }
 }
+
+/// A rotation right after the change whose checkpoint was never written (a
+/// failed write, then a crash): the next start writes it, though the
+/// change's own checkpoint names the same record, so the active file alone
+/// still verifies.
+#[tokio::test]
+async fn a_rotation_checkpoint_lost_right_after_the_change_is_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_trail(&path, Some(key()), 6, 1000).await;
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .rotate_bytes(1)
+        .open()
+        .unwrap();
+    // The file is past its size: this batch goes to a new one.
+    sink.write_batch(&awkward_events(1)).await.unwrap();
+    drop(sink);
+    let cp_path = checkpoints_of(&path);
+    let mut checkpoints = read_lines(&cp_path);
+    let rotation = checkpoints.pop().unwrap();
+    assert!(rotation.contains("\"reason\":\"rotation\""), "{rotation}");
+    assert!(
+        checkpoints
+            .last()
+            .unwrap()
+            .contains("\"reason\":\"key_change\"")
+    );
+    write_lines(&cp_path, &checkpoints);
+
+    let mut sink = JsonLinesSink::builder(&path)
+        .hmac_key(new_key())
+        .open()
+        .unwrap();
+    sink.close().await.unwrap();
+    let report = verify(&path, &both_keys_alone(&path)).unwrap();
+    assert_eq!(report.recoveries, 1);
+    verify(&path, &both_keys(&path)).unwrap();
+}

@@ -803,12 +803,12 @@ impl JsonLinesSink {
                 .and_then(|record| record.get("action"))
                 .and_then(Value::as_str)
                 == Some(ACTION_KEY_CHANGED);
-            let by_previous = newest_checkpoint.is_some_and(|(_, by)| by);
+            let by_previous = newest_checkpoint.as_ref().is_some_and(|cp| cp.by_previous);
             if self.previous.is_some() && next_seq > 0 && !change_last && !by_previous {
                 return Err(SinkError::Incompatible(PREVIOUS_KEY_LEFT));
             }
         }
-        let newest_checkpoint = newest_checkpoint.map(|(seq, _)| seq);
+        let newest_checkpoint = newest_checkpoint.map(|cp| (cp.seq, cp.rotation));
         if let Some(record) = whole {
             self.write_durably(b"\n", true)?;
             self.continue_from(&record)?;
@@ -890,15 +890,19 @@ impl JsonLinesSink {
     /// writer stopped or crashed. Without it the active file alone would not
     /// link to the file before it. (An empty active file is the caller's
     /// `rotation_end`.)
-    fn write_lost_rotation(&mut self, newest: Option<u64>) -> Result<(), SinkError> {
+    fn write_lost_rotation(&mut self, newest: Option<(u64, bool)>) -> Result<(), SinkError> {
         let Some(previous) = crate::verify::rotated_files(&self.path)
             .ok()
             .and_then(|files| files.last().cloned())
         else {
             return Ok(());
         };
-        // It ends right before the active file starts.
-        if newest.is_some_and(|newest| self.file_first_seq.saturating_sub(1) <= newest) {
+        // It ends right before the active file starts: done when the newest
+        // checkpoint is later, or that record's rotation checkpoint (another
+        // checkpoint of that record, such as a key change's, does not link
+        // the next file).
+        let end = self.file_first_seq.saturating_sub(1);
+        if newest.is_some_and(|(newest, rotation)| end < newest || end == newest && rotation) {
             return Ok(());
         }
         let mut rotated = File::open(&previous).map_err(SinkError::io("open rotated"))?;
@@ -916,7 +920,7 @@ impl JsonLinesSink {
                 .hasher
                 .hash_record(&last)
                 .is_ok_and(|computed| crate::chain::same_hash(&computed, hash));
-        if links && newest.is_none_or(|newest| seq > newest) {
+        if links && newest.is_none_or(|(newest, _)| seq >= newest) {
             let hash = hash.to_owned();
             self.write_checkpoint(seq, &hash, "rotation")?;
         }
@@ -1422,6 +1426,8 @@ pub(crate) struct OwnCheckpoint {
     /// Verified only with the previous chain key's signer (a file sink
     /// right after a key change).
     pub(crate) by_previous: bool,
+    /// Its reason is `rotation`: it links the start of the next file.
+    pub(crate) rotation: bool,
 }
 
 /// Why a stored checkpoint is not one this sink wrote.
@@ -1454,12 +1460,14 @@ pub(crate) fn own_checkpoint(
             seq: Some(seq),
             chain_id: Some(chain_id),
             hash: Some(hash),
+            reason,
             ..
         }) => Ok(OwnCheckpoint {
             seq,
             chain_id,
             hash,
             by_previous: false,
+            rotation: reason.as_deref() == Some("rotation"),
         }),
         _ => Err(ForeignCheckpoint::DoesNotVerify),
     }
@@ -1590,13 +1598,13 @@ fn check_checkpointed(
     chain_id: &str,
     next_seq: u64,
     last_hash: &str,
-) -> Result<Option<(u64, bool)>, SinkError> {
+) -> Result<Option<OwnCheckpoint>, SinkError> {
     let newest = newest_checkpoint(checkpoints, signer, previous)?;
     let Some(OwnCheckpoint {
         seq: cp_seq,
-        chain_id: cp_chain,
-        hash: cp_hash,
-        by_previous,
+        chain_id: ref cp_chain,
+        hash: ref cp_hash,
+        ..
     }) = newest
     else {
         return Ok(None);
@@ -1605,13 +1613,13 @@ fn check_checkpointed(
         format!(
             "it holds no record, but its checkpoints name chain {} up to seq {cp_seq}: \
              it was deleted or emptied",
-            shown_id(&cp_chain)
+            shown_id(cp_chain)
         )
     } else if cp_chain != chain_id {
         format!(
             "it holds chain {}, but its checkpoints name chain {}: it was replaced",
             shown_id(chain_id),
-            shown_id(&cp_chain)
+            shown_id(cp_chain)
         )
     } else if cp_seq >= next_seq {
         format!(
@@ -1621,10 +1629,10 @@ fn check_checkpointed(
                 None => "before seq 0".to_owned(),
             }
         )
-    } else if cp_seq + 1 == next_seq && !crate::chain::same_hash(&cp_hash, last_hash) {
+    } else if cp_seq + 1 == next_seq && !crate::chain::same_hash(cp_hash, last_hash) {
         format!("the record at seq {cp_seq} is not the one its checkpoint names")
     } else {
-        return Ok(Some((cp_seq, by_previous)));
+        return Ok(newest);
     };
     Err(SinkError::BehindCheckpoints(problem))
 }
