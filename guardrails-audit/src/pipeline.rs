@@ -224,12 +224,12 @@ struct Shared {
     redactor: Redactor,
     observer: Arc<Observer>,
     counters: Counters,
-    /// Records of [`Auditor::record_detached`] still waiting for queue
-    /// space (at most `capacity`), and the signal that one stopped waiting:
-    /// shutdown lets them in before it closes the queue.
-    detached: AtomicU64,
-    capacity: u64,
-    detached_done: tokio::sync::Notify,
+    /// One permit per record of [`Auditor::record_detached`] that may wait
+    /// for queue space (as many as the queue holds); shutdown takes them
+    /// all back, which lets the waiting ones in before it closes the queue.
+    detached: Arc<tokio::sync::Semaphore>,
+    /// The permits of `detached`.
+    detached_permits: u32,
 }
 
 /// Records audit events; cheap to clone. See the [module documentation](self).
@@ -261,7 +261,8 @@ impl Auditor {
             dropped_full: c.dropped_full.load(Ordering::Acquire),
             dropped_closed: c.dropped_closed.load(Ordering::Acquire),
             pending: accepted.saturating_sub(written + failed),
-            detached: self.shared.detached.load(Ordering::Acquire),
+            detached: u64::from(self.shared.detached_permits)
+                .saturating_sub(self.shared.detached.available_permits() as u64),
         }
     }
 
@@ -401,26 +402,13 @@ impl Auditor {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let shared = &self.shared;
-        let mut waiting = shared.detached.load(Ordering::Acquire);
-        loop {
-            if waiting >= shared.capacity {
-                return;
-            }
-            match shared.detached.compare_exchange_weak(
-                waiting,
-                waiting + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => waiting = now,
-            }
-        }
-        let detached = Detached(Arc::clone(shared));
+        // No permit (all taken, or closed by shutdown): dropped and counted.
+        let Ok(permit) = Arc::clone(&self.shared.detached).try_acquire_owned() else {
+            return;
+        };
         runtime.spawn(async move {
-            let _detached = detached;
             wait.await;
+            drop(permit);
         });
     }
 
@@ -483,17 +471,6 @@ impl Auditor {
             .await
             .map_err(|_| DeliveryError::Closed)?;
         rx.await.map_err(|_| DeliveryError::Closed)
-    }
-}
-
-/// Counts a detached record while it waits for queue space
-/// ([`Auditor::record_detached`]).
-struct Detached(Arc<Shared>);
-
-impl Drop for Detached {
-    fn drop(&mut self) {
-        self.0.detached.fetch_sub(1, Ordering::AcqRel);
-        self.0.detached_done.notify_waiters();
     }
 }
 
@@ -694,18 +671,16 @@ impl AuditGuard {
         self.shut.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + timeout;
         // Records that wait for queue space on their own (cancelled blocking
-        // requests) are let in first: the writer makes room meanwhile.
+        // requests) are let in first: the writer makes room meanwhile. Once
+        // all their permits are back, no other may start waiting.
         let shared = &self.auditor.shared;
-        loop {
-            let stopped_waiting = shared.detached_done.notified();
-            if shared.detached.load(Ordering::Acquire) == 0
-                || tokio::time::timeout_at(deadline, stopped_waiting)
-                    .await
-                    .is_err()
-            {
-                break;
-            }
-        }
+        let all_back = tokio::time::timeout_at(
+            deadline,
+            shared.detached.acquire_many(shared.detached_permits),
+        )
+        .await;
+        shared.detached.close();
+        drop(all_back);
         let sent =
             tokio::time::timeout_at(deadline, self.auditor.shared.tx.send(Msg::Shutdown)).await;
         let mut closed = false;
@@ -892,6 +867,7 @@ impl AuditPipelineBuilder {
     /// When the thread or its runtime cannot be created.
     pub fn spawn<S: AuditSink>(self, sink: S) -> std::io::Result<(Auditor, AuditGuard)> {
         let (tx, rx) = mpsc::channel(self.capacity);
+        let detached_permits = u32::try_from(self.capacity).unwrap_or(u32::MAX);
         // Lingering ends once this many events wait: a full batch, or half
         // the queue when the queue is smaller than two batches (so that
         // best-effort senders do not meet a full queue while the writer
@@ -904,9 +880,8 @@ impl AuditPipelineBuilder {
             redactor: self.redactor,
             observer: Arc::new(self.observer),
             counters: Counters::default(),
-            detached: AtomicU64::new(0),
-            capacity: self.capacity as u64,
-            detached_done: tokio::sync::Notify::new(),
+            detached: Arc::new(tokio::sync::Semaphore::new(detached_permits as usize)),
+            detached_permits,
         });
         let auditor = Auditor {
             shared: Arc::clone(&shared),

@@ -707,12 +707,14 @@ where
                         // (Timed out waiting for queue space: it waits on,
                         // and the record of the 500 after it.)
                         delivery.detach();
-                    }
-                    if result.is_err()
-                        && let Some((event, auditor)) = copy.take().map(|copy| *copy)
-                    {
                         // The client is answered 500: so says the trail.
-                        auditor.record_detached(follow_up(event, Some(500), "audit_write_failed"));
+                        if let Some((event, auditor)) = copy.take().map(|copy| *copy) {
+                            auditor.record_detached(follow_up(
+                                event,
+                                Some(500),
+                                "audit_write_failed",
+                            ));
+                        }
                     }
                     this.state.set(State::Done);
                     return match (result, response) {
