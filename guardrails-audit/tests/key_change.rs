@@ -401,13 +401,7 @@ async fn a_trail_cut_back_to_its_old_key_is_truncated() {
 /// in the clean stop its newest checkpoint names.
 #[tokio::test]
 async fn a_forged_old_key_tail_is_not_changed_again() {
-    let signing =
-        guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
-            "-----BEGIN PRIVATE KEY-----\n\
-         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
-         -----END PRIVATE KEY-----\n",
-        ))
-        .unwrap();
+    let signing = common::ed25519_key();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let builder = |key: SecretString, previous: Option<SecretString>| {
@@ -636,13 +630,7 @@ fn signed_with(line: &str, key: &SecretString) -> bool {
 /// key still configured.
 #[tokio::test]
 async fn a_crash_before_the_changes_checkpoint_recovers_with_any_signer() {
-    let signing =
-        guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
-            "-----BEGIN PRIVATE KEY-----\n\
-         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
-         -----END PRIVATE KEY-----\n",
-        ))
-        .unwrap();
+    let signing = common::ed25519_key();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let builder = |key: SecretString, previous: Option<SecretString>| {

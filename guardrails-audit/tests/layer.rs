@@ -623,6 +623,26 @@ impl guardrails_audit::sink::AuditSink for HoldsReports {
     }
 }
 
+/// A pipeline writing into a [`MemorySink`] through [`HoldsReports`].
+fn holding(
+    hold: Duration,
+    fail: bool,
+) -> (
+    guardrails_audit::Auditor,
+    guardrails_audit::AuditGuard,
+    MemorySink,
+) {
+    let sink = MemorySink::new();
+    let (auditor, guard) = AuditPipeline::builder()
+        .spawn(HoldsReports {
+            sink: sink.clone(),
+            hold,
+            fail,
+        })
+        .unwrap();
+    (auditor, guard, sink)
+}
+
 fn reports(auditor: guardrails_audit::Auditor) -> Router {
     Router::new()
         .route("/v1/reports/{id}", get(|| async { "report" }))
@@ -633,14 +653,7 @@ fn reports(auditor: guardrails_audit::Auditor) -> Router {
 /// the trail says so: the handler's 200 alone would misstate the answer.
 #[tokio::test]
 async fn a_blocking_response_whose_record_fails_is_recorded_as_the_500_it_became() {
-    let sink = MemorySink::new();
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(HoldsReports {
-            sink: sink.clone(),
-            hold: Duration::ZERO,
-            fail: true,
-        })
-        .unwrap();
+    let (auditor, guard, sink) = holding(Duration::ZERO, true);
     let app = reports(auditor);
     let response = app
         .oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap())
@@ -671,14 +684,7 @@ async fn a_blocking_response_whose_record_fails_is_recorded_as_the_500_it_became
 /// sent follows it.
 #[tokio::test]
 async fn a_blocking_request_cancelled_while_its_record_is_written_says_so() {
-    let sink = MemorySink::new();
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(HoldsReports {
-            sink: sink.clone(),
-            hold: Duration::from_millis(1500),
-            fail: false,
-        })
-        .unwrap();
+    let (auditor, guard, sink) = holding(Duration::from_millis(1500), false);
     let app = reports(auditor);
     let request = app.oneshot(Request::get("/v1/reports/7").body(Body::empty()).unwrap());
     assert!(
@@ -1103,14 +1109,7 @@ fn http_requests(sink: &MemorySink) -> Vec<Value> {
 #[tokio::test]
 async fn a_blocking_grpc_calls_trailers_wait_for_its_durable_record() {
     for mode in [DeliveryMode::Blocking, DeliveryMode::Strict] {
-        let sink = MemorySink::new();
-        let (auditor, guard) = AuditPipeline::builder()
-            .spawn(HoldsReports {
-                sink: sink.clone(),
-                hold: Duration::from_millis(600),
-                fail: false,
-            })
-            .unwrap();
+        let (auditor, guard, sink) = holding(Duration::from_millis(600), false);
         let app = grpc_calls(auditor, mode);
         // The head is not held: the completion record is written at the
         // trailers, which the sink holds for 600 ms.
@@ -1164,14 +1163,7 @@ async fn a_blocking_grpc_calls_trailers_wait_for_its_durable_record() {
 /// becomes a 500, and the trail says so.
 #[tokio::test]
 async fn a_blocking_grpc_call_whose_record_fails_ends_internal() {
-    let sink = MemorySink::new();
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(HoldsReports {
-            sink: sink.clone(),
-            hold: Duration::ZERO,
-            fail: true,
-        })
-        .unwrap();
+    let (auditor, guard, sink) = holding(Duration::ZERO, true);
     let response = grpc_calls(auditor, DeliveryMode::Blocking)
         .oneshot(grpc_call())
         .await
@@ -1200,14 +1192,7 @@ async fn a_blocking_grpc_call_whose_record_fails_ends_internal() {
 /// is still written, and one saying the call never ended follows.
 #[tokio::test]
 async fn a_blocking_grpc_call_dropped_while_its_record_is_written_says_so() {
-    let sink = MemorySink::new();
-    let (auditor, guard) = AuditPipeline::builder()
-        .spawn(HoldsReports {
-            sink: sink.clone(),
-            hold: Duration::from_millis(800),
-            fail: false,
-        })
-        .unwrap();
+    let (auditor, guard, sink) = holding(Duration::from_millis(800), false);
     let response = grpc_calls(auditor, DeliveryMode::Blocking)
         .oneshot(grpc_call())
         .await

@@ -1005,13 +1005,7 @@ async fn a_chain_checkpointed_another_way_is_not_continued() {
         matches!(&other_key, PgError::Incompatible(why) if why.contains("does not verify")),
         "{other_key:?}"
     );
-    // RFC 8410's example private key.
-    let pem = SecretString::from(
-        "-----BEGIN PRIVATE KEY-----\n\
-         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
-         -----END PRIVATE KEY-----\n",
-    );
-    let signing = guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let signing = common::ed25519_key();
     let other_way = builder()
         .checkpoint_signing_key(signing)
         .open()

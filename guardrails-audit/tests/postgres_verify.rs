@@ -747,12 +747,8 @@ async fn cli_without_tls_refuses_sslmode_require() {
 #[tokio::test]
 async fn ed25519_checkpoints_verify_with_the_public_key() {
     use guardrails_audit::signing::Ed25519SigningKey;
-    // RFC 8410's example private key.
-    const PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
-        MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
-        -----END PRIVATE KEY-----\n";
     let pg = server!();
-    let signing = Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(PEM)).unwrap();
+    let signing = common::ed25519_key();
     let mut admin = pg.admin().await;
     migrate(&mut admin).await.unwrap();
     let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))

@@ -1098,13 +1098,7 @@ async fn padding_or_replaying_checkpoints_does_not_hide_a_cut_from_the_sink() {
 /// file no single key verifies.
 #[tokio::test]
 async fn changing_how_checkpoints_are_signed_is_refused() {
-    use guardrails_audit::signing::Ed25519SigningKey;
-    let ed25519 = Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(
-        "-----BEGIN PRIVATE KEY-----\n\
-         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
-         -----END PRIVATE KEY-----\n",
-    ))
-    .unwrap();
+    let ed25519 = common::ed25519_key();
     let (_dir, path) = trail(true).await;
     let refused = |builder: guardrails_audit::sink::file::JsonLinesBuilder| {
         let Err(error) = builder.open() else {

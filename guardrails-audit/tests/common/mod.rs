@@ -15,6 +15,17 @@ pub fn key() -> SecretString {
     SecretString::from(KEY)
 }
 
+/// RFC 8410's example Ed25519 private key, in PEM.
+pub const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+    MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+    -----END PRIVATE KEY-----\n";
+
+/// The signing key of [`ED25519_PEM`].
+pub fn ed25519_key() -> guardrails_audit::signing::Ed25519SigningKey {
+    guardrails_audit::signing::Ed25519SigningKey::from_pkcs8_pem(&SecretString::from(ED25519_PEM))
+        .unwrap()
+}
+
 /// Events with awkward content: unicode keys that sort differently in UTF-16,
 /// control characters, ANSI escapes, emoji, nested details, big integers.
 pub fn awkward_events(n: usize) -> Vec<AuditEvent> {
