@@ -48,6 +48,19 @@ fn both_keys(path: &Path) -> VerifyOptions {
         .include_rotated(true)
 }
 
+/// A sink at `path` under `key` (after `previous`), its checkpoints signed
+/// with [`common::ed25519_key`].
+fn ed25519_signed(
+    path: &Path,
+    key: SecretString,
+    previous: Option<SecretString>,
+) -> guardrails_audit::sink::file::JsonLinesBuilder {
+    JsonLinesSink::builder(path)
+        .hmac_key(key)
+        .maybe_previous_key(previous)
+        .checkpoint_signing_key(common::ed25519_key())
+}
+
 /// Both keys and the checkpoints, the active file alone.
 fn both_keys_alone(path: &Path) -> VerifyOptions {
     VerifyOptions::new()
@@ -401,15 +414,9 @@ async fn a_trail_cut_back_to_its_old_key_is_truncated() {
 /// in the clean stop its newest checkpoint names.
 #[tokio::test]
 async fn a_forged_old_key_tail_is_not_changed_again() {
-    let signing = common::ed25519_key();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let builder = |key: SecretString, previous: Option<SecretString>| {
-        JsonLinesSink::builder(&path)
-            .hmac_key(key)
-            .maybe_previous_key(previous)
-            .checkpoint_signing_key(signing.clone())
-    };
+    let builder = |key, previous| ed25519_signed(&path, key, previous);
     let mut sink = builder(key(), None).open().unwrap();
     sink.write_batch(&awkward_events(4)).await.unwrap();
     sink.close().await.unwrap();
@@ -630,15 +637,9 @@ fn signed_with(line: &str, key: &SecretString) -> bool {
 /// key still configured.
 #[tokio::test]
 async fn a_crash_before_the_changes_checkpoint_recovers_with_any_signer() {
-    let signing = common::ed25519_key();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let builder = |key: SecretString, previous: Option<SecretString>| {
-        JsonLinesSink::builder(&path)
-            .hmac_key(key)
-            .maybe_previous_key(previous)
-            .checkpoint_signing_key(signing.clone())
-    };
+    let builder = |key, previous| ed25519_signed(&path, key, previous);
     let mut sink = builder(key(), None).open().unwrap();
     sink.write_batch(&awkward_events(3)).await.unwrap();
     sink.close().await.unwrap();
@@ -651,7 +652,7 @@ async fn a_crash_before_the_changes_checkpoint_recovers_with_any_signer() {
     let mut sink = builder(new_key(), Some(key())).open().unwrap();
     sink.write_batch(&awkward_events(1)).await.unwrap();
     sink.close().await.unwrap();
-    let public = signing.verifying_key();
+    let public = common::ed25519_key().verifying_key();
     let report = verify(
         &path,
         &VerifyOptions::new()
