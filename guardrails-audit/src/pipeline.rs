@@ -208,8 +208,8 @@ struct Counters {
     dropped_closed: AtomicU64,
     /// Full-queue drops not yet reported in-band.
     unreported: AtomicU64,
-    /// Events in the queue whose sender waits for them (may be briefly
-    /// negative: the writer can take an event before its sender counts it).
+    /// Events in the queue whose sender waits for them (counted before the
+    /// event is sent, so never below zero).
     queued_waiters: AtomicI64,
 }
 
@@ -309,20 +309,29 @@ impl Auditor {
     fn try_enqueue(&self, event: AuditEvent, ack: Option<AckSender>) -> Result<(), (Msg, bool)> {
         self.report_drops();
         let waits = ack.is_some();
-        match self.shared.tx.try_send(Msg::Event(event, ack)) {
-            Ok(()) => {
-                let c = &self.shared.counters;
-                c.accepted.fetch_add(1, Ordering::AcqRel);
-                if waits {
-                    c.queued_waiters.fetch_add(1, Ordering::AcqRel);
-                    self.shared.nudge.notify_one();
-                } else if self.shared.tx.capacity() < self.shared.nudge_below {
+        // A slot first, then the counts, then the event: the writer never
+        // sees an event that is not counted yet.
+        match self.shared.tx.try_reserve() {
+            Ok(slot) => {
+                self.count_accepted(waits);
+                slot.send(Msg::Event(event, ack));
+                if waits || self.shared.tx.capacity() < self.shared.nudge_below {
                     self.shared.nudge.notify_one();
                 }
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(msg)) => Err((msg, true)),
-            Err(mpsc::error::TrySendError::Closed(msg)) => Err((msg, false)),
+            Err(mpsc::error::TrySendError::Full(())) => Err((Msg::Event(event, ack), true)),
+            Err(mpsc::error::TrySendError::Closed(())) => Err((Msg::Event(event, ack), false)),
+        }
+    }
+
+    /// Counts an event about to be sent: accepted, and a waiter that ends
+    /// the writer's linger when its sender `waits` for it.
+    fn count_accepted(&self, waits: bool) {
+        let c = &self.shared.counters;
+        c.accepted.fetch_add(1, Ordering::AcqRel);
+        if waits {
+            c.queued_waiters.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -378,16 +387,15 @@ impl Auditor {
             waiting: true,
         };
         async move {
-            let sent = unsent.auditor.shared.tx.send(msg).await;
+            let slot = unsent.auditor.shared.tx.reserve().await;
             unsent.waiting = false;
             let this = &unsent.auditor;
-            if sent.is_err() {
+            let Ok(slot) = slot else {
                 return Err(this.refused(false));
-            }
-            let c = &this.shared.counters;
-            c.accepted.fetch_add(1, Ordering::AcqRel);
+            };
+            this.count_accepted(waits);
+            slot.send(msg);
             if waits {
-                c.queued_waiters.fetch_add(1, Ordering::AcqRel);
                 this.shared.nudge.notify_one();
             }
             Ok(())

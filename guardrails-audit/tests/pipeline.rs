@@ -576,3 +576,85 @@ async fn a_durable_event_given_up_while_waiting_for_space_is_counted_and_reporte
     );
     assert!(!events.iter().any(|e| e.action() == "t.durable"));
 }
+
+/// `accepted` counts an event before the writer can see it, so the stats
+/// never show more written than accepted (`pending` would hide it by
+/// saturating at zero). The sink checks, at every batch, that every event it
+/// was handed was already counted; many senders on a runtime with more
+/// workers than cores give the old order (send, then count) a sender
+/// preempted between the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_event_reaches_the_sink_before_it_is_counted_as_accepted() {
+    struct ChecksCounts {
+        auditor: Arc<std::sync::OnceLock<guardrails_audit::Auditor>>,
+        handed: u64,
+        uncounted: Arc<AtomicUsize>,
+    }
+    impl AuditSink for ChecksCounts {
+        fn name(&self) -> &'static str {
+            "checks-counts"
+        }
+        fn write_batch<'a>(&'a mut self, batch: &'a [AuditEvent]) -> SinkFuture<'a, WriteReceipt> {
+            self.handed += batch
+                .iter()
+                .filter(|event| event.action() == "test.counted")
+                .count() as u64;
+            let accepted = self
+                .auditor
+                .get()
+                .expect("set after spawn")
+                .stats()
+                .accepted;
+            if accepted < self.handed {
+                self.uncounted.fetch_add(1, Ordering::SeqCst);
+            }
+            Box::pin(async {
+                Ok(WriteReceipt {
+                    first_seq: None,
+                    durable: true,
+                })
+            })
+        }
+    }
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let uncounted = Arc::new(AtomicUsize::new(0));
+    let sink = ChecksCounts {
+        auditor: Arc::clone(&cell),
+        handed: 0,
+        uncounted: Arc::clone(&uncounted),
+    };
+    // No linger: the writer takes events as soon as they are sent.
+    let (auditor, guard) = AuditPipeline::builder()
+        .capacity(64)
+        .linger(Duration::ZERO)
+        .max_linger(Duration::ZERO)
+        .spawn(sink)
+        .unwrap();
+    cell.set(auditor.clone()).unwrap();
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let auditor = auditor.clone();
+            tokio::spawn(async move {
+                for _ in 0..5_000 {
+                    let event = AuditEvent::new("test.counted", Category::System);
+                    if auditor.record(event).is_err() {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let report = guard.shutdown(Duration::from_secs(10)).await;
+    assert!(report.is_complete(), "{report:?}");
+    let stats = auditor.stats();
+    assert!(stats.accepted > 0);
+    assert_eq!(stats.written, stats.accepted, "{stats:?}");
+    assert_eq!(
+        uncounted.load(Ordering::SeqCst),
+        0,
+        "the sink was handed events not yet counted as accepted"
+    );
+}

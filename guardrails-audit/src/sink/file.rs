@@ -350,8 +350,10 @@ impl JsonLinesBuilder {
     /// # Errors
     ///
     /// [`SinkError::Io`] when the file cannot be opened, read or written;
-    /// [`SinkError::Incompatible`] when the file's last record does not
-    /// verify with the configured algorithm and key.
+    /// [`SinkError::WrongKey`] when the file's last record does not verify
+    /// with the configured key (and no previous key is given that it
+    /// verifies with); [`SinkError::Incompatible`] when it is chained with
+    /// another algorithm, or is no chain record.
     pub fn open(self) -> Result<JsonLinesSink, SinkError> {
         if crate::chain::too_short(self.key.as_ref()) {
             return Err(SinkError::ShortKey("chain"));
@@ -427,7 +429,7 @@ impl JsonLinesBuilder {
         };
         match sink.open_file() {
             Ok(()) => sink.previous = None,
-            Err(SinkError::Incompatible(OTHER_KEY)) if sink.previous.is_some() => {
+            Err(SinkError::WrongKey) if sink.previous.is_some() => {
                 if sink.end_torn_key_change()? {
                     sink.open_file()?;
                     sink.previous = None;
@@ -462,10 +464,6 @@ const UNCLEAN_BEFORE_CHANGE: &str = "the key is not changed: the trail under the
      not end in an audit.stopped record named by its newest checkpoint (its writer crashed, or \
      records were added after it); start once with the previous key as the key (the sink \
      recovers the trail), verify it, then change the key";
-
-/// Why a trail's last record is refused when it verifies with another key.
-const OTHER_KEY: &str = "the last record does not verify with this key (if this start changes \
-     the key, give the previous one, for this start only; otherwise verify the trail first)";
 
 /// The JSON-lines sink; see the [module documentation](self).
 pub struct JsonLinesSink {
@@ -933,7 +931,7 @@ impl JsonLinesSink {
     ///
     /// # Errors
     ///
-    /// [`SinkError::Incompatible`] when they are that record but do not
+    /// [`SinkError::WrongKey`] when they are that record but do not
     /// verify with this sink's algorithm and key: the file is another key's,
     /// and is refused rather than continued.
     fn whole_next_record(&self, torn: &[u8]) -> Result<Option<Value>, SinkError> {
@@ -960,7 +958,7 @@ impl JsonLinesSink {
                     .is_some_and(|stored| crate::chain::same_hash(stored, &computed))
             });
         if !verifies {
-            return Err(SinkError::Incompatible(OTHER_KEY));
+            return Err(SinkError::WrongKey);
         }
         Ok(Some(record))
     }
@@ -984,7 +982,7 @@ impl JsonLinesSink {
         let stored = chain.get("hash").and_then(Value::as_str).unwrap_or("");
         let computed = self.hasher.hash_record(last)?;
         if !crate::chain::same_hash(stored, &computed) {
-            return Err(SinkError::Incompatible(OTHER_KEY));
+            return Err(SinkError::WrongKey);
         }
         let (Some(id), Some(seq)) = (
             chain.get("id").and_then(Value::as_str),

@@ -80,6 +80,18 @@ pub enum SinkError {
     /// chain record, or uses another algorithm).
     #[error("audit file cannot be continued: {0}")]
     Incompatible(&'static str),
+    /// The file's last record does not verify with the sink's chain key:
+    /// the trail was chained with another key (a key change needs the
+    /// previous one, [`JsonLinesBuilder::previous_key`]) or its last record
+    /// was altered. Verify the trail before anything else.
+    ///
+    /// [`JsonLinesBuilder::previous_key`]: crate::sink::file::JsonLinesBuilder::previous_key
+    #[error(
+        "audit file cannot be continued: the last record does not verify with this key (if this \
+         start changes the key, give the previous one, for this start only; otherwise verify the \
+         trail first)"
+    )]
+    WrongKey,
     /// The trail does not hold the records its checkpoint file names: it
     /// was deleted, emptied, cut or replaced after those records were
     /// durable. A crash never does that (a checkpoint is written only once
