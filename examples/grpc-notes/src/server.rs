@@ -311,3 +311,95 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(calls: &Calls) -> ConnectionCalls {
+        ConnectionCalls {
+            calls: calls.clone(),
+            open: Arc::new(OpenCalls::new(FIRST_CALL_TIMEOUT, IDLE_TIMEOUT)),
+        }
+    }
+
+    /// Waits until no call of `connection` is open.
+    async fn all_closed(connection: &ConnectionCalls) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while connection.open.count.load(AtomicOrdering::SeqCst) != 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the calls did not end");
+    }
+
+    #[tokio::test]
+    async fn ended_calls_are_forgotten_when_the_next_call_starts() {
+        let calls = Calls::default();
+        let connection = connection(&calls);
+        for _ in 0..100 {
+            hyper::rt::Executor::execute(&connection, async {});
+        }
+        all_closed(&connection).await;
+        // A long-lived connection, no accept in between: the next call
+        // reaps the hundred that ended.
+        hyper::rt::Executor::execute(&connection, std::future::pending::<()>());
+        assert_eq!(calls.tasks().len(), 1);
+        assert_eq!(connection.open.count.load(AtomicOrdering::SeqCst), 1);
+        calls.cancel().await;
+    }
+
+    #[tokio::test]
+    async fn reaping_forgets_ended_calls_and_keeps_running_ones() {
+        let calls = Calls::default();
+        let connection = connection(&calls);
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        hyper::rt::Executor::execute(&connection, async {
+            let _ = finished.await;
+        });
+        for _ in 0..10 {
+            hyper::rt::Executor::execute(&connection, async {});
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while connection.open.count.load(AtomicOrdering::SeqCst) != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the short calls did not end");
+        calls.reap();
+        assert_eq!(calls.tasks().len(), 1, "only the running call is kept");
+        assert_eq!(calls.running(), 1);
+        finish.send(()).unwrap();
+        all_closed(&connection).await;
+        assert_eq!(calls.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn cancelling_drops_running_calls_and_closes_them() {
+        let calls = Calls::default();
+        let connection = connection(&calls);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct CountsDrop(Arc<AtomicUsize>);
+        impl Drop for CountsDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, AtomicOrdering::SeqCst);
+            }
+        }
+        for _ in 0..3 {
+            let guard = CountsDrop(Arc::clone(&dropped));
+            hyper::rt::Executor::execute(&connection, async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            });
+        }
+        assert_eq!(calls.running(), 3);
+        calls.cancel().await;
+        // Dropped (an audited call records itself as cancelled), and no
+        // longer counted as open on its connection.
+        assert_eq!(dropped.load(AtomicOrdering::SeqCst), 3);
+        assert_eq!(connection.open.count.load(AtomicOrdering::SeqCst), 0);
+        assert_eq!(calls.running(), 0);
+    }
+}
