@@ -90,3 +90,8 @@ pub use pipeline::{
     DeliveryMode, PipelineStats, Receipt, ShutdownReport,
 };
 pub use verify::{Damage, DamageKind, VerifyError, VerifyOptions, VerifyReport, verify};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
