@@ -2,16 +2,21 @@
 //! queries an admin page runs, and whole chains for export.
 //!
 //! [`AuditQuery`] filters by tenant, actor, action, request id and a time
-//! range, and pages by `(time, id)`: each [`Page`] carries the
-//! [`Cursor`] of the next one, so that every matching record is returned
-//! exactly once, in `(time, id)` order, however many are appended meanwhile.
-//! Every value is a bind parameter; the SQL is made of fixed fragments only,
-//! and each filter combination uses one of the schema's indexes (tenant and
-//! time, actor and time, time). A page holds 1 to [`MAX_LIMIT`] records.
+//! range, and pages by `(time, id, chain_id, seq)`: each [`Page`] carries
+//! the [`Cursor`] of the next one, so that every matching record is returned
+//! exactly once, in that order, however many are appended meanwhile. The
+//! chain position completes the order because event ids are not unique (an
+//! application may record the same event twice). Every value is a bind
+//! parameter; the SQL is made of fixed fragments only, and each filter
+//! combination uses one of the schema's indexes (tenant and time, actor and
+//! time, time) for the `(time, id)` part of the order. A page holds 1 to
+//! [`MAX_LIMIT`] records.
 //!
-//! [`read_chain`] and [`read_checkpoints`] read one chain in `seq` order and
-//! its checkpoints, as the `guardrails-audit export --chain` command does to
-//! write a file that the file verifier accepts.
+//! [`read_chain`] and [`read_checkpoints`] read every row of one chain in
+//! `(seq, id)` order and its checkpoints, as the `guardrails-audit export
+//! --chain` command does to write a file that the file verifier checks: a
+//! row that should not be there (a second row at a seq, a negative seq) is
+//! exported too, and reported by the verifier.
 //!
 //! ```no_run
 //! use guardrails_audit::query::AuditQuery;
@@ -79,21 +84,33 @@ impl From<tokio_postgres::Error> for QueryError {
     }
 }
 
-/// The position after which the next page starts: the `(time, id)` of the
-/// last record of a page.
+/// The position after which the next page starts: the `(time, id,
+/// chain_id, seq)` of the last record of a page (chain ids compared byte by
+/// byte, as the `"C"` collation does).
 ///
-/// Its text form (`Display`, `FromStr`) is opaque and URL-safe, for an admin
-/// page's "next" link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Its text form (`Display`, `FromStr`) is URL-safe (ASCII letters, digits,
+/// `_` and `-`), for an admin page's "next" link; treat it as opaque. It is
+/// `<time in microseconds since the epoch>_<id, 32 hex digits>_<chain id,
+/// hex of its UTF-8>_<seq>`. The two-part cursors of earlier versions
+/// (`<time>_<id>`) are refused ([`InvalidCursor`]): they cannot tell where
+/// among the records of one event id a page ended.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     time: OffsetDateTime,
     id: Uuid,
+    chain_id: String,
+    seq: i64,
 }
 
 impl Cursor {
-    /// The cursor after the record with this time and id.
-    pub fn new(time: OffsetDateTime, id: Uuid) -> Self {
-        Self { time, id }
+    /// The cursor after the record with this time, id and chain position.
+    pub fn new(time: OffsetDateTime, id: Uuid, chain_id: impl Into<String>, seq: i64) -> Self {
+        Self {
+            time,
+            id,
+            chain_id: chain_id.into(),
+            seq,
+        }
     }
 
     /// The time of the last record of the page.
@@ -105,12 +122,28 @@ impl Cursor {
     pub fn id(&self) -> Uuid {
         self.id
     }
+
+    /// The chain of the last record of the page.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The seq of the last record of the page.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.time.unix_timestamp_nanos() / 1000;
-        write!(f, "{micros}_{}", self.id.simple())
+        write!(
+            f,
+            "{micros}_{}_{}_{}",
+            self.id.simple(),
+            hex::encode(&self.chain_id),
+            self.seq
+        )
     }
 }
 
@@ -124,12 +157,32 @@ impl FromStr for Cursor {
     type Err = InvalidCursor;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (micros, id) = s.split_once('_').ok_or(InvalidCursor)?;
+        let mut parts = s.split('_');
+        let (Some(micros), Some(id), Some(chain_id), Some(seq), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(InvalidCursor);
+        };
         let micros: i128 = micros.parse().map_err(|_| InvalidCursor)?;
         let time =
             OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| InvalidCursor)?;
         let id = Uuid::try_parse(id).map_err(|_| InvalidCursor)?;
-        Ok(Self { time, id })
+        let chain_id = hex::decode(chain_id)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|chain_id| !chain_id.is_empty())
+            .ok_or(InvalidCursor)?;
+        let seq = seq.parse().map_err(|_| InvalidCursor)?;
+        Ok(Self {
+            time,
+            id,
+            chain_id,
+            seq,
+        })
     }
 }
 
@@ -140,8 +193,11 @@ impl FromStr for Cursor {
 pub struct StoredEvent {
     /// The chain the record belongs to.
     pub chain_id: String,
-    /// Its position in the chain.
-    pub seq: u64,
+    /// Its position in the chain, as stored. The schema refuses a negative
+    /// one, unless the table's owner dropped that check: such a row is
+    /// returned as it is, never as another seq (its `record` holds the seq
+    /// that was hashed, which the verifiers read).
+    pub seq: i64,
     /// The event id.
     pub id: Uuid,
     /// When it happened.
@@ -171,11 +227,10 @@ const COLUMNS: &str = "chain_id, seq, id, time, action, category, outcome, reaso
 
 impl StoredEvent {
     fn from_row(row: &Row) -> Result<Self, QueryError> {
-        let seq: i64 = row.try_get(1)?;
         let record: String = row.try_get(12)?;
         Ok(Self {
             chain_id: row.try_get(0)?,
-            seq: u64::try_from(seq).unwrap_or(0),
+            seq: row.try_get(1)?,
             id: row.try_get(2)?,
             time: row.try_get(3)?,
             action: row.try_get(4)?,
@@ -195,7 +250,7 @@ impl StoredEvent {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Page {
-    /// The records, in `(time, id)` order.
+    /// The records, in `(time, id, chain_id, seq)` order.
     pub records: Vec<StoredEvent>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
@@ -309,10 +364,17 @@ impl AuditQuery {
             }
         }
         if let Some(after) = &self.after {
-            push(&mut sql, &mut params, " AND (time, id) > (?", &after.time);
+            // The indexes answer `(time, id) >=`; the whole order then
+            // decides among the records that share the last (time, id).
+            push(&mut sql, &mut params, " AND (time, id) >= (?", &after.time);
             push(&mut sql, &mut params, ", ?)", &after.id);
+            let (time, id) = (params.len() - 1, params.len());
+            let fragment =
+                format!(" AND (time, id, chain_id COLLATE \"C\", seq) > (${time}, ${id}, ?");
+            push(&mut sql, &mut params, &fragment, &after.chain_id);
+            push(&mut sql, &mut params, ", ?)", &after.seq);
         }
-        sql.push_str(" ORDER BY time, id LIMIT ");
+        sql.push_str(" ORDER BY time, id, chain_id COLLATE \"C\", seq LIMIT ");
         // One more than a page, to know whether another page follows.
         sql.push_str(&(i64::from(self.limit) + 1).to_string());
         (sql, params)
@@ -338,7 +400,9 @@ impl AuditQuery {
             .map(StoredEvent::from_row)
             .collect::<Result<Vec<_>, _>>()?;
         let next = if more {
-            records.last().map(|e| Cursor::new(e.time, e.id))
+            records
+                .last()
+                .map(|e| Cursor::new(e.time, e.id, e.chain_id.clone(), e.seq))
         } else {
             None
         };
@@ -357,9 +421,51 @@ fn push<'a>(
     sql.push_str(&fragment.replace('?', &format!("${}", params.len())));
 }
 
-/// Up to `limit` (`1..=`[`MAX_LIMIT`]) records of one chain with
-/// `seq >= from_seq`, in `seq` order (then id, should a superuser have
-/// created duplicates).
+/// The position after which [`read_chain`] goes on: the `(seq, id)` of the
+/// last record of a [`ChainPage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChainCursor {
+    seq: i64,
+    id: Uuid,
+}
+
+impl ChainCursor {
+    /// The cursor after the record of the chain with this seq and id.
+    pub fn new(seq: i64, id: Uuid) -> Self {
+        Self { seq, id }
+    }
+
+    /// The seq of the last record of the page.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    /// The id of the last record of the page.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// One page of a chain.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ChainPage {
+    /// The records, in `(seq, id)` order.
+    pub records: Vec<StoredEvent>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ChainCursor>,
+}
+
+/// Up to `limit` (`1..=`[`MAX_LIMIT`]) rows of one chain, in `(seq, id)`
+/// order: from the first (`after` `None`), or after a [`ChainPage::next`].
+///
+/// Paging through it returns every row of the chain once, including rows
+/// the schema should have refused, should the table's owner have dropped
+/// its constraints: a second row at a seq (next to the first, whichever
+/// page boundary falls between them) and a negative seq (first). An export
+/// that writes their records as they are lets the file verifier report
+/// them. (Two rows with the same seq and the same id are told apart by
+/// nothing in this order: a page may end between them.)
 ///
 /// # Errors
 ///
@@ -367,23 +473,55 @@ fn push<'a>(
 pub async fn read_chain(
     client: &Client,
     chain_id: &str,
-    from_seq: u64,
+    after: Option<ChainCursor>,
     limit: u32,
-) -> Result<Vec<StoredEvent>, QueryError> {
+) -> Result<ChainPage, QueryError> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(QueryError::InvalidLimit { limit });
     }
-    let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE chain_id = $1 AND seq >= $2 \
-                 ORDER BY seq, id LIMIT $3"
-            ),
-            &[&chain_id, &from, &i64::from(limit)],
-        )
-        .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    // One more than a page, to know whether another page follows.
+    let rows_wanted = i64::from(limit) + 1;
+    let rows = match &after {
+        // No lower bound: a seq below 0 is read too.
+        None => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM audit_events WHERE chain_id = $1 \
+                         ORDER BY seq, id LIMIT $2"
+                    ),
+                    &[&chain_id, &rows_wanted],
+                )
+                .await?
+        }
+        // `seq >=` for the (chain_id, seq) index, the row comparison for
+        // the rows that share the last seq.
+        Some(after) => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM audit_events \
+                         WHERE chain_id = $1 AND seq >= $2 AND (seq, id) > ($2, $3) \
+                         ORDER BY seq, id LIMIT $4"
+                    ),
+                    &[&chain_id, &after.seq, &after.id, &rows_wanted],
+                )
+                .await?
+        }
+    };
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    let records = rows
+        .iter()
+        .take(limit)
+        .map(StoredEvent::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        records.last().map(|e| ChainCursor::new(e.seq, e.id))
+    } else {
+        None
+    };
+    Ok(ChainPage { records, next })
 }
 
 /// The checkpoints of one chain, in the order they were stored, as the
@@ -425,21 +563,31 @@ mod tests {
         let q = AuditQuery::new()
             .tenant("t'; DROP TABLE audit_events; --")
             .since(OffsetDateTime::UNIX_EPOCH)
-            .after(Cursor::new(OffsetDateTime::UNIX_EPOCH, Uuid::nil()))
+            .after(Cursor::new(
+                OffsetDateTime::UNIX_EPOCH,
+                Uuid::nil(),
+                "c'; DROP TABLE audit_events; --",
+                7,
+            ))
             .limit(10);
         let (sql, params) = q.sql();
         assert!(!sql.contains("DROP"), "{sql}");
         assert!(
             sql.ends_with(
-                "WHERE true AND tenant = $1 AND time >= $2 AND (time, id) > ($3, $4) ORDER BY time, id LIMIT 11"
+                "WHERE true AND tenant = $1 AND time >= $2 AND (time, id) >= ($3, $4) \
+                 AND (time, id, chain_id COLLATE \"C\", seq) > ($3, $4, $5, $6) \
+                 ORDER BY time, id, chain_id COLLATE \"C\", seq LIMIT 11"
             ),
             "{sql}"
         );
-        assert_eq!(params.len(), 4);
+        assert_eq!(params.len(), 6);
         let q = AuditQuery::new().actor("a").action("b");
         let (sql, params) = q.sql();
         assert!(
-            sql.ends_with("WHERE true AND actor = $1 AND action = $2 ORDER BY time, id LIMIT 101"),
+            sql.ends_with(
+                "WHERE true AND actor = $1 AND action = $2 \
+                 ORDER BY time, id, chain_id COLLATE \"C\", seq LIMIT 101"
+            ),
             "{sql}"
         );
         assert_eq!(params.len(), 2);
@@ -448,10 +596,18 @@ mod tests {
     #[test]
     fn cursor_text_round_trips_and_rejects_garbage() {
         let time = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap();
-        let cursor = Cursor::new(time, Uuid::now_v7());
-        let text = cursor.to_string();
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
+        let id = Uuid::now_v7();
+        for (chain_id, seq) in [("019a_ch/ain é", 42), ("x", -2), ("_", i64::MIN)] {
+            let cursor = Cursor::new(time, id, chain_id, seq);
+            let text = cursor.to_string();
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{text}"
+            );
+            assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
+        }
+        let id = id.simple();
         for bad in [
             "",
             "x",
@@ -459,6 +615,14 @@ mod tests {
             "_0",
             "1_zz",
             "a_00000000000000000000000000000000",
+            // The two-part cursor of earlier versions.
+            &format!("1700000000123456_{id}"),
+            &format!("1700000000123456_{id}_78_"),
+            &format!("1700000000123456_{id}__1"),
+            &format!("1700000000123456_{id}_7_1"),
+            &format!("1700000000123456_{id}_ff_1"),
+            &format!("1700000000123456_{id}_78_1_"),
+            &format!("1700000000123456_{id}_78_x"),
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }

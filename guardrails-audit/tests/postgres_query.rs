@@ -1,16 +1,19 @@
 //! The query API against a real server: filters, and pagination that
-//! returns every matching record exactly once in `(time, id)` order.
+//! returns every matching record exactly once in `(time, id, chain_id, seq)`
+//! order; whole chains, every row of them.
 #![cfg(feature = "postgres")]
 
 mod common;
 
 use std::collections::HashSet;
 
-use common::pg::PgServer;
-use guardrails_audit::query::{AuditQuery, Cursor, MAX_LIMIT, QueryError, read_chain};
+use common::pg::{PgServer, as_owner};
+use guardrails_audit::query::{
+    AuditQuery, ChainCursor, Cursor, MAX_LIMIT, QueryError, StoredEvent, read_chain,
+};
 use guardrails_audit::sink::AuditSink;
 use guardrails_audit::sink::postgres::{PostgresSink, migrate};
-use guardrails_audit::{Actor, AuditEvent, Category};
+use guardrails_audit::{Actor, AuditEvent, Category, DamageKind, VerifyError, VerifyOptions};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio_postgres::Client;
@@ -68,11 +71,14 @@ async fn populate(pg: &PgServer, n: u64) -> Client {
     admin
 }
 
+/// The order of the query API, in SQL.
+const ORDER: &str = "time, id, chain_id COLLATE \"C\", seq";
+
 /// The expected ids, straight from SQL.
 async fn expected(admin: &Client, filter: &str) -> Vec<Uuid> {
     admin
         .query(
-            &format!("SELECT id FROM audit_events WHERE {filter} ORDER BY time, id"),
+            &format!("SELECT id FROM audit_events WHERE {filter} ORDER BY {ORDER}"),
             &[],
         )
         .await
@@ -86,16 +92,18 @@ async fn all_pages(admin: &Client, query: AuditQuery) -> (Vec<Uuid>, usize) {
     let mut query = query;
     let mut ids = Vec::new();
     let mut pages = 0;
-    let mut last: Option<(OffsetDateTime, Uuid)> = None;
+    let mut last: Option<(OffsetDateTime, Uuid, String, i64)> = None;
     loop {
         let page = query.fetch(admin).await.unwrap();
         pages += 1;
         for e in &page.records {
-            // Strictly increasing (time, id): nothing twice, nothing out of order.
-            assert!(last.is_none_or(|l| l < (e.time, e.id)));
-            last = Some((e.time, e.id));
+            // Strictly increasing (time, id, chain_id, seq): nothing twice,
+            // nothing out of order.
+            let position = (e.time, e.id, e.chain_id.clone(), e.seq);
+            assert!(last.as_ref().is_none_or(|l| *l < position));
+            last = Some(position);
             assert_eq!(e.record["id"].as_str().unwrap(), e.id.to_string());
-            assert_eq!(e.record["chain"]["seq"].as_u64().unwrap(), e.seq);
+            assert_eq!(e.record["chain"]["seq"].as_i64().unwrap(), e.seq);
             ids.push(e.id);
         }
         match page.next {
@@ -148,7 +156,10 @@ async fn pagination_returns_every_match_once_in_order() {
 
     // A time window: [since, until) of the middle third.
     let times: Vec<OffsetDateTime> = admin
-        .query("SELECT time FROM audit_events ORDER BY time, id", &[])
+        .query(
+            &format!("SELECT time FROM audit_events ORDER BY {ORDER}"),
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -158,7 +169,7 @@ async fn pagination_returns_every_match_once_in_order() {
     let (ids, _) = all_pages(&admin, AuditQuery::new().since(since).until(until).limit(9)).await;
     let want: Vec<Uuid> = admin
         .query(
-            "SELECT id FROM audit_events WHERE time >= $1 AND time < $2 ORDER BY time, id",
+            &format!("SELECT id FROM audit_events WHERE time >= $1 AND time < $2 ORDER BY {ORDER}"),
             &[&since, &until],
         )
         .await
@@ -248,7 +259,7 @@ async fn limits_and_values_are_checked() {
         ));
     }
     assert!(matches!(
-        read_chain(&admin, "x", 0, 0).await,
+        read_chain(&admin, "x", None, 0).await,
         Err(QueryError::InvalidLimit { .. })
     ));
     // A value is data, never SQL.
@@ -264,7 +275,7 @@ async fn limits_and_values_are_checked() {
         .unwrap()
         .get(0);
     assert_eq!(n, 33);
-    // One chain in seq order, paged by seq.
+    // One chain in seq order, paged by (seq, id).
     let chain: String = admin
         .query_one(
             "SELECT chain_id FROM audit_chains ORDER BY chain_id LIMIT 1",
@@ -273,8 +284,162 @@ async fn limits_and_values_are_checked() {
         .await
         .unwrap()
         .get(0);
-    let first = read_chain(&admin, &chain, 0, 4).await.unwrap();
-    let rest = read_chain(&admin, &chain, 4, MAX_LIMIT).await.unwrap();
-    let seqs: Vec<u64> = first.iter().chain(&rest).map(|e| e.seq).collect();
+    let first = read_chain(&admin, &chain, None, 4).await.unwrap();
+    assert_eq!(first.records.len(), 4);
+    let rest = read_chain(&admin, &chain, first.next, MAX_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(rest.next, None);
+    let seqs: Vec<i64> = first
+        .records
+        .iter()
+        .chain(&rest.records)
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(seqs, (0..11).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_event_recorded_twice_is_returned_twice_across_page_boundaries() {
+    // Event ids are not unique: the same event twice in one chain (two
+    // seqs) and once in another (same seq, another chain) share their
+    // (time, id). A page that ends between them must not hide the others.
+    let pg = server!();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let same = event(1);
+    for (chain, batch) in [
+        ("twice-a", vec![same.clone(), event(2), same.clone()]),
+        ("twice-b", vec![same.clone()]),
+    ] {
+        let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+            .chain_id(chain)
+            .open()
+            .await
+            .unwrap();
+        sink.write_batch(&batch).await.unwrap();
+        sink.close().await.unwrap();
+    }
+    // 4 events and 2 stop records.
+    let all = expected(&admin, "true").await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(all.iter().filter(|id| **id == same.id()).count(), 3);
+    for limit in 1..=7 {
+        let (ids, _) = all_pages(&admin, AuditQuery::new().limit(limit)).await;
+        assert_eq!(ids, all, "limit {limit}");
+        let (ids, _) = all_pages(&admin, AuditQuery::new().tenant("globex").limit(limit)).await;
+        assert_eq!(ids, vec![same.id(); 3], "limit {limit}");
+    }
+}
+
+/// Every row of `chain` through `read_chain`, `limit` per page.
+async fn read_whole_chain(admin: &Client, chain: &str, limit: u32) -> Vec<StoredEvent> {
+    let mut rows = Vec::new();
+    let mut after: Option<ChainCursor> = None;
+    loop {
+        let page = read_chain(admin, chain, after, limit).await.unwrap();
+        assert!(page.records.len() <= limit as usize);
+        rows.extend(page.records);
+        match page.next {
+            Some(cursor) => after = Some(cursor),
+            None => return rows,
+        }
+    }
+}
+
+#[tokio::test]
+async fn read_chain_returns_every_row_the_owner_slipped_in() {
+    // The table's owner dropped the unique (chain_id, seq) and the seq check,
+    // then added a second row at seq 3 and a row at seq -2. An export reads
+    // them all, whichever page boundary falls between the two at seq 3, and
+    // the file verifier reports them.
+    let pg = server!();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .chain_id("export")
+        .open()
+        .await
+        .unwrap();
+    sink.write_batch(&(0..8).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+    admin
+        .batch_execute(
+            "ALTER TABLE audit_events DROP CONSTRAINT audit_events_chain_seq; \
+             ALTER TABLE audit_events DROP CONSTRAINT audit_events_seq_check",
+        )
+        .await
+        .unwrap();
+    let copy = |seq: &str, id: &str, from_seq: i64| {
+        format!(
+            "INSERT INTO audit_events (chain_id, seq, prev, hash, id, time, action, category, \
+               outcome, reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
+               request_id, method, route, status, duration_us, record) \
+             SELECT chain_id, {seq}, prev, hash, '{id}', time, action, category, outcome, \
+               reason, actor, tenant, auth_method, target_type, target_id, source_ip, \
+               request_id, method, route, status, duration_us, \
+               jsonb_set(jsonb_set(record, '{{id}}', '\"{id}\"'), '{{chain,seq}}', '{seq}') \
+             FROM audit_events WHERE chain_id = $1 AND seq = {from_seq}"
+        )
+    };
+    // After the genuine seq 3 in (seq, id) order.
+    as_owner(
+        &admin,
+        &copy("3", "ffffffff-ffff-7fff-bfff-ffffffffffff", 3),
+        "export",
+    )
+    .await;
+    as_owner(
+        &admin,
+        &copy("-2", "00000000-0000-7000-8000-000000000000", 0),
+        "export",
+    )
+    .await;
+    // 8 events, the stop record and the two slipped in.
+    let want: Vec<(i64, Uuid)> = admin
+        .query(
+            "SELECT seq, id FROM audit_events WHERE chain_id = $1 ORDER BY seq, id",
+            &[&"export"],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(want.len(), 11);
+    assert_eq!(want[0].0, -2);
+    assert_eq!((want[4].0, want[5].0), (3, 3));
+    for limit in 1..=12 {
+        let rows = read_whole_chain(&admin, "export", limit).await;
+        let got: Vec<(i64, Uuid)> = rows.iter().map(|e| (e.seq, e.id)).collect();
+        assert_eq!(got, want, "limit {limit}");
+        for e in &rows {
+            // Each row as stored, never another seq.
+            assert_eq!(e.record["chain"]["seq"].as_i64(), Some(e.seq));
+        }
+    }
+
+    // As the CLI's export writes them: the verifier reports the rows.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.jsonl");
+    let write = |rows: &[StoredEvent]| {
+        let mut text = Vec::new();
+        for e in rows {
+            text.extend(guardrails_audit::jcs::to_vec(&e.record).unwrap());
+            text.push(b'\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        match guardrails_audit::verify(&path, &VerifyOptions::new()) {
+            Err(VerifyError::Damaged(damage)) => damage,
+            other => panic!("{other:?}"),
+        }
+    };
+    let rows = read_whole_chain(&admin, "export", 4).await;
+    // The row at seq -2 is not a record of the format (its seq is not one).
+    assert_eq!(write(&rows).kind, DamageKind::Malformed);
+    // Without it, the second row at seq 3 (another id under the same hash).
+    let damage = write(&rows[1..]);
+    assert_eq!((damage.kind, damage.seq), (DamageKind::Modified, Some(3)));
 }

@@ -1444,3 +1444,266 @@ async fn two_writers_on_one_chain_id_never_overwrite_or_lose_each_other() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn record_in_refuses_an_event_too_large_for_the_outbox() {
+    use guardrails_audit::sink::postgres::MAX_OUTBOX_RECORD_BYTES;
+
+    let pg = server!();
+    let mut admin = migrated(&pg).await;
+    let tx = admin.transaction().await.unwrap();
+    let too_large = |error: &PgError| match error {
+        PgError::OutboxRecordTooLarge { size, max } => {
+            assert_eq!(*max, MAX_OUTBOX_RECORD_BYTES);
+            assert!(size > max, "{error}");
+            assert!(!error.to_string().contains("s3cr3t"), "{error}");
+            assert!(!format!("{error:?}").contains("s3cr3t"), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    };
+    // Too long already as canonical JSON: refused before it is sent.
+    let blob = AuditEvent::new("test.big", Category::DataWrite)
+        .with_detail("blob", "s3cr3t".repeat(MAX_OUTBOX_RECORD_BYTES / 6 + 1));
+    too_large(&record_in(&tx, &blob).await.unwrap_err());
+    // Short enough as canonical JSON, too long as the server measures it,
+    // as the relay does (its text has a space after every `:` and `,`, its
+    // `jsonb` takes more for numbers).
+    let mut keys = AuditEvent::new("test.keys", Category::DataWrite).with_detail("s3cr3t", 1);
+    for i in 0..6400 {
+        keys = keys.with_detail(format!("k{i:04}"), 1);
+    }
+    let canonical = serde_json::to_string(&keys.to_json()).unwrap().len();
+    assert!(canonical < MAX_OUTBOX_RECORD_BYTES, "{canonical}");
+    too_large(&record_in(&tx, &keys).await.unwrap_err());
+    // Nothing failed in the caller's transaction, which goes on.
+    record_in(&tx, &event(1)).await.unwrap();
+    tx.commit().await.unwrap();
+    let actions: Vec<String> = admin
+        .query("SELECT record->>'action' FROM audit_outbox", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(actions, ["test.event"]);
+}
+
+#[tokio::test]
+async fn outbox_rows_too_large_are_rejected_unread_and_hold_up_nothing() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let before = AuditEvent::new("test.before", Category::DataWrite);
+    record_in(&admin, &before).await.unwrap();
+    // Written by hand (the application role may), made on the server: two
+    // rows of 20 MB of random text, and one of 4 MB that compresses to less
+    // than the limit when stored.
+    let huge = AuditEvent::new("test.huge", Category::DataWrite)
+        .to_json()
+        .to_string();
+    for blob in [
+        "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 625000))",
+        "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 625000))",
+        "repeat('x', 4000000)",
+    ] {
+        admin
+            .execute(
+                &format!(
+                    "INSERT INTO audit_outbox (record) SELECT jsonb_set($1::text::jsonb, \
+                     '{{details}}', jsonb_build_object('blob', {blob}))"
+                ),
+                &[&huge],
+            )
+            .await
+            .unwrap();
+    }
+    let huge_ids: Vec<i64> = admin
+        .query("SELECT id FROM audit_outbox ORDER BY id OFFSET 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let after = AuditEvent::new("test.after", Category::DataWrite);
+    record_in(&admin, &after).await.unwrap();
+    // More medium rows than one transaction relays (1 MiB).
+    let medium: Vec<AuditEvent> = (0..40)
+        .map(|i| {
+            AuditEvent::new("test.medium", Category::DataWrite)
+                .with_detail("i", i)
+                .with_detail("blob", "m".repeat(60_000))
+        })
+        .collect();
+    for e in &medium {
+        record_in(&admin, e).await.unwrap();
+    }
+
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("large")
+        .io_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    sink.write_batch(&[event(1)]).await.unwrap();
+    let left = count(&admin, "SELECT count(*) FROM audit_outbox").await;
+    assert!(0 < left && left < 40, "{left} medium rows left");
+    // The rest at the next ticks.
+    for _ in 0..10 {
+        sink.tick().await.unwrap();
+    }
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
+    sink.close().await.unwrap();
+
+    let records = verified_chain(&admin, "large", &ChainHasher::sha256()).await;
+    assert_eq!(records.len(), 1 + 3 + 1 + 40 + 1 + 1);
+    assert_eq!(records[0]["id"], before.id().to_string());
+    for (record, id) in records[1..4].iter().zip(&huge_ids) {
+        assert_eq!(record["action"], "audit.outbox_rejected");
+        assert_eq!(record["reason"], "too_large");
+        assert_eq!(record["details"]["outbox_id"], *id);
+        assert!(record["details"].get("record").is_none(), "not read");
+    }
+    let sizes = |i: usize| {
+        let details = &records[i]["details"];
+        (
+            details["stored_bytes"].as_u64(),
+            details["text_bytes"].as_u64(),
+        )
+    };
+    for random in [1, 2] {
+        assert!(sizes(random).0.unwrap() > 1_000_000, "{:?}", sizes(random));
+        assert_eq!(sizes(random).1, None, "not even measured");
+    }
+    let (stored, text) = sizes(3);
+    assert!(
+        stored.unwrap() < 65_536 && text.unwrap() > 4_000_000,
+        "{stored:?} {text:?}"
+    );
+    assert_eq!(records[4]["id"], after.id().to_string());
+    let event_at = records
+        .iter()
+        .position(|r| r["action"] == "test.event")
+        .unwrap();
+    assert_eq!(event_at, 5 + 40 - left as usize);
+    let relayed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "test.medium")
+        .map(|r| &r["id"])
+        .collect();
+    let expected: Vec<Value> = medium.iter().map(|e| e.id().to_string().into()).collect();
+    assert_eq!(relayed, expected.iter().collect::<Vec<_>>(), "in order");
+    guardrails_audit::verify::verify_postgres(
+        &admin,
+        &guardrails_audit::verify::PgVerifyOptions::new().chain("large"),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn outbox_rows_whose_columns_would_change_are_rejected_and_the_chain_verifies() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let requested = |action| {
+        AuditEvent::new(action, Category::DataWrite).with_request(guardrails_audit::RequestInfo {
+            status: Some(200),
+            duration_us: Some(1),
+            ..Default::default()
+        })
+    };
+    // Written by hand: one as `record_in` writes it, one with a time of
+    // seven fractional digits (the column keeps six), one with a status
+    // beyond the `int4` column.
+    let exact = requested("test.exact").to_json();
+    let mut long_time = requested("test.time").to_json();
+    long_time["time"] = long_time["time"]
+        .as_str()
+        .unwrap()
+        .replace('Z', "7Z")
+        .into();
+    let mut big_status = requested("test.status").to_json();
+    big_status["request"]["status"] = 3_000_000_000_u64.into();
+    for record in [&exact, &long_time, &big_status] {
+        admin
+            .execute(
+                "INSERT INTO audit_outbox (record) VALUES ($1::text::jsonb)",
+                &[&record.to_string()],
+            )
+            .await
+            .unwrap();
+    }
+    record_in(&admin, &requested("test.record_in"))
+        .await
+        .unwrap();
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("exact")
+        .build()
+        .unwrap();
+    sink.write_batch(&[event(1)]).await.unwrap();
+    sink.close().await.unwrap();
+
+    let report = guardrails_audit::verify::verify_postgres(
+        &admin,
+        &guardrails_audit::verify::PgVerifyOptions::new().chain("exact"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.records(), 6, "the chain is whole");
+    let records = verified_chain(&admin, "exact", &ChainHasher::sha256()).await;
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "test.exact",
+            "audit.outbox_rejected",
+            "audit.outbox_rejected",
+            "test.record_in",
+            "test.event",
+            "audit.stopped"
+        ]
+    );
+    assert_eq!(records[0]["id"], exact["id"]);
+    for (rejected, record) in records[1..3].iter().zip([&long_time, &big_status]) {
+        assert_eq!(rejected["reason"], "columns_not_exact");
+        let kept: Value =
+            serde_json::from_str(rejected["details"]["record"].as_str().unwrap()).unwrap();
+        assert_eq!(kept["id"], record["id"], "kept as evidence");
+    }
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 0);
+}
+
+/// With a TLS connector the sink never goes on in the clear, whoever says
+/// the server has no TLS (here the server itself: it has none): the default
+/// `sslmode=prefer` is taken as `require`. Only an explicit
+/// `sslmode=disable` connects without TLS.
+#[cfg(feature = "postgres-rustls")]
+#[tokio::test]
+async fn a_tls_connector_never_falls_back_to_the_clear() {
+    let pg = server!();
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let tls = guardrails_audit::sink::postgres::rustls_connector(None).unwrap();
+    let refused = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .tls(tls.clone())
+        .retry_for(Duration::from_millis(200))
+        .open()
+        .await;
+    let error = refused.err().expect("connected in the clear");
+    assert!(
+        matches!(error, PgError::Database { .. }),
+        "{error}: {error:?}"
+    );
+    let mut sink = PostgresSink::builder(SecretString::from(format!(
+        "{} sslmode=disable",
+        pg.admin_conn()
+    )))
+    .tls(tls)
+    .open()
+    .await
+    .unwrap();
+    sink.write_batch(&[AuditEvent::new("test.plain", Category::System)])
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+}

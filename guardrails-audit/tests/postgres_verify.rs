@@ -436,6 +436,18 @@ async fn a_large_chain_verifies_across_pages() {
     );
 }
 
+/// `conn` (a URL or key/value pairs) to the test server, which has no TLS,
+/// with `sslmode=disable`: the CLI built with `postgres-rustls` never falls
+/// back to the clear on its own.
+fn plain(conn: &str) -> String {
+    if conn.starts_with("postgres") {
+        let separator = if conn.contains('?') { '&' } else { '?' };
+        format!("{conn}{separator}sslmode=disable")
+    } else {
+        format!("{conn} sslmode=disable")
+    }
+}
+
 fn cli(args: &[&str], url: Option<&str>) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guardrails-audit"));
     command.args(args);
@@ -456,7 +468,7 @@ fn cli(args: &[&str], url: Option<&str>) -> (i32, String, String) {
 async fn cli_verify_exit_codes_and_secrets() {
     let pg = server!();
     let chain = write_chain(&pg, Some(key()), 20).await;
-    let writer_url = pg.create_writer_role().await;
+    let writer_url = plain(&pg.create_writer_role().await);
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
@@ -517,6 +529,18 @@ async fn cli_verify_exit_codes_and_secrets() {
     );
     assert_eq!(code, 2);
     assert!(!err.contains("hunter2"), "{err}");
+    // Built with TLS, the CLI does not fall back to the clear when the
+    // server has none (or someone on the path says so): only an explicit
+    // `sslmode=disable` connects without it.
+    #[cfg(feature = "postgres-rustls")]
+    {
+        let (code, out, err) = cli(
+            &["verify", "--postgres", "--key-file", key_arg],
+            Some(pg.admin_conn()),
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("cannot connect"), "{err}");
+    }
     let (code, _, err) = cli(&["verify", "--postgres"], Some(&writer_url));
     assert_eq!(code, 2, "a keyed chain without a key");
     assert!(!err.contains(common::pg::WRITER_PASSWORD), "{err}");
@@ -575,7 +599,7 @@ async fn exported_chain_verifies_as_a_file() {
                 "--checkpoints-out",
                 checkpoints.to_str().unwrap(),
             ],
-            Some(pg.admin_conn()),
+            Some(&plain(pg.admin_conn())),
         );
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("exported 31 record(s)"), "{err}");
@@ -591,7 +615,10 @@ async fn exported_chain_verifies_as_a_file() {
         assert!(report.checkpoints_checked >= 5, "{report:?}");
         assert!(report.cleanly_stopped);
         // The same lines to standard output.
-        let (code, out, _) = cli(&["export", "--chain", &chain], Some(pg.admin_conn()));
+        let (code, out, _) = cli(
+            &["export", "--chain", &chain],
+            Some(&plain(pg.admin_conn())),
+        );
         assert_eq!(code, 0);
         assert_eq!(out, std::fs::read_to_string(&file).unwrap());
         // A cut export is caught by the file verifier against the checkpoints.
@@ -789,4 +816,226 @@ async fn ed25519_checkpoints_verify_with_the_public_key() {
     .unwrap();
     let with_other = options(true).checkpoint_public_key(other.verifying_key());
     assert_eq!(damage(&admin, &with_other).await.0, DamageKind::WrongKey);
+}
+
+/// Writes `n` events in batches of 500 to a new HMAC chain and closes the
+/// sink; returns the chain id.
+async fn write_bulk_chain(pg: &PgServer, n: u64) -> String {
+    let mut admin = pg.admin().await;
+    migrate(&mut admin).await.unwrap();
+    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
+        .hmac_key(key())
+        .open()
+        .await
+        .unwrap();
+    let events: Vec<_> = (0..n)
+        .map(|i| {
+            guardrails_audit::AuditEvent::new("test.bulk", guardrails_audit::Category::System)
+                .with_detail("i", i)
+        })
+        .collect();
+    for batch in events.chunks(500) {
+        sink.write_batch(batch).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    sink.chain_id().to_owned()
+}
+
+#[tokio::test]
+async fn a_row_hidden_at_a_page_boundary_is_inserted() {
+    // The owner drops the unique constraint and adds a second row with the
+    // seq and id of the 2000th (the last of the verifier's first page): a
+    // reader paging by (seq, id) returns one of the two, whichever comes
+    // first. Here a copy of it, so that either one verifies; a copy with
+    // forged columns would be found only when the order puts it first.
+    let pg = server!();
+    let chain = write_bulk_chain(&pg, 2100).await;
+    let admin = pg.admin().await;
+    admin
+        .batch_execute("ALTER TABLE audit_events DROP CONSTRAINT audit_events_chain_seq")
+        .await
+        .unwrap();
+    as_owner(
+        &admin,
+        "INSERT INTO audit_events SELECT * FROM audit_events WHERE chain_id = $1 AND seq = 1999",
+        &chain,
+    )
+    .await;
+    assert_eq!(
+        damage(&admin, &options(true)).await,
+        (DamageKind::Inserted, Some(1999))
+    );
+}
+
+#[tokio::test]
+async fn a_row_with_a_negative_seq_is_damage() {
+    // The owner drops the seq check and adds a row below seq 0, which a
+    // reader starting at seq 0 never sees, while queries show it.
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 10).await;
+    let admin = pg.admin().await;
+    admin
+        .batch_execute("ALTER TABLE audit_events DROP CONSTRAINT audit_events_seq_check")
+        .await
+        .unwrap();
+    as_owner(
+        &admin,
+        "INSERT INTO audit_events SELECT chain_id, -2, prev, hash, gen_random_uuid(), time, \
+           'invoice.delete', category, outcome, reason, 'alice', 'acme', auth_method, \
+           target_type, target_id, source_ip, request_id, method, route, status, duration_us, \
+           record FROM audit_events WHERE chain_id = $1 AND seq = 3",
+        &chain,
+    )
+    .await;
+    let error = verify_postgres(&admin, &options(true))
+        .await
+        .expect_err("a row below seq 0 must be found");
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(d.location.chain_id(), Some(chain.as_str()), "{d}");
+}
+
+/// The chain's checkpoints as the lines of a file kept off the database.
+async fn keep_checkpoints(admin: &Client, chains: &[&str], path: &std::path::Path) {
+    let mut lines = String::new();
+    for chain in chains {
+        for row in admin
+            .query(
+                "SELECT record::text FROM audit_checkpoints WHERE chain_id = $1 ORDER BY id",
+                &[chain],
+            )
+            .await
+            .unwrap()
+        {
+            // The stored jsonb, in the canonical form the sink signed.
+            let record: Value = serde_json::from_str(row.get(0)).unwrap();
+            let canonical = guardrails_audit::jcs::to_vec(&record).unwrap();
+            lines.push_str(std::str::from_utf8(&canonical).unwrap());
+            lines.push('\n');
+        }
+    }
+    std::fs::write(path, lines).unwrap();
+}
+
+#[tokio::test]
+async fn a_tail_cut_with_its_checkpoints_is_found_by_checkpoints_kept_elsewhere() {
+    let pg = server!();
+    let chain = write_chain(&pg, Some(key()), 20).await;
+    let admin = pg.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.checkpoints");
+    keep_checkpoints(&admin, &[&chain], &kept).await;
+    // The owner removes the newest records and every checkpoint naming
+    // them: the database alone no longer shows it.
+    as_owner(
+        &admin,
+        "DELETE FROM audit_events WHERE chain_id = $1 AND seq >= 10",
+        &chain,
+    )
+    .await;
+    admin
+        .batch_execute("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER")
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "DELETE FROM audit_checkpoints WHERE chain_id = $1 AND seq >= 10",
+            &[&chain],
+        )
+        .await
+        .unwrap();
+    let report = verify_postgres(&admin, &options(true)).await.unwrap();
+    assert_eq!(report.records(), 10, "the database alone hides the cut");
+    let error = verify_postgres(&admin, &options(true).checkpoints(&kept))
+        .await
+        .unwrap_err();
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!((d.kind, d.seq), (DamageKind::Truncated, Some(10)), "{d}");
+    assert_eq!(d.location.chain_id(), Some(chain.as_str()));
+
+    // The CLI: without a kept copy it says what it did not check.
+    #[cfg(feature = "cli")]
+    {
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let key_arg = key_file.to_str().unwrap();
+        let url = plain(pg.admin_conn());
+        let (code, out, err) = cli(&["verify", "--postgres", "--key-file", key_arg], Some(&url));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("--checkpoints"), "{err}");
+        let (code, out, err) = cli(
+            &[
+                "verify",
+                "--postgres",
+                "--key-file",
+                key_arg,
+                "--checkpoints",
+                kept.to_str().unwrap(),
+            ],
+            Some(&url),
+        );
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.contains(&format!("damage=truncated seq=10 chain={chain}")),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_chain_removed_whole_is_found_by_checkpoints_kept_elsewhere() {
+    let pg = server!();
+    let gone = write_chain(&pg, Some(key()), 12).await;
+    let kept_chain = write_chain(&pg, Some(key()), 6).await;
+    let admin = pg.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.checkpoints");
+    keep_checkpoints(&admin, &[&gone, &kept_chain], &kept).await;
+    // Whole chain, checked against its kept checkpoints: whole.
+    let report = verify_postgres(&admin, &options(true).checkpoints(&kept))
+        .await
+        .unwrap();
+    assert_eq!(report.records(), 13 + 7);
+    for table in ["audit_events", "audit_checkpoints", "audit_chains"] {
+        admin
+            .batch_execute(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
+            .await
+            .unwrap();
+    }
+    for sql in [
+        "DELETE FROM audit_events WHERE chain_id = $1",
+        "DELETE FROM audit_checkpoints WHERE chain_id = $1",
+        "DELETE FROM audit_chains WHERE chain_id = $1",
+    ] {
+        admin.execute(sql, &[&gone]).await.unwrap();
+    }
+    let report = verify_postgres(&admin, &options(true)).await.unwrap();
+    assert_eq!(report.chains.len(), 1, "the database alone hides the loss");
+    let error = verify_postgres(&admin, &options(true).checkpoints(&kept))
+        .await
+        .unwrap_err();
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!((d.kind, d.seq), (DamageKind::Truncated, Some(0)), "{d}");
+    assert_eq!(
+        d.location,
+        Location::Chain {
+            chain_id: gone.clone()
+        }
+    );
+    // Only the other chain asked for: its kept checkpoints alone count.
+    let report = verify_postgres(&admin, &options(true).checkpoints(&kept).chain(&kept_chain))
+        .await
+        .unwrap();
+    assert_eq!(report.records(), 7);
+    // A kept line that does not verify with the checkpoint key is damage
+    // of the kept file, not a verdict on the database.
+    let forged = std::fs::read_to_string(&kept)
+        .unwrap()
+        .replacen("\"seq\":", "\"seq\":1", 1);
+    std::fs::write(&kept, forged).unwrap();
+    let error = verify_postgres(&admin, &options(true).checkpoints(&kept))
+        .await
+        .unwrap_err();
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(d.kind, DamageKind::WrongKey, "{d}");
+    assert_eq!(d.location.file(), Some(kept.as_path()));
 }

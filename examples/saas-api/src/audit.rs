@@ -31,13 +31,13 @@
 //!   option to skip that — against Mozilla's roots (webpki-roots) plus the
 //!   CA certificates of `audit.postgres_ca_file`
 //!   (`SAAS_AUDIT__POSTGRES_CA_FILE`, PEM; a managed database's private CA).
-//!   The connection string's `sslmode` decides whether TLS is used:
-//!   `require` refuses a server without TLS (so `require` here means what
-//!   libpq calls `verify-full`); `prefer` (the default) uses TLS when the
-//!   server offers it and fails when its certificate does not verify;
-//!   `disable` never uses TLS. In staging and production a database that is
-//!   not local must be reached with `sslmode=require` (see
-//!   [`crate::settings`]).
+//!   TLS is always used over TCP: a server without TLS is refused (so
+//!   `require` here means what libpq calls `verify-full`), and `prefer`, the
+//!   default, is taken as `require` ([`require_tls`]), so nobody on the
+//!   network path can strip it. Only `sslmode=disable` (for a local
+//!   development server without TLS) or a Unix socket connects in the clear.
+//!   In staging and production a database that is not local must be reached
+//!   with an explicit `sslmode=require` (see [`crate::settings`]).
 //!
 //! # Why the invoices stay in memory
 //!
@@ -73,7 +73,7 @@ use guardrails_audit::sink::SinkError;
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::sink::postgres::{
     MakeRustlsConnect, MigrationReport, PgError, PostgresSink, TlsSetupError, connection_config,
-    migrate, rustls_connector,
+    migrate, require_tls, rustls_connector,
 };
 use guardrails_audit::{
     AuditGuard, AuditLayer, AuditPipeline, Auditor, DeliveryMode, Observer, RoutePolicy,
@@ -185,7 +185,9 @@ pub async fn open(settings: &AuditSettings) -> Result<(Auditor, AuditGuard), Sta
     let Some(url) = &settings.postgres_url else {
         return start(settings);
     };
-    let config = connection_config(url).map_err(StartError::Postgres)?;
+    let mut config = connection_config(url).map_err(StartError::Postgres)?;
+    // As the sink does with its TLS connector: no fall-back to the clear.
+    require_tls(&mut config);
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]

@@ -35,7 +35,9 @@ async fn audit_trail_in_postgres_end_to_end() {
         return;
     };
     let url_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(url_file.path(), pg.url_as("postgres", DB_PASSWORD)).unwrap();
+    // The test server has no TLS: said so, or the app refuses it.
+    let url = format!("{}?sslmode=disable", pg.url_as("postgres", DB_PASSWORD));
+    std::fs::write(url_file.path(), url).unwrap();
     let mut cmd = common::command();
     cmd.env("SAAS_AUDIT__POSTGRES_URL_FILE", url_file.path())
         .env("SAAS_AUDIT__HMAC_KEY", KEY);
@@ -203,9 +205,12 @@ async fn audit_trail_in_postgres_end_to_end() {
 
     // A second start: migrate() again is a no-op, and a new chain begins.
     let mut cmd = common::command();
-    cmd.env("SAAS_AUDIT__POSTGRES_URL", pg.admin_conn())
-        .env("SAAS_AUDIT__HMAC_KEY", KEY)
-        .env("SAAS_AUDIT__CHAIN_ID", "instance-a");
+    cmd.env(
+        "SAAS_AUDIT__POSTGRES_URL",
+        format!("{} sslmode=disable", pg.admin_conn()),
+    )
+    .env("SAAS_AUDIT__HMAC_KEY", KEY)
+    .env("SAAS_AUDIT__CHAIN_ID", "instance-a");
     let mut app = common::start(cmd);
     assert_eq!(common::get(&app.url("/healthz")).await.status, 200);
     assert!(app.terminate(Duration::from_secs(30)).success());

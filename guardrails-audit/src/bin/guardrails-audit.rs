@@ -6,7 +6,7 @@
 //!                                [--checkpoints F | --no-checkpoints]
 //!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
 //!                                [--rotated [--pruned]]
-//! guardrails-audit verify --postgres [--chain ID] [--key-file F]
+//! guardrails-audit verify --postgres [--chain ID] [--key-file F] [--checkpoints F]
 //!                                [--checkpoint-key-file F | --checkpoint-public-key-file F]
 //!                                [--postgres-url-file F]
 //!                                [--postgres-ca-file F]
@@ -23,11 +23,12 @@
 //! it: errors name the host at most.
 //!
 //! Built with the `postgres-rustls` feature, they connect through rustls
-//! (`guardrails_audit::sink::postgres::rustls_connector`): TLS when the URL
-//! says `sslmode=require` (a server without TLS is refused) or when the
-//! server offers it (`prefer`, the default), the server certificate and host
-//! name always verified against Mozilla's roots plus the PEM CA
-//! certificates of `--postgres-ca-file F`. Without that feature the
+//! (`guardrails_audit::sink::postgres::rustls_connector`): always TLS over
+//! TCP (a server without TLS is refused; `sslmode=prefer`, the default, is
+//! taken as `require`, so nobody on the network path can strip TLS), unless
+//! the URL says `sslmode=disable` or names a Unix socket; the server
+//! certificate and host name always verified against Mozilla's roots plus
+//! the PEM CA certificates of `--postgres-ca-file F`. Without that feature the
 //! connection is plain (no TLS: use a Unix socket, loopback or a trusted
 //! network), a URL with `sslmode=require` is refused, and
 //! `--postgres-ca-file` is an error.
@@ -78,10 +79,10 @@ use secrecy::SecretString;
 
 /// How the PostgreSQL commands connect, for `--help`.
 #[cfg(feature = "postgres-rustls")]
-const POSTGRES_TLS_HELP: &str = "PostgreSQL TLS: rustls, used when the URL says sslmode=require \
-(a server without TLS is refused) or the server offers it (sslmode=prefer, the default); \
-the server certificate and host name are always verified, against Mozilla's roots plus \
---postgres-ca-file.";
+const POSTGRES_TLS_HELP: &str = "PostgreSQL TLS: rustls, always over TCP (a server without TLS \
+is refused; sslmode=prefer, the default, is taken as require), unless the URL says \
+sslmode=disable or names a Unix socket; the server certificate and host name are always \
+verified, against Mozilla's roots plus --postgres-ca-file.";
 /// How the PostgreSQL commands connect, for `--help`.
 #[cfg(not(feature = "postgres-rustls"))]
 const POSTGRES_TLS_HELP: &str = "PostgreSQL TLS: none in this build (built without the \
@@ -109,7 +110,7 @@ enum Command {
         file: Option<PathBuf>,
         /// Verify the chains stored in PostgreSQL instead of a file (URL from
         /// GUARDRAILS_AUDIT_POSTGRES_URL or --postgres-url-file).
-        #[arg(long, conflicts_with_all = ["file", "checkpoints", "no_checkpoints", "rotated"])]
+        #[arg(long, conflicts_with_all = ["file", "no_checkpoints", "rotated"])]
         postgres: bool,
         /// With --postgres: only this chain (default: every chain).
         #[arg(long, requires = "postgres")]
@@ -123,7 +124,10 @@ enum Command {
         #[arg(long, requires = "key_file", conflicts_with = "postgres")]
         previous_key_file: Vec<PathBuf>,
         /// The checkpoint file to check against (default: `<FILE>.checkpoints`,
-        /// when it exists).
+        /// when it exists). With --postgres: checkpoints kept off the
+        /// database (a copy of `audit_checkpoints`, or `export
+        /// --checkpoints-out`), which reveal records removed together with
+        /// their checkpoints in the database, and chains removed whole.
         #[arg(long)]
         checkpoints: Option<PathBuf>,
         /// Do not check against any checkpoint file, not even
@@ -239,6 +243,7 @@ fn main() -> ExitCode {
             postgres: true,
             chain,
             key_file,
+            checkpoints,
             checkpoint_key_file,
             checkpoint_public_key_file,
             postgres_url_file,
@@ -246,6 +251,7 @@ fn main() -> ExitCode {
             ..
         } => pg::verify(
             chain,
+            checkpoints,
             key_file.as_deref(),
             checkpoint_key_file.as_deref(),
             checkpoint_public_key_file.as_deref(),
@@ -550,7 +556,7 @@ fn write_load(file: &Path, key_file: Option<&Path>, count: u64, concurrency: u64
 #[cfg(feature = "postgres")]
 mod pg {
     use std::io::{BufWriter, Write};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
     use guardrails_audit::VerifyError;
@@ -619,6 +625,13 @@ mod pg {
         // The parser's messages may quote parts of the URL: not shown.
         let config = guardrails_audit::sink::postgres::connection_config(url)
             .map_err(|e| format!("the database URL: {e}"))?;
+        // Nobody on the network path may talk the CLI out of TLS.
+        #[cfg(feature = "postgres-rustls")]
+        let config = {
+            let mut config = config;
+            guardrails_audit::sink::postgres::require_tls(&mut config);
+            config
+        };
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(host)) => host.clone(),
             #[cfg(unix)]
@@ -656,6 +669,7 @@ mod pg {
 
     pub(super) fn verify(
         chain: Option<String>,
+        checkpoints: Option<PathBuf>,
         key_file: Option<&Path>,
         checkpoint_key_file: Option<&Path>,
         checkpoint_public_key_file: Option<&Path>,
@@ -665,6 +679,14 @@ mod pg {
         let mut options = PgVerifyOptions::new();
         if let Some(chain) = chain {
             options = options.chain(chain);
+        }
+        match checkpoints {
+            Some(path) => options = options.checkpoints(path),
+            None => eprintln!(
+                "note: checked against the database's own checkpoints only; records removed \
+                 together with their checkpoints, or a chain removed whole, are found with \
+                 --checkpoints F (a copy kept off the database)"
+            ),
         }
         if let Some(path) = checkpoint_public_key_file {
             match read_public_key(path) {
@@ -773,18 +795,21 @@ mod pg {
             let db = |e: QueryError| e.to_string();
             let mut count = 0_u64;
             if let Some(chain) = &args.chain {
-                let mut from = 0;
+                // Every row of the chain, as stored: a row the schema should
+                // have refused (a second one at a seq, a negative seq) is
+                // written too, for the file verifier to report.
+                let mut after = None;
                 loop {
-                    let page = query::read_chain(&client, chain, from, MAX_LIMIT)
+                    let page = query::read_chain(&client, chain, after, MAX_LIMIT)
                         .await
                         .map_err(db)?;
-                    for event in &page {
+                    for event in &page.records {
                         write_line(&mut out, &event.record)?;
                         count += 1;
                     }
-                    match page.last() {
-                        Some(last) if page.len() == MAX_LIMIT as usize => from = last.seq + 1,
-                        _ => break,
+                    match page.next {
+                        Some(cursor) => after = Some(cursor),
+                        None => break,
                     }
                 }
                 if count == 0 && !query::chain_ids(&client).await.map_err(db)?.contains(chain) {

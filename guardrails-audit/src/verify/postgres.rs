@@ -23,7 +23,20 @@
 //!   [`DamageKind::Truncated`] — also for a registered chain with no rows
 //!   left at all;
 //! - in the all-chains mode, rows of a chain that is not registered in
-//!   `audit_chains` are [`DamageKind::Inserted`].
+//!   `audit_chains` are [`DamageKind::Inserted`];
+//! - every row of a chain up to its last record is read and checked: rows
+//!   that the `(seq, id)` order would hide from a reader paging through it
+//!   (a second row with the same `seq` and `id`, possible once the owner
+//!   drops the `UNIQUE` constraint; a negative `seq`, once the owner drops
+//!   its `CHECK`) are [`DamageKind::Inserted`], found by counting the
+//!   chain's rows against the rows read;
+//! - with [`PgVerifyOptions::checkpoints`], the chains are also checked
+//!   against checkpoints kept off the database (a copy of
+//!   `audit_checkpoints`, or the `--checkpoints-out` of an earlier
+//!   `guardrails-audit export --chain`): the table owner can remove the
+//!   newest records of a chain *and* the checkpoints that name them, or a
+//!   whole chain with its registration, which only such a copy reveals
+//!   ([`DamageKind::Truncated`]).
 //!
 //! The damage names the chain and the first bad seq in its
 //! [`Location`]: the row (by its `seq` column), the checkpoint (by its id),
@@ -47,7 +60,10 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -77,6 +93,7 @@ pub struct PgVerifyOptions {
     checkpoint_key: Option<SecretString>,
     checkpoint_public_key: Option<Ed25519VerifyingKey>,
     chain: Option<String>,
+    checkpoints: Option<PathBuf>,
 }
 
 impl fmt::Debug for PgVerifyOptions {
@@ -89,6 +106,7 @@ impl fmt::Debug for PgVerifyOptions {
             )
             .field("checkpoint_public_key", &self.checkpoint_public_key)
             .field("chain", &self.chain)
+            .field("checkpoints", &self.checkpoints)
             .finish()
     }
 }
@@ -123,6 +141,21 @@ impl PgVerifyOptions {
     /// with rows but no registration).
     pub fn chain(mut self, chain_id: impl Into<String>) -> Self {
         self.chain = Some(chain_id.into());
+        self
+    }
+
+    /// Also check the chains against the checkpoints in this file, kept
+    /// off the database: one checkpoint per line, as `audit_checkpoints`
+    /// stores them and the file sink writes them (a copy a job ships
+    /// elsewhere, or the `--checkpoints-out` of `guardrails-audit export
+    /// --chain`), any chains mixed, each chain's in the order they were
+    /// written. Every line must verify with the checkpoint key. A chain must
+    /// still hold every record they name, and a chain they name must still
+    /// exist: the table owner can remove a chain's newest records together
+    /// with the checkpoints in the database that name them, or a whole
+    /// chain, which only a copy kept elsewhere reveals.
+    pub fn checkpoints(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoints = Some(path.into());
         self
     }
 }
@@ -239,13 +272,89 @@ pub async fn verify_postgres(
         }));
     }
 
+    let mut kept = match &options.checkpoints {
+        Some(path) => read_kept_checkpoints(path, options)?,
+        None => BTreeMap::new(),
+    };
+    if let Some(id) = &options.chain {
+        kept.retain(|chain_id, _| chain_id == id);
+    }
+    // A chain whose checkpoints were kept but which is gone: its rows, its
+    // checkpoints and its registration removed.
+    if let Some(chain_id) = kept
+        .keys()
+        .find(|id| !registered.iter().any(|(registered, _)| registered == *id))
+    {
+        return Err(VerifyError::Damaged(Damage {
+            kind: DamageKind::Truncated,
+            seq: Some(0),
+            detail: "a chain named by the checkpoints kept off the database is gone (its \
+                     records and its registration were removed)"
+                .into(),
+            location: Location::Chain {
+                chain_id: chain_id.clone(),
+            },
+        }));
+    }
+
     let mut report = PgVerifyReport::default();
     for (chain_id, alg) in registered {
+        let kept = kept.remove(&chain_id).unwrap_or_default();
         report
             .chains
-            .push(verify_chain(client, options, chain_id, &alg).await?);
+            .push(verify_chain(client, options, chain_id, &alg, kept).await?);
     }
     Ok(report)
+}
+
+/// The checkpoints of [`PgVerifyOptions::checkpoints`], by chain, each
+/// chain's in file order, every one of them checked.
+fn read_kept_checkpoints(
+    path: &Path,
+    options: &PgVerifyOptions,
+) -> Result<BTreeMap<String, Vec<Result<Checkpoint, VerifyError>>>, VerifyError> {
+    let io = |source| VerifyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let verifier = checkpoint_verifier(options);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut by_chain: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let number = index as u64 + 1;
+        let checkpoint = check::parse_checkpoint(
+            serde_json::from_str(&line).ok(),
+            &verifier,
+            Location::Line {
+                file: path.to_owned(),
+                line: number,
+            },
+            format!("kept checkpoint line {number}"),
+        )?;
+        let Some(chain_id) = checkpoint.chain_id.clone() else {
+            return Err(VerifyError::Damaged(Damage {
+                kind: DamageKind::Malformed,
+                seq: checkpoint.seq,
+                location: checkpoint.location,
+                detail: "no chain id".into(),
+            }));
+        };
+        by_chain.entry(chain_id).or_default().push(Ok(checkpoint));
+    }
+    Ok(by_chain)
+}
+
+fn checkpoint_verifier(options: &PgVerifyOptions) -> CheckpointVerifier {
+    CheckpointVerifier::from_keys(
+        options.checkpoint_key.as_ref(),
+        options.key.as_ref(),
+        &[],
+        options.checkpoint_public_key,
+    )
 }
 
 async fn verify_chain(
@@ -253,6 +362,7 @@ async fn verify_chain(
     options: &PgVerifyOptions,
     chain_id: String,
     alg: &str,
+    kept: Vec<Result<Checkpoint, VerifyError>>,
 ) -> Result<VerifyReport, VerifyError> {
     let chain_damage = |kind, detail: &str| {
         VerifyError::Damaged(Damage {
@@ -282,7 +392,8 @@ async fn verify_chain(
     };
 
     let checkpoints = read_checkpoints(client, options, &chain_id).await?;
-    let keep = check::wanted_seqs(&checkpoints);
+    let mut keep = check::wanted_seqs(&checkpoints);
+    keep.extend(check::wanted_seqs(&kept));
 
     let statement = client
         .prepare(
@@ -345,7 +456,10 @@ async fn verify_chain(
         Ok::<_, VerifyError>((report, state))
     });
 
-    let mut after = (-1_i64, Uuid::nil());
+    // From below any seq: a row with a negative seq is read (and judged)
+    // too.
+    let mut after = (i64::MIN, Uuid::nil());
+    let mut rows_read: i64 = 0;
     let read = async {
         loop {
             let rows = client
@@ -362,6 +476,7 @@ async fn verify_chain(
                 return Ok(());
             };
             after = (last.seq, last.id);
+            rows_read += page.len() as i64;
             // The checker stopped (damage found): nothing more to read.
             if pages.send(page).await.is_err() || !full {
                 return Ok(());
@@ -377,6 +492,7 @@ async fn verify_chain(
     // A verdict on a chain that could not be read to its end is no verdict.
     read?;
     let (mut report, state) = checked?;
+    check_all_rows_read(client, &chain_id, after.0, rows_read).await?;
     let ends = TrailEnds {
         end: Location::Chain {
             chain_id: chain_id.clone(),
@@ -385,7 +501,53 @@ async fn verify_chain(
         whole: true,
     };
     check::check_checkpoints(checkpoints, &state, &ends, &mut report)?;
+    if !kept.is_empty() {
+        check::check_checkpoints(kept, &state, &ends, &mut report)?;
+    }
     Ok(report)
+}
+
+/// Counts the chain's rows up to `last_seq`, the seq of the last row read
+/// (a writer appends only above it): more than `rows_read` means rows the
+/// keyset order hid from the reader, a second row with the `seq` and `id`
+/// of another at a page boundary, or one below the first page's start.
+/// Without any row read, a row with a negative seq is the same.
+async fn check_all_rows_read(
+    client: &Client,
+    chain_id: &str,
+    last_seq: i64,
+    rows_read: i64,
+) -> Result<(), VerifyError> {
+    let (count, last_seq) = if rows_read == 0 {
+        (0, -1)
+    } else {
+        (rows_read, last_seq)
+    };
+    let row = client
+        .query_one(
+            "SELECT count(*), (SELECT seq FROM audit_events WHERE chain_id = $1 AND seq <= $2 \
+                               GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1) \
+             FROM audit_events WHERE chain_id = $1 AND seq <= $2",
+            &[&chain_id, &last_seq],
+        )
+        .await
+        .map_err(db("count the chain's rows"))?;
+    let stored: i64 = row.try_get(0).map_err(db("count the chain's rows"))?;
+    let twice: Option<i64> = row.try_get(1).map_err(db("count the chain's rows"))?;
+    if stored == count {
+        return Ok(());
+    }
+    Err(VerifyError::Damaged(Damage {
+        kind: DamageKind::Inserted,
+        seq: twice.and_then(|seq| u64::try_from(seq).ok()),
+        location: Location::Chain {
+            chain_id: chain_id.to_owned(),
+        },
+        detail: format!(
+            "the chain holds {stored} rows up to its last record, {count} of them in order: \
+             the others share a seq and id with a row read, or have a seq below 0"
+        ),
+    }))
 }
 
 /// The checkpoints of a chain, in the order they were stored, each with its
@@ -395,12 +557,7 @@ async fn read_checkpoints(
     options: &PgVerifyOptions,
     chain_id: &str,
 ) -> Result<Vec<Result<Checkpoint, VerifyError>>, VerifyError> {
-    let verifier = CheckpointVerifier::from_keys(
-        options.checkpoint_key.as_ref(),
-        options.key.as_ref(),
-        &[],
-        options.checkpoint_public_key,
-    );
+    let verifier = checkpoint_verifier(options);
     let rows = client
         .query(
             "SELECT id, seq, hash, record::text FROM audit_checkpoints \

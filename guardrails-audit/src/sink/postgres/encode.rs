@@ -5,11 +5,12 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use crate::chain::ChainHasher;
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, MAX_SAFE_INTEGER, format_time};
 use crate::jcs::NotCanonical;
 use crate::sink::file::encode_record;
 
@@ -125,94 +126,29 @@ impl Rows {
         };
         let hash: String = hash.iter().map(|b| char::from(*b)).collect();
         // The canonical bytes are UTF-8 (they encode a Rust string tree).
-        self.record
-            .push(String::from_utf8_lossy(scratch).into_owned());
-        self.seq
-            .push(i64::try_from(head.next_seq).unwrap_or(i64::MAX));
-        self.prev
-            .push(std::mem::replace(&mut head.hash, hash.clone()));
-        self.hash.push(hash);
-        head.next_seq += 1;
-        self.id.push(event.id());
-        self.time.push(event.time);
-        self.action.push(event.action().to_owned());
-        self.category.push(event.category().as_str().to_owned());
-        self.outcome.push(event.outcome().as_str().to_owned());
-        self.reason.push(event.reason().map(str::to_owned));
-        let actor = event.actor();
-        self.actor.push(actor.subject.as_deref().map(str::to_owned));
-        self.tenant.push(actor.tenant.as_deref().map(str::to_owned));
-        self.auth_method.push(actor.auth_method.map(str::to_owned));
-        let target = event.target();
-        self.target_type
-            .push(target.map(|t| t.kind.as_ref().to_owned()));
-        self.target_id
-            .push(target.map(|t| t.id.as_str().to_owned()));
-        self.source_ip
-            .push(event.source().ip.map(|ip| ip.to_string()));
-        let request = event.request();
-        self.request_id
-            .push(request.and_then(|r| r.id.as_deref()).map(str::to_owned));
-        self.method
-            .push(request.and_then(|r| r.method.as_deref()).map(str::to_owned));
-        self.route
-            .push(request.and_then(|r| r.route.as_deref()).map(str::to_owned));
-        self.status
-            .push(request.and_then(|r| r.status).map(i32::from));
-        self.duration_us.push(
-            request
-                .and_then(|r| r.duration_us)
-                .and_then(|d| i64::try_from(d).ok()),
-        );
+        self.push_chained(String::from_utf8_lossy(scratch).into_owned(), hash, head);
+        self.push_columns(EventColumns::of_event(event));
         Ok(())
     }
 
     /// Chains an already built record (an outbox row: the canonical record
     /// of an event without `chain`) after `head` and appends its row.
     ///
-    /// Returns `false`, appending nothing, when the record is not an audit
-    /// record (not an object, or without a valid `id` and `time`).
+    /// # Errors
+    ///
+    /// Why the record cannot be relayed as it is ([`Unusable`]); nothing is
+    /// appended and `head` is unchanged.
     pub(crate) fn push_record(
         &mut self,
         hasher: &ChainHasher,
         chain_id: &str,
         head: &mut Head,
         mut record: Map<String, Value>,
-    ) -> Result<bool, NotCanonical> {
-        let Some(id) = record
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
-        else {
-            return Ok(false);
-        };
-        let Some(time) = record.get("time").and_then(Value::as_str).and_then(|s| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        }) else {
-            return Ok(false);
-        };
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        let at = |path: &str| text(record_pointer(&record, path));
-        let (action, category, outcome) = (at("/action"), at("/category"), at("/outcome"));
-        let (Some(action), Some(category), Some(outcome)) = (action, category, outcome) else {
-            return Ok(false);
-        };
-        let row_status = record_pointer(&record, "/request/status")
-            .and_then(Value::as_i64)
-            .and_then(|s| i32::try_from(s).ok());
-        let row_duration = record_pointer(&record, "/request/duration_us").and_then(Value::as_i64);
-        let columns = [
-            at("/reason"),
-            at("/actor/subject"),
-            at("/actor/tenant"),
-            at("/actor/auth_method"),
-            at("/target/type"),
-            at("/target/id"),
-            at("/source/ip"),
-            at("/request/id"),
-            at("/request/method"),
-            at("/request/route"),
-        ];
+    ) -> Result<(), Unusable> {
+        let columns = EventColumns::of_record(&record).ok_or(Unusable::NotAnAuditRecord)?;
+        if !columns.agree_with(&record) {
+            return Err(Unusable::InexactColumns);
+        }
         let mut chain = Map::new();
         chain.insert("alg".into(), Value::from(hasher.alg().as_str()));
         chain.insert("id".into(), Value::from(chain_id));
@@ -220,49 +156,218 @@ impl Rows {
         chain.insert("prev".into(), Value::from(head.hash.as_str()));
         record.insert("chain".into(), Value::Object(chain));
         let mut record = Value::Object(record);
-        let hash = hasher.hash_record(&record)?;
+        let hash = hasher
+            .hash_record(&record)
+            .map_err(|_| Unusable::NotAnAuditRecord)?;
         if let Some(chain) = record.get_mut("chain").and_then(Value::as_object_mut) {
             chain.insert("hash".into(), Value::from(hash.as_str()));
         }
-        let bytes = crate::jcs::to_vec(&record)?;
-        self.record
-            .push(String::from_utf8_lossy(&bytes).into_owned());
+        let bytes = crate::jcs::to_vec(&record).map_err(|_| Unusable::NotAnAuditRecord)?;
+        self.push_chained(String::from_utf8_lossy(&bytes).into_owned(), hash, head);
+        self.push_columns(columns);
+        Ok(())
+    }
+
+    /// Appends the record and chain columns of a row chained after `head`
+    /// with `hash`, and advances `head`.
+    fn push_chained(&mut self, record: String, hash: String, head: &mut Head) {
+        self.record.push(record);
         self.seq
             .push(i64::try_from(head.next_seq).unwrap_or(i64::MAX));
         self.prev
             .push(std::mem::replace(&mut head.hash, hash.clone()));
         self.hash.push(hash);
         head.next_seq += 1;
+    }
+
+    fn push_columns(&mut self, columns: EventColumns) {
+        let EventColumns {
+            id,
+            time,
+            required: [action, category, outcome],
+            optional:
+                [
+                    reason,
+                    actor,
+                    tenant,
+                    auth_method,
+                    target_type,
+                    target_id,
+                    source_ip,
+                    request_id,
+                    method,
+                    route,
+                ],
+            status,
+            duration_us,
+        } = columns;
         self.id.push(id);
         self.time.push(time);
         self.action.push(action);
         self.category.push(category);
         self.outcome.push(outcome);
-        let [
-            reason,
-            actor,
-            tenant,
-            auth,
-            ttype,
-            tid,
-            ip,
-            rid,
-            method,
-            route,
-        ] = columns;
         self.reason.push(reason);
         self.actor.push(actor);
         self.tenant.push(tenant);
-        self.auth_method.push(auth);
-        self.target_type.push(ttype);
-        self.target_id.push(tid);
-        self.source_ip.push(ip);
-        self.request_id.push(rid);
+        self.auth_method.push(auth_method);
+        self.target_type.push(target_type);
+        self.target_id.push(target_id);
+        self.source_ip.push(source_ip);
+        self.request_id.push(request_id);
         self.method.push(method);
         self.route.push(route);
-        self.status.push(row_status);
-        self.duration_us.push(row_duration);
-        Ok(true)
+        self.status.push(status);
+        self.duration_us.push(duration_us);
+    }
+}
+
+/// Why an outbox row is not relayed as it is: the `reason` of the
+/// `audit.outbox_rejected` record that takes its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Not an object with a valid `id`, `time`, `action`, `category` and
+    /// `outcome`.
+    NotAnAuditRecord,
+    /// A column would not say what the record says, so that verification
+    /// would report the row modified: a time not in the form the library
+    /// writes, an integer outside its column's range
+    /// ([`EventColumns::agree_with`]).
+    InexactColumns,
+    /// Longer than [`MAX_OUTBOX_RECORD_BYTES`](super::outbox::MAX_OUTBOX_RECORD_BYTES)
+    /// (never read).
+    TooLarge,
+}
+
+impl Unusable {
+    /// The reason code of the `audit.outbox_rejected` record.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::NotAnAuditRecord => "not_an_audit_record",
+            Self::InexactColumns => "columns_not_exact",
+            Self::TooLarge => "too_large",
+        }
+    }
+}
+
+/// Where the `action`, `category` and `outcome` columns are in a record.
+const REQUIRED_TEXT: [&str; 3] = ["/action", "/category", "/outcome"];
+
+/// Where the optional text columns are in a record, from `reason` to
+/// `route` in the order of `audit_events`.
+const OPTIONAL_TEXT: [&str; 10] = [
+    "/reason",
+    "/actor/subject",
+    "/actor/tenant",
+    "/actor/auth_method",
+    "/target/type",
+    "/target/id",
+    "/source/ip",
+    "/request/id",
+    "/request/method",
+    "/request/route",
+];
+
+/// The event columns of a row (all but the chain's and `record`).
+#[derive(Debug)]
+pub(crate) struct EventColumns {
+    id: Uuid,
+    time: OffsetDateTime,
+    /// In [`REQUIRED_TEXT`] order.
+    required: [String; 3],
+    /// In [`OPTIONAL_TEXT`] order.
+    optional: [Option<String>; 10],
+    status: Option<i32>,
+    duration_us: Option<i64>,
+}
+
+impl EventColumns {
+    fn of_event(event: &AuditEvent) -> Self {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        let actor = event.actor();
+        let target = event.target();
+        let request = event.request();
+        Self {
+            id: event.id(),
+            time: event.time,
+            required: [
+                event.action().to_owned(),
+                event.category().as_str().to_owned(),
+                event.outcome().as_str().to_owned(),
+            ],
+            optional: [
+                owned(event.reason()),
+                owned(actor.subject.as_deref()),
+                owned(actor.tenant.as_deref()),
+                owned(actor.auth_method),
+                target.map(|t| t.kind.as_ref().to_owned()),
+                target.map(|t| t.id.as_str().to_owned()),
+                event.source().ip.map(|ip| ip.to_string()),
+                owned(request.and_then(|r| r.id.as_deref())),
+                owned(request.and_then(|r| r.method.as_deref())),
+                owned(request.and_then(|r| r.route.as_deref())),
+            ],
+            status: request.and_then(|r| r.status).map(i32::from),
+            // The record holds a duration above 2^53 - 1 as a string
+            // (`integers_only`), which the column does not take.
+            duration_us: request
+                .and_then(|r| r.duration_us)
+                .and_then(|d| i64::try_from(d).ok())
+                .filter(|d| *d <= MAX_SAFE_INTEGER),
+        }
+    }
+
+    /// The columns of an outbox record, read from it the way
+    /// `verify_postgres` reads them back; `None` without a valid `id` and
+    /// `time`, or without `action`, `category` and `outcome`.
+    fn of_record(record: &Map<String, Value>) -> Option<Self> {
+        let text = |path: &str| record_pointer(record, path).and_then(Value::as_str);
+        let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
+        let id = text("/id").and_then(|s| Uuid::parse_str(s).ok())?;
+        let time = text("/time").and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())?;
+        let [Some(action), Some(category), Some(outcome)] =
+            REQUIRED_TEXT.map(|path| text(path).map(str::to_owned))
+        else {
+            return None;
+        };
+        Some(Self {
+            id,
+            time,
+            required: [action, category, outcome],
+            optional: OPTIONAL_TEXT.map(|path| text(path).map(str::to_owned)),
+            status: int("/request/status").and_then(|s| i32::try_from(s).ok()),
+            duration_us: int("/request/duration_us"),
+        })
+    }
+
+    /// Whether these columns, as the database keeps them, say what `record`
+    /// says: the comparisons `verify_postgres` makes between a row and its
+    /// stored record (`RawRow::mismatch` in `verify/postgres.rs`), where any
+    /// difference is a modified row. Keep the two in step.
+    ///
+    /// The `uuid`, `text` and integer columns keep their values exactly; an
+    /// integer the record holds outside its column's range (`int4`
+    /// `status`) has no column value and does not agree. The `timestamptz`
+    /// column keeps whole microseconds, so the record's time must be
+    /// exactly the text the library writes for it (RFC 3339, UTC,
+    /// microseconds): more digits would be cut, and verification would
+    /// compare another instant. That is stricter than verification, which
+    /// takes any text of the same instant: a relayed record's time reads
+    /// like every other record's.
+    pub(crate) fn agree_with(&self, record: &Map<String, Value>) -> bool {
+        let text = |path: &str| record_pointer(record, path).and_then(Value::as_str);
+        let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
+        text("/id").and_then(|s| Uuid::parse_str(s).ok()) == Some(self.id)
+            && text("/time") == Some(format_time(self.time).as_str())
+            && int("/request/status") == self.status.map(i64::from)
+            && int("/request/duration_us") == self.duration_us
+            && REQUIRED_TEXT
+                .iter()
+                .zip(&self.required)
+                .all(|(path, column)| text(path) == Some(column.as_str()))
+            && OPTIONAL_TEXT
+                .iter()
+                .zip(&self.optional)
+                .all(|(path, column)| text(path) == column.as_deref())
     }
 }
 
@@ -450,7 +555,7 @@ mod tests {
         let (mut ha, mut hb) = (start.clone(), start);
         a.push_event(&hasher, "c", &mut ha, &event, &mut Vec::new())
             .unwrap();
-        assert!(b.push_record(&hasher, "c", &mut hb, record).unwrap());
+        b.push_record(&hasher, "c", &mut hb, record).unwrap();
         assert_eq!(a.record, b.record, "same bytes through either path");
         assert_eq!(ha, hb);
         assert_eq!(b.target_id[0].as_deref(), Some("inv_1"));
@@ -458,7 +563,96 @@ mod tests {
             next_seq: 0,
             hash: ZERO_HASH.to_owned(),
         };
-        assert!(!b.push_record(&hasher, "c", &mut junk, Map::new()).unwrap());
+        assert_eq!(
+            b.push_record(&hasher, "c", &mut junk, Map::new()),
+            Err(Unusable::NotAnAuditRecord)
+        );
         assert_eq!(junk.next_seq, 0);
+    }
+
+    fn record_of(event: &AuditEvent) -> Map<String, Value> {
+        let mut bytes = Vec::new();
+        event.write_canonical(&mut bytes, None).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn pipeline_rows_agree_with_their_records() {
+        let request = |status, duration_us| RequestInfo {
+            id: Some("req-1".into()),
+            method: Some("GET".into()),
+            route: Some("/invoices/{id}".into()),
+            status,
+            duration_us,
+            ..RequestInfo::default()
+        };
+        for event in [
+            AuditEvent::new("a.b", Category::System),
+            AuditEvent::new("a.b", Category::DataWrite)
+                .with_reason("r")
+                .with_target("invoice", "inv_1")
+                .with_request(request(Some(u16::MAX), Some(0))),
+            AuditEvent::new("a.b", Category::System).with_request(request(None, Some(1 << 53))),
+            AuditEvent::new("a.b", Category::System).with_request(request(None, Some(1 << 60))),
+            AuditEvent::new("a.b", Category::System).with_request(request(None, Some(u64::MAX))),
+        ] {
+            let record = record_of(&event);
+            assert!(
+                EventColumns::of_event(&event).agree_with(&record),
+                "{record:?}"
+            );
+            let columns = EventColumns::of_record(&record).unwrap();
+            assert!(columns.agree_with(&record), "{record:?}");
+        }
+    }
+
+    #[test]
+    fn outbox_records_whose_columns_would_change_are_unusable() {
+        let event = AuditEvent::new("a.b", Category::System).with_request(RequestInfo {
+            status: Some(200),
+            ..RequestInfo::default()
+        });
+        let canonical = record_of(&event);
+        let time = canonical["time"].as_str().unwrap().to_owned();
+        let (seconds, micros) = time.trim_end_matches('Z').split_once('.').unwrap();
+        let (exact, inexact, junk) = (
+            Ok(()),
+            Err(Unusable::InexactColumns),
+            Err(Unusable::NotAnAuditRecord),
+        );
+        let cases: [(&str, Value, Result<(), Unusable>); 12] = [
+            ("/time", time.clone().into(), exact),
+            ("/time", format!("{seconds}.{micros}7Z").into(), inexact),
+            (
+                "/time",
+                format!("{seconds}.{}Z", &micros[1..]).into(),
+                inexact,
+            ),
+            ("/time", format!("{seconds}.{micros}+00:00").into(), inexact),
+            ("/time", format!("{seconds}.{micros}z").into(), inexact),
+            ("/time", format!("{seconds}Z").into(), inexact),
+            ("/time", "yesterday".into(), junk),
+            ("/request/status", 3_000_000_000_u64.into(), inexact),
+            ("/request/status", (-1).into(), exact),
+            ("/request/status", "200".into(), exact),
+            ("/request/duration_us", u64::MAX.to_string().into(), exact),
+            ("/action", 1.into(), junk),
+        ];
+        let hasher = ChainHasher::sha256();
+        for (path, value, expected) in cases {
+            let mut record = Value::Object(canonical.clone());
+            *record.pointer_mut(path).unwrap() = value.clone();
+            let Value::Object(record) = record else {
+                unreachable!()
+            };
+            let mut rows = Rows::default();
+            let mut head = Head {
+                next_seq: 0,
+                hash: ZERO_HASH.to_owned(),
+            };
+            let pushed = rows.push_record(&hasher, "c", &mut head, record);
+            assert_eq!(pushed, expected, "{path} = {value}");
+            assert_eq!(rows.len(), usize::from(expected.is_ok()));
+        }
     }
 }

@@ -69,8 +69,10 @@
 //! not written over (a crash never does that: a checkpoint commits with
 //! the records it names). This is a check at start, not verification: an
 //! owner who also removes the checkpoints above a cut, or rewrites a
-//! record's content, is found by [`verify_postgres`](crate::verify::postgres::verify_postgres)
-//! against checkpoints kept off the database (below). Never run two writers with
+//! record's content, is found by [`verify_postgres`](crate::verify::postgres::verify_postgres):
+//! a rewrite by the chain's hashes, a cut above removed checkpoints only
+//! against checkpoints kept off the database
+//! ([`PgVerifyOptions::checkpoints`](crate::verify::postgres::PgVerifyOptions::checkpoints), below). Never run two writers with
 //! the same chain id at once: their inserts collide on `(chain_id, seq)`; the
 //! sink detects it (a record at its seq with another hash), logs an error,
 //! counts `guardrails_audit_postgres_chain_conflicts_total` and retries after
@@ -124,8 +126,12 @@
 //! the records stay hash-chained (HMAC with a key the database never sees
 //! makes a rewrite detectable even for the owner) and why checkpoints exist:
 //! signed checkpoints make truncation and wholesale rewrites detectable up
-//! to the last checkpoint; for the strongest guarantee ship them elsewhere
-//! too (or have a job copy `audit_checkpoints` off the database).
+//! to the last checkpoint. Checkpoints in the database are the owner's to
+//! remove too: against an owner, truncation (and a chain removed whole) is
+//! found only against a copy kept elsewhere. Have a job copy
+//! `audit_checkpoints` off the database (one `record` per line), and verify
+//! with [`PgVerifyOptions::checkpoints`](crate::verify::postgres::PgVerifyOptions::checkpoints)
+//! (`guardrails-audit verify --postgres --checkpoints F`).
 //!
 //! # The writer role
 //!
@@ -153,7 +159,14 @@
 //! the same transaction: each row moves exactly once, and several sinks
 //! relay concurrently without waiting on each other. An outbox row that is
 //! not an audit record (written by hand) is replaced by an
-//! `audit.outbox_rejected` record keeping its text, never silently dropped.
+//! `audit.outbox_rejected` record keeping its text, never silently dropped;
+//! so is a record whose columns would not say what it says (a time with
+//! more than microseconds, a `status` beyond `int4`), which verification
+//! would report as modified. A record longer than
+//! [`MAX_OUTBOX_RECORD_BYTES`] is refused by [`record_in`]; such a row
+//! written by other means is replaced, unread, by a rejection naming its id
+//! and sizes. One transaction relays at most 1 MiB of records (and at most
+//! [`PostgresSinkBuilder::outbox_relay`] rows); the rest wait for the next.
 //! Outbox events get their chain position when relayed, so their `seq`
 //! order is relay order; their `time` is when they were recorded.
 //!
@@ -204,7 +217,7 @@ mod sink;
 mod tls;
 
 pub use migrate::{MigrationReport, SCHEMA_VERSION, migrate};
-pub use outbox::{record_in, record_in_with};
+pub use outbox::{MAX_OUTBOX_RECORD_BYTES, record_in, record_in_with};
 pub use sink::{ACTION_OUTBOX_REJECTED, PostgresSink, PostgresSinkBuilder};
 #[cfg(feature = "postgres-rustls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
@@ -259,6 +272,46 @@ pub fn connection_config(conn: &SecretString) -> Result<tokio_postgres::Config, 
             "the connection string does not parse"
         })
     })
+}
+
+/// Turns the default `sslmode=prefer` into `require` for a connection made
+/// with a TLS connector: with `prefer`, an active attacker on the network
+/// path can answer that the server has no TLS, and the client goes on in
+/// the clear (handing over a cleartext password when asked for one, and
+/// taking forged replies, a forged `COMMIT` among them). The sink does this
+/// when given a connector ([`PostgresSinkBuilder::tls`]); so does the CLI
+/// built with `postgres-rustls`. Left as it is: an explicit
+/// `sslmode=disable`, and a configuration whose hosts are all Unix sockets
+/// (where PostgreSQL offers no TLS). An explicit `sslmode=prefer` is
+/// upgraded too: to connect without TLS, say `disable`.
+///
+/// ```
+/// use guardrails_audit::sink::postgres::{connection_config, require_tls};
+/// use secrecy::SecretString;
+/// use tokio_postgres::config::SslMode;
+///
+/// let mut config = connection_config(&SecretString::from("host=db.internal user=audit")).unwrap();
+/// require_tls(&mut config);
+/// assert_eq!(config.get_ssl_mode(), SslMode::Require);
+/// ```
+pub fn require_tls(config: &mut tokio_postgres::Config) {
+    let all_unix = {
+        #[cfg(unix)]
+        {
+            let hosts = config.get_hosts();
+            !hosts.is_empty()
+                && hosts
+                    .iter()
+                    .all(|host| matches!(host, tokio_postgres::config::Host::Unix(_)))
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    };
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer && !all_unix {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
 }
 
 /// Whether `conn` sets `sslmode` to `verify-ca` or `verify-full`: as a URL
@@ -349,6 +402,17 @@ pub enum PgError {
     /// A record has no canonical form.
     #[error(transparent)]
     NotCanonical(#[from] NotCanonical),
+    /// [`record_in`] refused an event: its record is longer than
+    /// [`MAX_OUTBOX_RECORD_BYTES`]. Nothing was inserted.
+    #[error("the audit record is {size} bytes, more than the outbox takes ({max})")]
+    OutboxRecordTooLarge {
+        /// The record's length in bytes (as far as it was measured: its
+        /// canonical JSON when that is already too long, otherwise its text
+        /// as the server writes it).
+        size: usize,
+        /// [`MAX_OUTBOX_RECORD_BYTES`].
+        max: usize,
+    },
     /// The sink has no connection (closed).
     #[error("the PostgreSQL audit sink is closed")]
     Closed,
@@ -378,6 +442,11 @@ impl std::fmt::Debug for PgError {
                 f.debug_struct("ChainConflict").field("seq", seq).finish()
             }
             Self::NotCanonical(e) => f.debug_tuple("NotCanonical").field(e).finish(),
+            Self::OutboxRecordTooLarge { size, max } => f
+                .debug_struct("OutboxRecordTooLarge")
+                .field("size", size)
+                .field("max", max)
+                .finish(),
             Self::Closed => f.write_str("Closed"),
         }
     }
@@ -503,5 +572,22 @@ mod tests {
             config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Require
         );
+    }
+
+    #[test]
+    fn a_tls_connection_does_not_fall_back_to_the_clear() {
+        use tokio_postgres::config::SslMode;
+        let mode = |conn: &str| {
+            let mut config = connection_config(&SecretString::from(conn)).unwrap();
+            require_tls(&mut config);
+            config.get_ssl_mode()
+        };
+        assert_eq!(mode("host=h user=u"), SslMode::Require);
+        assert_eq!(mode("postgresql://u@h/db?sslmode=prefer"), SslMode::Require);
+        assert_eq!(mode("host=h,/run/postgresql user=u"), SslMode::Require);
+        assert_eq!(mode("host=h sslmode=disable user=u"), SslMode::Disable);
+        assert_eq!(mode("host=h sslmode=require user=u"), SslMode::Require);
+        #[cfg(unix)]
+        assert_eq!(mode("host=/run/postgresql user=u"), SslMode::Prefer);
     }
 }

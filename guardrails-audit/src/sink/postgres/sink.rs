@@ -1,5 +1,6 @@
 //! The PostgreSQL sink; see the [module documentation](super).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, Socket, Statement, Transaction};
 
 use super::PgError;
-use super::encode::{Head, JsonbText, Rows};
+use super::encode::{Head, JsonbText, Rows, Unusable};
+use super::outbox::{MAX_OUTBOX_RECORD_BYTES, Measured, OUTBOX_RELAY_BYTES, relay_plan};
 use crate::chain::{ChainHasher, ZERO_HASH, same_hash};
 use crate::event::{AuditEvent, Category, Outcome};
 use crate::signing::{CheckpointSigner, Ed25519SigningKey};
@@ -26,8 +28,14 @@ use crate::sink::file::{
 };
 use crate::sink::{AuditSink, SinkError, SinkFuture, WriteReceipt};
 
-/// The action of the record that replaces an outbox row that is not an
-/// audit record (its text is kept in `details.record`).
+/// The action of the record that replaces an outbox row the sink cannot
+/// relay as it is. Its `reason` says why: `not_an_audit_record`,
+/// `columns_not_exact` (a column would not say what the record says: a
+/// time with more than microseconds, a `status` beyond `int4`…) or
+/// `too_large` (longer than [`MAX_OUTBOX_RECORD_BYTES`]). Its details name
+/// the row (`outbox_id`) and its sizes in bytes (`stored_bytes`, and
+/// `text_bytes` when it was measured); but for `too_large`, which is never
+/// read, the start of the row's text is kept in `record`.
 pub const ACTION_OUTBOX_REJECTED: &str = "audit.outbox_rejected";
 
 /// The longest outbox text kept in an `audit.outbox_rejected` record.
@@ -71,8 +79,22 @@ const COPY_CHUNK: usize = 256;
 /// The name of the `UNIQUE (chain_id, seq)` constraint of `audit_events`.
 const CHAIN_SEQ_CONSTRAINT: &str = "audit_events_chain_seq";
 
-const TAKE_OUTBOX: &str = "SELECT id, record::text FROM audit_outbox ORDER BY id LIMIT $1 \
-     FOR UPDATE SKIP LOCKED";
+/// Locks the oldest `$1` outbox rows no other sink holds, and measures
+/// them ([`Measured`]) without reading them: the stored size of each, and
+/// the text's length of those not larger than `$2` when stored, while the
+/// stored sizes measured add up to at most `$3` (a record that compresses
+/// well takes longer to convert than its stored size suggests).
+/// [`READ_OUTBOX`] then reads those the relay takes.
+const TAKE_OUTBOX: &str = "SELECT id, stored, \
+     CASE WHEN stored <= $2 AND measured <= $3 THEN octet_length(record::text) END \
+     FROM (SELECT id, record, pg_column_size(record) AS stored, \
+                  sum(pg_column_size(record)) FILTER (WHERE pg_column_size(record) <= $2) \
+                      OVER (ORDER BY id) AS measured \
+           FROM (SELECT id, record FROM audit_outbox ORDER BY id LIMIT $1 \
+                 FOR UPDATE SKIP LOCKED) AS locked) AS sized \
+     ORDER BY id";
+
+const READ_OUTBOX: &str = "SELECT id, record::text FROM audit_outbox WHERE id = ANY($1)";
 
 type ConnectFuture<'a> = Pin<
     Box<
@@ -257,8 +279,10 @@ impl PostgresSinkBuilder {
     /// (for example `tokio_postgres_rustls::MakeRustlsConnect` or
     /// `postgres_native_tls::MakeTlsConnector`). Without it the sink uses
     /// `NoTls`: use that only on loopback, a Unix socket or a network you
-    /// trust. With `sslmode=require` in the connection string, a server
-    /// without TLS is refused.
+    /// trust. With a connector, a server without TLS is refused: the
+    /// default `sslmode=prefer` becomes `require` ([`require_tls`](super::require_tls)),
+    /// so nobody on the network path can talk the sink out of TLS; only an
+    /// explicit `sslmode=disable` (or a Unix socket) connects in the clear.
     pub fn tls<T>(mut self, tls: T) -> Self
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
@@ -297,6 +321,9 @@ impl PostgresSinkBuilder {
             ));
         }
         let mut config = super::connection_config(&self.conn)?;
+        if self.connector.tls {
+            super::require_tls(&mut config);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.io_timeout);
         }
@@ -787,26 +814,49 @@ impl PostgresSink {
         self.rows.clear();
         let mut outbox_ids: Vec<i64> = Vec::new();
         if self.outbox_limit > 0 {
+            let max = i32::try_from(MAX_OUTBOX_RECORD_BYTES).unwrap_or(i32::MAX);
+            let budget = i64::try_from(OUTBOX_RELAY_BYTES).unwrap_or(i64::MAX);
             let taken = tx
-                .query(&conn.take_outbox, &[&self.outbox_limit])
+                .query(&conn.take_outbox, &[&self.outbox_limit, &max, &budget])
                 .await
                 .map_err(PgError::db("read outbox"))?;
-            for row in taken {
-                let id: i64 = row.get(0);
-                let text: String = row.get(1);
-                outbox_ids.push(id);
-                let parsed = match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(mut map)) => {
-                        // A row written by hand, not by `record_in`.
+            let bytes = |size: i32| usize::try_from(size).unwrap_or(usize::MAX);
+            let plan = relay_plan(taken.iter().map(|row| Measured {
+                id: row.get(0),
+                stored: bytes(row.get(1)),
+                text: row.get::<_, Option<i32>>(2).map(bytes),
+            }));
+            let read: Vec<i64> = plan.iter().filter(|r| r.fits()).map(|r| r.id).collect();
+            let mut texts: HashMap<i64, String> = HashMap::with_capacity(read.len());
+            if !read.is_empty() {
+                for row in tx
+                    .query(READ_OUTBOX, &[&read])
+                    .await
+                    .map_err(PgError::db("read outbox"))?
+                {
+                    texts.insert(row.get(0), row.get(1));
+                }
+            }
+            for row in plan {
+                let text = match texts.remove(&row.id) {
+                    Some(text) => Some(text),
+                    None if !row.fits() => None,
+                    // Cannot be: the row is locked by this transaction.
+                    None => continue,
+                };
+                outbox_ids.push(row.id);
+                let relayed = match text.as_deref().map(serde_json::from_str::<Value>) {
+                    None => Err(Unusable::TooLarge),
+                    Some(Ok(Value::Object(mut map))) => {
+                        // Possibly a row written by hand, not by `record_in`.
                         crate::event::escape_raw_record(&mut map);
                         self.rows
                             .push_record(&self.hasher, &self.chain_id, &mut head, map)
-                            .unwrap_or(false)
                     }
-                    _ => false,
+                    Some(_) => Err(Unusable::NotAnAuditRecord),
                 };
-                if !parsed {
-                    let rejected = outbox_rejected(id, &text);
+                if let Err(why) = relayed {
+                    let rejected = outbox_rejected(row, why, text.as_deref());
                     self.rows.push_event(
                         &self.hasher,
                         &self.chain_id,
@@ -969,15 +1019,22 @@ impl PostgresSink {
     }
 }
 
-/// The record that takes the place of an outbox row that is not an audit
-/// record, so that the row leaves the outbox without being lost.
-fn outbox_rejected(id: i64, text: &str) -> AuditEvent {
-    let kept: String = text.chars().take(REJECTED_TEXT_CHARS).collect();
+/// The record that takes the place of an outbox row the sink cannot relay
+/// as it is (`why`), so that the row leaves the outbox without being lost:
+/// its id, its sizes and the start of its `text` when it was read.
+fn outbox_rejected(row: Measured, why: Unusable, text: Option<&str>) -> AuditEvent {
     let mut event = AuditEvent::new(ACTION_OUTBOX_REJECTED, Category::System)
         .with_outcome(Outcome::Failure)
-        .with_reason("not_an_audit_record")
-        .with_detail("outbox_id", id)
-        .with_detail("record", kept);
+        .with_reason(why.reason())
+        .with_detail("outbox_id", row.id)
+        .with_detail("stored_bytes", row.stored);
+    if let Some(size) = row.text {
+        event = event.with_detail("text_bytes", size);
+    }
+    if let Some(text) = text {
+        let kept: String = text.chars().take(REJECTED_TEXT_CHARS).collect();
+        event = event.with_detail("record", kept);
+    }
     crate::event::escape_raw_controls(&mut event);
     event
 }

@@ -18,9 +18,11 @@ pub use tokio_postgres_rustls::MakeRustlsConnect;
 /// The server certificate and host name are always verified; there is no
 /// option to skip that. Whether TLS is used at all is up to the connection
 /// string's `sslmode`: `require` refuses a server without TLS (with this
-/// connector it means what libpq calls `verify-full`), `prefer` (the
-/// default) uses TLS when the server offers it and fails when its
-/// certificate does not verify, `disable` never uses TLS.
+/// connector it means what libpq calls `verify-full`), `disable` never
+/// uses TLS. The sink and the CLI treat `prefer` (the default), which would
+/// go on in the clear when told the server has no TLS, as `require`
+/// ([`require_tls`](super::require_tls)); with `tokio_postgres::connect`
+/// yourself, call it on the `Config` first.
 ///
 /// ```no_run
 /// use guardrails_audit::sink::postgres::{PostgresSink, migrate, rustls_connector};
