@@ -81,6 +81,16 @@ pub const SCHEMA: &str = "guardrails.audit/1";
 /// The largest integer recorded as a number: 2⁵³ − 1.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
+/// The action namespace of the records the library writes itself
+/// (`audit.dropped`, `audit.stopped`, `audit.recovered`,
+/// `audit.key_changed`, `audit.outbox_rejected`): the sinks' crash recovery
+/// and key change, and `verify`, read them. [`Auditor`](crate::Auditor),
+/// [`AuditContext`](crate::AuditContext) and the PostgreSQL outbox refuse
+/// events in it, so that application code (or a row written into the
+/// outbox by hand) cannot pass for one of them, such as a clean stop that
+/// hides a crash.
+pub const RESERVED_ACTION_PREFIX: &str = "audit.";
+
 /// The longest user agent recorded, in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -426,6 +436,12 @@ impl AuditEvent {
     /// The action.
     pub fn action(&self) -> &str {
         &self.action
+    }
+
+    /// Whether the action is in the library's own namespace,
+    /// [`RESERVED_ACTION_PREFIX`].
+    pub fn has_reserved_action(&self) -> bool {
+        self.action.starts_with(RESERVED_ACTION_PREFIX)
     }
 
     /// The category.

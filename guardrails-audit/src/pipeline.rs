@@ -138,6 +138,12 @@ pub enum DeliveryError {
     /// The event was not durable within the delivery timeout.
     #[error("the audit record was not written in time")]
     TimedOut,
+    /// The event's action is in the library's own namespace
+    /// ([`RESERVED_ACTION_PREFIX`](crate::event::RESERVED_ACTION_PREFIX),
+    /// `audit.`), which only the pipeline and the sinks write: refused, not
+    /// queued.
+    #[error("audit actions starting with `audit.` are the library's own")]
+    ReservedAction,
 }
 
 impl DeliveryError {
@@ -340,9 +346,13 @@ impl Auditor {
     /// # Errors
     ///
     /// [`DeliveryError::QueueFull`] or [`DeliveryError::Closed`] when the
-    /// event was dropped (and counted). A later sink failure is counted, not
-    /// reported here.
+    /// event was dropped (and counted), [`DeliveryError::ReservedAction`]
+    /// for an action in the library's own `audit.` namespace. A later sink
+    /// failure is counted, not reported here.
     pub fn record(&self, event: AuditEvent) -> Result<(), DeliveryError> {
+        if event.has_reserved_action() {
+            return Err(DeliveryError::ReservedAction);
+        }
         self.try_enqueue(self.prepare(event), None)
             .map_err(|(_, full)| self.refused(full))
     }
@@ -436,6 +446,9 @@ impl Auditor {
     /// Records `event` in `mode`: best effort resolves at once, blocking and
     /// strict resolve when the event is durable.
     pub fn deliver(&self, event: AuditEvent, mode: DeliveryMode) -> Delivery {
+        if event.has_reserved_action() {
+            return Delivery::done(Err(DeliveryError::ReservedAction));
+        }
         let event = self.prepare(event);
         if mode == DeliveryMode::BestEffort {
             let result = self

@@ -658,3 +658,41 @@ async fn no_event_reaches_the_sink_before_it_is_counted_as_accepted() {
         "the sink was handed events not yet counted as accepted"
     );
 }
+
+/// The `audit.` actions are written by the pipeline and the sinks alone:
+/// an application's `audit.stopped` would pass for a clean stop (so the
+/// next start would not record a crash), an `audit.key_changed` for a key
+/// change. Refused by every way in, and nothing is written.
+#[tokio::test]
+async fn actions_in_the_librarys_namespace_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = JsonLinesSink::builder(&path).open().unwrap();
+    let (auditor, guard) = AuditPipeline::builder().spawn(sink).unwrap();
+    for action in ["audit.stopped", "audit.key_changed", "audit.dropped"] {
+        let event = || AuditEvent::new(action, Category::System);
+        assert_eq!(auditor.record(event()), Err(DeliveryError::ReservedAction));
+        for mode in [
+            DeliveryMode::BestEffort,
+            DeliveryMode::Blocking,
+            DeliveryMode::Strict,
+        ] {
+            assert_eq!(
+                auditor.deliver(event(), mode).await.unwrap_err(),
+                DeliveryError::ReservedAction
+            );
+        }
+    }
+    // An action that merely contains the word is the application's.
+    auditor
+        .record_durable(AuditEvent::new("billing.audit.export", Category::DataRead))
+        .await
+        .unwrap();
+    assert_eq!(auditor.stats().accepted, 1);
+    assert!(guard.shutdown(Duration::from_secs(5)).await.is_complete());
+    let actions: Vec<String> = common::read_lines(&path)
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["action"].to_string())
+        .collect();
+    assert_eq!(actions, ["\"billing.audit.export\"", "\"audit.stopped\""]);
+}

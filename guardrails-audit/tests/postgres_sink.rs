@@ -1707,3 +1707,46 @@ async fn a_tls_connector_never_falls_back_to_the_clear() {
         .unwrap();
     sink.close().await.unwrap();
 }
+
+/// The `audit.` actions are the library's: `record_in` refuses them, and a
+/// row written into the outbox by hand to pass for the sink's own clean
+/// stop is relayed as a rejection, not as a stop.
+#[tokio::test]
+async fn outbox_events_in_the_librarys_namespace_are_refused() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let fake_stop = AuditEvent::new("audit.stopped", Category::System);
+    let refused = record_in(&admin, &fake_stop).await;
+    assert!(
+        matches!(refused, Err(PgError::ReservedAction)),
+        "{refused:?}"
+    );
+    admin
+        .execute(
+            "INSERT INTO audit_outbox (record) VALUES ($1::text::jsonb)",
+            &[&fake_stop.to_json().to_string()],
+        )
+        .await
+        .unwrap();
+    let mut sink = PostgresSink::builder(secret(pg.admin_conn()))
+        .chain_id("reserved")
+        .build()
+        .unwrap();
+    sink.write_batch(&[event(1)]).await.unwrap();
+    let records = verified_chain(&admin, "reserved", &ChainHasher::sha256()).await;
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["audit.outbox_rejected", "test.event"]);
+    assert_eq!(records[0]["reason"], "reserved_action");
+    // Not stopped: the sink is still running.
+    let report = guardrails_audit::verify::verify_postgres(
+        &admin,
+        &guardrails_audit::verify::PgVerifyOptions::new().chain("reserved"),
+    )
+    .await
+    .unwrap();
+    assert!(!report.chains[0].cleanly_stopped, "{report:?}");
+    sink.close().await.unwrap();
+}

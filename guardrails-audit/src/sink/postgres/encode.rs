@@ -146,6 +146,9 @@ impl Rows {
         mut record: Map<String, Value>,
     ) -> Result<(), Unusable> {
         let columns = EventColumns::of_record(&record).ok_or(Unusable::NotAnAuditRecord)?;
+        if columns.required[0].starts_with(crate::event::RESERVED_ACTION_PREFIX) {
+            return Err(Unusable::ReservedAction);
+        }
         if !columns.agree_with(&record) {
             return Err(Unusable::InexactColumns);
         }
@@ -236,6 +239,11 @@ pub(crate) enum Unusable {
     /// Longer than [`MAX_OUTBOX_RECORD_BYTES`](super::outbox::MAX_OUTBOX_RECORD_BYTES)
     /// (never read).
     TooLarge,
+    /// An action in the library's own namespace
+    /// ([`RESERVED_ACTION_PREFIX`](crate::event::RESERVED_ACTION_PREFIX)),
+    /// which `record_in` refuses: written into the outbox by hand, to pass
+    /// for a record of the sink's (a clean stop, a key change).
+    ReservedAction,
 }
 
 impl Unusable {
@@ -245,6 +253,7 @@ impl Unusable {
             Self::NotAnAuditRecord => "not_an_audit_record",
             Self::InexactColumns => "columns_not_exact",
             Self::TooLarge => "too_large",
+            Self::ReservedAction => "reserved_action",
         }
     }
 }

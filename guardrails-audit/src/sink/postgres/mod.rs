@@ -413,6 +413,11 @@ pub enum PgError {
         /// [`MAX_OUTBOX_RECORD_BYTES`].
         max: usize,
     },
+    /// [`record_in`] refused an event whose action is in the library's own
+    /// namespace ([`RESERVED_ACTION_PREFIX`](crate::event::RESERVED_ACTION_PREFIX),
+    /// `audit.`). Nothing was inserted.
+    #[error("audit actions starting with `audit.` are the library's own")]
+    ReservedAction,
     /// The sink has no connection (closed).
     #[error("the PostgreSQL audit sink is closed")]
     Closed,
@@ -447,6 +452,7 @@ impl std::fmt::Debug for PgError {
                 .field("size", size)
                 .field("max", max)
                 .finish(),
+            Self::ReservedAction => f.write_str("ReservedAction"),
             Self::Closed => f.write_str("Closed"),
         }
     }

@@ -116,8 +116,9 @@ pub(super) fn relay_plan(measured: impl IntoIterator<Item = Measured>) -> Vec<Me
 /// # Errors
 ///
 /// [`PgError::OutboxRecordTooLarge`] when the event's record is longer than
-/// [`MAX_OUTBOX_RECORD_BYTES`]: nothing is inserted, and the caller's
-/// transaction goes on (no statement failed). [`PgError::Database`] when
+/// [`MAX_OUTBOX_RECORD_BYTES`], and [`PgError::ReservedAction`] for an
+/// action in the library's own `audit.` namespace: nothing is inserted, and
+/// the caller's transaction goes on (no statement failed). [`PgError::Database`] when
 /// the insert fails (the caller's transaction is then aborted, as for any
 /// failed statement); [`PgError::NotCanonical`] never happens for events
 /// built with this crate's API.
@@ -138,6 +139,9 @@ pub async fn record_in_with<C: GenericClient + Sync>(
     event: &AuditEvent,
     redactor: &Redactor,
 ) -> Result<(), PgError> {
+    if event.has_reserved_action() {
+        return Err(PgError::ReservedAction);
+    }
     let mut event = crate::event::prepare(redactor, event.clone());
     if has_nul(&event) {
         event = without_nul(&event);
