@@ -1689,7 +1689,7 @@ async fn a_tls_connector_never_falls_back_to_the_clear() {
         .retry_for(Duration::from_millis(200))
         .open()
         .await;
-    let error = refused.err().expect("connected in the clear");
+    let error = refused.expect_err("connected in the clear");
     assert!(
         matches!(error, PgError::Database { .. }),
         "{error}: {error:?}"
