@@ -1750,3 +1750,36 @@ async fn outbox_events_in_the_librarys_namespace_are_refused() {
     assert!(!report.chains[0].cleanly_stopped, "{report:?}");
     sink.close().await.unwrap();
 }
+
+/// A copy of the chain's last record inserted at the next seq (an INSERT
+/// the writer role may make) verifies with the key, but is not the record
+/// of that seq: the sink does not take it for the head and build on it.
+#[tokio::test]
+async fn a_copied_record_is_not_taken_for_the_head() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let builder = || {
+        PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("copied")
+            .hmac_key(secret("chain-key-0123456789"))
+    };
+    let mut sink = builder().open().await.unwrap();
+    sink.write_batch(&[event(0), event(1)]).await.unwrap();
+    sink.close().await.unwrap();
+    admin
+        .execute(
+            "INSERT INTO audit_events SELECT chain_id, seq + 1, prev, hash, gen_random_uuid(), \
+               time, action, category, outcome, reason, actor, tenant, auth_method, \
+               target_type, target_id, source_ip, request_id, method, route, status, \
+               duration_us, record FROM audit_events WHERE chain_id = 'copied' \
+             ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = builder().open().await.unwrap_err();
+    assert!(
+        matches!(&refused, PgError::Incompatible(why) if why.contains("another chain or seq")),
+        "{refused:?}"
+    );
+}

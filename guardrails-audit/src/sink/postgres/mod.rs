@@ -147,6 +147,18 @@
 //! GRANT INSERT ON audit_outbox TO app_role;
 //! ```
 //!
+//! One writer role for every instance means each may `INSERT` into any
+//! chain. An instance that turns hostile (or whoever has its login) cannot
+//! change or hide another chain's records, but it can append a record that
+//! does not verify at another chain's next seq: that chain's sink then
+//! refuses its head and stops writing (its batches fail as the delivery
+//! mode says), and `verify_postgres` names the row. Where instances do not
+//! trust each other, give each its own login role and a row-level security
+//! policy that lets it insert only rows of its own chain ids (set with
+//! [`PostgresSinkBuilder::chain_id`]). A row inserted into `audit_outbox`
+//! by hand (`app_role` can) is never taken for one of the library's own
+//! records: actions starting with `audit.` are rejected.
+//!
 //! # The outbox
 //!
 //! [`record_in`] inserts the event (redacted, as the pipeline would) into

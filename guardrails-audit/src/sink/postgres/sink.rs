@@ -712,6 +712,18 @@ impl PostgresSink {
                 "the chain's last record does not verify with this key",
             ));
         }
+        // A record verifies wherever it is copied: it must also be the
+        // record of this chain at this row's seq, with this row's hash.
+        let chain = record.get("chain");
+        let field = |name: &str| chain.and_then(|c| c.get(name));
+        let in_place = field("id").and_then(Value::as_str) == Some(self.chain_id.as_str())
+            && field("seq").and_then(Value::as_i64) == Some(seq)
+            && field("hash").and_then(Value::as_str) == Some(hash.as_str());
+        if !in_place {
+            return Err(PgError::Incompatible(
+                "the chain's last row holds a record of another chain or seq",
+            ));
+        }
         Ok(Head {
             next_seq: u64::try_from(seq).unwrap_or(0) + 1,
             hash,
