@@ -805,6 +805,10 @@ impl PostgresSink {
             // the COPY if it commits), or a later look-up finds it.
             if found.is_some_and(|row| same_hash(row.get::<_, &str>(0), &hash)) {
                 self.in_doubt = None;
+                // The head was read before this commit landed: read it again
+                // before the next batch, which would otherwise collide with
+                // this batch's records and be taken for another writer's.
+                self.head = None;
                 metrics::counter!("guardrails_audit_postgres_recovered_batches_total").increment(1);
                 tracing::info!(
                     target: "audit",
