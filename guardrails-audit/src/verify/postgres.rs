@@ -5,7 +5,9 @@
 //! checks and the same [`DamageKind`]s as a file:
 //!
 //! - the rows of a chain are read in `(seq, id)` order, in keyset pages (a
-//!   bounded amount of memory whatever the size of the table), and each row's
+//!   bounded amount of memory for the records whatever the size of the
+//!   table; a chain's checkpoints, a few hundred bytes each, are read
+//!   whole), and each row's
 //!   `record` (the whole record as `jsonb`) is hashed again: the record is
 //!   parsed into a JSON value and hashed in its RFC 8785 canonical form, as
 //!   the sink hashed it;
