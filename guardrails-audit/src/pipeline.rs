@@ -257,9 +257,11 @@ impl Auditor {
     /// The counters of the pipeline.
     pub fn stats(&self) -> PipelineStats {
         let c = &self.shared.counters;
-        let accepted = c.accepted.load(Ordering::Acquire);
+        // Written and failed first: an event counted as accepted and then
+        // written between the loads must not show more written than accepted.
         let written = c.written.load(Ordering::Acquire);
         let failed = c.failed.load(Ordering::Acquire);
+        let accepted = c.accepted.load(Ordering::Acquire);
         PipelineStats {
             accepted,
             written,

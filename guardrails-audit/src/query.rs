@@ -168,8 +168,10 @@ impl FromStr for Cursor {
             return Err(InvalidCursor);
         };
         let micros: i128 = micros.parse().map_err(|_| InvalidCursor)?;
-        let time =
-            OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| InvalidCursor)?;
+        let time = micros
+            .checked_mul(1000)
+            .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            .ok_or(InvalidCursor)?;
         let id = Uuid::try_parse(id).map_err(|_| InvalidCursor)?;
         let chain_id = hex::decode(chain_id)
             .ok()
@@ -464,8 +466,9 @@ pub struct ChainPage {
 /// its constraints: a second row at a seq (next to the first, whichever
 /// page boundary falls between them) and a negative seq (first). An export
 /// that writes their records as they are lets the file verifier report
-/// them. (Two rows with the same seq and the same id are told apart by
-/// nothing in this order: a page may end between them.)
+/// them. Two rows with the same seq and the same id are told apart by
+/// nothing in this order, so a page may end between them: compare the rows
+/// read with [`count_chain_rows`] through the last seq read.
 ///
 /// # Errors
 ///
@@ -522,6 +525,31 @@ pub async fn read_chain(
         None
     };
     Ok(ChainPage { records, next })
+}
+
+/// How many rows the chain holds with a seq up to `through` (all of them
+/// with `None`), rows without a seq included: after paging through a chain
+/// with [`read_chain`], more than were read means rows that share a seq and
+/// an id with a row read (possible only once the table's owner dropped its
+/// `UNIQUE` constraint), which no order tells apart.
+///
+/// # Errors
+///
+/// [`QueryError::Database`].
+pub async fn count_chain_rows(
+    client: &Client,
+    chain_id: &str,
+    through: Option<i64>,
+) -> Result<u64, QueryError> {
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 \
+               AND ($2::bigint IS NULL OR seq <= $2 OR seq IS NULL)",
+            &[&chain_id, &through],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// The checkpoints of one chain, in the order they were stored, as the
@@ -623,6 +651,9 @@ mod tests {
             &format!("1700000000123456_{id}_ff_1"),
             &format!("1700000000123456_{id}_78_1_"),
             &format!("1700000000123456_{id}_78_x"),
+            // Microseconds whose nanoseconds overflow (a crafted URL).
+            &format!("{}_{id}_78_1", i128::MAX),
+            &format!("{}_{id}_78_1", i128::MIN),
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }

@@ -865,6 +865,22 @@ async fn a_row_hidden_at_a_page_boundary_is_inserted() {
         damage(&admin, &options(true)).await,
         (DamageKind::Inserted, Some(1999))
     );
+    // The export pages the same way (1000 rows, so a page ends there too):
+    // it refuses to write a file that would verify clean without the row.
+    #[cfg(feature = "cli")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.jsonl");
+        let (code, out, err) = cli(
+            &["export", "--chain", &chain, "--out", file.to_str().unwrap()],
+            Some(&plain(pg.admin_conn())),
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains("2102 rows") && err.contains("2101 of them"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -891,7 +907,14 @@ async fn a_row_with_a_negative_seq_is_damage() {
         .await
         .expect_err("a row below seq 0 must be found");
     let d = error.damage().unwrap_or_else(|| panic!("{error}"));
-    assert_eq!(d.location.chain_id(), Some(chain.as_str()), "{d}");
+    // Named as what it is, not as damage of the genuine row it copies.
+    assert_eq!((d.kind, d.seq), (DamageKind::Inserted, None), "{d}");
+    assert_eq!(
+        d.location,
+        Location::Chain {
+            chain_id: chain.clone()
+        }
+    );
 }
 
 /// The chain's checkpoints as the lines of a file kept off the database.
@@ -990,11 +1013,17 @@ async fn a_chain_removed_whole_is_found_by_checkpoints_kept_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let kept = dir.path().join("kept.checkpoints");
     keep_checkpoints(&admin, &[&gone, &kept_chain], &kept).await;
-    // Whole chain, checked against its kept checkpoints: whole.
+    // Whole chain, checked against its kept checkpoints: whole; also when
+    // the copying job wrote them all again (each copy checked once).
     let report = verify_postgres(&admin, &options(true).checkpoints(&kept))
         .await
         .unwrap();
     assert_eq!(report.records(), 13 + 7);
+    let twice = dir.path().join("twice.checkpoints");
+    std::fs::write(&twice, std::fs::read_to_string(&kept).unwrap().repeat(2)).unwrap();
+    verify_postgres(&admin, &options(true).checkpoints(&twice))
+        .await
+        .unwrap();
     for table in ["audit_events", "audit_checkpoints", "audit_chains"] {
         admin
             .batch_execute(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
@@ -1021,6 +1050,12 @@ async fn a_chain_removed_whole_is_found_by_checkpoints_kept_elsewhere() {
             chain_id: gone.clone()
         }
     );
+    // The gone chain asked for by its id: gone, not unknown.
+    let error = verify_postgres(&admin, &options(true).checkpoints(&kept).chain(&gone))
+        .await
+        .unwrap_err();
+    let d = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!((d.kind, d.seq), (DamageKind::Truncated, Some(0)), "{d}");
     // Only the other chain asked for: its kept checkpoints alone count.
     let report = verify_postgres(&admin, &options(true).checkpoints(&kept).chain(&kept_chain))
         .await

@@ -799,6 +799,7 @@ mod pg {
                 // have refused (a second one at a seq, a negative seq) is
                 // written too, for the file verifier to report.
                 let mut after = None;
+                let mut last_seq = None;
                 loop {
                     let page = query::read_chain(&client, chain, after, MAX_LIMIT)
                         .await
@@ -806,6 +807,7 @@ mod pg {
                     for event in &page.records {
                         write_line(&mut out, &event.record)?;
                         count += 1;
+                        last_seq = Some(event.seq);
                     }
                     match page.next {
                         Some(cursor) => after = Some(cursor),
@@ -814,6 +816,19 @@ mod pg {
                 }
                 if count == 0 && !query::chain_ids(&client).await.map_err(db)?.contains(chain) {
                     return Err(format!("no chain {chain:?} in the database"));
+                }
+                // Rows the pages could not return: an export that verifies
+                // clean must hold every row.
+                let stored = query::count_chain_rows(&client, chain, last_seq)
+                    .await
+                    .map_err(db)?;
+                if stored != count {
+                    return Err(format!(
+                        "the chain holds {stored} rows up to its last record, {count} of them \
+                         exported: the others share a seq and id with a row exported, or have \
+                         no seq (the table's constraints were dropped); the export is \
+                         incomplete, and `verify --postgres` names the damage"
+                    ));
                 }
                 if let Some(path) = &args.checkpoints_out {
                     let checkpoints = query::read_checkpoints(&client, chain).await.map_err(db)?;

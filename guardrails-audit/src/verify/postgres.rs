@@ -29,9 +29,10 @@
 //! - every row of a chain up to its last record is read and checked: rows
 //!   that the `(seq, id)` order would hide from a reader paging through it
 //!   (a second row with the same `seq` and `id`, possible once the owner
-//!   drops the `UNIQUE` constraint; a negative `seq`, once the owner drops
-//!   its `CHECK`) are [`DamageKind::Inserted`], found by counting the
-//!   chain's rows against the rows read;
+//!   drops the `UNIQUE` constraint) are [`DamageKind::Inserted`], found by
+//!   counting the chain's rows against the rows read; so are rows with a
+//!   negative `seq` or none, and rows without a chain id (constraints the
+//!   owner dropped);
 //! - with [`PgVerifyOptions::checkpoints`], the chains are also checked
 //!   against checkpoints kept off the database (a copy of
 //!   `audit_checkpoints`, or the `--checkpoints-out` of an earlier
@@ -198,6 +199,25 @@ pub async fn verify_postgres(
     client: &Client,
     options: &PgVerifyOptions,
 ) -> Result<PgVerifyReport, VerifyError> {
+    let mut kept = match &options.checkpoints {
+        Some(path) => read_kept_checkpoints(path, options)?,
+        None => BTreeMap::new(),
+    };
+    if let Some(id) = &options.chain {
+        kept.retain(|chain_id, _| chain_id == id);
+    }
+    // A chain whose checkpoints were kept but which is gone: its rows, its
+    // checkpoints and its registration removed.
+    let gone = |chain_id: String| {
+        VerifyError::Damaged(Damage {
+            kind: DamageKind::Truncated,
+            seq: Some(0),
+            detail: "a chain named by the checkpoints kept off the database is gone (its \
+                     records and its registration were removed)"
+                .into(),
+            location: Location::Chain { chain_id },
+        })
+    };
     let registered: Vec<(String, String)> = match &options.chain {
         Some(id) => client
             .query(
@@ -231,6 +251,9 @@ pub async fn verify_postgres(
                 .await
                 .map_err(db("read the chain"))?;
             if rows.is_empty() {
+                if kept.contains_key(id) {
+                    return Err(gone(id.clone()));
+                }
                 return Err(VerifyError::UnknownChain {
                     chain_id: id.clone(),
                 });
@@ -274,29 +297,33 @@ pub async fn verify_postgres(
         }));
     }
 
-    let mut kept = match &options.checkpoints {
-        Some(path) => read_kept_checkpoints(path, options)?,
-        None => BTreeMap::new(),
-    };
-    if let Some(id) = &options.chain {
-        kept.retain(|chain_id, _| chain_id == id);
-    }
-    // A chain whose checkpoints were kept but which is gone: its rows, its
-    // checkpoints and its registration removed.
     if let Some(chain_id) = kept
         .keys()
         .find(|id| !registered.iter().any(|(registered, _)| registered == *id))
     {
-        return Err(VerifyError::Damaged(Damage {
-            kind: DamageKind::Truncated,
-            seq: Some(0),
-            detail: "a chain named by the checkpoints kept off the database is gone (its \
-                     records and its registration were removed)"
-                .into(),
-            location: Location::Chain {
-                chain_id: chain_id.clone(),
-            },
-        }));
+        return Err(gone(chain_id.clone()));
+    }
+    // Rows without a chain id (the owner dropped the NOT NULL constraint)
+    // belong to no chain a reader pages through.
+    if options.chain.is_none() {
+        let orphan = client
+            .query_opt(
+                "SELECT seq FROM audit_events WHERE chain_id IS NULL LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(db("list the chains"))?;
+        if let Some(row) = orphan {
+            let seq: Option<i64> = row.try_get(0).map_err(db("list the chains"))?;
+            return Err(VerifyError::Damaged(Damage {
+                kind: DamageKind::Inserted,
+                seq: seq.and_then(|s| u64::try_from(s).ok()),
+                detail: "records without a chain id".into(),
+                location: Location::Chain {
+                    chain_id: String::new(),
+                },
+            }));
+        }
     }
 
     let mut report = PgVerifyReport::default();
@@ -321,7 +348,7 @@ fn read_kept_checkpoints(
     };
     let verifier = checkpoint_verifier(options);
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut by_chain: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut by_chain: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
         if line.trim().is_empty() {
@@ -345,9 +372,19 @@ fn read_kept_checkpoints(
                 detail: "no chain id".into(),
             }));
         };
-        by_chain.entry(chain_id).or_default().push(Ok(checkpoint));
+        by_chain.entry(chain_id).or_default().push(checkpoint);
     }
-    Ok(by_chain)
+    // A job that copies the checkpoints again and again writes the same
+    // ones more than once: each is checked once, in chain order.
+    Ok(by_chain
+        .into_iter()
+        .map(|(chain_id, mut checkpoints)| {
+            let key = |c: &Checkpoint| (c.seq, c.hash.clone(), c.reason.clone());
+            checkpoints.sort_by_key(key);
+            checkpoints.dedup_by(|a, b| key(a) == key(b));
+            (chain_id, checkpoints.into_iter().map(Ok).collect())
+        })
+        .collect())
 }
 
 fn checkpoint_verifier(options: &PgVerifyOptions) -> CheckpointVerifier {
@@ -392,6 +429,23 @@ async fn verify_chain(
             ));
         }
     };
+
+    // Rows below seq 0 or without a seq (the owner dropped the constraints)
+    // are no record of the chain: named as such before the chain is read.
+    let outside = client
+        .query_opt(
+            "SELECT seq FROM audit_events WHERE chain_id = $1 AND (seq < 0 OR seq IS NULL) \
+             LIMIT 1",
+            &[&chain_id],
+        )
+        .await
+        .map_err(db("read the chain"))?;
+    if outside.is_some() {
+        return Err(chain_damage(
+            DamageKind::Inserted,
+            "a row with a negative seq or none, which the schema refuses",
+        ));
+    }
 
     let checkpoints = read_checkpoints(client, options, &chain_id).await?;
     let mut keep = check::wanted_seqs(&checkpoints);
@@ -458,9 +512,7 @@ async fn verify_chain(
         Ok::<_, VerifyError>((report, state))
     });
 
-    // From below any seq: a row with a negative seq is read (and judged)
-    // too.
-    let mut after = (i64::MIN, Uuid::nil());
+    let mut after = (-1_i64, Uuid::nil());
     let mut rows_read: i64 = 0;
     let read = async {
         loop {
@@ -512,8 +564,7 @@ async fn verify_chain(
 /// Counts the chain's rows up to `last_seq`, the seq of the last row read
 /// (a writer appends only above it): more than `rows_read` means rows the
 /// keyset order hid from the reader, a second row with the `seq` and `id`
-/// of another at a page boundary, or one below the first page's start.
-/// Without any row read, a row with a negative seq is the same.
+/// of another at a page boundary.
 async fn check_all_rows_read(
     client: &Client,
     chain_id: &str,
@@ -529,7 +580,7 @@ async fn check_all_rows_read(
         .query_one(
             "SELECT count(*), (SELECT seq FROM audit_events WHERE chain_id = $1 AND seq <= $2 \
                                GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1) \
-             FROM audit_events WHERE chain_id = $1 AND seq <= $2",
+             FROM audit_events WHERE chain_id = $1 AND (seq <= $2 OR seq IS NULL)",
             &[&chain_id, &last_seq],
         )
         .await
