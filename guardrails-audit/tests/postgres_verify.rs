@@ -917,7 +917,7 @@ async fn a_row_with_a_negative_seq_is_damage() {
     );
 }
 
-/// The chain's checkpoints as the lines of a file kept off the database.
+/// The chains' checkpoints as the lines of a file kept off the database.
 async fn keep_checkpoints(admin: &Client, chains: &[&str], path: &std::path::Path) {
     let mut lines = String::new();
     for chain in chains {
@@ -929,10 +929,9 @@ async fn keep_checkpoints(admin: &Client, chains: &[&str], path: &std::path::Pat
             .await
             .unwrap()
         {
-            // The stored jsonb, in the canonical form the sink signed.
-            let record: Value = serde_json::from_str(row.get(0)).unwrap();
-            let canonical = guardrails_audit::jcs::to_vec(&record).unwrap();
-            lines.push_str(std::str::from_utf8(&canonical).unwrap());
+            // As `psql -At -c "SELECT record::text …"` copies them: the
+            // jsonb's own text form, not the canonical one.
+            lines.push_str(row.get(0));
             lines.push('\n');
         }
     }
@@ -1063,9 +1062,9 @@ async fn a_chain_removed_whole_is_found_by_checkpoints_kept_elsewhere() {
     assert_eq!(report.records(), 7);
     // A kept line that does not verify with the checkpoint key is damage
     // of the kept file, not a verdict on the database.
-    let forged = std::fs::read_to_string(&kept)
-        .unwrap()
-        .replacen("\"seq\":", "\"seq\":1", 1);
+    let copied = std::fs::read_to_string(&kept).unwrap();
+    let forged = copied.replacen("\"seq\": ", "\"seq\": 1", 1);
+    assert_ne!(forged, copied);
     std::fs::write(&kept, forged).unwrap();
     let error = verify_postgres(&admin, &options(true).checkpoints(&kept))
         .await

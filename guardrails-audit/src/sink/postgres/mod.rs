@@ -129,9 +129,18 @@
 //! to the last checkpoint. Checkpoints in the database are the owner's to
 //! remove too: against an owner, truncation (and a chain removed whole) is
 //! found only against a copy kept elsewhere. Have a job copy
-//! `audit_checkpoints` off the database (one `record` per line), and verify
-//! with [`PgVerifyOptions::checkpoints`](crate::verify::postgres::PgVerifyOptions::checkpoints)
-//! (`guardrails-audit verify --postgres --checkpoints F`).
+//! `audit_checkpoints` off the database (one `record` per line), for
+//! example, as a role that may read it:
+//!
+//! ```text
+//! psql "$AUDIT_READER_URL" -At -c \
+//!   "SELECT record::text FROM audit_checkpoints ORDER BY chain_id, id" >> /elsewhere/audit.checkpoints
+//! ```
+//!
+//! (appending a whole copy each time is fine: each checkpoint is checked
+//! once), and verify with
+//! [`PgVerifyOptions::checkpoints`](crate::verify::postgres::PgVerifyOptions::checkpoints)
+//! (`guardrails-audit verify --postgres --checkpoints /elsewhere/audit.checkpoints`).
 //!
 //! # The writer role
 //!
