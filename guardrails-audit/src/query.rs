@@ -394,13 +394,7 @@ impl AuditQuery {
         }
         let (sql, params) = self.sql();
         let rows = client.query(&sql, &params).await?;
-        let limit = self.limit as usize;
-        let more = rows.len() > limit;
-        let records = rows
-            .iter()
-            .take(limit)
-            .map(StoredEvent::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (records, more) = page_of(&rows, self.limit)?;
         let next = if more {
             records
                 .last()
@@ -512,19 +506,25 @@ pub async fn read_chain(
                 .await?
         }
     };
-    let limit = limit as usize;
-    let more = rows.len() > limit;
-    let records = rows
-        .iter()
-        .take(limit)
-        .map(StoredEvent::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (records, more) = page_of(&rows, limit)?;
     let next = if more {
         records.last().map(|e| ChainCursor::new(e.seq, e.id))
     } else {
         None
     };
     Ok(ChainPage { records, next })
+}
+
+/// The first `limit` of `rows` (read one more than a page), and whether
+/// more follow.
+fn page_of(rows: &[Row], limit: u32) -> Result<(Vec<StoredEvent>, bool), QueryError> {
+    let limit = limit as usize;
+    let records = rows
+        .iter()
+        .take(limit)
+        .map(StoredEvent::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((records, rows.len() > limit))
 }
 
 /// How many rows the chain holds with a seq up to `through` (all of them

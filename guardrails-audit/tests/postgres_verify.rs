@@ -404,24 +404,8 @@ async fn a_large_chain_verifies_across_pages() {
     // More rows than one page of the verifier (2000), and damage beyond
     // the first page.
     let pg = server!();
-    let mut admin = pg.admin().await;
-    migrate(&mut admin).await.unwrap();
-    let mut sink = PostgresSink::builder(SecretString::from(pg.admin_conn().to_owned()))
-        .hmac_key(key())
-        .open()
-        .await
-        .unwrap();
-    let events: Vec<_> = (0..4500_u64)
-        .map(|i| {
-            guardrails_audit::AuditEvent::new("test.bulk", guardrails_audit::Category::System)
-                .with_detail("i", i)
-        })
-        .collect();
-    for batch in events.chunks(500) {
-        sink.write_batch(batch).await.unwrap();
-    }
-    sink.close().await.unwrap();
-    let chain = sink.chain_id().to_owned();
+    let chain = write_bulk_chain(&pg, 4500).await;
+    let admin = pg.admin().await;
     let report = verify_postgres(&admin, &options(true)).await.unwrap();
     assert_eq!(report.records(), 4501);
     as_owner(
