@@ -112,7 +112,7 @@ async fn migrate_twice_is_a_no_op() {
     let pg = server!();
     let mut admin = pg.admin().await;
     let first = migrate(&mut admin).await.unwrap();
-    assert_eq!(first.applied, vec![1]);
+    assert_eq!(first.applied, vec![1, 2]);
     assert_eq!(first.version, SCHEMA_VERSION);
     let second = migrate(&mut admin).await.unwrap();
     assert!(second.applied.is_empty());
@@ -124,10 +124,15 @@ async fn migrate_twice_is_a_no_op() {
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].get::<_, i32>(0), 1);
-    assert_eq!(rows[0].get::<_, String>(1), "audit_trail");
-    assert!(rows[0].get::<_, bool>(2));
+    assert_eq!(rows.len(), 2);
+    for (row, (version, name)) in rows
+        .iter()
+        .zip([(1, "audit_trail"), (2, "outbox_record_size")])
+    {
+        assert_eq!(row.get::<_, i32>(0), version);
+        assert_eq!(row.get::<_, String>(1), name);
+        assert!(row.get::<_, bool>(2));
+    }
     for table in [
         "audit_chains",
         "audit_events",
@@ -173,7 +178,12 @@ async fn concurrent_migrations_apply_once() {
     for task in tasks {
         applied.extend(task.await.unwrap());
     }
-    assert_eq!(applied, vec![1], "exactly one caller applied version 1");
+    applied.sort_unstable();
+    assert_eq!(
+        applied,
+        vec![1, 2],
+        "exactly one caller applied each version"
+    );
 }
 
 #[tokio::test]
@@ -1494,9 +1504,14 @@ async fn outbox_rows_too_large_are_rejected_unread_and_hold_up_nothing() {
     let admin = migrated(&pg).await;
     let before = AuditEvent::new("test.before", Category::DataWrite);
     record_in(&admin, &before).await.unwrap();
-    // Written by hand (the application role may), made on the server: two
+    // Rows the database took before migration 2 bounded them (here: with
+    // its constraint dropped), written by hand, made on the server: two
     // rows of 20 MB of random text, and one of 4 MB that compresses to less
     // than the limit when stored.
+    admin
+        .batch_execute("ALTER TABLE audit_outbox DROP CONSTRAINT audit_outbox_record_size")
+        .await
+        .unwrap();
     let huge = AuditEvent::new("test.huge", Category::DataWrite)
         .to_json()
         .to_string();
@@ -1782,4 +1797,37 @@ async fn a_copied_record_is_not_taken_for_the_head() {
         matches!(&refused, PgError::Incompatible(why) if why.contains("another chain or seq")),
         "{refused:?}"
     );
+}
+
+/// Since schema version 2 the database itself refuses an outbox row larger
+/// than `record_in` writes (the application role may insert by hand), so
+/// its cost falls on whoever writes it; a row at the limit goes in.
+#[tokio::test]
+async fn the_database_refuses_an_outbox_row_too_large() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let row = |blob: usize| {
+        let mut record = AuditEvent::new("test.hand", Category::DataWrite).to_json();
+        record["details"] = serde_json::json!({ "blob": "b".repeat(blob) });
+        record.to_string()
+    };
+    let insert = |record: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .execute(
+                    "INSERT INTO audit_outbox (record) VALUES ($1::text::jsonb)",
+                    &[&record],
+                )
+                .await
+        }
+    };
+    let refused = insert(row(70_000)).await.unwrap_err();
+    assert_eq!(
+        refused.as_db_error().map(|e| e.constraint()),
+        Some(Some("audit_outbox_record_size")),
+        "{refused}"
+    );
+    insert(row(60_000)).await.unwrap();
+    assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 1);
 }

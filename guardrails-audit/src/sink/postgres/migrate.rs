@@ -14,14 +14,21 @@ struct Migration {
 
 /// Every migration, in order. A shipped migration is never edited: changes
 /// come as the next version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "audit_trail",
-    sql: include_str!("../../../migrations/0001_audit_trail.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "audit_trail",
+        sql: include_str!("../../../migrations/0001_audit_trail.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox_record_size",
+        sql: include_str!("../../../migrations/0002_outbox_record_size.sql"),
+    },
+];
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key that serializes concurrent `migrate` calls
 /// (`'guardrai'` as a big-endian integer).
@@ -135,5 +142,14 @@ mod tests {
             assert!(!m.sql.trim().is_empty());
         }
         assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn the_outbox_constraint_says_what_record_in_checks() {
+        let limit = super::super::MAX_OUTBOX_RECORD_BYTES.to_string();
+        assert!(
+            MIGRATIONS[1].sql.contains(&format!("<= {limit}")),
+            "the constraint of 0002 and MAX_OUTBOX_RECORD_BYTES differ"
+        );
     }
 }

@@ -37,8 +37,9 @@
 //!
 //! # Schema
 //!
-//! `migrations/0001_audit_trail.sql`, applied by [`migrate`] and recorded in
-//! `guardrails_audit_migrations`:
+//! `migrations/0001_audit_trail.sql` and `0002_outbox_record_size.sql`
+//! (schema version [`SCHEMA_VERSION`]), applied by [`migrate`] and recorded
+//! in `guardrails_audit_migrations`:
 //!
 //! - `audit_chains (chain_id, alg, created_at, instance)`: every chain, so a
 //!   chain whose records were all removed is still known;
@@ -52,7 +53,9 @@
 //!   request id;
 //! - `audit_checkpoints`: signed checkpoints, each `record` the same object
 //!   as a line of the file sink's checkpoint file;
-//! - `audit_outbox`: events recorded with [`record_in`], waiting for a sink.
+//! - `audit_outbox`: events recorded with [`record_in`], waiting for a sink;
+//!   a row longer than [`MAX_OUTBOX_RECORD_BYTES`] is refused by the
+//!   database (the `audit_outbox_record_size` constraint, version 2).
 //!
 //! # Chains: one per writer
 //!
