@@ -8,6 +8,12 @@
 -- relay the outbox under their batches' I/O timeout. NOT VALID: rows already
 -- in the outbox are not checked here; a sink rejects those that are too
 -- large, unread (audit.outbox_rejected, reason too_large).
+-- The constraint is added under a brief exclusive lock; rather than queue
+-- every record_in() and relay behind a long application transaction that
+-- holds the table, the migration gives up after a few seconds (migrate()
+-- fails, nothing is changed; run it again).
+SET LOCAL lock_timeout = '5s';
+
 ALTER TABLE audit_outbox
     ADD CONSTRAINT audit_outbox_record_size
     CHECK (greatest(octet_length(record::text), pg_column_size(record)) <= 65536) NOT VALID;

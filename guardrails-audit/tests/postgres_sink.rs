@@ -1831,3 +1831,47 @@ async fn the_database_refuses_an_outbox_row_too_large() {
     insert(row(60_000)).await.unwrap();
     assert_eq!(count(&admin, "SELECT count(*) FROM audit_outbox").await, 1);
 }
+
+/// A row without a seq (the owner dropped the NOT NULL constraint) is not
+/// taken for the chain's head, and reading the head does not panic; the
+/// verifier names the row.
+#[tokio::test]
+async fn a_row_without_a_seq_is_not_the_head() {
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    let builder = || {
+        PostgresSink::builder(secret(pg.admin_conn()))
+            .chain_id("null-seq")
+            .hmac_key(secret("chain-key-0123456789"))
+    };
+    let mut sink = builder().open().await.unwrap();
+    sink.write_batch(&[event(0)]).await.unwrap();
+    sink.close().await.unwrap();
+    admin
+        .batch_execute("ALTER TABLE audit_events ALTER COLUMN seq DROP NOT NULL")
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "INSERT INTO audit_events SELECT chain_id, NULL, prev, hash, gen_random_uuid(), \
+               time, action, category, outcome, reason, actor, tenant, auth_method, \
+               target_type, target_id, source_ip, request_id, method, route, status, \
+               duration_us, record FROM audit_events WHERE chain_id = 'null-seq' AND seq = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut sink = builder().open().await.unwrap();
+    sink.write_batch(&[event(1)]).await.unwrap();
+    sink.close().await.unwrap();
+    let error = guardrails_audit::verify::verify_postgres(
+        &admin,
+        &guardrails_audit::verify::PgVerifyOptions::new()
+            .key(secret("chain-key-0123456789"))
+            .chain("null-seq"),
+    )
+    .await
+    .unwrap_err();
+    let damage = error.damage().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(damage.kind, guardrails_audit::DamageKind::Inserted, "{damage}");
+}

@@ -779,7 +779,14 @@ mod pg {
             Ok(url) => url,
             Err(message) => return fail(message),
         };
-        let mut out: Box<dyn Write> = match &args.out {
+        // Written beside the file and renamed into place once whole: a
+        // refused export leaves no file that would pass for one.
+        let partial = args.out.as_ref().map(|path| {
+            let mut name = path.file_name().unwrap_or_default().to_os_string();
+            name.push(".partial");
+            path.with_file_name(name)
+        });
+        let mut out: Box<dyn Write> = match &partial {
             Some(path) => match std::fs::File::create(path) {
                 Ok(file) => Box::new(BufWriter::new(file)),
                 Err(e) => return fail(format!("cannot create {}: {e}", path.display())),
@@ -877,6 +884,18 @@ mod pg {
             out.flush().map_err(|e| format!("write: {e}"))?;
             Ok::<_, String>(count)
         });
+        drop(out);
+        let result = match (result, &partial, &args.out) {
+            (Ok(count), Some(partial), Some(path)) => std::fs::rename(partial, path)
+                .map(|()| count)
+                .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            (result, _, _) => result,
+        };
+        if result.is_err()
+            && let Some(partial) = &partial
+        {
+            let _ = std::fs::remove_file(partial);
+        }
         match result {
             Ok(count) => {
                 eprintln!("exported {count} record(s)");

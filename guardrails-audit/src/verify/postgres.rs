@@ -349,9 +349,11 @@ fn read_kept_checkpoints(
     let verifier = checkpoint_verifier(options);
     let file = std::fs::File::open(path).map_err(io)?;
     let mut by_chain: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
+    // A line seen before (a copy appended again) is checked once.
+    let mut seen = std::collections::HashSet::new();
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
-        if line.trim().is_empty() {
+        if line.trim().is_empty() || !seen.insert(line.clone()) {
             continue;
         }
         let number = index as u64 + 1;

@@ -71,6 +71,19 @@ pub struct MigrationReport {
 /// # Ok(()) }
 /// ```
 ///
+/// # Upgrades
+///
+/// A binary that runs `migrate` at start (as the saas-api example does)
+/// cannot start against a database migrated by a newer version
+/// ([`PgError::NewerSchema`]): during a rolling upgrade, or to be able to
+/// roll back, run `migrate` of the new version as a deploy step of its own
+/// and keep it out of the older binaries' start. Sinks that are already
+/// running are not affected: they do not read the schema version. Version 2
+/// (a size limit on `audit_outbox`) is compatible with version 1 code,
+/// whose `record_in` already enforced the same limit. A migration that
+/// cannot take its lock within a few seconds fails (`lock_timeout`) and
+/// changes nothing: run it again.
+///
 /// # Errors
 ///
 /// [`PgError::Database`] when a statement fails (the failed migration is

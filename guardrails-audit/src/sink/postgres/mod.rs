@@ -131,17 +131,19 @@
 //! signed checkpoints make truncation and wholesale rewrites detectable up
 //! to the last checkpoint. Checkpoints in the database are the owner's to
 //! remove too: against an owner, truncation (and a chain removed whole) is
-//! found only against a copy kept elsewhere. Have a job copy
-//! `audit_checkpoints` off the database (one `record` per line), for
-//! example, as a role that may read it:
+//! found only against a copy kept elsewhere. Have a job copy the rows
+//! added to `audit_checkpoints` since its last run off the database (one
+//! `record` per line, appended), for example, as a role that may read it,
+//! with `N` the highest `id` it copied before:
 //!
 //! ```text
-//! psql "$AUDIT_READER_URL" -At -c \
-//!   "SELECT record::text FROM audit_checkpoints ORDER BY chain_id, id" >> /elsewhere/audit.checkpoints
+//! echo "SELECT record::text FROM audit_checkpoints WHERE id > N ORDER BY id" \
+//!   | psql "$AUDIT_READER_URL" -At >> /elsewhere/audit.checkpoints
 //! ```
 //!
-//! (appending a whole copy each time is fine: each checkpoint is checked
-//! once), and verify with
+//! (a checkpoint copied twice is checked once, but a job that appends
+//! every row each time makes the file, and the time to verify it, grow
+//! with every run), and verify with
 //! [`PgVerifyOptions::checkpoints`](crate::verify::postgres::PgVerifyOptions::checkpoints)
 //! (`guardrails-audit verify --postgres --checkpoints /elsewhere/audit.checkpoints`).
 //!
@@ -161,13 +163,18 @@
 //!
 //! One writer role for every instance means each may `INSERT` into any
 //! chain. An instance that turns hostile (or whoever has its login) cannot
-//! change or hide another chain's records, but it can append a record that
-//! does not verify at another chain's next seq: that chain's sink then
-//! refuses its head and stops writing (its batches fail as the delivery
-//! mode says), and `verify_postgres` names the row. Where instances do not
-//! trust each other, give each its own login role and a row-level security
-//! policy that lets it insert only rows of its own chain ids (set with
-//! [`PostgresSinkBuilder::chain_id`]). A row inserted into `audit_outbox`
+//! change or hide another chain's records, but it can append a record at
+//! another chain's next seq. Without the chain key, that record does not
+//! verify: the chain's sink refuses its head and stops writing (its batches
+//! fail as the delivery mode says), and `verify_postgres` names the row.
+//! With the chain key, which instances that share one key all hold, it can
+//! append a record that verifies, and the chain's sink goes on after it:
+//! instances that share a key can write in each other's name. Where
+//! instances do not trust each other, give each its own chain key (and
+//! verify each chain with its own, `--chain ID`) and its own login role,
+//! with a trigger or policy that lets it insert only rows of its own chain
+//! ids (set with [`PostgresSinkBuilder::chain_id`]); the sink writes with
+//! `COPY`, which row-level security policies do not allow. A row inserted into `audit_outbox`
 //! by hand (`app_role` can) is never taken for one of the library's own
 //! records: actions starting with `audit.` are rejected.
 //!

@@ -690,7 +690,7 @@ impl PostgresSink {
         let row = client
             .query_opt(
                 "SELECT seq, hash, record::text FROM audit_events WHERE chain_id = $1 \
-                 ORDER BY seq DESC LIMIT 1",
+                 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
                 &[&self.chain_id],
             )
             .await
@@ -701,9 +701,13 @@ impl PostgresSink {
                 hash: ZERO_HASH.to_owned(),
             });
         };
-        let seq: i64 = row.get(0);
-        let hash: String = row.get(1);
-        let record: String = row.get(2);
+        // A NULL (the owner dropped the NOT NULL constraints) is an error,
+        // not a panic.
+        let (seq, hash, record): (i64, String, String) = (
+            row.try_get(0).map_err(PgError::db("read chain head"))?,
+            row.try_get(1).map_err(PgError::db("read chain head"))?,
+            row.try_get(2).map_err(PgError::db("read chain head"))?,
+        );
         let record: Value = serde_json::from_str(&record)
             .map_err(|_| PgError::Incompatible("the chain's last record is not JSON"))?;
         let computed = self.hasher.hash_record(&record)?;
@@ -1167,8 +1171,13 @@ async fn conflicting_seq(
         .map_err(PgError::db("compare existing records"))?;
     for row in existing {
         let seq: i64 = row.get(0);
-        let hash: &str = row.get(1);
-        let index = usize::try_from(seq - first).unwrap_or(usize::MAX);
+        // A NULL hash (a constraint the owner dropped) is no record of ours.
+        let hash: &str = row
+            .try_get::<_, Option<&str>>(1)
+            .ok()
+            .flatten()
+            .unwrap_or("");
+        let index = usize::try_from(seq.saturating_sub(*first)).unwrap_or(usize::MAX);
         let ours = rows.hash.get(index).map(String::as_str).unwrap_or("");
         if !same_hash(ours, hash) {
             return Ok(Some(u64::try_from(seq).unwrap_or(0)));
