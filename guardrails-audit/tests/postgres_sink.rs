@@ -1873,5 +1873,9 @@ async fn a_row_without_a_seq_is_not_the_head() {
     .await
     .unwrap_err();
     let damage = error.damage().unwrap_or_else(|| panic!("{error}"));
-    assert_eq!(damage.kind, guardrails_audit::DamageKind::Inserted, "{damage}");
+    assert_eq!(
+        damage.kind,
+        guardrails_audit::DamageKind::Inserted,
+        "{damage}"
+    );
 }
