@@ -112,7 +112,7 @@ async fn migrate_twice_is_a_no_op() {
     let pg = server!();
     let mut admin = pg.admin().await;
     let first = migrate(&mut admin).await.unwrap();
-    assert_eq!(first.applied, vec![1, 2]);
+    assert_eq!(first.applied, vec![1, 2, 3]);
     assert_eq!(first.version, SCHEMA_VERSION);
     let second = migrate(&mut admin).await.unwrap();
     assert!(second.applied.is_empty());
@@ -124,11 +124,12 @@ async fn migrate_twice_is_a_no_op() {
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2);
-    for (row, (version, name)) in rows
-        .iter()
-        .zip([(1, "audit_trail"), (2, "outbox_record_size")])
-    {
+    assert_eq!(rows.len(), 3);
+    for (row, (version, name)) in rows.iter().zip([
+        (1, "audit_trail"),
+        (2, "outbox_record_size"),
+        (3, "chain_owners"),
+    ]) {
         assert_eq!(row.get::<_, i32>(0), version);
         assert_eq!(row.get::<_, String>(1), name);
         assert!(row.get::<_, bool>(2));
@@ -181,7 +182,7 @@ async fn concurrent_migrations_apply_once() {
     applied.sort_unstable();
     assert_eq!(
         applied,
-        vec![1, 2],
+        vec![1, 2, 3],
         "exactly one caller applied each version"
     );
 }
@@ -1878,4 +1879,101 @@ async fn a_row_without_a_seq_is_not_the_head() {
         guardrails_audit::DamageKind::Inserted,
         "{damage}"
     );
+}
+
+/// With `migrations/chain_owners.sql` applied and one login role per
+/// instance, a role appends only to the chains it registered: another
+/// instance can neither add a record or a checkpoint to them nor make a
+/// sink continue them; its own chain works as before. Registration takes
+/// the registering role whatever the insert says.
+#[tokio::test]
+async fn a_chain_takes_rows_only_from_the_role_that_registered_it() {
+    const CHAIN_OWNERS_SQL: &str = include_str!("../migrations/chain_owners.sql");
+    let pg = server!();
+    let admin = migrated(&pg).await;
+    admin.batch_execute(CHAIN_OWNERS_SQL).await.unwrap();
+    let url_a = pg.create_writer_role_named("audit_writer_a").await;
+    let url_b = pg.create_writer_role_named("audit_writer_b").await;
+    let key = || secret("owners-key-0123456789");
+    let mut sink_a = PostgresSink::builder(secret(&url_a))
+        .chain_id("owned-a")
+        .hmac_key(key())
+        .checkpoint_every(2, Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
+    sink_a.write_batch(&[event(0), event(1)]).await.unwrap();
+
+    // B, holding the same chain key, appends a record that verifies and a
+    // checkpoint copy to A's chain: refused.
+    let b = common::pg::connect(&url_b).await.unwrap();
+    for sql in [
+        "INSERT INTO audit_events SELECT chain_id, seq + 1000, prev, hash, gen_random_uuid(), \
+           time, action, category, outcome, reason, actor, tenant, auth_method, target_type, \
+           target_id, source_ip, request_id, method, route, status, duration_us, record \
+         FROM audit_events WHERE chain_id = 'owned-a' ORDER BY seq DESC LIMIT 1",
+        "INSERT INTO audit_checkpoints (chain_id, seq, hash, record) \
+         SELECT chain_id, seq + 1000, hash, record FROM audit_checkpoints \
+         WHERE chain_id = 'owned-a' ORDER BY seq DESC LIMIT 1",
+    ] {
+        let error = b.batch_execute(sql).await.unwrap_err();
+        let db = error.as_db_error().unwrap();
+        assert_eq!(db.code().code(), "42501", "{sql}: {}", db.message());
+        assert!(db.message().contains("audit_writer_b"), "{}", db.message());
+    }
+    // A sink of B's given A's chain id: its batches are refused.
+    let mut intruder = PostgresSink::builder(secret(&url_b))
+        .chain_id("owned-a")
+        .hmac_key(key())
+        .retry_for(Duration::from_millis(300))
+        .open()
+        .await
+        .unwrap();
+    assert!(intruder.write_batch(&[event(9)]).await.is_err());
+    // B's own chain, and A's, go on.
+    let mut sink_b = PostgresSink::builder(secret(&url_b))
+        .chain_id("owned-b")
+        .hmac_key(key())
+        .open()
+        .await
+        .unwrap();
+    sink_b.write_batch(&[event(2)]).await.unwrap();
+    sink_b.close().await.unwrap();
+    sink_a.write_batch(&[event(3)]).await.unwrap();
+    sink_a.close().await.unwrap();
+    // Registration records who registered, not what the insert says.
+    b.batch_execute(
+        "INSERT INTO audit_chains (chain_id, alg, registered_by) \
+         VALUES ('claimed', 'sha256', 'audit_writer_a')",
+    )
+    .await
+    .unwrap();
+    let owners: Vec<(String, String)> = admin
+        .query(
+            "SELECT chain_id, registered_by FROM audit_chains \
+             WHERE chain_id IN ('owned-a', 'owned-b', 'claimed') ORDER BY chain_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("claimed".to_owned(), "audit_writer_b".to_owned()),
+            ("owned-a".to_owned(), "audit_writer_a".to_owned()),
+            ("owned-b".to_owned(), "audit_writer_b".to_owned()),
+        ]
+    );
+    let report = guardrails_audit::verify::verify_postgres(
+        &admin,
+        &guardrails_audit::verify::PgVerifyOptions::new()
+            .key(key())
+            .chain("owned-a"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.records(), 4, "two batches and the stop record");
 }

@@ -678,28 +678,34 @@ impl PgServer {
     /// `migrations/writer_role.sql` in the test database (run after
     /// `migrate`); returns the writer's URL.
     pub async fn create_writer_role(&self) -> String {
+        self.create_writer_role_named(WRITER_ROLE).await
+    }
+
+    /// [`create_writer_role`](Self::create_writer_role) for a role named
+    /// `role` (one per instance), with the same password.
+    pub async fn create_writer_role_named(&self, role: &str) -> String {
         static ROLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _serialized = ROLE.lock().await;
         let admin = self.admin().await;
         admin
             .batch_execute(&format!(
                 "DO $$ BEGIN
-                   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
-                     CREATE ROLE {WRITER_ROLE} LOGIN PASSWORD '{WRITER_PASSWORD}';
+                   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                     CREATE ROLE {role} LOGIN PASSWORD '{WRITER_PASSWORD}';
                    END IF;
                  END $$;"
             ))
             .await
             .unwrap();
         admin
-            .batch_execute(&format!(
-                "GRANT CONNECT ON DATABASE {} TO {WRITER_ROLE}",
-                self.db
-            ))
+            .batch_execute(&format!("GRANT CONNECT ON DATABASE {} TO {role}", self.db))
             .await
             .unwrap();
-        admin.batch_execute(WRITER_ROLE_SQL).await.unwrap();
-        self.url_as(WRITER_ROLE, WRITER_PASSWORD)
+        admin
+            .batch_execute(&WRITER_ROLE_SQL.replace(WRITER_ROLE, role))
+            .await
+            .unwrap();
+        self.url_as(role, WRITER_PASSWORD)
     }
 }
 

@@ -37,12 +37,14 @@
 //!
 //! # Schema
 //!
-//! `migrations/0001_audit_trail.sql` and `0002_outbox_record_size.sql`
+//! `migrations/0001_audit_trail.sql`, `0002_outbox_record_size.sql` and
+//! `0003_chain_owners.sql`
 //! (schema version [`SCHEMA_VERSION`]), applied by [`migrate`] and recorded
 //! in `guardrails_audit_migrations`:
 //!
-//! - `audit_chains (chain_id, alg, created_at, instance)`: every chain, so a
-//!   chain whose records were all removed is still known;
+//! - `audit_chains (chain_id, alg, created_at, instance, registered_by)`:
+//!   every chain, so a chain whose records were all removed is still known,
+//!   with the role that registered it;
 //! - `audit_events`: the chain columns `chain_id`, `seq`, `prev`, `hash`
 //!   (`UNIQUE (chain_id, seq)`), the event's columns for queries (`id`,
 //!   `time`, `action`, `category`, `outcome`, `reason`, `actor`, `tenant`,
@@ -170,11 +172,16 @@
 //! With the chain key, which instances that share one key all hold, it can
 //! append a record that verifies, and the chain's sink goes on after it:
 //! instances that share a key can write in each other's name. Where
-//! instances do not trust each other, give each its own chain key (and
-//! verify each chain with its own, `--chain ID`) and its own login role,
-//! with a trigger or policy that lets it insert only rows of its own chain
-//! ids (set with [`PostgresSinkBuilder::chain_id`]); the sink writes with
-//! `COPY`, which row-level security policies do not allow. A row inserted into `audit_outbox`
+//! instances do not trust each other, give each its own login role (with
+//! the grants above) and apply `migrations/chain_owners.sql` as the owner
+//! after [`migrate`]: each chain then takes rows only from the role that
+//! registered it (`audit_chains.registered_by`, schema version 3), checked
+//! once per insert statement (row-level security does not apply to the
+//! sink's `COPY`). It costs about 5 to 10 % of the sink's throughput, which
+//! is why [`migrate`] does not apply it. Register a fixed chain id
+//! ([`PostgresSinkBuilder::chain_id`]) before another role can, and give
+//! each instance its own chain key too if it must not write records that
+//! verify in another's chain. A row inserted into `audit_outbox`
 //! by hand (`app_role` can) is never taken for one of the library's own
 //! records: actions starting with `audit.` are rejected.
 //!

@@ -1,0 +1,47 @@
+-- guardrails-audit PostgreSQL schema, version 3: every chain records the
+-- role that registered it.
+--
+-- Every writer role may insert records and checkpoints into every chain: an
+-- instance that turned hostile could stop another's sink (a record that does
+-- not verify at its next seq) or, holding the same chain key, write in its
+-- name. With one login role per instance, migrations/chain_owners.sql (not
+-- applied by migrate(): it costs every insert statement a check) lets each
+-- role append only to the chains it registered, using the column and the
+-- function below. Chains registered before this version (registered_by
+-- NULL) stay open to every writer role.
+SET LOCAL lock_timeout = '5s';
+
+ALTER TABLE audit_chains ADD COLUMN registered_by text;
+
+-- Whoever registers a chain owns it; the column is not the inserter's to set.
+CREATE FUNCTION guardrails_audit_register_chain() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.registered_by := current_user;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER audit_chains_registered_by
+    BEFORE INSERT ON audit_chains
+    FOR EACH ROW EXECUTE FUNCTION guardrails_audit_register_chain();
+
+-- Refuses an insert statement that adds rows to a chain another role
+-- registered: a statement-level trigger over the statement's rows
+-- (row-level security does not apply to COPY, which the sink writes with).
+CREATE FUNCTION guardrails_audit_own_chains() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM (SELECT DISTINCT chain_id FROM new_rows) AS n
+        JOIN audit_chains AS c ON c.chain_id = n.chain_id
+        WHERE c.registered_by IS NOT NULL AND c.registered_by <> current_user
+    ) THEN
+        RAISE EXCEPTION 'guardrails-audit: % may append only to the audit chains it registered',
+            current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END;
+$$;
