@@ -1891,6 +1891,8 @@ async fn a_chain_takes_rows_only_from_the_role_that_registered_it() {
     const CHAIN_OWNERS_SQL: &str = include_str!("../migrations/chain_owners.sql");
     let pg = server!();
     let admin = migrated(&pg).await;
+    // Applied twice: the file can be run again.
+    admin.batch_execute(CHAIN_OWNERS_SQL).await.unwrap();
     admin.batch_execute(CHAIN_OWNERS_SQL).await.unwrap();
     let url_a = pg.create_writer_role_named("audit_writer_a").await;
     let url_b = pg.create_writer_role_named("audit_writer_b").await;
@@ -1907,6 +1909,15 @@ async fn a_chain_takes_rows_only_from_the_role_that_registered_it() {
     // B, holding the same chain key, appends a record that verifies and a
     // checkpoint copy to A's chain: refused.
     let b = common::pg::connect(&url_b).await.unwrap();
+    // Also with a temporary table that would shadow audit_chains in the
+    // check's search path, and under a chain id nobody registered yet.
+    b.batch_execute(
+        "CREATE TEMP TABLE audit_chains (chain_id text, registered_by text); \
+         INSERT INTO pg_temp.audit_chains VALUES \
+           ('owned-a', 'audit_writer_b'), ('not-yet-registered', 'audit_writer_b')",
+    )
+    .await
+    .unwrap();
     for sql in [
         "INSERT INTO audit_events SELECT chain_id, seq + 1000, prev, hash, gen_random_uuid(), \
            time, action, category, outcome, reason, actor, tenant, auth_method, target_type, \
@@ -1915,6 +1926,10 @@ async fn a_chain_takes_rows_only_from_the_role_that_registered_it() {
         "INSERT INTO audit_checkpoints (chain_id, seq, hash, record) \
          SELECT chain_id, seq + 1000, hash, record FROM audit_checkpoints \
          WHERE chain_id = 'owned-a' ORDER BY seq DESC LIMIT 1",
+        "INSERT INTO audit_events SELECT 'not-yet-registered', seq, prev, hash, \
+           gen_random_uuid(), time, action, category, outcome, reason, actor, tenant, \
+           auth_method, target_type, target_id, source_ip, request_id, method, route, status, \
+           duration_us, record FROM audit_events WHERE chain_id = 'owned-a' AND seq = 0",
     ] {
         let error = b.batch_execute(sql).await.unwrap_err();
         let db = error.as_db_error().unwrap();
@@ -1943,7 +1958,8 @@ async fn a_chain_takes_rows_only_from_the_role_that_registered_it() {
     sink_a.close().await.unwrap();
     // Registration records who registered, not what the insert says.
     b.batch_execute(
-        "INSERT INTO audit_chains (chain_id, alg, registered_by) \
+        "DROP TABLE pg_temp.audit_chains; \
+         INSERT INTO audit_chains (chain_id, alg, registered_by) \
          VALUES ('claimed', 'sha256', 'audit_writer_a')",
     )
     .await

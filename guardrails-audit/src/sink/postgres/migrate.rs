@@ -83,10 +83,10 @@ pub struct MigrationReport {
 /// ([`PgError::NewerSchema`]): during a rolling upgrade, or to be able to
 /// roll back, run `migrate` of the new version as a deploy step of its own
 /// and keep it out of the older binaries' start. Sinks that are already
-/// running are not affected: they do not read the schema version. Versions
-/// 2 (a size limit on `audit_outbox`) and 3 (the role that registered each
-/// chain, filled in by a trigger) are compatible with version 1 code, whose
-/// `record_in` already enforced the same limit. A migration that
+/// running are not affected: they do not read the schema version. Version
+/// 2 (a size limit on `audit_outbox`, which version 1's `record_in` already
+/// enforced) and version 3 (the role that registered each chain, filled in
+/// by a trigger) are compatible with version 1 code. A migration that
 /// cannot take its lock within a few seconds fails (`lock_timeout`) and
 /// changes nothing: run it again.
 ///

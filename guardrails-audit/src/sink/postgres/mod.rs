@@ -175,13 +175,14 @@
 //! instances do not trust each other, give each its own login role (with
 //! the grants above) and apply `migrations/chain_owners.sql` as the owner
 //! after [`migrate`]: each chain then takes rows only from the role that
-//! registered it (`audit_chains.registered_by`, schema version 3), checked
-//! once per insert statement (row-level security does not apply to the
-//! sink's `COPY`). It costs about 5 to 10 % of the sink's throughput, which
-//! is why [`migrate`] does not apply it. Register a fixed chain id
-//! ([`PostgresSinkBuilder::chain_id`]) before another role can, and give
-//! each instance its own chain key too if it must not write records that
-//! verify in another's chain. A row inserted into `audit_outbox`
+//! registered it (`audit_chains.registered_by`, schema version 3), and an
+//! unregistered chain id from none, checked once per insert statement
+//! (row-level security does not apply to the sink's `COPY`). It costs about
+//! 5 to 10 % of the sink's throughput, which is why [`migrate`] does not
+//! apply it. It does not stop a hostile instance from stalling another's
+//! insert (an uncommitted row at its next seq holds the unique index) or
+//! from deleting outbox rows; the file says more, and how to give chains
+//! registered before version 3 an owner. A row inserted into `audit_outbox`
 //! by hand (`app_role` can) is never taken for one of the library's own
 //! records: actions starting with `audit.` are rejected.
 //!
