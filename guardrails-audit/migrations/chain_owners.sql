@@ -3,7 +3,8 @@
 -- it (schema version 3 records it in audit_chains.registered_by), and a
 -- chain id no role registered takes no rows. Give each instance a login role
 -- of its own, with the privileges of writer_role.sql (not a shared group
--- role: every member may SET ROLE to it).
+-- role: every member may SET ROLE to it; nor credentials that create a new
+-- role per lease, whose chains a later lease could not continue).
 --
 -- What it does not stop: a hostile instance can still hold a transaction
 -- that inserted a row at another chain's next seq without committing it (the
