@@ -80,7 +80,7 @@ use super::check::{
 use super::{Damage, DamageKind, Location, VerifyError, VerifyReport};
 use crate::chain::{ChainAlg, ChainHasher};
 use crate::signing::{CheckpointVerifier, Ed25519VerifyingKey};
-use crate::sink::postgres::PgError;
+use crate::sink::postgres::{ColumnValues, PgError, TEXT_COLUMNS, TimeText};
 
 /// Rows read per page.
 const PAGE_ROWS: i64 = 2000;
@@ -453,15 +453,14 @@ async fn verify_chain(
     let mut keep = check::wanted_seqs(&checkpoints);
     keep.extend(check::wanted_seqs(&kept));
 
+    let text_columns = TEXT_COLUMNS.map(|(column, _)| column).join(", ");
     let statement = client
-        .prepare(
-            "SELECT seq, prev, hash, id, time, action, category, outcome, reason, actor, tenant, \
-                    auth_method, target_type, target_id, source_ip, request_id, method, route, \
-                    status, duration_us, record::text \
+        .prepare(&format!(
+            "SELECT seq, prev, hash, id, time, {text_columns}, status, duration_us, record::text \
              FROM audit_events \
              WHERE chain_id = $1 AND seq >= $2 AND (seq, id) > ($2, $3) \
-             ORDER BY seq, id LIMIT $4",
-        )
+             ORDER BY seq, id LIMIT $4"
+        ))
         .await
         .map_err(db("prepare the chain query"))?;
 
@@ -664,34 +663,18 @@ struct RawRow {
     hash: String,
     id: Uuid,
     time: OffsetDateTime,
-    text: [(&'static str, Option<String>); 13],
+    /// In [`TEXT_COLUMNS`] order.
+    text: [Option<String>; 13],
     status: Option<i32>,
     duration_us: Option<i64>,
     record: String,
 }
 
-/// The text columns and where their value is in the record.
-const TEXT_COLUMNS: [(&str, &str); 13] = [
-    ("action", "/action"),
-    ("category", "/category"),
-    ("outcome", "/outcome"),
-    ("reason", "/reason"),
-    ("actor", "/actor/subject"),
-    ("tenant", "/actor/tenant"),
-    ("auth_method", "/actor/auth_method"),
-    ("target_type", "/target/type"),
-    ("target_id", "/target/id"),
-    ("source_ip", "/source/ip"),
-    ("request_id", "/request/id"),
-    ("method", "/request/method"),
-    ("route", "/request/route"),
-];
-
 impl RawRow {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        let mut text: [(&'static str, Option<String>); 13] = Default::default();
-        for (i, (slot, (column, _))) in text.iter_mut().zip(TEXT_COLUMNS).enumerate() {
-            *slot = (column, row.try_get(5 + i)?);
+        let mut text: [Option<String>; 13] = Default::default();
+        for (i, slot) in text.iter_mut().enumerate() {
+            *slot = row.try_get(5 + i)?;
         }
         Ok(Self {
             seq: row.try_get(0)?,
@@ -728,33 +711,27 @@ impl RawRow {
         }
     }
 
-    /// The first column that says something else than the record.
+    /// The first column that says something else than the record: the
+    /// chain's columns here, the event's as the relay checks them
+    /// ([`ColumnValues::first_disagreement`]), any RFC 3339 text of the
+    /// column's instant taken for the time.
     fn mismatch(&self, value: &Value, rec: &check::Rec) -> Option<String> {
-        let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
-        let int = |pointer: &str| value.pointer(pointer).and_then(Value::as_i64);
         let column = if u64::try_from(self.seq).ok() != Some(rec.seq) {
             Some("seq")
         } else if self.prev != rec.prev {
             Some("prev")
         } else if self.hash != rec.stored {
             Some("hash")
-        } else if text("/id").and_then(|s| Uuid::parse_str(s).ok()) != Some(self.id) {
-            Some("id")
-        } else if text("/time").and_then(|s| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        }) != Some(self.time)
-        {
-            Some("time")
-        } else if int("/request/status") != self.status.map(i64::from) {
-            Some("status")
-        } else if int("/request/duration_us") != self.duration_us {
-            Some("duration_us")
         } else {
-            self.text
-                .iter()
-                .zip(TEXT_COLUMNS)
-                .find(|((_, column), (_, pointer))| column.as_deref() != text(pointer))
-                .map(|((name, _), _)| *name)
+            let record = value.as_object()?;
+            ColumnValues {
+                id: self.id,
+                time: self.time,
+                text: self.text.each_ref().map(Option::as_deref),
+                status: self.status,
+                duration_us: self.duration_us,
+            }
+            .first_disagreement(record, TimeText::SameInstant)
         }?;
         Some(format!(
             "the {column} column says something else than the stored record"

@@ -258,32 +258,94 @@ impl Unusable {
     }
 }
 
-/// Where the `action`, `category` and `outcome` columns are in a record.
-const REQUIRED_TEXT: [&str; 3] = ["/action", "/category", "/outcome"];
-
-/// Where the optional text columns are in a record, from `reason` to
-/// `route` in the order of `audit_events`.
-const OPTIONAL_TEXT: [&str; 10] = [
-    "/reason",
-    "/actor/subject",
-    "/actor/tenant",
-    "/actor/auth_method",
-    "/target/type",
-    "/target/id",
-    "/source/ip",
-    "/request/id",
-    "/request/method",
-    "/request/route",
+/// The text columns of `audit_events`, in the table's order, and where
+/// each one's value is in the record: the sink fills them from an event,
+/// the relay from an outbox record, and `verify_postgres` compares them
+/// with the stored record. The first three (`action`, `category`,
+/// `outcome`) are never null.
+pub(crate) const TEXT_COLUMNS: [(&str, &str); 13] = [
+    ("action", "/action"),
+    ("category", "/category"),
+    ("outcome", "/outcome"),
+    ("reason", "/reason"),
+    ("actor", "/actor/subject"),
+    ("tenant", "/actor/tenant"),
+    ("auth_method", "/actor/auth_method"),
+    ("target_type", "/target/type"),
+    ("target_id", "/target/id"),
+    ("source_ip", "/source/ip"),
+    ("request_id", "/request/id"),
+    ("method", "/request/method"),
+    ("route", "/request/route"),
 ];
+
+/// How a `time` column must agree with its record's text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TimeText {
+    /// Exactly the text the library writes for it (RFC 3339, UTC,
+    /// microseconds): what the relay takes, since the column keeps whole
+    /// microseconds and would cut more digits.
+    AsWritten,
+    /// Any RFC 3339 text of the same instant: what verification accepts.
+    SameInstant,
+}
+
+/// A row's event columns, borrowed, as compared with its record.
+#[derive(Debug)]
+pub(crate) struct ColumnValues<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) time: OffsetDateTime,
+    /// In [`TEXT_COLUMNS`] order.
+    pub(crate) text: [Option<&'a str>; 13],
+    pub(crate) status: Option<i32>,
+    pub(crate) duration_us: Option<i64>,
+}
+
+impl ColumnValues<'_> {
+    /// The first column that says something else than `record`, if any:
+    /// `verify_postgres` reports the row modified there, and the relay
+    /// takes no outbox record for which one would. An integer the record
+    /// holds outside its column's range has no column value and disagrees.
+    pub(crate) fn first_disagreement(
+        &self,
+        record: &Map<String, Value>,
+        time: TimeText,
+    ) -> Option<&'static str> {
+        let text = |path: &str| record_pointer(record, path).and_then(Value::as_str);
+        let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
+        let time_agrees = match time {
+            TimeText::AsWritten => text("/time") == Some(format_time(self.time).as_str()),
+            TimeText::SameInstant => {
+                text("/time").and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+                    == Some(self.time)
+            }
+        };
+        if text("/id").and_then(|s| Uuid::parse_str(s).ok()) != Some(self.id) {
+            Some("id")
+        } else if !time_agrees {
+            Some("time")
+        } else if int("/request/status") != self.status.map(i64::from) {
+            Some("status")
+        } else if int("/request/duration_us") != self.duration_us {
+            Some("duration_us")
+        } else {
+            TEXT_COLUMNS
+                .iter()
+                .zip(self.text)
+                .find(|((_, path), column)| text(path) != *column)
+                .map(|((name, _), _)| *name)
+        }
+    }
+}
 
 /// The event columns of a row (all but the chain's and `record`).
 #[derive(Debug)]
 pub(crate) struct EventColumns {
     id: Uuid,
     time: OffsetDateTime,
-    /// In [`REQUIRED_TEXT`] order.
+    /// The first three of [`TEXT_COLUMNS`].
     required: [String; 3],
-    /// In [`OPTIONAL_TEXT`] order.
+    /// The other ten of [`TEXT_COLUMNS`].
     optional: [Option<String>; 10],
     status: Option<i32>,
     duration_us: Option<i64>,
@@ -333,8 +395,21 @@ impl EventColumns {
         let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
         let id = text("/id").and_then(|s| Uuid::parse_str(s).ok())?;
         let time = text("/time").and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())?;
-        let [Some(action), Some(category), Some(outcome)] =
-            REQUIRED_TEXT.map(|path| text(path).map(str::to_owned))
+        let [
+            Some(action),
+            Some(category),
+            Some(outcome),
+            reason,
+            actor,
+            tenant,
+            auth_method,
+            target_type,
+            target_id,
+            source_ip,
+            request_id,
+            method,
+            route,
+        ] = TEXT_COLUMNS.map(|(_, path)| text(path).map(str::to_owned))
         else {
             return None;
         };
@@ -342,41 +417,38 @@ impl EventColumns {
             id,
             time,
             required: [action, category, outcome],
-            optional: OPTIONAL_TEXT.map(|path| text(path).map(str::to_owned)),
+            optional: [
+                reason,
+                actor,
+                tenant,
+                auth_method,
+                target_type,
+                target_id,
+                source_ip,
+                request_id,
+                method,
+                route,
+            ],
             status: int("/request/status").and_then(|s| i32::try_from(s).ok()),
             duration_us: int("/request/duration_us"),
         })
     }
 
     /// Whether these columns, as the database keeps them, say what `record`
-    /// says: the comparisons `verify_postgres` makes between a row and its
-    /// stored record (`RawRow::mismatch` in `verify/postgres.rs`), where any
-    /// difference is a modified row. Keep the two in step.
-    ///
-    /// The `uuid`, `text` and integer columns keep their values exactly; an
-    /// integer the record holds outside its column's range (`int4`
-    /// `status`) has no column value and does not agree. The `timestamptz`
-    /// column keeps whole microseconds, so the record's time must be
-    /// exactly the text the library writes for it (RFC 3339, UTC,
-    /// microseconds): more digits would be cut, and verification would
-    /// compare another instant. That is stricter than verification, which
-    /// takes any text of the same instant: a relayed record's time reads
-    /// like every other record's.
+    /// says, as the relay requires ([`TimeText::AsWritten`]).
     pub(crate) fn agree_with(&self, record: &Map<String, Value>) -> bool {
-        let text = |path: &str| record_pointer(record, path).and_then(Value::as_str);
-        let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
-        text("/id").and_then(|s| Uuid::parse_str(s).ok()) == Some(self.id)
-            && text("/time") == Some(format_time(self.time).as_str())
-            && int("/request/status") == self.status.map(i64::from)
-            && int("/request/duration_us") == self.duration_us
-            && REQUIRED_TEXT
-                .iter()
-                .zip(&self.required)
-                .all(|(path, column)| text(path) == Some(column.as_str()))
-            && OPTIONAL_TEXT
-                .iter()
-                .zip(&self.optional)
-                .all(|(path, column)| text(path) == column.as_deref())
+        ColumnValues {
+            id: self.id,
+            time: self.time,
+            text: std::array::from_fn(|i| match self.required.get(i) {
+                Some(value) => Some(value.as_str()),
+                None => self.optional[i - 3].as_deref(),
+            }),
+            status: self.status,
+            duration_us: self.duration_us,
+        }
+        .first_disagreement(record, TimeText::AsWritten)
+        .is_none()
     }
 }
 

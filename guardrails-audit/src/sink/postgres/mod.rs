@@ -249,6 +249,8 @@
 //! in a log, an error or `Debug` output.
 
 mod encode;
+
+pub(crate) use encode::{ColumnValues, TEXT_COLUMNS, TimeText};
 mod migrate;
 mod outbox;
 mod sink;
