@@ -541,15 +541,24 @@ pub async fn count_chain_rows(
     chain_id: &str,
     through: Option<i64>,
 ) -> Result<u64, QueryError> {
-    let count: i64 = client
+    Ok(u64::try_from(chain_rows(client, chain_id, through).await?).unwrap_or(0))
+}
+
+/// [`count_chain_rows`], with the driver's error (also for
+/// `verify_postgres`).
+pub(crate) async fn chain_rows(
+    client: &Client,
+    chain_id: &str,
+    through: Option<i64>,
+) -> Result<i64, tokio_postgres::Error> {
+    client
         .query_one(
             "SELECT count(*) FROM audit_events WHERE chain_id = $1 \
                AND ($2::bigint IS NULL OR seq <= $2 OR seq IS NULL)",
             &[&chain_id, &through],
         )
         .await?
-        .try_get(0)?;
-    Ok(u64::try_from(count).unwrap_or(0))
+        .try_get(0)
 }
 
 /// The checkpoints of one chain, in the order they were stored, as the

@@ -577,20 +577,21 @@ async fn check_all_rows_read(
     } else {
         (rows_read, last_seq)
     };
-    let row = client
-        .query_one(
-            "SELECT count(*), (SELECT seq FROM audit_events WHERE chain_id = $1 AND seq <= $2 \
-                               GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1) \
-             FROM audit_events WHERE chain_id = $1 AND (seq <= $2 OR seq IS NULL)",
-            &[&chain_id, &last_seq],
-        )
+    let stored = crate::query::chain_rows(client, chain_id, Some(last_seq))
         .await
         .map_err(db("count the chain's rows"))?;
-    let stored: i64 = row.try_get(0).map_err(db("count the chain's rows"))?;
-    let twice: Option<i64> = row.try_get(1).map_err(db("count the chain's rows"))?;
     if stored == count {
         return Ok(());
     }
+    let twice: Option<i64> = client
+        .query_opt(
+            "SELECT seq FROM audit_events WHERE chain_id = $1 AND seq <= $2 \
+             GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1",
+            &[&chain_id, &last_seq],
+        )
+        .await
+        .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+        .map_err(db("count the chain's rows"))?;
     Err(VerifyError::Damaged(Damage {
         kind: DamageKind::Inserted,
         seq: twice.and_then(|seq| u64::try_from(seq).ok()),
@@ -599,7 +600,7 @@ async fn check_all_rows_read(
         },
         detail: format!(
             "the chain holds {stored} rows up to its last record, {count} of them in order: \
-             the others share a seq and id with a row read, or have a seq below 0"
+             the others share a seq and id with a row read"
         ),
     }))
 }
