@@ -2,6 +2,8 @@
 //! its chain and first bad seq; the CLI's exit codes; an exported chain
 //! verifies as a file.
 #![cfg(feature = "postgres")]
+// The CLI tests and their helpers need the `cli` feature too.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
 mod common;
 

@@ -779,18 +779,25 @@ mod pg {
             Ok(url) => url,
             Err(message) => return fail(message),
         };
-        // Written beside the file and renamed into place once whole: a
-        // refused export leaves no file that would pass for one.
-        let partial = args.out.as_ref().map(|path| {
-            let mut name = path.file_name().unwrap_or_default().to_os_string();
-            name.push(".partial");
-            path.with_file_name(name)
-        });
+        // Written to a temporary file beside it (readable by its owner
+        // only) and renamed into place once whole: a refused export leaves
+        // no file that would pass for one (the temporary file is removed
+        // when dropped).
+        let partial = match &args.out {
+            Some(path) => {
+                let dir = path
+                    .parent()
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                match tempfile::NamedTempFile::new_in(dir) {
+                    Ok(file) => Some(file),
+                    Err(e) => return fail(format!("cannot create {}: {e}", path.display())),
+                }
+            }
+            None => None,
+        };
         let mut out: Box<dyn Write> = match &partial {
-            Some(path) => match std::fs::File::create(path) {
-                Ok(file) => Box::new(BufWriter::new(file)),
-                Err(e) => return fail(format!("cannot create {}: {e}", path.display())),
-            },
+            Some(file) => Box::new(BufWriter::new(file.as_file())),
             None => Box::new(BufWriter::new(std::io::stdout().lock())),
         };
         let runtime = match runtime() {
@@ -885,17 +892,13 @@ mod pg {
             Ok::<_, String>(count)
         });
         drop(out);
-        let result = match (result, &partial, &args.out) {
-            (Ok(count), Some(partial), Some(path)) => std::fs::rename(partial, path)
-                .map(|()| count)
-                .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        let result = match (result, partial, &args.out) {
+            (Ok(count), Some(partial), Some(path)) => partial
+                .persist(path)
+                .map(|_| count)
+                .map_err(|e| format!("cannot write {}: {}", path.display(), e.error)),
             (result, _, _) => result,
         };
-        if result.is_err()
-            && let Some(partial) = &partial
-        {
-            let _ = std::fs::remove_file(partial);
-        }
         match result {
             Ok(count) => {
                 eprintln!("exported {count} record(s)");
@@ -909,7 +912,7 @@ mod pg {
 /// The PostgreSQL commands need the `postgres` feature.
 #[cfg(not(feature = "postgres"))]
 mod pg {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
     use super::ExportArgs;
@@ -921,6 +924,7 @@ mod pg {
 
     pub(super) fn verify(
         _chain: Option<String>,
+        _checkpoints: Option<PathBuf>,
         _key_file: Option<&Path>,
         _checkpoint_key_file: Option<&Path>,
         _checkpoint_public_key_file: Option<&Path>,
