@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use grpc_notes::pb::notes_client::NotesClient;
-use grpc_notes::pb::{CreateNoteRequest, DeleteNoteRequest, ListNotesRequest};
+use grpc_notes::pb::{CreateNoteRequest, DeleteNoteRequest, ListNotesRequest, Note};
 use grpc_notes::{Notes, app, server, token};
 use guardrails_audit::sink::file::JsonLinesSink;
 use guardrails_audit::{AuditPipeline, VerifyOptions, verify};
@@ -111,6 +111,49 @@ async fn start_with(
         addr,
         stop,
         server,
+    }
+}
+
+impl Served {
+    /// Stops the server, waits for it, and flushes the trail.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = self.guard.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// A server auditing into `sink`, a client, the tokens of alice (a writer)
+/// and carol (an admin, who may delete), and a note of alice's.
+struct WithANote {
+    served: Served,
+    client: NotesClient<Channel>,
+    writer: String,
+    admin: String,
+    created: Note,
+}
+
+async fn with_a_note(sink: impl guardrails_audit::sink::AuditSink) -> WithANote {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unused");
+    let served = start_with(server::Limits::default(), sink, dir, path).await;
+    let mut client = client(served.addr).await;
+    let writer = token("alice", "acme", "notes:read notes:write", &[]);
+    let admin = token("carol", "acme", "notes:read", &["admin"]);
+    let created = client
+        .create_note(with_token(note("Delete me", &[]), &writer))
+        .await
+        .unwrap()
+        .into_inner();
+    WithANote {
+        served,
+        client,
+        writer,
+        admin,
+        created,
     }
 }
 
@@ -551,24 +594,13 @@ impl guardrails_audit::sink::AuditSink for RefusesDeletions {
 
 #[tokio::test]
 async fn a_deletion_cancelled_while_its_record_fails_is_still_undone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("unused");
-    let Served {
-        _dir,
-        path: _,
-        guard,
-        addr,
-        stop,
-        server,
-    } = start_with(server::Limits::default(), RefusesDeletions, dir, path).await;
-    let mut client = client(addr).await;
-    let writer = token("alice", "acme", "notes:read notes:write", &[]);
-    let admin = token("carol", "acme", "notes:read", &["admin"]);
-    let created = client
-        .create_note(with_token(note("Keep me", &[]), &writer))
-        .await
-        .unwrap()
-        .into_inner();
+    let WithANote {
+        served,
+        mut client,
+        writer,
+        admin,
+        created,
+    } = with_a_note(RefusesDeletions).await;
 
     // The client gives up while the deletion's record is pending: its call
     // is reset, and the server drops the handler's future.
@@ -598,12 +630,7 @@ async fn a_deletion_cancelled_while_its_record_fails_is_still_undone() {
     assert_eq!(ids, [created.id]);
 
     drop(client);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = guard.shutdown(Duration::from_secs(5)).await;
+    served.stop().await;
 }
 
 /// A sink that fails the batch holding a deletion's completion record (the
@@ -642,28 +669,17 @@ impl guardrails_audit::sink::AuditSink for FailsCompletedDeletions {
 /// `INTERNAL`, not OK, and the trail says what the client was told.
 #[tokio::test]
 async fn a_call_whose_completion_record_fails_ends_internal() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("unused");
     let written = guardrails_audit::sink::MemorySink::new();
-    let sink = FailsCompletedDeletions {
+    let WithANote {
+        served,
+        mut client,
+        admin,
+        created,
+        ..
+    } = with_a_note(FailsCompletedDeletions {
         written: written.clone(),
-    };
-    let Served {
-        _dir,
-        path: _,
-        guard,
-        addr,
-        stop,
-        server,
-    } = start_with(server::Limits::default(), sink, dir, path).await;
-    let mut client = client(addr).await;
-    let writer = token("alice", "acme", "notes:read notes:write", &[]);
-    let admin = token("carol", "acme", "notes:read", &["admin"]);
-    let created = client
-        .create_note(with_token(note("Delete me", &[]), &writer))
-        .await
-        .unwrap()
-        .into_inner();
+    })
+    .await;
     let status = client
         .delete_note(with_token(
             DeleteNoteRequest {
@@ -680,12 +696,7 @@ async fn a_call_whose_completion_record_fails_ends_internal() {
     );
 
     drop(client);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = guard.shutdown(Duration::from_secs(5)).await;
+    served.stop().await;
     let records: Vec<Value> = written
         .events()
         .iter()
