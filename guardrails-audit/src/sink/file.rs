@@ -610,13 +610,7 @@ impl JsonLinesSink {
         event
             .details
             .insert("file_first_seq".into(), Value::from(self.file_first_seq));
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let result = self
-            .encode(&mut buf, &event)
-            .and_then(|()| self.write_durably(&buf, true));
-        self.buf = buf;
-        result?;
+        self.write_one(&event, false)?;
         self.checkpoint("key_change")?;
         tracing::warn!(
             target: "audit",
@@ -862,16 +856,7 @@ impl JsonLinesSink {
                 },
             );
             event.details.insert("last_seq".into(), last_seq);
-            self.buf.clear();
-            if !torn.is_empty() && !torn_ended {
-                self.buf.push(b'\n');
-            }
-            let mut buf = std::mem::take(&mut self.buf);
-            let result = self
-                .encode(&mut buf, &event)
-                .and_then(|()| self.write_durably(&buf, true));
-            self.buf = buf;
-            result?;
+            self.write_one(&event, !torn.is_empty() && !torn_ended)?;
             self.checkpoint("recovery")?;
             tracing::warn!(
                 target: "audit",
@@ -1020,6 +1005,22 @@ impl JsonLinesSink {
         self.last_hash.clear();
         self.last_hash.extend(hash.iter().map(|b| char::from(*b)));
         Ok(())
+    }
+
+    /// Chains, appends and syncs one record of the sink's own (a recovery,
+    /// a key change, the stop), after a newline that ends a torn line when
+    /// `end_torn_line`.
+    fn write_one(&mut self, event: &AuditEvent, end_torn_line: bool) -> Result<(), SinkError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if end_torn_line {
+            buf.push(b'\n');
+        }
+        let result = self
+            .encode(&mut buf, event)
+            .and_then(|()| self.write_durably(&buf, true));
+        self.buf = buf;
+        result
     }
 
     fn write_durably(&mut self, data: &[u8], sync: bool) -> Result<(), SinkError> {
@@ -1254,9 +1255,7 @@ impl JsonLinesSink {
         }
         let event =
             AuditEvent::new(ACTION_STOPPED, Category::System).with_outcome(Outcome::Success);
-        let mut buf = Vec::new();
-        self.encode(&mut buf, &event)?;
-        if let Err(error) = self.write_durably(&buf, true) {
+        if let Err(error) = self.write_one(&event, false) {
             // Part of the record may be in the file: whoever opens it next
             // (or this sink, if it is written to again) recovers it.
             self.needs_recovery = true;
