@@ -40,6 +40,25 @@ async fn session(path: &Path, key: SecretString, previous: Option<SecretString>,
     sink.close().await.unwrap();
 }
 
+/// The sink under the old key alone.
+fn under_old_key(path: &Path) -> Result<JsonLinesSink, SinkError> {
+    JsonLinesSink::builder(path).hmac_key(key()).open()
+}
+
+/// The sink under the new key alone.
+fn under_new_key(path: &Path) -> Result<JsonLinesSink, SinkError> {
+    JsonLinesSink::builder(path).hmac_key(new_key()).open()
+}
+
+/// The sink of the start that changes the key: the new key, and the old
+/// one as the previous key.
+fn changing_key(path: &Path) -> Result<JsonLinesSink, SinkError> {
+    JsonLinesSink::builder(path)
+        .hmac_key(new_key())
+        .previous_key(key())
+        .open()
+}
+
 fn both_keys(path: &Path) -> VerifyOptions {
     VerifyOptions::new()
         .key(new_key())
@@ -114,7 +133,7 @@ async fn a_changed_key_goes_on_in_the_same_chain() {
     let path = dir.path().join("audit.jsonl");
     session(&path, key(), None, 20).await;
     // A sink with the new key alone refuses the trail, and says why.
-    let refused = JsonLinesSink::builder(&path).hmac_key(new_key()).open();
+    let refused = under_new_key(&path);
     let Err(error @ SinkError::WrongKey) = refused else {
         panic!("opened under another key: {:?}", refused.err());
     };
@@ -256,11 +275,7 @@ async fn a_crash_right_after_the_change_recovers_under_the_new_key() {
     write_trail(&path, Some(key()), 6, 1000).await;
     let old_checkpoints = read_lines(&checkpoints_of(&path));
     // Opened (the change written), then gone without a word: a crash.
-    let sink = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open()
-        .unwrap();
+    let sink = changing_key(&path).unwrap();
     drop(sink);
     // Back to the state of the crash: the change record last, its
     // checkpoint never written.
@@ -464,13 +479,7 @@ async fn a_change_record_cut_before_its_newline_is_ended() {
     let path = dir.path().join("audit.jsonl");
     write_trail(&path, Some(key()), 4, 1000).await;
     let old_checkpoints = read_lines(&checkpoints_of(&path));
-    drop(
-        JsonLinesSink::builder(&path)
-            .hmac_key(new_key())
-            .previous_key(key())
-            .open()
-            .unwrap(),
-    );
+    drop(changing_key(&path).unwrap());
     let lines = read_lines(&path);
     let change = change_line(&lines);
     let text = lines[..=change].join("\n");
@@ -674,27 +683,18 @@ async fn a_crash_before_the_changes_checkpoint_recovers_with_any_signer() {
 async fn an_unclean_old_trail_is_recovered_before_its_key_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
+    let mut sink = under_old_key(&path).unwrap();
     sink.write_batch(&awkward_events(3)).await.unwrap();
     drop(sink);
     let before = std::fs::read(&path).unwrap();
-    let refused = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open();
+    let refused = changing_key(&path);
     let Err(SinkError::Incompatible(why)) = refused else {
         panic!("changed the key of a crashed trail: {:?}", refused.err());
     };
     assert!(why.contains("start once with the previous key"), "{why}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(key())
-        .open()
-        .unwrap();
+    let mut sink = under_old_key(&path).unwrap();
     sink.close().await.unwrap();
     verify(
         &path,
@@ -703,20 +703,13 @@ async fn an_unclean_old_trail_is_recovered_before_its_key_changes() {
             .checkpoints(checkpoints_of(&path)),
     )
     .unwrap();
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open()
-        .unwrap();
+    let mut sink = changing_key(&path).unwrap();
     sink.write_batch(&awkward_events(2)).await.unwrap();
     drop(sink);
     // Crashed under the new key; a start with the previous key still
     // configured is refused before it recovers anything.
     let before = std::fs::read(&path).unwrap();
-    let left = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .previous_key(key())
-        .open();
+    let left = changing_key(&path);
     assert!(
         matches!(left, Err(SinkError::Incompatible(_))),
         "{:?}",
@@ -727,13 +720,7 @@ async fn an_unclean_old_trail_is_recovered_before_its_key_changes() {
         before,
         "wrote before refusing"
     );
-    JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .open()
-        .unwrap()
-        .close()
-        .await
-        .unwrap();
+    under_new_key(&path).unwrap().close().await.unwrap();
     let report = verify(&path, &both_keys_alone(&path)).unwrap();
     assert_eq!((report.key_changes, report.recoveries), (1, 2));
 }
@@ -815,10 +802,7 @@ async fn a_rotation_checkpoint_lost_right_after_the_change_is_written_again() {
     );
     write_lines(&cp_path, &checkpoints);
 
-    let mut sink = JsonLinesSink::builder(&path)
-        .hmac_key(new_key())
-        .open()
-        .unwrap();
+    let mut sink = under_new_key(&path).unwrap();
     sink.close().await.unwrap();
     let report = verify(&path, &both_keys_alone(&path)).unwrap();
     assert_eq!(report.recoveries, 1);
