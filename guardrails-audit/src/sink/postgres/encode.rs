@@ -395,21 +395,8 @@ impl EventColumns {
         let int = |path: &str| record_pointer(record, path).and_then(Value::as_i64);
         let id = text("/id").and_then(|s| Uuid::parse_str(s).ok())?;
         let time = text("/time").and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())?;
-        let [
-            Some(action),
-            Some(category),
-            Some(outcome),
-            reason,
-            actor,
-            tenant,
-            auth_method,
-            target_type,
-            target_id,
-            source_ip,
-            request_id,
-            method,
-            route,
-        ] = TEXT_COLUMNS.map(|(_, path)| text(path).map(str::to_owned))
+        let [Some(action), Some(category), Some(outcome), optional @ ..] =
+            TEXT_COLUMNS.map(|(_, path)| text(path).map(str::to_owned))
         else {
             return None;
         };
@@ -417,18 +404,7 @@ impl EventColumns {
             id,
             time,
             required: [action, category, outcome],
-            optional: [
-                reason,
-                actor,
-                tenant,
-                auth_method,
-                target_type,
-                target_id,
-                source_ip,
-                request_id,
-                method,
-                route,
-            ],
+            optional,
             status: int("/request/status").and_then(|s| i32::try_from(s).ok()),
             duration_us: int("/request/duration_us"),
         })
